@@ -1,0 +1,32 @@
+#pragma once
+// Shared pieces of the N-API surface: per-environment data, the injected
+// error class, and conversions of the cable descriptor.
+#include <napi.h>
+
+#include <string>
+
+#include "usb/cable_descriptor.h"
+
+namespace tsmuxd::addon {
+
+struct AddonData {
+  Napi::FunctionReference errorClass;  // injected by src/native.ts
+};
+
+// Throws an instance of the injected TS error class (a plain Error with a
+// `code` until it is injected).
+[[noreturn]] void throwError(Napi::Env env, const std::string& code, const std::string& message);
+Napi::Value makeError(Napi::Env env, const std::string& code, const std::string& message);
+
+Napi::Object descriptorToJs(Napi::Env env, const usb::CableDescriptor& d);
+usb::CableDescriptor descriptorFromJs(Napi::Env env, Napi::Object o);
+
+// Argument helpers that throw ERR_INVALID_ARGUMENT.
+uint32_t argUint(const Napi::CallbackInfo& info, size_t i, const char* name, uint32_t max);
+std::string argString(const Napi::CallbackInfo& info, size_t i, const char* name);
+Napi::Object argObject(const Napi::CallbackInfo& info, size_t i, const char* name);
+
+void initEngine(Napi::Env env, Napi::Object exports);
+void initTesting(Napi::Env env, Napi::Object exports);
+
+}  // namespace tsmuxd::addon

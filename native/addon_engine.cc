@@ -1,0 +1,274 @@
+// The Engine class as JS sees it: a thin shell over pipe::Engine. Arguments
+// are checked here; the logic lives in the engine and in src/devices.
+#include <functional>
+#include <memory>
+
+#include "addon.h"
+#include "mux/fault.h"
+#include "pipe/engine.h"
+#include "pipe/js_events.h"
+
+namespace tsmuxd::addon {
+
+namespace {
+
+const char* eventTypeName(pipe::NativeEvent::Type t) {
+  using T = pipe::NativeEvent::Type;
+  switch (t) {
+    case T::Attached: return "attached";
+    case T::Ready: return "ready";
+    case T::Detached: return "detached";
+    case T::Log: return "log";
+    case T::Connected: return "connected";
+    case T::ConnectFailed: return "connectFailed";
+    case T::Closed: return "closed";
+  }
+  return "unknown";
+}
+
+Napi::Value eventToJs(Napi::Env env, const pipe::NativeEvent& ev) {
+  using T = pipe::NativeEvent::Type;
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("type", eventTypeName(ev.type));
+  if (ev.handle) o.Set("handle", ev.handle);
+  if (ev.conn) o.Set("conn", ev.conn);
+  switch (ev.type) {
+    case T::Attached:
+      if (ev.descriptor) o.Set("descriptor", descriptorToJs(env, *ev.descriptor));
+      break;
+    case T::Ready: o.Set("version", ev.version); break;
+    case T::Log:
+      o.Set("level", ev.level);
+      o.Set("text", ev.text);
+      break;
+    case T::Closed:
+      o.Set("reason", ev.text);
+      o.Set("bytesIn", double(ev.bytesIn));
+      o.Set("bytesOut", double(ev.bytesOut));
+      break;
+    case T::Detached:
+    case T::ConnectFailed:
+      o.Set("code", ev.code);
+      o.Set("reason", ev.text);
+      break;
+    case T::Connected: break;
+  }
+  return o;
+}
+
+class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
+ public:
+  static Napi::Function define(Napi::Env env) {
+    return DefineClass(
+        env, "Engine",
+        {
+            InstanceMethod<&EngineWrap::listenCable>("listenCable"),
+            InstanceMethod<&EngineWrap::closeListener>("closeListener"),
+            InstanceMethod<&EngineWrap::openDevice>("openDevice"),
+            InstanceMethod<&EngineWrap::closeDevice>("closeDevice"),
+            InstanceMethod<&EngineWrap::connect>("connect"),
+            InstanceMethod<&EngineWrap::attachClient>("attachClient"),
+            InstanceMethod<&EngineWrap::closeConnection>("closeConnection"),
+            InstanceMethod<&EngineWrap::attachDeviceRole>("attachDeviceRole"),
+            InstanceMethod<&EngineWrap::stats>("stats"),
+            InstanceMethod<&EngineWrap::ref>("ref"),
+            InstanceMethod<&EngineWrap::unref>("unref"),
+            InstanceMethod<&EngineWrap::close>("close"),
+        });
+  }
+
+  explicit EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EngineWrap>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsFunction()) {
+      throwError(env, codes::kInvalidArgument, "new Engine(onEvents) needs a callback");
+    }
+    events_ = pipe::JsEventQueue::create(env, info[0].As<Napi::Function>(), eventToJs);
+    engine_ = std::make_unique<pipe::Engine>(*events_);
+    events_->bind(&engine_->loop(), &engine_->stats());
+    engine_->start();
+    // Stop the event thread before the environment goes away (process exit,
+    // worker termination), or it would call into a dead environment.
+    cleanup_ = env.AddCleanupHook(std::function<void()>([this] { shutdown(); }));
+  }
+
+  ~EngineWrap() override {
+    shutdown();
+    if (cleanup_.IsEmpty() == false) cleanup_.Remove(Env());
+  }
+
+ private:
+  void shutdown() {
+    if (!engine_) return;
+    engine_->stop();
+    events_->close(Env());
+    engine_.reset();
+  }
+
+  pipe::Engine& live(Napi::Env env) {
+    if (!engine_) throwError(env, codes::kEngineClosed, "the engine is closed");
+    return *engine_;
+  }
+
+  Napi::Value listenCable(const Napi::CallbackInfo& info) {
+    std::string path = argString(info, 0, "path");
+    std::string error;
+    uint32_t id = live(info.Env()).listenCable(path, error);
+    if (!id) throwError(info.Env(), codes::kSystem, error);
+    return Napi::Number::New(info.Env(), id);
+  }
+
+  Napi::Value closeListener(const Napi::CallbackInfo& info) {
+    live(info.Env()).closeListener(argUint(info, 0, "listener", UINT32_MAX));
+    return info.Env().Undefined();
+  }
+
+  Napi::Value openDevice(const Napi::CallbackInfo& info) {
+    uint32_t handle = argUint(info, 0, "handle", UINT32_MAX);
+    Napi::Object opts = argObject(info, 1, "options");
+    Napi::Value w = opts.Get("window");
+    Napi::Value m = opts.Get("maxPacketSize");
+    uint32_t window = w.IsNumber() ? w.As<Napi::Number>().Uint32Value() : (256u << 10);
+    uint32_t maxPacket = m.IsNumber() ? m.As<Napi::Number>().Uint32Value() : 512;
+    if (window < 256 || window > mux::kMaxWindow) {
+      throwError(info.Env(), codes::kInvalidArgument, "window must be 256 .. 16776960 bytes");
+    }
+    if (maxPacket < 8 || maxPacket > 1024) {
+      throwError(info.Env(), codes::kInvalidArgument, "maxPacketSize must be 8 .. 1024");
+    }
+    live(info.Env()).openDevice(handle, window, uint16_t(maxPacket));
+    return info.Env().Undefined();
+  }
+
+  Napi::Value closeDevice(const Napi::CallbackInfo& info) {
+    live(info.Env()).closeDevice(argUint(info, 0, "handle", UINT32_MAX));
+    return info.Env().Undefined();
+  }
+
+  Napi::Value connect(const Napi::CallbackInfo& info) {
+    uint32_t handle = argUint(info, 0, "handle", UINT32_MAX);
+    uint32_t port = argUint(info, 1, "port", 65535);
+    uint32_t timeout = argUint(info, 2, "timeoutMs", 3600000);
+    if (port == 0) throwError(info.Env(), codes::kInvalidArgument, "port 0 does not exist");
+    return Napi::Number::New(info.Env(), live(info.Env()).connect(handle, uint16_t(port), timeout));
+  }
+
+  Napi::Value attachClient(const Napi::CallbackInfo& info) {
+    uint32_t conn = argUint(info, 0, "conn", UINT32_MAX);
+    uint32_t fd = argUint(info, 1, "fd", INT32_MAX);
+    std::vector<uint8_t> pipelined;
+    if (info.Length() > 2 && info[2].IsBuffer()) {
+      auto buf = info[2].As<Napi::Buffer<uint8_t>>();
+      pipelined.assign(buf.Data(), buf.Data() + buf.Length());
+    }
+    std::string error;
+    if (!live(info.Env()).attachClient(conn, int(fd), std::move(pipelined), error)) {
+      throwError(info.Env(), codes::kSystem, error);
+    }
+    return info.Env().Undefined();
+  }
+
+  Napi::Value closeConnection(const Napi::CallbackInfo& info) {
+    live(info.Env()).closeConnection(argUint(info, 0, "conn", UINT32_MAX));
+    return info.Env().Undefined();
+  }
+
+  Napi::Value attachDeviceRole(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::string path = argString(info, 0, "cablePath");
+    usb::CableDescriptor descriptor = descriptorFromJs(env, argObject(info, 1, "descriptor"));
+    pipe::DeviceRoleOptions options;
+    if (info.Length() > 2 && info[2].IsObject()) {
+      Napi::Object o = info[2].As<Napi::Object>();
+      if (o.Get("window").IsNumber()) options.window = o.Get("window").As<Napi::Number>().Uint32Value();
+      if (o.Get("version").IsNumber()) options.version = o.Get("version").As<Napi::Number>().Int32Value();
+      if (o.Get("controlLogs").IsBoolean()) options.controlLogs = o.Get("controlLogs").ToBoolean();
+      if (o.Get("defaultLoopback").IsBoolean()) {
+        options.defaultLoopback = o.Get("defaultLoopback").ToBoolean();
+      }
+      Napi::Value map = o.Get("portMap");
+      if (map.IsArray()) {
+        Napi::Array entries = map.As<Napi::Array>();
+        for (uint32_t i = 0; i < entries.Length(); ++i) {
+          Napi::Value e = entries.Get(i);
+          if (!e.IsObject()) throwError(env, codes::kInvalidArgument, "portMap entries are objects");
+          Napi::Object eo = e.As<Napi::Object>();
+          Napi::Value port = eo.Get("port");
+          if (!port.IsNumber()) throwError(env, codes::kInvalidArgument, "portMap entry needs a port");
+          pipe::LocalTarget t;
+          if (eo.Get("path").IsString()) t.path = eo.Get("path").As<Napi::String>().Utf8Value();
+          if (eo.Get("host").IsString()) t.host = eo.Get("host").As<Napi::String>().Utf8Value();
+          if (eo.Get("targetPort").IsNumber()) {
+            t.port = uint16_t(eo.Get("targetPort").As<Napi::Number>().Uint32Value());
+          }
+          if (t.path.empty() && t.host.empty()) t.host = "127.0.0.1";
+          options.portMap.emplace_back(uint16_t(port.As<Napi::Number>().Uint32Value()), t);
+        }
+      }
+    }
+    if (options.window < 256 || options.window > mux::kMaxWindow) {
+      throwError(env, codes::kInvalidArgument, "window must be 256 .. 16776960 bytes");
+    }
+    std::string error;
+    uint32_t handle = live(env).attachDeviceRole(path, descriptor, options, error);
+    if (!handle) throwError(env, codes::kSystem, error);
+    return Napi::Number::New(env, handle);
+  }
+
+  Napi::Value stats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    EngineStats& s = live(env).stats();
+    Napi::Object o = Napi::Object::New(env);
+    auto put = [&](const char* k, const EngineStats::Counter& c) {
+      o.Set(k, double(c.load(std::memory_order_relaxed)));
+    };
+    put("transfersOut", s.transfersOut);
+    put("transfersIn", s.transfersIn);
+    put("zlpsOut", s.zlpsOut);
+    put("zlpsIn", s.zlpsIn);
+    put("usbBytesOut", s.usbBytesOut);
+    put("usbBytesIn", s.usbBytesIn);
+    put("payloadBytesToDevice", s.payloadBytesToDevice);
+    put("payloadBytesFromDevice", s.payloadBytesFromDevice);
+    put("packetsOut", s.packetsOut);
+    put("packetsIn", s.packetsIn);
+    put("acksOut", s.acksOut);
+    put("rstsOut", s.rstsOut);
+    put("rstsIn", s.rstsIn);
+    put("controlIn", s.controlIn);
+    put("logsSuppressed", s.logsSuppressed);
+    put("jsWakeups", s.jsWakeups);
+    put("jsEvents", s.jsEvents);
+    put("windowStalls", s.windowStalls);
+    put("devicesActive", s.devicesActive);
+    put("connectionsActive", s.connectionsActive);
+    put("connectionsTotal", s.connectionsTotal);
+    return o;
+  }
+
+  Napi::Value ref(const Napi::CallbackInfo& info) {
+    if (engine_) events_->ref(info.Env());
+    return info.Env().Undefined();
+  }
+
+  Napi::Value unref(const Napi::CallbackInfo& info) {
+    if (engine_) events_->unref(info.Env());
+    return info.Env().Undefined();
+  }
+
+  Napi::Value close(const Napi::CallbackInfo& info) {
+    shutdown();
+    return info.Env().Undefined();
+  }
+
+  pipe::JsEventQueue* events_ = nullptr;
+  std::unique_ptr<pipe::Engine> engine_;
+  Napi::Env::CleanupHook<std::function<void()>> cleanup_;
+};
+
+}  // namespace
+
+void initEngine(Napi::Env env, Napi::Object exports) {
+  exports.Set("Engine", EngineWrap::define(env));
+}
+
+}  // namespace tsmuxd::addon

@@ -1,0 +1,407 @@
+#include "mux/connection.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "mux/device_session.h"
+
+namespace tsmuxd::mux {
+
+namespace {
+std::atomic<uint32_t> gNextConnectionId{1};
+constexpr uint64_t kDrainTimeoutMs = 30000;
+
+// Phones report errors with Darwin's errno numbers.
+int darwinErrno(int linuxErrno) {
+  switch (linuxErrno) {
+    case ECONNREFUSED: return 61;
+    case ETIMEDOUT: return 60;
+    case ENETUNREACH: return 51;
+    case EHOSTUNREACH: return 65;
+    default: return linuxErrno;
+  }
+}
+
+std::string hex(uint32_t v) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "0x%x", v);
+  return buf;
+}
+}  // namespace
+
+uint32_t allocateConnectionId() {
+  uint32_t id = gNextConnectionId.fetch_add(1);
+  if (id == 0) id = gNextConnectionId.fetch_add(1);
+  return id;
+}
+
+Connection::Connection(DeviceSession& session, uint32_t id, Role role, uint16_t localPort,
+                       uint16_t remotePort, uint32_t window)
+    : session_(&session),
+      observer_(session.observer()),
+      loop_(session.loop()),
+      stats_(&session.stats()),
+      id_(id),
+      role_(role),
+      localPort_(localPort),
+      remotePort_(remotePort),
+      state_(role == Role::Host ? State::SynSent : State::SynReceived),
+      inbound_(session.pool()),
+      rcvWnd_(window & ~((1u << kWindowShift) - 1)) {
+  EngineStats::add(session.stats().connectionsActive, 1);
+  EngineStats::add(session.stats().connectionsTotal, 1);
+}
+
+Connection::~Connection() {
+  cancelTimer();
+  EngineStats::sub(stats_->connectionsActive, 1);
+}
+
+void Connection::setIo(std::shared_ptr<ConnectionIo> io) {
+  io_ = std::move(io);
+  if (!io_) return;
+  if (!inbound_.empty()) io_->inboundReady();
+  if (state_ == State::Established) io_->sendReady();
+  if (state_ == State::Draining) io_->finish();
+}
+
+size_t Connection::maxPayload() const {
+  size_t header = session_ ? session_->headerSize() : kHeaderSizeV2;
+  return kMaxSendLength - header - kTcpHeaderSize;
+}
+
+void Connection::cancelTimer() {
+  if (timer_) loop_.cancelTimer(timer_);
+  timer_ = 0;
+}
+
+void Connection::transmit(pipe::OutPacket packet, uint8_t flags, uint32_t seq, size_t payloadLen) {
+  if (!session_) return;
+  TcpHeader th;
+  th.sport = localPort_;
+  th.dport = remotePort_;
+  th.seq = seq;
+  th.ack = state_ == State::SynSent ? 0 : receiveAck();
+  th.flags = flags;
+  th.window = scaleWindow(rcvWnd_);
+  lastAckSent_ = th.ack;
+  lastWndSent_ = unscaleWindow(th.window);
+  packet.resize(session_->headerSize() + kTcpHeaderSize + payloadLen);
+  if ((flags & ~kAck) == 0 && payloadLen == 0) EngineStats::add(stats_->acksOut, 1);
+  session_->sendTcp(std::move(packet), th);
+}
+
+void Connection::sendControl(uint8_t flags, const std::string& text) {
+  if (!session_) return;
+  pipe::OutPacket p = session_->newPacket(kTcpHeaderSize + text.size());
+  std::memcpy(p.data() + session_->headerSize() + kTcpHeaderSize, text.data(), text.size());
+  transmit(std::move(p), flags, sndNxt_, text.size());
+}
+
+// ---- handshake ----
+
+void Connection::startConnect(uint64_t timeoutMs) {
+  sndNxt_ = 0;
+  sendControl(kSyn);
+  sndNxt_ = 1;
+  std::weak_ptr<Connection> weak = weak_from_this();
+  timer_ = loop_.addTimer(timeoutMs, [weak] {
+    if (auto c = weak.lock()) {
+      c->timer_ = 0;
+      c->connectTimedOut();
+    }
+  });
+}
+
+void Connection::connectTimedOut() {
+  if (state_ != State::SynSent) return;
+  sendControl(kRst);
+  closeFromHandshake("ETIMEDOUT", "the device did not answer the SYN in time");
+}
+
+void Connection::closeFromHandshake(const char* code, const std::string& reason) {
+  cancelTimer();
+  state_ = State::Closed;
+  if (io_) io_->abort();
+  std::shared_ptr<Connection> self = shared_from_this();
+  if (session_) session_->remove(*this);
+  observer_.onConnectFailed(*this, code, reason);
+}
+
+void Connection::acceptSyn(const TcpHeader& syn) {
+  rcvNxt_ = syn.seq + 1;
+  sndWnd_ = unscaleWindow(syn.window);
+  sndNxt_ = 0;
+  sndUna_ = 0;
+}
+
+void Connection::localConnected() {
+  if (state_ != State::SynReceived) return;
+  sendControl(kSyn | kAck);
+  sndNxt_ = 1;
+  state_ = State::SynAckSent;
+  if (session_) {
+    session_->controlLog(kControlInfo, "AppleUSBDeviceMux::handleConnectResult new session " +
+                                           hex(id_) + " established " +
+                                           std::to_string(localPort_) + "<-lo0->" +
+                                           std::to_string(localPort_) + " " +
+                                           std::to_string(localPort_) + "<-usb->" +
+                                           std::to_string(remotePort_));
+  }
+}
+
+void Connection::localConnectFailed(int error) {
+  if (state_ != State::SynReceived) return;
+  sendControl(kRst);
+  if (session_) {
+    session_->controlLog(kControlWarning, "AppleUSBDeviceMux::handleConnectResult new session to port " +
+                                              std::to_string(localPort_) + " failed: " +
+                                              std::to_string(darwinErrno(error)));
+  }
+  closeFromHandshake("ECONNREFUSED", std::string("local connect failed: ") + strerror(error));
+}
+
+// ---- input ----
+
+void Connection::onSegment(const TcpHeader& th, const uint8_t* payload, size_t len) {
+  // A RST may carry the peer's reason as text.
+  auto reason = [payload, len](const char* prefix, const char* fallback) {
+    std::string text(reinterpret_cast<const char*>(payload), len);
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\0')) text.pop_back();
+    return text.empty() ? std::string(fallback) : std::string(prefix) + text;
+  };
+  switch (state_) {
+    case State::SynSent:
+      if (th.flags & kRst) {
+        closeFromHandshake("ECONNREFUSED", reason("", "connection refused by the device"));
+        return;
+      }
+      if (th.flags != (kSyn | kAck) || th.ack != 1) {
+        sendControl(kRst);
+        closeFromHandshake("ECONNREFUSED", "bad handshake reply (flags " + hex(th.flags) +
+                                               ", ack " + std::to_string(th.ack) + ")");
+        return;
+      }
+      cancelTimer();
+      rcvNxt_ = th.seq + 1;
+      sndUna_ = th.ack;
+      sndWnd_ = unscaleWindow(th.window);
+      state_ = State::Established;
+      sendControl(kAck);
+      observer_.onConnected(*this);
+      if (io_) io_->sendReady();
+      return;
+    case State::SynReceived:
+      // The local socket is still opening; only an abort makes sense here.
+      if (th.flags & kRst) {
+        closeFromHandshake("ECONNRESET", "the host aborted the connection");
+      } else {
+        violation("packet before the handshake finished");
+      }
+      return;
+    case State::SynAckSent:
+      if (th.flags & kRst) break;
+      if (th.flags != kAck || th.ack != 1) {
+        violation("bad handshake ACK (flags " + hex(th.flags) + ", ack " +
+                  std::to_string(th.ack) + ")");
+        return;
+      }
+      state_ = State::Established;
+      if (io_) io_->sendReady();
+      break;
+    case State::Established: break;
+    case State::Draining:
+    case State::Closed: return;  // we already reset it; the peer will catch up
+  }
+
+  if (th.flags & kRst) {
+    drain(reason("reset by peer: ", "reset by peer"));
+    return;
+  }
+  if (th.flags != kAck) {
+    violation("flags " + hex(th.flags) + " on an established connection (only ACK is allowed)");
+    return;
+  }
+  if (th.seq != rcvNxt_) {
+    violation("sequence " + std::to_string(th.seq) + " where " + std::to_string(rcvNxt_) +
+              " was expected");
+    return;
+  }
+  if (th.ack - sndUna_ > sndNxt_ - sndUna_) {
+    violation("ACK " + std::to_string(th.ack) + " of data never sent (next is " +
+              std::to_string(sndNxt_) + ")");
+    return;
+  }
+  if (len > 0 && int32_t((th.seq + uint32_t(len)) - (lastAckSent_ + lastWndSent_)) > 0) {
+    violation(role_ == Role::Device
+                  ? "received " + std::to_string(len) + " bytes past the window; the device suffers from amnesia"
+                  : "the device sent " + std::to_string(len) + " bytes past our window");
+    return;
+  }
+  sndUna_ = th.ack;
+  sndWnd_ = unscaleWindow(th.window);
+  if (len > 0) deliver(payload, len);
+  if (wantSend_ && sendable() > 0) {
+    wantSend_ = false;
+    if (io_) io_->sendReady();
+  }
+}
+
+void Connection::deliver(const uint8_t* payload, size_t len) {
+  rcvNxt_ += uint32_t(len);
+  bytesIn_ += len;
+  EngineStats::add(role_ == Role::Host ? stats_->payloadBytesFromDevice
+                                       : stats_->payloadBytesToDevice,
+                   len);
+  if (io_ && inbound_.empty()) {
+    size_t taken = io_->offer(payload, len);
+    payload += taken;
+    len -= taken;
+  }
+  if (len > 0) inbound_.append(payload, len);
+  noteAckDue();
+}
+
+void Connection::noteAckDue() {
+  if (receiveAck() != lastAckSent_ && session_ && state_ == State::Established) {
+    session_->queueAck(*this);
+  }
+}
+
+void Connection::consumed(size_t n) {
+  inbound_.consume(n);
+  noteAckDue();
+}
+
+void Connection::flushAck() {
+  if (state_ == State::Established && receiveAck() != lastAckSent_) sendControl(kAck);
+}
+
+// ---- output ----
+
+size_t Connection::sendable() const {
+  if (state_ != State::Established || !session_ || session_->congested()) return 0;
+  int32_t room = int32_t(sndUna_ + sndWnd_ - sndNxt_);
+  if (room <= 0) return 0;
+  return std::min(size_t(room), maxPayload());
+}
+
+void Connection::blocked() {
+  if (state_ != State::Established || !session_) return;
+  if (session_->congested()) {
+    session_->waitForTransport(*this);
+  } else {
+    wantSend_ = true;
+    EngineStats::add(stats_->windowStalls, 1);
+  }
+}
+
+void Connection::transportDrained() {
+  if (state_ == State::Established && io_) io_->sendReady();
+}
+
+size_t Connection::payloadOffset() const {
+  return (session_ ? session_->headerSize() : kHeaderSizeV2) + kTcpHeaderSize;
+}
+
+pipe::OutPacket Connection::newDataPacket(size_t payloadCapacity) {
+  return session_->newPacket(kTcpHeaderSize + payloadCapacity);
+}
+
+void Connection::sendData(pipe::OutPacket packet, size_t payloadLen) {
+  uint32_t seq = sndNxt_;
+  sndNxt_ += uint32_t(payloadLen);
+  bytesOut_ += payloadLen;
+  EngineStats::add(role_ == Role::Host ? stats_->payloadBytesToDevice
+                                       : stats_->payloadBytesFromDevice,
+                   payloadLen);
+  transmit(std::move(packet), kAck, seq, payloadLen);
+}
+
+// ---- teardown ----
+
+void Connection::violation(const std::string& what) {
+  observer_.onConnectionLog(*this, what);
+  // A phone says why it resets; the host just resets.
+  sendControl(kRst, role_ == Role::Device ? what : std::string());
+  drain(what);
+}
+
+void Connection::drain(const std::string& reason) {
+  if (state_ == State::Draining || state_ == State::Closed) return;
+  cancelTimer();
+  state_ = State::Draining;
+  closeReason_ = reason;
+  if (session_) session_->remove(*this);
+  // A local reader that never drains must not pin the connection forever.
+  std::weak_ptr<Connection> weak = weak_from_this();
+  timer_ = loop_.addTimer(kDrainTimeoutMs, [weak] {
+    if (auto c = weak.lock()) {
+      c->timer_ = 0;
+      if (c->state_ != State::Draining) return;
+      if (c->io_) c->io_->abort();
+      c->finishClose(c->closeReason_ + " (undelivered bytes dropped after the drain timeout)");
+    }
+  });
+  if (io_) {
+    io_->finish();  // flushes what the peer sent, then calls ioFinished()
+  } else if (role_ == Role::Device || inbound_.empty()) {
+    finishClose(reason);
+  }
+  // A host connection with no client socket yet keeps its bytes for attach.
+}
+
+void Connection::ioFinished() { finishClose(closeReason_); }
+
+void Connection::reset(const std::string& reason) {
+  if (state_ == State::Closed) return;
+  if (state_ != State::Draining) sendControl(kRst);
+  if (state_ == State::SynSent) {
+    closeFromHandshake("ECONNABORTED", reason);
+    return;
+  }
+  if (io_) io_->abort();
+  finishClose(reason);
+}
+
+void Connection::localEnded(const std::string& reason) {
+  if (state_ == State::Closed) return;
+  if (state_ == State::Draining) {
+    finishClose(closeReason_);
+    return;
+  }
+  sendControl(kRst);
+  if (role_ == Role::Device && session_) {
+    session_->controlLog(kControlInfo, "AppleUSBDeviceMux::sessionUpcall socket is closed, session " +
+                                           hex(id_));
+  }
+  if (io_) io_->abort();
+  finishClose(reason);
+}
+
+void Connection::peerGone(const std::string& reason) {
+  session_ = nullptr;  // the session is going away; nothing more is sent
+  if (state_ == State::SynSent || state_ == State::SynReceived) {
+    cancelTimer();
+    state_ = State::Closed;
+    if (io_) io_->abort();
+    observer_.onConnectFailed(*this, "ENODEV", reason);
+    return;
+  }
+  drain(reason);
+}
+
+void Connection::finishClose(const std::string& reason) {
+  if (state_ == State::Closed) return;
+  cancelTimer();
+  state_ = State::Closed;
+  std::shared_ptr<Connection> self = shared_from_this();
+  if (session_) session_->remove(*this);
+  inbound_.clear();
+  observer_.onConnectionClosed(*this, reason);
+}
+
+}  // namespace tsmuxd::mux

@@ -1,0 +1,146 @@
+#pragma once
+// One pseudo-TCP connection over the mux. It is TCP's handshake and its
+// SEQ/ACK/window bookkeeping and nothing else: no retransmission, no
+// reordering, no FIN; RST is the only teardown. Two rules matter most:
+//   - we never send past the peer's window, and
+//   - we ACK only what the local socket has taken, so a reader that stalls
+//     stalls the peer instead of growing our memory.
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "mux/frame.h"
+#include "pipe/buffers.h"
+#include "pipe/event_loop.h"
+#include "pipe/stats.h"
+
+namespace tsmuxd::mux {
+
+class DeviceSession;
+class SessionObserver;
+
+enum class Role { Host, Device };
+
+// Connection ids are unique in the process and never 0.
+uint32_t allocateConnectionId();
+
+// The local end of a connection: a client socket in the daemon, a service
+// socket in the simulated phone (native/pipe/fd_pump.h).
+class ConnectionIo {
+ public:
+  virtual ~ConnectionIo() = default;
+  // Writes what the local side takes right now; returns the count.
+  virtual size_t offer(const uint8_t* data, size_t len) = 0;
+  // Bytes wait in the connection's inbound queue.
+  virtual void inboundReady() = 0;
+  // The peer's window or the transport opened: read local bytes again.
+  virtual void sendReady() = 0;
+  // The peer is gone: flush the inbound queue, close, then ioFinished().
+  virtual void finish() = 0;
+  // Close the local side at once.
+  virtual void abort() = 0;
+};
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  enum class State {
+    SynSent,      // host: SYN out, waiting for SYN|ACK
+    SynReceived,  // device: SYN in, opening the local socket
+    SynAckSent,   // device: SYN|ACK out, waiting for the ACK
+    Established,
+    Draining,     // the peer is gone; flushing what it sent to the local side
+    Closed,
+  };
+
+  Connection(DeviceSession& session, uint32_t id, Role role, uint16_t localPort,
+             uint16_t remotePort, uint32_t window);
+  ~Connection();
+
+  uint32_t id() const { return id_; }
+  Role role() const { return role_; }
+  State state() const { return state_; }
+  uint16_t localPort() const { return localPort_; }
+  uint16_t remotePort() const { return remotePort_; }
+  uint32_t key() const { return (uint32_t(localPort_) << 16) | remotePort_; }
+  DeviceSession* session() const { return session_; }
+
+  void setIo(std::shared_ptr<ConnectionIo> io);
+  bool hasIo() const { return io_ != nullptr; }
+
+  // Handshake.
+  void startConnect(uint64_t timeoutMs);  // host: send SYN
+  void acceptSyn(const TcpHeader& syn);   // device: remember the peer's ISN
+  void localConnected();                  // device: local socket is up -> SYN|ACK
+  void localConnectFailed(int error);     // device: RST, phone-style log line
+
+  // A TCP packet for this connection.
+  void onSegment(const TcpHeader& th, const uint8_t* payload, size_t len);
+
+  // Local -> peer. When sendable() is 0 the local side calls blocked() and
+  // waits for ConnectionIo::sendReady().
+  size_t sendable() const;
+  void blocked();
+  pipe::OutPacket newDataPacket(size_t payloadCapacity);
+  size_t payloadOffset() const;
+  void sendData(pipe::OutPacket packet, size_t payloadLen);
+
+  // Peer -> local.
+  pipe::ByteQueue& inbound() { return inbound_; }
+  void consumed(size_t n);
+
+  // Teardown. `reset` sends RST and closes the local side now; `localEnded`
+  // is the local side's EOF or error; `peerGone` is an unplug.
+  void reset(const std::string& reason);
+  void localEnded(const std::string& reason);
+  void peerGone(const std::string& reason);
+  void ioFinished();
+
+  // Called by the session at the end of a turn to send a coalesced ACK.
+  void flushAck();
+  void transportDrained();
+
+  uint64_t bytesIn() const { return bytesIn_; }
+  uint64_t bytesOut() const { return bytesOut_; }
+
+ private:
+  uint32_t receiveAck() const { return rcvNxt_ - uint32_t(inbound_.size()); }
+  void sendControl(uint8_t flags, const std::string& text = std::string());
+  void violation(const std::string& what);
+  void drain(const std::string& reason);
+  void finishClose(const std::string& reason);
+  void cancelTimer();
+  void transmit(pipe::OutPacket packet, uint8_t flags, uint32_t seq, size_t payloadLen);
+  void deliver(const uint8_t* payload, size_t len);
+  void noteAckDue();
+  void connectTimedOut();
+  void closeFromHandshake(const char* code, const std::string& reason);
+  size_t maxPayload() const;
+
+  DeviceSession* session_;  // null once the link is gone
+  SessionObserver& observer_;
+  pipe::EventLoop& loop_;
+  EngineStats* stats_;
+  uint32_t id_;
+  Role role_;
+  uint16_t localPort_;
+  uint16_t remotePort_;
+  State state_;
+  std::shared_ptr<ConnectionIo> io_;
+  pipe::ByteQueue inbound_;
+
+  uint32_t sndNxt_ = 0;     // next sequence number we send
+  uint32_t sndUna_ = 0;     // oldest byte the peer has not ACKed
+  uint32_t sndWnd_ = 0;     // the peer's window, in bytes
+  uint32_t rcvNxt_ = 0;     // next sequence number expected from the peer
+  uint32_t rcvWnd_;         // the window we advertise
+  uint32_t lastAckSent_ = 0;
+  uint32_t lastWndSent_ = 0;
+  bool ackQueued_ = false;
+  bool wantSend_ = false;   // the local side has bytes but the window or transport is shut
+  pipe::EventLoop::TimerId timer_ = 0;
+  uint64_t bytesIn_ = 0;
+  uint64_t bytesOut_ = 0;
+  std::string closeReason_;
+};
+
+}  // namespace tsmuxd::mux

@@ -1,0 +1,138 @@
+#pragma once
+// One mux link to one device, in either role. The host role is the daemon's
+// side of a phone; the device role is the phone's side, used by the simulator,
+// and it is as strict as a phone: ZLP framing, the advertised window, flags
+// that must be ACK alone, RST with a reason text.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "mux/connection.h"
+#include "mux/fault.h"
+#include "mux/frame.h"
+#include "mux/reassembler.h"
+#include "pipe/buffers.h"
+#include "pipe/event_loop.h"
+#include "pipe/stats.h"
+#include "usb/transport.h"
+
+namespace tsmuxd::mux {
+
+enum class LogLevel { Error, Warning, Info, Debug };
+
+class DeviceSession;
+
+class SessionObserver {
+ public:
+  virtual ~SessionObserver() = default;
+  virtual void onSessionReady(DeviceSession& s, int version) = 0;
+  virtual void onSessionLog(DeviceSession& s, LogLevel level, const std::string& text) = 0;
+  // The link is unusable (hostile or broken input); drop the device.
+  virtual void onSessionFailed(DeviceSession& s, const Fault& why) = 0;
+  // Device role: a SYN arrived; open the local socket for `conn`.
+  virtual void onIncomingConnection(DeviceSession& s, const std::shared_ptr<Connection>& conn) = 0;
+  virtual void onConnected(Connection& c) = 0;
+  virtual void onConnectFailed(Connection& c, const char* code, const std::string& reason) = 0;
+  virtual void onConnectionClosed(Connection& c, const std::string& reason) = 0;
+  virtual void onConnectionLog(Connection& c, const std::string& text) = 0;
+};
+
+struct SessionOptions {
+  Role role = Role::Host;
+  uint32_t window = 256 << 10;  // what we advertise per connection
+  int deviceVersion = 2;        // device role: the version it answers with
+  bool controlLogs = true;      // device role: send CONTROL log lines as a phone does
+};
+
+class DeviceSession : public usb::TransportHandler, public pipe::Deferred {
+ public:
+  enum class State { Init, AwaitSetup, Active, Dead };
+
+  DeviceSession(pipe::EventLoop& loop, pipe::BufferPool& pool, EngineStats& stats,
+                usb::Transport& transport, SessionObserver& observer, uint32_t handle,
+                SessionOptions options);
+  ~DeviceSession() override;
+
+  uint32_t handle() const { return handle_; }
+  Role role() const { return options_.role; }
+  State state() const { return state_; }
+  int version() const { return version_; }
+  const SessionOptions& options() const { return options_; }
+  pipe::EventLoop& loop() { return loop_; }
+  pipe::BufferPool& pool() { return pool_; }
+  EngineStats& stats() { return stats_; }
+  SessionObserver& observer() { return observer_; }
+
+  void start();  // host role: send VERSION
+  std::shared_ptr<Connection> connect(uint32_t id, uint16_t port, uint64_t timeoutMs, Fault& fault);
+  std::shared_ptr<Connection> find(uint32_t key) const;
+  void remove(Connection& c);
+  size_t connectionCount() const { return conns_.size(); }
+
+  // The link went away: every connection flushes what it has, then closes.
+  void peerGone(const std::string& reason);
+  // Orderly stop: RST every connection (they reach the device before close).
+  void resetAll(const std::string& reason);
+
+  // Packet building for connections.
+  size_t headerSize() const { return headerSize_; }
+  pipe::OutPacket newPacket(size_t bodyLen);
+  void sendTcp(pipe::OutPacket packet, const TcpHeader& th);
+  void controlLog(ControlType type, const std::string& text);
+  bool congested() const { return transport_.congested(); }
+  void queueAck(Connection& c);
+  void waitForTransport(Connection& c);
+
+  // usb::TransportHandler
+  void onTransfer(const uint8_t* data, size_t len) override;
+  void onTransportDrained() override;
+  void onTransportClosed(const Fault& why) override;
+
+  void runDeferred() override;
+
+ private:
+  bool handlePacket(const uint8_t* p, size_t len);
+  void handleMessage(const uint8_t* p, size_t len);
+  void handleVersion(const uint8_t* body, size_t len);
+  void handleSetup(const uint8_t* body, size_t len);
+  void handleControl(const uint8_t* body, size_t len);
+  void handleTcp(const uint8_t* body, size_t len);
+  void sendPacket(uint32_t protocol, pipe::OutPacket packet);
+  void sendAnonymousRst(const TcpHeader& th);
+  void fail(const Fault& why);
+  bool allocatePort(uint16_t& port);
+  bool rateAllows(uint64_t& windowStart, uint32_t& count, uint32_t limit);
+
+  pipe::EventLoop& loop_;
+  pipe::BufferPool& pool_;
+  EngineStats& stats_;
+  usb::Transport& transport_;
+  SessionObserver& observer_;
+  uint32_t handle_;
+  SessionOptions options_;
+
+  State state_ = State::Init;
+  int version_ = 0;
+  size_t headerSize_ = kHeaderSizeV1;
+  uint16_t txSeq_ = 0;
+  uint16_t rxSeq_ = 0;
+  uint16_t nextPort_ = 1;
+  StreamReassembler stream_;
+  MessageAssembler messages_;
+  std::unordered_map<uint32_t, std::shared_ptr<Connection>> conns_;
+  std::vector<bool> usedPorts_;  // host role: source ports held by live connections
+  std::vector<std::weak_ptr<Connection>> ackQueue_;
+  std::vector<std::weak_ptr<Connection>> transportWaiters_;
+
+  uint64_t logWindowStart_ = 0;
+  uint32_t logCount_ = 0;
+  uint64_t suppressedLogs_ = 0;
+  uint64_t rstWindowStart_ = 0;
+  uint32_t rstCount_ = 0;
+};
+
+const char* logLevelName(LogLevel level);
+
+}  // namespace tsmuxd::mux

@@ -1,0 +1,62 @@
+#pragma once
+// One attached device as the engine holds it: its transport, and once the
+// control plane has accepted it, its mux session. In the host role the first
+// transfer is the cable's descriptor, which JS sees before anything opens.
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "mux/device_session.h"
+#include "usb/cable_descriptor.h"
+#include "usb/transport.h"
+
+namespace tsmuxd::pipe {
+
+class Engine;
+
+// Where the simulated phone's kernel connects for a device port.
+struct LocalTarget {
+  std::string host;  // TCP when path is empty
+  uint16_t port = 0;
+  std::string path;  // a Unix socket
+};
+
+class DeviceLink : public usb::TransportHandler {
+ public:
+  DeviceLink(Engine& engine, uint32_t handle, mux::Role role,
+             std::unique_ptr<usb::Transport> transport);
+  ~DeviceLink() override;
+
+  uint32_t handle() const { return handle_; }
+  mux::Role role() const { return role_; }
+  mux::DeviceSession* session() { return session_.get(); }
+  usb::Transport& transport() { return *transport_; }
+
+  void startSession(const mux::SessionOptions& options);
+  // Daemon-initiated removal: RST every connection, then drop the link.
+  void shutdown();
+  // The link died under us: connections flush what they have, then close.
+  void lost(const std::string& reason);
+
+  // Device role: port map for incoming connections.
+  void mapPort(uint16_t port, LocalTarget target) { portMap_[port] = std::move(target); }
+  void setDefaultLoopback(bool on) { defaultLoopback_ = on; }
+  // Device role: opens the local socket for a SYN; returns fd, or -1 with errno.
+  int openLocal(uint16_t port, bool& connecting, int& error) const;
+
+  void onTransfer(const uint8_t* data, size_t len) override;
+  void onTransportDrained() override;
+  void onTransportClosed(const Fault& why) override;
+
+ private:
+  Engine& engine_;
+  uint32_t handle_;
+  mux::Role role_;
+  std::unique_ptr<usb::Transport> transport_;
+  std::unique_ptr<mux::DeviceSession> session_;
+  bool described_ = false;
+  std::unordered_map<uint16_t, LocalTarget> portMap_;
+  bool defaultLoopback_ = true;
+};
+
+}  // namespace tsmuxd::pipe

@@ -1,0 +1,85 @@
+#pragma once
+// The data plane: an event thread that owns every device link, connection and
+// handed-over client socket. JS calls the public methods on its own thread;
+// they check what they can at once and post the rest to the event thread.
+#include <atomic>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "mux/device_session.h"
+#include "pipe/buffers.h"
+#include "pipe/device_link.h"
+#include "pipe/event_loop.h"
+#include "pipe/events.h"
+#include "pipe/stats.h"
+#include "usb/cable.h"
+
+namespace tsmuxd::pipe {
+
+struct DeviceRoleOptions {
+  uint32_t window = 128 << 10;  // what a phone advertises
+  int version = 2;
+  bool controlLogs = true;
+  bool defaultLoopback = true;  // unmapped ports go to 127.0.0.1:<port>
+  std::vector<std::pair<uint16_t, LocalTarget>> portMap;
+};
+
+class Engine : public mux::SessionObserver {
+ public:
+  explicit Engine(EventSink& sink);
+  ~Engine() override;
+
+  void start();
+  void stop();
+  EngineStats& stats() { return stats_; }
+
+  // ---- called from JS; errors come back in `error` ----
+  uint32_t listenCable(const std::string& path, std::string& error);
+  void closeListener(uint32_t id);
+  void openDevice(uint32_t handle, uint32_t window, uint16_t maxPacketSize);
+  void closeDevice(uint32_t handle);
+  uint32_t connect(uint32_t handle, uint16_t port, uint64_t timeoutMs);
+  bool attachClient(uint32_t conn, int fd, std::vector<uint8_t> pipelined, std::string& error);
+  void closeConnection(uint32_t conn);
+  uint32_t attachDeviceRole(const std::string& cablePath, const usb::CableDescriptor& descriptor,
+                            const DeviceRoleOptions& options, std::string& error);
+
+  // ---- event thread ----
+  EventLoop& loop() { return loop_; }
+  BufferPool& pool() { return pool_; }
+  void emit(NativeEvent ev) { sink_.emit(std::move(ev)); }
+  void linkClosed(DeviceLink& link, const Fault& why);
+
+  // mux::SessionObserver
+  void onSessionReady(mux::DeviceSession& s, int version) override;
+  void onSessionLog(mux::DeviceSession& s, mux::LogLevel level, const std::string& text) override;
+  void onSessionFailed(mux::DeviceSession& s, const Fault& why) override;
+  void onIncomingConnection(mux::DeviceSession& s,
+                            const std::shared_ptr<mux::Connection>& conn) override;
+  void onConnected(mux::Connection& c) override;
+  void onConnectFailed(mux::Connection& c, const char* code, const std::string& reason) override;
+  void onConnectionClosed(mux::Connection& c, const std::string& reason) override;
+  void onConnectionLog(mux::Connection& c, const std::string& text) override;
+
+ private:
+  void acceptCable(int fd);
+  void forgetConnection(mux::Connection& c);
+  DeviceLink* findLink(uint32_t handle);
+
+  EventSink& sink_;
+  EngineStats stats_;
+  EventLoop loop_;
+  BufferPool pool_;
+  std::atomic<uint32_t> nextHandle_{1};
+  std::atomic<uint32_t> nextListener_{1};
+  bool started_ = false;
+
+  // Event-thread state.
+  std::unordered_map<uint32_t, std::shared_ptr<usb::CableListener>> listeners_;
+  std::unordered_map<uint32_t, std::shared_ptr<DeviceLink>> links_;
+  std::unordered_map<uint32_t, std::shared_ptr<mux::Connection>> conns_;
+};
+
+}  // namespace tsmuxd::pipe

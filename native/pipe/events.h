@@ -1,0 +1,34 @@
+#pragma once
+// What the data plane tells the control plane. Only rare things travel this
+// way (attach, handshake, connect result, close, log lines); bytes never do.
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "usb/cable_descriptor.h"
+
+namespace tsmuxd::pipe {
+
+struct NativeEvent {
+  enum class Type { Attached, Ready, Detached, Log, Connected, ConnectFailed, Closed };
+  explicit NativeEvent(Type t) : type(t) {}
+  Type type;
+  uint32_t handle = 0;
+  uint32_t conn = 0;
+  int version = 0;
+  const char* level = "info";
+  std::string code;
+  std::string text;
+  uint64_t bytesIn = 0;
+  uint64_t bytesOut = 0;
+  std::shared_ptr<usb::CableDescriptor> descriptor;
+};
+
+class EventSink {
+ public:
+  virtual ~EventSink() = default;
+  // Called on the event thread; delivery to JS is batched per loop turn.
+  virtual void emit(NativeEvent ev) = 0;
+};
+
+}  // namespace tsmuxd::pipe

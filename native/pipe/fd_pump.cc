@@ -1,0 +1,198 @@
+#include "pipe/fd_pump.h"
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace tsmuxd::pipe {
+
+namespace {
+constexpr int kReadsPerTurn = 16;
+constexpr int kMaxIov = 16;
+}  // namespace
+
+FdPump::FdPump(EventLoop& loop, int fd, bool connecting)
+    : loop_(loop), fd_(fd), connecting_(connecting) {
+  loop_.add(fd_, this, EPOLLIN | EPOLLOUT | EPOLLRDHUP);
+}
+
+FdPump::~FdPump() { closeFd(); }
+
+void FdPump::closeFd() {
+  if (closed_) return;
+  closed_ = true;
+  loop_.cancelDeferred(this);
+  loop_.remove(fd_);
+  ::close(fd_);
+  fd_ = -1;
+}
+
+void FdPump::connectDone(int error) {
+  connectResult_ = error;
+  loop_.defer(this);
+}
+
+void FdPump::onPoll(uint32_t events) {
+  if (connecting_) {
+    if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
+    int err = 0;
+    socklen_t len = sizeof err;
+    getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len);
+    connectDone(err);
+    return;
+  }
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) readable_ = true;
+  if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) writable_ = true;
+  if (writable_) pumpIn();
+  if (readable_ && !closed_) pumpOut();
+}
+
+void FdPump::runDeferred() {
+  if (closed_ || !conn_) return;
+  if (connectResult_ >= 0) {
+    int err = connectResult_;
+    connectResult_ = -1;
+    connecting_ = false;
+    if (err == 0) {
+      writable_ = true;
+      conn_->localConnected();
+    } else {
+      conn_->localConnectFailed(err);
+    }
+    return;
+  }
+  if (!failure_.empty()) {
+    std::string why;
+    why.swap(failure_);
+    conn_->localEnded(why);
+    return;
+  }
+  pumpIn();
+  if (!closed_ && readable_) pumpOut();
+}
+
+void FdPump::localFailed(const std::string& reason) {
+  // Reported later: we may be deep inside the connection's own input path.
+  if (failure_.empty()) failure_ = reason;
+  readable_ = writable_ = false;
+  loop_.defer(this);
+}
+
+size_t FdPump::offer(const uint8_t* data, size_t len) {
+  if (closed_ || !writable_ || !failure_.empty()) return 0;
+  ssize_t n = send(fd_, data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+  if (n >= 0) {
+    if (size_t(n) < len) writable_ = false;
+    return size_t(n);
+  }
+  if (errno == EAGAIN || errno == EWOULDBLOCK) {
+    writable_ = false;
+  } else if (errno != EINTR) {
+    localFailed(std::string("write to local socket failed: ") + strerror(errno));
+  }
+  return 0;
+}
+
+void FdPump::inboundReady() {
+  if (!closed_ && writable_) loop_.defer(this);
+}
+
+void FdPump::sendReady() {
+  if (closed_ || connecting_) return;
+  // Nothing may be readable yet: read once anyway, the edge may have passed.
+  readable_ = true;
+  loop_.defer(this);
+}
+
+void FdPump::finish() {
+  if (closed_) return;
+  finishing_ = true;
+  readable_ = false;
+  loop_.defer(this);
+}
+
+void FdPump::abort() { closeFd(); }
+
+void FdPump::pumpIn() {
+  if (closed_ || !conn_ || !failure_.empty()) return;
+  pipe::ByteQueue& q = conn_->inbound();
+  while (writable_ && !q.empty()) {
+    struct iovec iov[kMaxIov];
+    int count = q.gather(iov, kMaxIov);
+    struct msghdr msg {};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = size_t(count);
+    ssize_t n = sendmsg(fd_, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        writable_ = false;
+        break;
+      }
+      localFailed(std::string("write to local socket failed: ") + strerror(errno));
+      return;
+    }
+    conn_->consumed(size_t(n));
+  }
+  if (finishing_ && q.empty()) {
+    shutdown(fd_, SHUT_RDWR);
+    closeFd();
+    conn_->ioFinished();
+  }
+}
+
+size_t FdPump::sendPipelined(size_t room) {
+  size_t left = pipelined_.size() - pipelinedSent_;
+  size_t n = std::min(left, room);
+  pipe::OutPacket p = conn_->newDataPacket(n);
+  std::memcpy(p.data() + conn_->payloadOffset(), pipelined_.data() + pipelinedSent_, n);
+  conn_->sendData(std::move(p), n);
+  pipelinedSent_ += n;
+  if (pipelinedSent_ == pipelined_.size()) {
+    pipelined_.clear();
+    pipelined_.shrink_to_fit();
+    pipelinedSent_ = 0;
+  }
+  return n;
+}
+
+void FdPump::pumpOut() {
+  if (closed_ || !conn_ || finishing_ || !failure_.empty()) return;
+  for (int i = 0; i < kReadsPerTurn; ++i) {
+    size_t room = conn_->sendable();
+    if (room == 0) {
+      conn_->blocked();
+      return;
+    }
+    if (!pipelined_.empty()) {
+      sendPipelined(room);
+      continue;
+    }
+    if (!readable_) return;
+    pipe::OutPacket p = conn_->newDataPacket(room);
+    ssize_t n = recv(fd_, p.data() + conn_->payloadOffset(), room, MSG_DONTWAIT);
+    if (n > 0) {
+      conn_->sendData(std::move(p), size_t(n));
+      continue;
+    }
+    if (n == 0) {
+      readable_ = false;
+      failure_.clear();
+      conn_->localEnded("local socket closed");
+      return;
+    }
+    if (errno == EINTR) continue;
+    readable_ = false;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      localFailed(std::string("read from local socket failed: ") + strerror(errno));
+    }
+    return;
+  }
+  if (readable_ || !pipelined_.empty()) loop_.defer(this);  // more next turn
+}
+
+}  // namespace tsmuxd::pipe

@@ -1,0 +1,53 @@
+#pragma once
+// Hands the event thread's events to JS in batches: one wakeup per loop turn
+// at most, however many events the turn produced, through one typed
+// thread-safe function. No JS runs per packet.
+#include <napi.h>
+
+#include <atomic>
+#include <mutex>
+#include <vector>
+
+#include "pipe/event_loop.h"
+#include "pipe/events.h"
+#include "pipe/stats.h"
+
+namespace tsmuxd::pipe {
+
+class JsEventQueue : public EventSink, public Deferred {
+ public:
+  using Converter = Napi::Value (*)(Napi::Env, const NativeEvent&);
+
+  // The queue frees itself when the thread-safe function is finalized, which
+  // may be after the engine is gone.
+  static JsEventQueue* create(Napi::Env env, Napi::Function callback, Converter convert);
+
+  void bind(EventLoop* loop, EngineStats* stats) {
+    loop_ = loop;
+    stats_ = stats;
+  }
+  void emit(NativeEvent ev) override;  // event thread
+  void runDeferred() override;         // event thread, end of turn
+  // JS thread, after the event thread has stopped: deliver the rest, let go.
+  void close(Napi::Env env);
+  void ref(Napi::Env env) { tsfn_.Ref(env); }
+  void unref(Napi::Env env) { tsfn_.Unref(env); }
+
+ private:
+  static void callJs(Napi::Env env, Napi::Function callback, JsEventQueue* self, void* unused);
+  static void finalize(Napi::Env env, void* data, JsEventQueue* self);
+  void deliver(Napi::Env env, Napi::Function callback);
+
+  using Tsfn = Napi::TypedThreadSafeFunction<JsEventQueue, void, callJs>;
+  Tsfn tsfn_;
+  Converter convert_ = nullptr;
+  EventLoop* loop_ = nullptr;
+  EngineStats* stats_ = nullptr;
+  std::vector<NativeEvent> turn_;  // event thread only
+  std::mutex mutex_;
+  std::vector<NativeEvent> ready_;
+  std::atomic<bool> wakePending_{false};
+  bool closed_ = false;
+};
+
+}  // namespace tsmuxd::pipe

@@ -1,0 +1,234 @@
+#include "usb/cable.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "pipe/stats.h"
+
+namespace tsmuxd::usb {
+
+namespace {
+constexpr int kReadBudget = 64;  // transfers per turn before other fds get a go
+constexpr int kBatch = 64;       // transfers per sendmmsg
+
+bool fillAddress(const std::string& path, sockaddr_un& addr, std::string& error) {
+  std::memset(&addr, 0, sizeof addr);
+  addr.sun_family = AF_UNIX;
+  if (path.empty() || path.size() >= sizeof addr.sun_path) {
+    error = "cable path is empty or longer than " + std::to_string(sizeof addr.sun_path - 1);
+    return false;
+  }
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  return true;
+}
+}  // namespace
+
+void CableTransport::tuneSocket(int fd) {
+  // A deep send queue lets several 48 KiB transfers be in flight, as with
+  // several libusb transfers submitted at once.
+  int size = 4 << 20;
+  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) != 0) {
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+  }
+}
+
+int CableTransport::connectPath(const std::string& path, std::string& error) {
+  sockaddr_un addr;
+  if (!fillAddress(path, addr, error)) return -1;
+  int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    error = std::string("socket: ") + strerror(errno);
+    return -1;
+  }
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    error = "connect " + path + ": " + strerror(errno);
+    ::close(fd);
+    return -1;
+  }
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  tuneSocket(fd);
+  return fd;
+}
+
+int CableTransport::listenPath(const std::string& path, std::string& error) {
+  sockaddr_un addr;
+  if (!fillAddress(path, addr, error)) return -1;
+  int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) {
+    error = std::string("socket: ") + strerror(errno);
+    return -1;
+  }
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(fd, 64) != 0) {
+    error = "listen " + path + ": " + strerror(errno);
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+CableTransport::CableTransport(pipe::EventLoop& loop, pipe::BufferPool& pool, EngineStats& stats,
+                               int fd)
+    : loop_(loop), pool_(pool), stats_(stats), fd_(fd), rxbuf_(new uint8_t[kMaxTransfer]) {
+  loop_.add(fd_, this, EPOLLIN | EPOLLOUT | EPOLLRDHUP);
+}
+
+CableTransport::~CableTransport() { close(); }
+
+void CableTransport::close() {
+  if (closed_) return;
+  closed_ = true;
+  loop_.cancelDeferred(this);
+  loop_.remove(fd_);
+  ::close(fd_);
+  fd_ = -1;
+  queue_.clear();
+  queuedBytes_ = 0;
+}
+
+void CableTransport::fail(const Fault& why) {
+  if (closed_) return;
+  close();
+  if (handler_) handler_->onTransportClosed(why);
+}
+
+void CableTransport::setReading(bool on) {
+  reading_ = on;
+  if (on && readable_) readSome();
+}
+
+void CableTransport::onPoll(uint32_t events) {
+  if (events & EPOLLOUT) {
+    writable_ = true;
+    flush();
+  }
+  if (closed_) return;
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) readable_ = true;
+  if (reading_ && readable_) readSome();
+}
+
+bool CableTransport::peerHungUp() const {
+  struct pollfd p {fd_, POLLRDHUP, 0};
+  return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+void CableTransport::readSome() {
+  for (int i = 0; i < kReadBudget && reading_ && !closed_; ++i) {
+    struct iovec iov {rxbuf_.get(), kMaxTransfer};
+    struct msghdr msg {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    ssize_t n = recvmsg(fd_, &msg, MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        readable_ = false;
+        return;
+      }
+      if (errno == EINTR) continue;
+      fail(Fault(codes::kCableIo, std::string("cable read failed: ") + strerror(errno)));
+      return;
+    }
+    if (msg.msg_flags & MSG_TRUNC) {
+      fail(Fault(codes::kOversizeTransfer, "cable transfer larger than " +
+                                               std::to_string(kMaxTransfer) + " bytes"));
+      return;
+    }
+    if (n == 0 && peerHungUp()) {
+      // An empty message and end-of-file read the same; once the peer has hung
+      // up, the rest would only be ZLPs, which carry nothing.
+      fail(Fault(codes::kUnplugged, "cable closed by the other end"));
+      return;
+    }
+    EngineStats::add(n == 0 ? stats_.zlpsIn : stats_.transfersIn, 1);
+    EngineStats::add(stats_.usbBytesIn, uint64_t(n));
+    if (handler_) handler_->onTransfer(rxbuf_.get(), size_t(n));
+  }
+  // Budget spent with input left: come back at the end of this turn.
+  if (reading_ && readable_ && !closed_) loop_.defer(this);
+}
+
+void CableTransport::send(pipe::OutPacket packet, bool zlp) {
+  if (closed_) return;
+  size_t len = packet.size();
+  queuedBytes_ += len;
+  queue_.push_back(std::move(packet));
+  if (zlp && len > 0 && len % maxPacketSize_ == 0) queue_.emplace_back();
+  if (queuedBytes_ >= kHighWater) aboveHighWater_ = true;
+  loop_.defer(this);
+}
+
+void CableTransport::runDeferred() {
+  if (closed_) return;
+  flush();
+  if (!closed_ && reading_ && readable_) readSome();
+}
+
+void CableTransport::flush() {
+  while (writable_ && !queue_.empty() && !closed_) {
+    struct mmsghdr msgs[kBatch];
+    struct iovec iovs[kBatch];
+    int n = 0;
+    for (auto it = queue_.begin(); it != queue_.end() && n < kBatch; ++it, ++n) {
+      iovs[n].iov_base = it->data();
+      iovs[n].iov_len = it->size();
+      std::memset(&msgs[n], 0, sizeof msgs[n]);
+      msgs[n].msg_hdr.msg_iov = &iovs[n];
+      msgs[n].msg_hdr.msg_iovlen = 1;
+    }
+    int sent = sendmmsg(fd_, msgs, unsigned(n), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (sent < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        writable_ = false;
+        break;
+      }
+      if (errno == EINTR) continue;
+      fail(Fault(codes::kUnplugged, std::string("cable write failed: ") + strerror(errno)));
+      return;
+    }
+    for (int i = 0; i < sent; ++i) {
+      size_t len = queue_.front().size();
+      queuedBytes_ -= len;
+      EngineStats::add(len == 0 ? stats_.zlpsOut : stats_.transfersOut, 1);
+      EngineStats::add(stats_.usbBytesOut, len);
+      queue_.pop_front();
+    }
+    if (sent < n) writable_ = false;
+  }
+  if (aboveHighWater_ && queuedBytes_ <= kLowWater && !closed_) {
+    aboveHighWater_ = false;
+    if (handler_) handler_->onTransportDrained();
+  }
+}
+
+CableListener::CableListener(pipe::EventLoop& loop, int fd, OnAccept onAccept)
+    : loop_(loop), fd_(fd), onAccept_(std::move(onAccept)) {
+  loop_.add(fd_, this, EPOLLIN);
+}
+
+CableListener::~CableListener() { close(); }
+
+void CableListener::close() {
+  if (closed_) return;
+  closed_ = true;
+  loop_.remove(fd_);
+  ::close(fd_);
+}
+
+void CableListener::onPoll(uint32_t) {
+  for (;;) {
+    int fd = accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      return;  // EAGAIN, or out of fds: the next connection edge retries
+    }
+    CableTransport::tuneSocket(fd);
+    onAccept_(fd);
+    if (closed_) return;
+  }
+}
+
+}  // namespace tsmuxd::usb

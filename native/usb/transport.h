@@ -1,0 +1,46 @@
+#pragma once
+// What a mux session needs from a USB link, whatever carries it: libusb bulk
+// endpoints, FunctionFS, or the virtual cable. Like libusb's own OS backends,
+// each transport hides its mechanics behind this one interface.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "mux/fault.h"
+#include "pipe/buffers.h"
+
+namespace tsmuxd::usb {
+
+class TransportHandler {
+ public:
+  virtual ~TransportHandler() = default;
+  // One completed transfer, in order. A zero length is a ZLP.
+  virtual void onTransfer(const uint8_t* data, size_t len) = 0;
+  // The send queue fell below its low-water mark after being above the high one.
+  virtual void onTransportDrained() = 0;
+  // The link is gone (unplug, I/O error, hostile input). Called once.
+  virtual void onTransportClosed(const Fault& why) = 0;
+};
+
+class Transport {
+ public:
+  // Above this many queued bytes producers should pause; below the low mark
+  // they are told to go on.
+  static constexpr size_t kHighWater = 1 << 20;
+  static constexpr size_t kLowWater = 256 << 10;
+
+  virtual ~Transport() = default;
+  virtual void setHandler(TransportHandler* handler) = 0;
+  virtual void setReading(bool on) = 0;
+  // Queues one transfer. When `zlp` is set and the length is a multiple of
+  // wMaxPacketSize, a zero-length transfer follows it.
+  virtual void send(pipe::OutPacket packet, bool zlp) = 0;
+  virtual size_t queuedBytes() const = 0;
+  virtual uint16_t maxPacketSize() const = 0;
+  virtual void setMaxPacketSize(uint16_t size) = 0;
+  // Tears the link down without calling the handler.
+  virtual void close() = 0;
+  bool congested() const { return queuedBytes() >= kHighWater; }
+};
+
+}  // namespace tsmuxd::usb

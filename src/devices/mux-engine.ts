@@ -1,0 +1,203 @@
+// The control plane's handle on the data plane. It turns the addon's batched
+// events into typed events and promises, applies the device policy
+// (src/usb/config-select.ts) before a device is opened, and hands connected
+// client sockets to native code.
+import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
+
+import {
+  native,
+  NativeError,
+  type CableDescriptor,
+  type DeviceRoleOptions,
+  type EngineStats,
+  type NativeEngine,
+  type NativeEvent,
+} from '../native.js';
+import { checkDevice, serialToUdid, type MuxSelection } from '../usb/config-select.js';
+
+export interface AttachedDevice {
+  handle: number;
+  udid: string;
+  descriptor: Required<CableDescriptor>;
+  selection: MuxSelection;
+}
+
+export interface LogEntry {
+  handle?: number;
+  conn?: number;
+  level: 'error' | 'warning' | 'info' | 'debug';
+  text: string;
+}
+
+export interface ClosedInfo {
+  reason: string;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+export interface MuxEngineOptions {
+  /** Receive window we advertise per connection, in bytes. */
+  window?: number;
+  connectTimeoutMs?: number;
+}
+
+export interface MuxEngineEvents {
+  attached: [AttachedDevice];
+  rejected: [{ handle: number; reason: string; descriptor: Required<CableDescriptor> }];
+  ready: [{ handle: number; version: number }];
+  detached: [{ handle: number; code: string; reason: string }];
+  log: [LogEntry];
+  closed: [number, ClosedInfo];
+}
+
+interface PendingConnect {
+  resolve: (conn: number) => void;
+  reject: (err: NativeError) => void;
+}
+
+export class MuxEngine extends EventEmitter<MuxEngineEvents> {
+  readonly native: NativeEngine;
+  readonly window: number;
+  readonly connectTimeoutMs: number;
+  private readonly pending = new Map<number, PendingConnect>();
+  private readonly devices = new Map<number, AttachedDevice>();
+  private readonly readyHandles = new Set<number>();
+  private closed = false;
+
+  constructor(options: MuxEngineOptions = {}) {
+    super();
+    this.window = options.window ?? 256 * 1024;
+    this.connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
+    this.native = new native.Engine((events) => this.dispatch(events));
+  }
+
+  listenCable(path: string): number {
+    return this.native.listenCable(path);
+  }
+
+  closeListener(id: number): void {
+    this.native.closeListener(id);
+  }
+
+  device(handle: number): AttachedDevice | undefined {
+    return this.devices.get(handle);
+  }
+
+  isReady(handle: number): boolean {
+    return this.readyHandles.has(handle);
+  }
+
+  /** Opens a pseudo-TCP connection; resolves with its id once the device accepts. */
+  connect(handle: number, port: number, timeoutMs = this.connectTimeoutMs): Promise<number> {
+    return new Promise((resolve, reject) => {
+      if (this.closed) {
+        reject(new NativeError('the engine is closed', 'ERR_ENGINE_CLOSED'));
+        return;
+      }
+      const conn = this.native.connect(handle, port, timeoutMs);
+      this.pending.set(conn, { resolve, reject });
+    });
+  }
+
+  /**
+   * Moves a connected client's socket into native code. Bytes the client sent
+   * before the handover (already read by JS) go first. From here on the
+   * socket's bytes never enter JS.
+   */
+  adoptSocket(conn: number, socket: Socket, pipelined?: Buffer): void {
+    const handle = (socket as unknown as { _handle?: { fd?: number } })._handle;
+    const fd = handle?.fd;
+    if (typeof fd !== 'number' || fd < 0) {
+      throw new NativeError('socket has no file descriptor to hand over', 'ERR_INVALID_ARGUMENT');
+    }
+    socket.pause();
+    const early: Buffer[] = pipelined && pipelined.length ? [pipelined] : [];
+    for (let chunk: Buffer | null; (chunk = socket.read() as Buffer | null) !== null; ) early.push(chunk);
+    this.native.attachClient(conn, fd, early.length ? Buffer.concat(early) : undefined);
+    socket.destroy();
+  }
+
+  closeConnection(conn: number): void {
+    this.native.closeConnection(conn);
+  }
+
+  closeDevice(handle: number): void {
+    this.native.closeDevice(handle);
+  }
+
+  attachDeviceRole(cablePath: string, descriptor: CableDescriptor, options?: DeviceRoleOptions): number {
+    return this.native.attachDeviceRole(cablePath, descriptor, options);
+  }
+
+  stats(): EngineStats {
+    return this.native.stats();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.native.close();
+    for (const [conn, p] of this.pending) {
+      p.reject(new NativeError(`connection ${conn} aborted: the engine closed`, 'ERR_ENGINE_CLOSED'));
+    }
+    this.pending.clear();
+  }
+
+  private dispatch(events: NativeEvent[]): void {
+    for (const ev of events) {
+      switch (ev.type) {
+        case 'attached':
+          this.onAttached(ev.handle, ev.descriptor);
+          break;
+        case 'ready':
+          this.readyHandles.add(ev.handle);
+          this.emit('ready', { handle: ev.handle, version: ev.version });
+          break;
+        case 'detached':
+          this.devices.delete(ev.handle);
+          this.readyHandles.delete(ev.handle);
+          this.emit('detached', { handle: ev.handle, code: ev.code, reason: ev.reason });
+          break;
+        case 'log':
+          this.emit('log', { handle: ev.handle, conn: ev.conn, level: ev.level, text: ev.text });
+          break;
+        case 'connected': {
+          const p = this.pending.get(ev.conn);
+          this.pending.delete(ev.conn);
+          if (p) p.resolve(ev.conn);
+          else this.native.closeConnection(ev.conn);
+          break;
+        }
+        case 'connectFailed': {
+          const p = this.pending.get(ev.conn);
+          this.pending.delete(ev.conn);
+          p?.reject(new NativeError(ev.reason, ev.code));
+          break;
+        }
+        case 'closed':
+          this.emit('closed', ev.conn, { reason: ev.reason, bytesIn: ev.bytesIn, bytesOut: ev.bytesOut });
+          break;
+      }
+    }
+  }
+
+  private onAttached(handle: number, descriptor: Required<CableDescriptor>): void {
+    const check = checkDevice(descriptor);
+    if (!check.ok) {
+      // Never open what is not an Apple usbmux device.
+      this.native.closeDevice(handle);
+      this.emit('rejected', { handle, reason: check.reason, descriptor });
+      return;
+    }
+    const device: AttachedDevice = {
+      handle,
+      udid: serialToUdid(descriptor.serial),
+      descriptor,
+      selection: check.selection,
+    };
+    this.devices.set(handle, device);
+    this.native.openDevice(handle, { window: this.window, maxPacketSize: check.selection.maxPacketSize });
+    this.emit('attached', device);
+  }
+}

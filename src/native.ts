@@ -1,0 +1,181 @@
+// Loads the data-plane addon and types its surface. The C++ side is kept
+// thin; what it exposes is declared here, and every error it throws is a
+// NativeError carrying a string `code` (the class is injected at load, as
+// better-sqlite3 injects SqliteError).
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export class NativeError extends Error {
+  readonly code: string;
+  constructor(message: string, code: string) {
+    super(message);
+    this.name = 'NativeError';
+    this.code = code;
+  }
+}
+
+export interface EndpointDescriptor {
+  address: number;
+  attributes: number;
+  maxPacketSize: number;
+}
+
+export interface InterfaceDescriptor {
+  number: number;
+  interfaceClass: number;
+  subclass: number;
+  protocol: number;
+  endpoints: EndpointDescriptor[];
+}
+
+export interface ConfigurationDescriptor {
+  value: number;
+  interfaces: InterfaceDescriptor[];
+}
+
+/** What a cable's device end announces in its first message. */
+export interface CableDescriptor {
+  vendorId: number;
+  productId: number;
+  bcdDevice?: number;
+  /** libusb_speed: 1 low, 2 full, 3 high, 4 super, 5 super+ */
+  speed?: number;
+  activeConfiguration?: number;
+  serial: string;
+  configurations: ConfigurationDescriptor[];
+}
+
+export type NativeEvent =
+  | { type: 'attached'; handle: number; descriptor: Required<CableDescriptor> }
+  | { type: 'ready'; handle: number; version: number }
+  | { type: 'detached'; handle: number; code: string; reason: string }
+  | { type: 'log'; handle?: number; conn?: number; level: 'error' | 'warning' | 'info' | 'debug'; text: string }
+  | { type: 'connected'; handle: number; conn: number }
+  | { type: 'connectFailed'; handle?: number; conn: number; code: string; reason: string }
+  | { type: 'closed'; conn: number; reason: string; bytesIn: number; bytesOut: number };
+
+export interface EngineStats {
+  transfersOut: number;
+  transfersIn: number;
+  zlpsOut: number;
+  zlpsIn: number;
+  usbBytesOut: number;
+  usbBytesIn: number;
+  payloadBytesToDevice: number;
+  payloadBytesFromDevice: number;
+  packetsOut: number;
+  packetsIn: number;
+  acksOut: number;
+  rstsOut: number;
+  rstsIn: number;
+  controlIn: number;
+  logsSuppressed: number;
+  jsWakeups: number;
+  jsEvents: number;
+  windowStalls: number;
+  devicesActive: number;
+  connectionsActive: number;
+  connectionsTotal: number;
+}
+
+export interface PortMapEntry {
+  /** The device port a host connects to. */
+  port: number;
+  /** A Unix socket to connect to instead of TCP. */
+  path?: string;
+  host?: string;
+  targetPort?: number;
+}
+
+export interface DeviceRoleOptions {
+  /** Receive window in bytes; a phone advertises 131072. */
+  window?: number;
+  /** The mux version the device answers with (2 for every modern phone). */
+  version?: 1 | 2;
+  /** Send CONTROL log lines as a phone does. */
+  controlLogs?: boolean;
+  /** Unmapped ports connect to 127.0.0.1:<port> (default) or are refused. */
+  defaultLoopback?: boolean;
+  portMap?: PortMapEntry[];
+}
+
+export interface NativeEngine {
+  listenCable(path: string): number;
+  closeListener(id: number): void;
+  openDevice(handle: number, options: { window?: number; maxPacketSize?: number }): void;
+  closeDevice(handle: number): void;
+  connect(handle: number, port: number, timeoutMs: number): number;
+  attachClient(conn: number, fd: number, pipelined?: Buffer): void;
+  closeConnection(conn: number): void;
+  attachDeviceRole(cablePath: string, descriptor: CableDescriptor, options?: DeviceRoleOptions): number;
+  stats(): EngineStats;
+  ref(): void;
+  unref(): void;
+  close(): void;
+}
+
+export interface DecodedPacket {
+  protocol: number;
+  length: number;
+  magic?: number;
+  txSeq?: number;
+  rxSeq?: number;
+  tcp?: { sport: number; dport: number; seq: number; ack: number; flags: number; window: number };
+  payload: Buffer;
+}
+
+export interface PacketSpec {
+  version?: 1 | 2;
+  protocol?: number;
+  length?: number;
+  magic?: number;
+  txSeq?: number;
+  rxSeq?: number;
+  tcp?: { sport?: number; dport?: number; seq?: number; ack?: number; flags?: number; window?: number; dataOffset?: number };
+  payload?: Buffer;
+}
+
+export interface RawCable {
+  send(transfer: Buffer): void;
+  /** The next transfer (empty for a ZLP), or null after timeoutMs. */
+  recv(timeoutMs: number): Buffer | null;
+  accept(timeoutMs: number): RawCable | null;
+  close(): void;
+}
+
+/** Direct access to the wire format, for tests and diagnostics. */
+export interface WireTools {
+  encodePacket(spec: PacketSpec): Buffer;
+  decodePacket(packet: Buffer, version: 1 | 2): DecodedPacket;
+  encodeCableDescriptor(d: CableDescriptor): Buffer;
+  decodeCableDescriptor(bytes: Buffer): Required<CableDescriptor>;
+  StreamReassembler: new (headerSize: 8 | 16) => { feed(transfer: Buffer): Buffer[] };
+  MessageAssembler: new (maxPacketSize: number) => {
+    feed(transfer: Buffer): { messages: Buffer[]; faults: NativeError[] };
+  };
+  RawCable: new (mode: 'connect' | 'listen', path: string) => RawCable;
+}
+
+export interface NativeAddon {
+  setErrorClass(cls: typeof NativeError): void;
+  libusbVersion(): string;
+  Engine: new (onEvents: (events: NativeEvent[]) => void) => NativeEngine;
+  wire: WireTools;
+}
+
+export const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+function load(): NativeAddon {
+  const require = createRequire(import.meta.url);
+  const nodeGypBuild = require('node-gyp-build') as (dir: string) => unknown;
+  const addon = nodeGypBuild(process.env.TSMUXD_NATIVE_DIR ?? packageRoot) as NativeAddon;
+  const expected = ['setErrorClass', 'libusbVersion', 'Engine', 'wire'] as const;
+  for (const key of expected) {
+    if (!(key in addon)) throw new Error(`tsmuxd addon is missing ${key}; rebuild it`);
+  }
+  addon.setErrorClass(NativeError);
+  return addon;
+}
+
+export const native: NativeAddon = load();
