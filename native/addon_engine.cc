@@ -88,12 +88,15 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     engine_->start();
     // Stop the event thread before the environment goes away (process exit,
     // worker termination), or it would call into a dead environment.
-    cleanup_ = env.AddCleanupHook(std::function<void()>([this] { shutdown(); }));
+    cleanup_ = env.AddCleanupHook(std::function<void()>([this] {
+      hookRan_ = true;  // the hook frees itself; Remove() would touch freed memory
+      shutdown();
+    }));
   }
 
   ~EngineWrap() override {
     shutdown();
-    if (cleanup_.IsEmpty() == false) cleanup_.Remove(Env());
+    if (!hookRan_ && !cleanup_.IsEmpty()) cleanup_.Remove(Env());
   }
 
  private:
@@ -263,6 +266,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   pipe::JsEventQueue* events_ = nullptr;
   std::unique_ptr<pipe::Engine> engine_;
   Napi::Env::CleanupHook<std::function<void()>> cleanup_;
+  bool hookRan_ = false;
 };
 
 }  // namespace

@@ -2,6 +2,7 @@
 // thin; what it exposes is declared here, and every error it throws is a
 // NativeError carrying a string `code` (the class is injected at load, as
 // better-sqlite3 injects SqliteError).
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -164,7 +165,12 @@ export interface NativeAddon {
   wire: WireTools;
 }
 
-export const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** The package's root, from src/ (tests) or dist/src/ (installed). */
+export const packageRoot = ((): string => {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
+  return dir;
+})();
 
 function load(): NativeAddon {
   const require = createRequire(import.meta.url);
