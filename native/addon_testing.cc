@@ -71,7 +71,7 @@ Napi::Value EncodePacket(const Napi::CallbackInfo& info) {
   std::vector<uint8_t> out(hs + body.size());
   h.length = optUint(env, o, "length", UINT32_MAX, uint32_t(out.size()));
   mux::writeMuxHeader(out.data(), hs, h);
-  std::memcpy(out.data() + hs, body.data(), body.size());
+  if (!body.empty()) std::memcpy(out.data() + hs, body.data(), body.size());
   return copyBuffer(env, out.data(), out.size());
 }
 

@@ -13,6 +13,8 @@ namespace tsmuxd::mux {
 namespace {
 std::atomic<uint32_t> gNextConnectionId{1};
 constexpr uint64_t kDrainTimeoutMs = 30000;
+// Packets filled by one read from the local socket.
+constexpr size_t kMaxBurstPackets = 4;
 
 // Phones report errors with Darwin's errno numbers.
 int darwinErrno(int linuxErrno) {
@@ -44,6 +46,7 @@ Connection::Connection(DeviceSession& session, uint32_t id, Role role, uint16_t 
       observer_(session.observer()),
       loop_(session.loop()),
       stats_(&session.stats()),
+      handle_(session.handle()),
       id_(id),
       role_(role),
       localPort_(localPort),
@@ -286,7 +289,7 @@ size_t Connection::sendable() const {
   if (state_ != State::Established || !session_ || session_->congested()) return 0;
   int32_t room = int32_t(sndUna_ + sndWnd_ - sndNxt_);
   if (room <= 0) return 0;
-  return std::min(size_t(room), maxPayload());
+  return std::min(size_t(room), kMaxBurstPackets * maxPayload());
 }
 
 void Connection::blocked() {
@@ -335,7 +338,10 @@ void Connection::drain(const std::string& reason) {
   cancelTimer();
   state_ = State::Draining;
   closeReason_ = reason;
+  // A draining connection sends nothing more and outlives its place in the
+  // session (it may outlive the session itself, after an unplug).
   if (session_) session_->remove(*this);
+  session_ = nullptr;
   // A local reader that never drains must not pin the connection forever.
   std::weak_ptr<Connection> weak = weak_from_this();
   timer_ = loop_.addTimer(kDrainTimeoutMs, [weak] {

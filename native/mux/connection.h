@@ -57,11 +57,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   ~Connection();
 
   uint32_t id() const { return id_; }
+  uint32_t handle() const { return handle_; }  // the device's, for events
   Role role() const { return role_; }
   State state() const { return state_; }
   uint16_t localPort() const { return localPort_; }
   uint16_t remotePort() const { return remotePort_; }
   uint32_t key() const { return (uint32_t(localPort_) << 16) | remotePort_; }
+  // Null once the connection has left its session (draining, or unplugged).
   DeviceSession* session() const { return session_; }
 
   void setIo(std::shared_ptr<ConnectionIo> io);
@@ -76,9 +78,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // A TCP packet for this connection.
   void onSegment(const TcpHeader& th, const uint8_t* payload, size_t len);
 
-  // Local -> peer. When sendable() is 0 the local side calls blocked() and
-  // waits for ConnectionIo::sendReady().
+  // Local -> peer. sendable() is the room in the peer's window (capped at a
+  // few packets); when it is 0 the local side calls blocked() and waits for
+  // ConnectionIo::sendReady(). One packet carries at most maxPayload().
   size_t sendable() const;
+  size_t maxPayload() const;
   void blocked();
   pipe::OutPacket newDataPacket(size_t payloadCapacity);
   size_t payloadOffset() const;
@@ -114,12 +118,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void noteAckDue();
   void connectTimedOut();
   void closeFromHandshake(const char* code, const std::string& reason);
-  size_t maxPayload() const;
 
   DeviceSession* session_;  // null once the link is gone
   SessionObserver& observer_;
   pipe::EventLoop& loop_;
   EngineStats* stats_;
+  uint32_t handle_;
   uint32_t id_;
   Role role_;
   uint16_t localPort_;

@@ -326,6 +326,7 @@ void DeviceSession::handleControl(const uint8_t* body, size_t len) {
 }
 
 void DeviceSession::handleTcp(const uint8_t* body, size_t len) {
+  if (state_ != State::Active) return;  // as usbmuxd: TCP before the handshake is dropped
   TcpHeader th;
   Fault f = readTcpHeader(body, len, th);
   if (f) {
@@ -336,7 +337,6 @@ void DeviceSession::handleTcp(const uint8_t* body, size_t len) {
     }
     return;
   }
-  if (state_ != State::Active) return;  // as usbmuxd: TCP before the handshake is dropped
   if (th.flags & kRst) EngineStats::add(stats_.rstsIn, 1);
   const uint8_t* payload = body + kTcpHeaderSize;
   size_t payloadLen = len - kTcpHeaderSize;

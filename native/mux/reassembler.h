@@ -91,9 +91,10 @@ bool StreamReassembler::feed(const uint8_t* data, size_t len, Sink&& sink, Fault
       data += take;
       len -= take;
       if (pending_.size() < length) return true;
-      std::vector<uint8_t> packet;
-      packet.swap(pending_);
-      if (!sink(packet.data(), packet.size())) return true;
+      // The sink never feeds us again, so the buffer can be reused in place.
+      bool go = sink(pending_.data(), pending_.size());
+      pending_.clear();
+      if (!go) return true;
       continue;
     }
     if (len < kLengthEnd) {
@@ -146,9 +147,8 @@ void MessageAssembler::feed(const uint8_t* data, size_t len, OnMessage&& onMessa
     overflowBytes_ = 0;
     return;
   }
-  std::vector<uint8_t> message;
-  message.swap(buf_);
-  if (!message.empty()) onMessage(message.data(), message.size());
+  if (!buf_.empty()) onMessage(buf_.data(), buf_.size());
+  buf_.clear();
 }
 
 }  // namespace tsmuxd::mux

@@ -252,7 +252,7 @@ void Engine::forgetConnection(mux::Connection& c) {
 
 void Engine::onConnected(mux::Connection& c) {
   NativeEvent ev(NativeEvent::Type::Connected);
-  ev.handle = c.session() ? c.session()->handle() : 0;
+  ev.handle = c.handle();
   ev.conn = c.id();
   emit(std::move(ev));
 }
@@ -260,6 +260,7 @@ void Engine::onConnected(mux::Connection& c) {
 void Engine::onConnectFailed(mux::Connection& c, const char* code, const std::string& reason) {
   if (c.role() == mux::Role::Host) {
     NativeEvent ev(NativeEvent::Type::ConnectFailed);
+    ev.handle = c.handle();
     ev.conn = c.id();
     ev.code = code;
     ev.text = reason;
@@ -282,7 +283,7 @@ void Engine::onConnectionClosed(mux::Connection& c, const std::string& reason) {
 
 void Engine::onConnectionLog(mux::Connection& c, const std::string& text) {
   NativeEvent ev(NativeEvent::Type::Log);
-  ev.handle = c.session() ? c.session()->handle() : 0;
+  ev.handle = c.handle();
   ev.conn = c.id();
   ev.level = "warning";
   ev.text = "connection " + std::to_string(c.id()) + " (port " +

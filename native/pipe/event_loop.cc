@@ -145,9 +145,11 @@ void EventLoop::runTimers() {
 }
 
 void EventLoop::runDeferred() {
-  // Deferred work may defer more work (a flush that emits an event); loop
-  // until the turn is quiet.
-  while (!deferred_.empty()) {
+  // Deferred work may defer more work (a flush that emits an event), so run a
+  // few rounds; what is still left waits for the next turn, after epoll has
+  // been polled again. A reader that always has more must not starve the rest.
+  constexpr int kRounds = 4;
+  for (int round = 0; round < kRounds && !deferred_.empty(); ++round) {
     std::vector<Deferred*> batch;
     batch.swap(deferred_);
     for (Deferred* d : batch) {

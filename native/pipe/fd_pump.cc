@@ -12,6 +12,7 @@ namespace tsmuxd::pipe {
 
 namespace {
 constexpr int kReadsPerTurn = 16;
+constexpr int kMaxPacketsPerRead = 4;
 constexpr int kMaxIov = 16;
 }  // namespace
 
@@ -147,7 +148,7 @@ void FdPump::pumpIn() {
 
 size_t FdPump::sendPipelined(size_t room) {
   size_t left = pipelined_.size() - pipelinedSent_;
-  size_t n = std::min(left, room);
+  size_t n = std::min({left, room, conn_->maxPayload()});
   pipe::OutPacket p = conn_->newDataPacket(n);
   std::memcpy(p.data() + conn_->payloadOffset(), pipelined_.data() + pipelinedSent_, n);
   conn_->sendData(std::move(p), n);
@@ -173,15 +174,34 @@ void FdPump::pumpOut() {
       continue;
     }
     if (!readable_) return;
-    pipe::OutPacket p = conn_->newDataPacket(room);
-    ssize_t n = recv(fd_, p.data() + conn_->payloadOffset(), room, MSG_DONTWAIT);
+    // One read fills several packets in place: syscalls are the cost here.
+    const size_t perPacket = conn_->maxPayload();
+    const size_t offset = conn_->payloadOffset();
+    pipe::OutPacket packets[kMaxPacketsPerRead];
+    struct iovec iov[kMaxPacketsPerRead];
+    int count = 0;
+    for (size_t planned = 0; planned < room && count < kMaxPacketsPerRead; ++count) {
+      size_t size = std::min(perPacket, room - planned);
+      packets[count] = conn_->newDataPacket(size);
+      iov[count].iov_base = packets[count].data() + offset;
+      iov[count].iov_len = size;
+      planned += size;
+    }
+    struct msghdr msg {};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = size_t(count);
+    ssize_t n = recvmsg(fd_, &msg, MSG_DONTWAIT);
     if (n > 0) {
-      conn_->sendData(std::move(p), size_t(n));
+      size_t left = size_t(n);
+      for (int p = 0; p < count && left > 0; ++p) {
+        size_t take = std::min(left, iov[p].iov_len);
+        conn_->sendData(std::move(packets[p]), take);
+        left -= take;
+      }
       continue;
     }
     if (n == 0) {
       readable_ = false;
-      failure_.clear();
       conn_->localEnded("local socket closed");
       return;
     }

@@ -13,7 +13,7 @@
 namespace tsmuxd::usb {
 
 namespace {
-constexpr int kReadBudget = 64;  // transfers per turn before other fds get a go
+constexpr int kReadRounds = 8;  // recvmmsg calls per turn before other fds get a go
 constexpr int kBatch = 64;       // transfers per sendmmsg
 
 bool fillAddress(const std::string& path, sockaddr_un& addr, std::string& error) {
@@ -73,7 +73,7 @@ int CableTransport::listenPath(const std::string& path, std::string& error) {
 
 CableTransport::CableTransport(pipe::EventLoop& loop, pipe::BufferPool& pool, EngineStats& stats,
                                int fd)
-    : loop_(loop), pool_(pool), stats_(stats), fd_(fd), rxbuf_(new uint8_t[kMaxTransfer]) {
+    : loop_(loop), pool_(pool), stats_(stats), fd_(fd), rxbuf_(new uint8_t[kMaxTransfer * kRxSlots]) {
   loop_.add(fd_, this, EPOLLIN | EPOLLOUT | EPOLLRDHUP);
 }
 
@@ -98,7 +98,9 @@ void CableTransport::fail(const Fault& why) {
 
 void CableTransport::setReading(bool on) {
   reading_ = on;
-  if (on && readable_) readSome();
+  if (!on || closed_) return;
+  deliverBatch();
+  if (readable_ && rxNext_ >= rxCount_) readSome();
 }
 
 void CableTransport::onPoll(uint32_t events) {
@@ -107,8 +109,9 @@ void CableTransport::onPoll(uint32_t events) {
     flush();
   }
   if (closed_) return;
+  if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) peerClosed_ = true;
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) readable_ = true;
-  if (reading_ && readable_) readSome();
+  if (reading_ && readable_ && rxNext_ >= rxCount_) readSome();
 }
 
 bool CableTransport::peerHungUp() const {
@@ -117,38 +120,74 @@ bool CableTransport::peerHungUp() const {
 }
 
 void CableTransport::readSome() {
-  for (int i = 0; i < kReadBudget && reading_ && !closed_; ++i) {
-    struct iovec iov {rxbuf_.get(), kMaxTransfer};
-    struct msghdr msg {};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    ssize_t n = recvmsg(fd_, &msg, MSG_DONTWAIT);
+  for (int round = 0; round < kReadRounds && reading_ && !closed_; ++round) {
+    struct mmsghdr msgs[kRxSlots];
+    struct iovec iovs[kRxSlots];
+    std::memset(msgs, 0, sizeof msgs);
+    for (int i = 0; i < kRxSlots; ++i) {
+      iovs[i].iov_base = rxbuf_.get() + size_t(i) * kMaxTransfer;
+      iovs[i].iov_len = kMaxTransfer;
+      msgs[i].msg_hdr.msg_iov = &iovs[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    int n = recvmmsg(fd_, msgs, kRxSlots, MSG_DONTWAIT, nullptr);
     if (n < 0) {
+      if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
         readable_ = false;
         return;
       }
-      if (errno == EINTR) continue;
-      fail(Fault(codes::kCableIo, std::string("cable read failed: ") + strerror(errno)));
+      // The other end closing with our data unread resets the socket: an unplug.
+      bool gone = errno == ECONNRESET || errno == EPIPE;
+      fail(Fault(gone ? codes::kUnplugged : codes::kCableIo,
+                 std::string("cable read failed: ") + strerror(errno)));
       return;
     }
-    if (msg.msg_flags & MSG_TRUNC) {
+    for (int i = 0; i < n; ++i) {
+      rxLen_[i] = msgs[i].msg_len;
+      rxFlags_[i] = msgs[i].msg_hdr.msg_flags;
+    }
+    rxCount_ = n;
+    rxNext_ = 0;
+    // At end of file every read returns 0, so recvmmsg fills every slot. A
+    // full batch ending in a zero length may be that; ask the socket.
+    if (n == kRxSlots && rxLen_[n - 1] == 0 && !peerClosed_) peerClosed_ = peerHungUp();
+    deliverBatch();
+    if (rxNext_ < rxCount_) return;  // paused mid-batch
+    // A short batch drained the queue; the next arrival raises a new edge.
+    if (n < kRxSlots) {
+      readable_ = false;
+      return;
+    }
+  }
+  // Budget spent with input left: come back at the end of this turn.
+  if (reading_ && readable_ && !closed_) loop_.defer(this);
+}
+
+void CableTransport::deliverBatch() {
+  // An empty message and end-of-file read the same. Once the peer has hung
+  // up, zero lengths with no data after them are EOF; zeros before data are
+  // real ZLPs.
+  int lastData = -1;
+  for (int i = rxNext_; i < rxCount_; ++i) {
+    if (rxLen_[i] > 0) lastData = i;
+  }
+  while (rxNext_ < rxCount_ && reading_ && !closed_) {
+    int i = rxNext_++;
+    size_t len = rxLen_[i];
+    if (rxFlags_[i] & MSG_TRUNC) {
       fail(Fault(codes::kOversizeTransfer, "cable transfer larger than " +
                                                std::to_string(kMaxTransfer) + " bytes"));
       return;
     }
-    if (n == 0 && peerHungUp()) {
-      // An empty message and end-of-file read the same; once the peer has hung
-      // up, the rest would only be ZLPs, which carry nothing.
+    if (len == 0 && peerClosed_ && i > lastData) {
       fail(Fault(codes::kUnplugged, "cable closed by the other end"));
       return;
     }
-    EngineStats::add(n == 0 ? stats_.zlpsIn : stats_.transfersIn, 1);
-    EngineStats::add(stats_.usbBytesIn, uint64_t(n));
-    if (handler_) handler_->onTransfer(rxbuf_.get(), size_t(n));
+    EngineStats::add(len == 0 ? stats_.zlpsIn : stats_.transfersIn, 1);
+    EngineStats::add(stats_.usbBytesIn, len);
+    if (handler_) handler_->onTransfer(rxbuf_.get() + size_t(i) * kMaxTransfer, len);
   }
-  // Budget spent with input left: come back at the end of this turn.
-  if (reading_ && readable_ && !closed_) loop_.defer(this);
 }
 
 void CableTransport::send(pipe::OutPacket packet, bool zlp) {
@@ -164,7 +203,7 @@ void CableTransport::send(pipe::OutPacket packet, bool zlp) {
 void CableTransport::runDeferred() {
   if (closed_) return;
   flush();
-  if (!closed_ && reading_ && readable_) readSome();
+  if (!closed_ && reading_ && readable_ && rxNext_ >= rxCount_) readSome();
 }
 
 void CableTransport::flush() {

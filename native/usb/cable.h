@@ -22,7 +22,10 @@ namespace tsmuxd::usb {
 class CableTransport : public Transport, public pipe::Pollable, public pipe::Deferred {
  public:
   // The largest transfer accepted from the other end; bigger ones are hostile.
-  static constexpr size_t kMaxTransfer = 256 << 10;
+  // A device's transfer carries one mux packet (at most 65535 bytes).
+  static constexpr size_t kMaxTransfer = 64 << 10;
+  // Transfers taken per recvmmsg: syscalls, not bytes, are the cost here.
+  static constexpr int kRxSlots = 8;
 
   CableTransport(pipe::EventLoop& loop, pipe::BufferPool& pool, EngineStats& stats, int fd);
   ~CableTransport() override;
@@ -47,6 +50,9 @@ class CableTransport : public Transport, public pipe::Pollable, public pipe::Def
   void readSome();
   void flush();
   void fail(const Fault& why);
+  // Hands the received batch to the handler; stops early if reading pauses
+  // and resumes from there.
+  void deliverBatch();
   bool peerHungUp() const;
 
   pipe::EventLoop& loop_;
@@ -59,9 +65,14 @@ class CableTransport : public Transport, public pipe::Pollable, public pipe::Def
   bool readable_ = false;
   bool writable_ = true;
   bool aboveHighWater_ = false;
+  bool peerClosed_ = false;  // epoll saw RDHUP/HUP: a zero-length read may be EOF
   std::deque<pipe::OutPacket> queue_;
   size_t queuedBytes_ = 0;
   std::unique_ptr<uint8_t[]> rxbuf_;
+  size_t rxLen_[kRxSlots] = {};
+  int rxFlags_[kRxSlots] = {};
+  int rxCount_ = 0;
+  int rxNext_ = 0;
 };
 
 // Accepts device ends of cables on a listening path.

@@ -13,15 +13,17 @@ const { values } = parseArgs({
     serial: { type: 'string' },
     window: { type: 'string' },
     'max-packet-size': { type: 'string' },
+    'socket-dir': { type: 'string' },
   },
 });
 if (!values.cable) {
-  process.stderr.write('usage: peer-main --cable PATH [--serial S] [--window BYTES]\n');
+  process.stderr.write('usage: peer-main --cable PATH [--serial S] [--window BYTES] [--socket-dir DIR]\n');
   process.exit(2);
 }
 const peer = await startPeer({
   cable: values.cable,
   window: values.window ? Number(values.window) : undefined,
+  socketDir: values['socket-dir'],
   usb: {
     serial: values.serial,
     maxPacketSize: values['max-packet-size'] ? Number(values['max-packet-size']) : undefined,
@@ -29,6 +31,6 @@ const peer = await startPeer({
 });
 peer.engine.on('detached', () => void peer.close().then(() => process.exit(0)));
 peer.engine.on('ready', () => {
-  process.stdout.write(`${JSON.stringify({ ready: true, serial: peer.serial, pid: process.pid })}\n`);
+  process.stdout.write(`${JSON.stringify({ ready: true, serial: peer.serial, pid: process.pid, services: peer.services })}\n`);
 });
 process.on('SIGTERM', () => void peer.close().then(() => process.exit(0)));

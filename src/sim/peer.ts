@@ -2,6 +2,7 @@
 // sink and source services. The full simulator (lockdownd, pairing, the
 // service registry) builds on this.
 import type { Server } from 'node:net';
+import { join } from 'node:path';
 
 import { MuxEngine } from '../devices/mux-engine.js';
 import type { DeviceRoleOptions } from '../native.js';
@@ -13,6 +14,8 @@ import { startSource } from './services/source.js';
 
 export interface PeerOptions extends Omit<DeviceRoleOptions, 'portMap'> {
   cable: string;
+  /** Serve the services on Unix sockets in this directory instead of TCP. */
+  socketDir?: string;
   usb?: Partial<SimUsbIdentity>;
   /** Share an engine (and its event thread) between several peers. */
   engine?: MuxEngine;
@@ -22,7 +25,8 @@ export interface Peer {
   engine: MuxEngine;
   handle: number;
   serial: string;
-  servicePorts: Record<number, number>;
+  /** Device port -> where its service listens (a TCP port or a socket path). */
+  services: Record<number, string | number>;
   close(): Promise<void>;
 }
 
@@ -35,15 +39,15 @@ export function simSerial(index = ++serialCounter): string {
 
 export async function startPeer(options: PeerOptions): Promise<Peer> {
   const servers: Server[] = [];
-  const services: Record<number, number> = {};
-  for (const [port, start] of [
-    [ECHO_PORT, startEcho],
-    [SINK_PORT, startSink],
-    [SOURCE_PORT, startSource],
+  const services: Record<number, string | number> = {};
+  for (const [port, name, start] of [
+    [ECHO_PORT, 'echo', startEcho],
+    [SINK_PORT, 'sink', startSink],
+    [SOURCE_PORT, 'source', startSource],
   ] as const) {
-    const s = await start();
+    const s = await start(options.socketDir ? join(options.socketDir, `${name}.sock`) : undefined);
     servers.push(s.server);
-    services[port] = s.port;
+    services[port] = s.address;
   }
   const ownEngine = !options.engine;
   const engine = options.engine ?? new MuxEngine();
@@ -53,13 +57,15 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     version: options.version,
     controlLogs: options.controlLogs,
     defaultLoopback: options.defaultLoopback ?? false,
-    portMap: Object.entries(services).map(([port, targetPort]) => ({ port: Number(port), targetPort })),
+    portMap: Object.entries(services).map(([port, at]) =>
+      typeof at === 'string' ? { port: Number(port), path: at } : { port: Number(port), targetPort: at },
+    ),
   });
   return {
     engine,
     handle,
     serial,
-    servicePorts: services,
+    services,
     async close() {
       if (ownEngine) engine.close();
       else engine.closeDevice(handle);

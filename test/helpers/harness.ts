@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
+import { openLoopbackClient } from '../../src/devices/loopback-client.js';
 import { MuxEngine, type MuxEngineOptions } from '../../src/devices/mux-engine.js';
 import { native, packageRoot, type RawCable } from '../../src/native.js';
 import { iphoneDescriptor } from '../../src/sim/descriptor.js';
@@ -100,17 +101,9 @@ export async function openClient(
   port: number,
   pipelined?: Buffer,
 ): Promise<{ socket: net.Socket; conn: number }> {
-  const path = join(host.dir, `client-${Math.random().toString(36).slice(2)}`);
-  const server = net.createServer({ pauseOnConnect: true });
-  await new Promise<void>((resolve) => server.listen(path, resolve));
-  const accepted = once(server, 'connection') as Promise<[net.Socket]>;
-  const socket = net.connect(path);
-  const [serverSide] = await accepted;
-  server.close();
-  const conn = await host.engine.connect(handle, port);
-  host.engine.adoptSocket(conn, serverSide, pipelined);
-  t.teardown(() => socket.destroy());
-  return { socket, conn };
+  const client = await openLoopbackClient(host.engine, handle, port, host.dir, pipelined);
+  t.teardown(() => client.socket.destroy());
+  return client;
 }
 
 /** Reads exactly `n` bytes from a socket. */

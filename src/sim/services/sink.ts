@@ -1,12 +1,17 @@
 // Device port 9: a sink that proves what it received. A request is an 8-byte
 // big-endian length N followed by N bytes; the answer is the SHA-256 of those
-// N bytes. Requests may repeat on one connection.
+// N bytes. With the top bit of the length set, the bytes are only counted and
+// the answer is 32 zero bytes (for benchmarks, where hashing would be the
+// bottleneck). Requests may repeat on one connection.
 import { createHash, type Hash } from 'node:crypto';
-import { createServer, type AddressInfo, type Server } from 'node:net';
+import { createServer, type Server } from 'node:net';
+
+import { listenService, type ServiceAddress } from './listen.js';
 
 export const DIGEST_LENGTH = 32;
+export const UNHASHED = 1n << 63n;
 
-export async function startSink(host = '127.0.0.1'): Promise<{ server: Server; port: number }> {
+export async function startSink(at?: ServiceAddress): Promise<{ server: Server; address: string | number }> {
   const server = createServer((socket) => {
     let header = Buffer.alloc(0);
     let remaining = -1n;
@@ -20,22 +25,27 @@ export async function startSink(host = '127.0.0.1'): Promise<{ server: Server; p
           header = Buffer.concat([header, data.subarray(0, need)]);
           data = data.subarray(need);
           if (header.length < 8) return;
-          remaining = header.readBigUInt64BE(0);
+          const request = header.readBigUInt64BE(0);
           header = Buffer.alloc(0);
-          hash = createHash('sha256');
+          hash = request & UNHASHED ? null : createHash('sha256');
+          remaining = request & ~UNHASHED;
+          if (remaining === 0n) {
+            socket.write(hash ? hash.digest() : Buffer.alloc(DIGEST_LENGTH));
+            remaining = -1n;
+            continue;
+          }
         }
         const take = remaining < BigInt(data.length) ? Number(remaining) : data.length;
-        hash!.update(data.subarray(0, take));
+        hash?.update(data.subarray(0, take));
         data = data.subarray(take);
         remaining -= BigInt(take);
         if (remaining === 0n) {
-          socket.write(hash!.digest());
+          socket.write(hash ? hash.digest() : Buffer.alloc(DIGEST_LENGTH));
           remaining = -1n;
           hash = null;
         }
       }
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, host, resolve));
-  return { server, port: (server.address() as AddressInfo).port };
+  return { server, address: await listenService(server, at) };
 }

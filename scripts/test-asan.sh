@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# npm run test:asan: builds the addon with ASan and UBSan (build-asan/) and
+# runs the whole tap suite against it, child processes included.
+set -euo pipefail
+repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo_root"
+
+bash scripts/build-libusb.sh
+npx --no -- cmake-js compile --out build-asan --config Release \
+  --CDLIBUSB_PREFIX="$repo_root/.deps/libusb" --CDTSMUXD_SANITIZE=ON
+
+# node-gyp-build looks for build/Release/*.node under TSMUXD_NATIVE_DIR.
+stage=$repo_root/build-asan/stage
+rm -rf "$stage" && mkdir -p "$stage/build"
+cp -r build-asan/Release "$stage/build/Release"
+cp package.json "$stage/"
+
+npx --no -- tsc -p tsconfig.build.json
+export TSMUXD_NATIVE_DIR=$stage
+export LD_PRELOAD="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)"
+# Node itself leaks at exit; leak checking belongs to the fuzzers.
+export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+# The prebuild test checks the committed binary, not this one.
+exec npx --no -- tap --disable-coverage --exclude='test/prebuild.test.ts' --exclude='test/helpers/**' "$@"
