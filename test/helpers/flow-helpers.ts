@@ -5,27 +5,26 @@
 import { createHash } from 'node:crypto';
 import { randomFillSync } from 'node:crypto';
 import type net from 'node:net';
-import { setTimeout as delay } from 'node:timers/promises';
 
 import type { DecodedPacket, RawCable } from '../../src/native.js';
-import { wire } from './harness.js';
+import { PROTO_TCP, PROTO_VERSION, recvTransfer, wire } from './harness.js';
 
 export const MiB = 1024 * 1024;
 export const KiB = 1024;
 export const DIGEST_LENGTH = 32;
 
-export const TH_FIN = 0x01;
-export const TH_SYN = 0x02;
-export const TH_RST = 0x04;
-export const TH_PSH = 0x08;
-export const TH_ACK = 0x10;
-
-export const PROTO_VERSION = 0;
-export const PROTO_CONTROL = 1;
-export const PROTO_SETUP = 2;
-export const PROTO_TCP = 6;
-
-export const sleep = (ms: number): Promise<void> => delay(ms);
+export {
+  PROTO_CONTROL,
+  PROTO_SETUP,
+  PROTO_TCP,
+  PROTO_VERSION,
+  sleep,
+  TH_ACK,
+  TH_FIN,
+  TH_PSH,
+  TH_RST,
+  TH_SYN,
+} from './harness.js';
 
 /** Resolves on 'drain'; rejects if the socket closes or fails first. */
 function drained(socket: net.Socket): Promise<void> {
@@ -209,23 +208,17 @@ export class PacketPort {
 
   /** The next transfer (a ZLP is an empty Buffer), or null after timeoutMs. */
   async nextTransfer(timeoutMs: number): Promise<Buffer | null> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const b = this.cable.recv(0);
-      if (b !== null) {
-        this.transfersSeen++;
-        if (b.length === 0) {
-          this.zlpsSeen++;
-          this.owedZlp = 0;
-        } else {
-          if (this.owedZlp > 0) this.zlpViolations.push(`length ${this.owedZlp} followed by ${b.length}`);
-          this.owedZlp = b.length % this.maxPacketSize === 0 ? b.length : 0;
-        }
-        return b;
-      }
-      if (Date.now() >= deadline) return null;
-      await sleep(1);
+    const b = await recvTransfer(this.cable, timeoutMs);
+    if (b === null) return null;
+    this.transfersSeen++;
+    if (b.length === 0) {
+      this.zlpsSeen++;
+      this.owedZlp = 0;
+    } else {
+      if (this.owedZlp > 0) this.zlpViolations.push(`length ${this.owedZlp} followed by ${b.length}`);
+      this.owedZlp = b.length % this.maxPacketSize === 0 ? b.length : 0;
     }
+    return b;
   }
 
   decode(bytes: Buffer): DecodedPacket {

@@ -136,9 +136,33 @@ export function readExactly(socket: net.Socket, n: number): Promise<Buffer> {
   });
 }
 
+export const TH_FIN = 0x01;
 export const TH_SYN = 0x02;
 export const TH_RST = 0x04;
+export const TH_PSH = 0x08;
 export const TH_ACK = 0x10;
+
+export const PROTO_VERSION = 0;
+export const PROTO_CONTROL = 1;
+export const PROTO_SETUP = 2;
+export const PROTO_TCP = 6;
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * The next transfer on a raw cable (an empty Buffer is a ZLP), or null after
+ * `timeoutMs`. Polls, so JS events are delivered while it waits. Throws what
+ * recv throws (ERR_UNPLUGGED once the other end closed the cable).
+ */
+export async function recvTransfer(cable: RawCable, timeoutMs = 20_000): Promise<Buffer | null> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const b = cable.recv(0);
+    if (b !== null) return b;
+    if (Date.now() >= deadline) return null;
+    await sleep(1);
+  }
+}
 
 /**
  * A device driven packet by packet over a raw cable end: it sends the

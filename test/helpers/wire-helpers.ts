@@ -10,14 +10,14 @@ import { NativeError, type DecodedPacket, type RawCable } from '../../src/native
 import { iphoneDescriptor } from '../../src/sim/descriptor.js';
 import { startPeer } from '../../src/sim/peer.js';
 import { ECHO_PORT } from '../../src/sim/ports.js';
-import { openClient, RawDevice, readExactly, TH_ACK, TH_SYN, waitFor, wire, type HostSetup } from './harness.js';
+import { openClient, RawDevice, readExactly, recvTransfer, sleep, TH_ACK, TH_SYN, waitFor, wire, type HostSetup } from './harness.js';
+
+export { recvTransfer, sleep };
 
 type Teardown = { teardown(fn: () => void): void };
 
 /** Generous default for anything that waits on the engine's thread. */
 export const SLOW = 20_000;
-
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Rejects if `p` has not settled within `ms`. */
 export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -26,21 +26,6 @@ export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise
     timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
   });
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
-
-/**
- * The next transfer on a raw cable (an empty Buffer is a ZLP), or null after
- * `timeoutMs`. Polls, so JS events are delivered while it waits. Throws what
- * recv throws (ERR_UNPLUGGED once the host closed the cable).
- */
-export async function recvTransfer(cable: RawCable, timeoutMs = SLOW): Promise<Buffer | null> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const b = cable.recv(0);
-    if (b !== null) return b;
-    if (Date.now() >= deadline) return null;
-    await sleep(2);
-  }
 }
 
 /** Like recvTransfer, but skips ZLPs. */
