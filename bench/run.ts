@@ -18,10 +18,10 @@ const repeats = values.repeats ? Number(values.repeats) : 3;
 const rows = await benchThroughput(bytes, repeats);
 const fmt = (n: number, d = 1) => n.toFixed(d).padStart(9);
 console.log(`one connection, ${bytes / (1 << 20)} MiB per run, median of ${repeats}`);
-console.log('path    direction     MiB/s   host CPU s/GiB  device CPU s/GiB  JS wakeups');
+console.log('path      direction     MiB/s   host CPU s/GiB  device CPU s/GiB  JS wakeups');
 for (const r of rows) {
   console.log(
-    `${r.path.padEnd(7)} ${r.direction.padEnd(12)} ${fmt(r.mibPerSec)} ${fmt(r.hostCpuSecPerGiB, 2)}      ${fmt(r.hostCpuSecPerGiB === 0 ? 0 : r.deviceCpuSecPerGiB, 2)}        ${String(r.jsWakeups).padStart(5)}`,
+    `${r.path.padEnd(9)} ${r.direction.padEnd(12)} ${fmt(r.mibPerSec)} ${fmt(r.hostCpuSecPerGiB, 2)}      ${fmt(r.deviceCpuSecPerGiB, 2)}        ${String(r.jsWakeups).padStart(5)}`,
   );
 }
 for (const dir of ['to device', 'from device'] as const) {

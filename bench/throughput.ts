@@ -13,7 +13,10 @@ import { SINK_PORT, SOURCE_PORT } from '../src/sim/ports.js';
 import { cpuSeconds, download, GiB, median, spawnDevice, upload } from './lib.js';
 
 export interface ThroughputRow {
-  path: 'mux' | 'direct';
+  /** mux: through the cable with a phone-like 128 KiB device window;
+   *  mux-1MiB: the same with a 1 MiB device window (the host's own ceiling);
+   *  direct: a Unix socket between the same two processes, no mux. */
+  path: 'mux' | 'mux-1MiB' | 'direct';
   direction: 'to device' | 'from device';
   mibPerSec: number;
   hostCpuSecPerGiB: number;
@@ -49,10 +52,17 @@ export async function benchThroughput(bytes = GiB, repeats = 3): Promise<Through
   const engine = new MuxEngine();
   const cable = join(dir, 'cable');
   engine.listenCable(cable);
-  const ready = new Promise<number>((resolve) => engine.once('ready', (r) => resolve(r.handle)));
+  const nextReady = () => new Promise<number>((resolve) => engine.once('ready', (r) => resolve(r.handle)));
+  let ready = nextReady();
   const device = await spawnDevice(cable, socketDir);
   const handle = await ready;
   const pid = device.child.pid!;
+  // A second phone with a wide window shows what the host itself can do.
+  const wideDir = join(dir, 'svc-wide');
+  mkdirSync(wideDir);
+  ready = nextReady();
+  const wide = await spawnDevice(cable, wideDir, ['--window', String(1 << 20)]);
+  const wideHandle = await ready;
   const rows: ThroughputRow[] = [];
   try {
     const cases = [
@@ -60,17 +70,19 @@ export async function benchThroughput(bytes = GiB, repeats = 3): Promise<Through
       { direction: 'from device' as const, port: SOURCE_PORT, run: download },
     ];
     for (const c of cases) {
-      for (const path of ['mux', 'direct'] as const) {
+      const paths = c.direction === 'to device' ? (['mux', 'mux-1MiB', 'direct'] as const) : (['mux', 'direct'] as const);
+      for (const path of paths) {
         const samples = [];
+        const devicePid = path === 'mux-1MiB' ? wide.child.pid! : pid;
         for (let i = 0; i < repeats; i++) {
           let socket: net.Socket;
-          if (path === 'mux') {
-            socket = (await openLoopbackClient(engine, handle, c.port, dir)).socket;
+          if (path !== 'direct') {
+            socket = (await openLoopbackClient(engine, path === 'mux' ? handle : wideHandle, c.port, dir)).socket;
           } else {
             socket = net.connect(device.services[c.port] as string);
             await once(socket, 'connect');
           }
-          samples.push(await measure(() => c.run(socket, bytes), bytes, pid, () => engine.stats().jsWakeups));
+          samples.push(await measure(() => c.run(socket, bytes), bytes, devicePid, () => engine.stats().jsWakeups));
           socket.destroy();
         }
         const perGiB = GiB / bytes;
@@ -87,6 +99,7 @@ export async function benchThroughput(bytes = GiB, repeats = 3): Promise<Through
   } finally {
     engine.close();
     device.child.kill('SIGTERM');
+    wide.child.kill('SIGTERM');
     rmSync(dir, { recursive: true, force: true });
   }
   return rows;

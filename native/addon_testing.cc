@@ -137,7 +137,7 @@ class StreamReassemblerWrap : public Napi::ObjectWrap<StreamReassemblerWrap> {
     Fault f;
     bool ok = stream_.feed(
         buf.Data(), buf.Length(),
-        [&](const uint8_t* p, size_t n) {
+        [&](const uint8_t* p, size_t n, bool) {
           out.Set(out.Length(), copyBuffer(env, p, n));
           return true;
         },
@@ -170,8 +170,9 @@ class MessageAssemblerWrap : public Napi::ObjectWrap<MessageAssemblerWrap> {
     Napi::Array faults = Napi::Array::New(env);
     assembler_.feed(
         buf.Data(), buf.Length(),
-        [&](const uint8_t* p, size_t n) { messages.Set(messages.Length(), copyBuffer(env, p, n)); },
+        [&](const uint8_t* p, size_t n, bool) { messages.Set(messages.Length(), copyBuffer(env, p, n)); },
         [&](const Fault& f) { faults.Set(faults.Length(), makeError(env, f.code, f.message)); });
+    assembler_.batchEnd();  // the JS buffer is not ours to hold
     Napi::Object o = Napi::Object::New(env);
     o.Set("messages", messages);
     o.Set("faults", faults);

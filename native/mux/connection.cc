@@ -169,7 +169,8 @@ void Connection::localConnectFailed(int error) {
 
 // ---- input ----
 
-void Connection::onSegment(const TcpHeader& th, const uint8_t* payload, size_t len) {
+void Connection::onSegment(const TcpHeader& th, const uint8_t* payload, size_t len,
+                           bool inTransfer) {
   // A RST may carry the peer's reason as text.
   auto reason = [payload, len](const char* prefix, const char* fallback) {
     std::string text(reinterpret_cast<const char*>(payload), len);
@@ -246,26 +247,52 @@ void Connection::onSegment(const TcpHeader& th, const uint8_t* payload, size_t l
   }
   sndUna_ = th.ack;
   sndWnd_ = unscaleWindow(th.window);
-  if (len > 0) deliver(payload, len);
+  if (len > 0) deliver(payload, len, inTransfer);
   if (wantSend_ && sendable() > 0) {
     wantSend_ = false;
     if (io_) io_->sendReady();
   }
 }
 
-void Connection::deliver(const uint8_t* payload, size_t len) {
+void Connection::deliver(const uint8_t* payload, size_t len, bool inTransfer) {
   rcvNxt_ += uint32_t(len);
   bytesIn_ += len;
   EngineStats::add(role_ == Role::Host ? stats_->payloadBytesFromDevice
                                        : stats_->payloadBytesToDevice,
                    len);
-  if (io_ && inbound_.empty()) {
-    size_t taken = io_->offer(payload, len);
-    payload += taken;
-    len -= taken;
+  if (inTransfer && io_ && inbound_.empty() && session_) {
+    // Hold the payload where the transport put it; flushDirect() writes the
+    // whole batch at once.
+    if (direct_.empty()) session_->queueDirect(*this);
+    direct_.push_back(iovec{const_cast<uint8_t*>(payload), len});
+    directBytes_ += len;
+    return;
   }
-  if (len > 0) inbound_.append(payload, len);
+  bool wasEmpty = inbound_.empty();
+  inbound_.append(payload, len);
+  if (wasEmpty && io_) io_->inboundReady();
   noteAckDue();
+}
+
+void Connection::flushDirect() {
+  if (direct_.empty()) return;
+  size_t taken = 0;
+  if (io_ && state_ == State::Established) taken = io_->offer(direct_.data(), int(direct_.size()));
+  for (const iovec& v : direct_) {
+    size_t skip = std::min(taken, v.iov_len);
+    taken -= skip;
+    if (skip < v.iov_len) inbound_.append(static_cast<uint8_t*>(v.iov_base) + skip, v.iov_len - skip);
+  }
+  direct_.clear();
+  directBytes_ = 0;
+  if (!inbound_.empty() && io_) io_->inboundReady();
+  noteAckDue();
+}
+
+void Connection::spillDirect() {
+  for (const iovec& v : direct_) inbound_.append(static_cast<uint8_t*>(v.iov_base), v.iov_len);
+  direct_.clear();
+  directBytes_ = 0;
 }
 
 void Connection::noteAckDue() {
@@ -336,6 +363,7 @@ void Connection::violation(const std::string& what) {
 void Connection::drain(const std::string& reason) {
   if (state_ == State::Draining || state_ == State::Closed) return;
   cancelTimer();
+  spillDirect();
   state_ = State::Draining;
   closeReason_ = reason;
   // A draining connection sends nothing more and outlives its place in the
@@ -406,6 +434,8 @@ void Connection::finishClose(const std::string& reason) {
   state_ = State::Closed;
   std::shared_ptr<Connection> self = shared_from_this();
   if (session_) session_->remove(*this);
+  direct_.clear();
+  directBytes_ = 0;
   inbound_.clear();
   observer_.onConnectionClosed(*this, reason);
 }

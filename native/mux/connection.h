@@ -5,7 +5,10 @@
 //   - we never send past the peer's window, and
 //   - we ACK only what the local socket has taken, so a reader that stalls
 //     stalls the peer instead of growing our memory.
+#include <sys/uio.h>
+
 #include <cstdint>
+#include <vector>
 #include <memory>
 #include <string>
 
@@ -30,7 +33,7 @@ class ConnectionIo {
  public:
   virtual ~ConnectionIo() = default;
   // Writes what the local side takes right now; returns the count.
-  virtual size_t offer(const uint8_t* data, size_t len) = 0;
+  virtual size_t offer(const struct iovec* iov, int count) = 0;
   // Bytes wait in the connection's inbound queue.
   virtual void inboundReady() = 0;
   // The peer's window or the transport opened: read local bytes again.
@@ -75,8 +78,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void localConnected();                  // device: local socket is up -> SYN|ACK
   void localConnectFailed(int error);     // device: RST, phone-style log line
 
-  // A TCP packet for this connection.
-  void onSegment(const TcpHeader& th, const uint8_t* payload, size_t len);
+  // A TCP packet for this connection. `inTransfer`: the payload stays valid
+  // until the transfer batch ends, so it may be written from where it lies.
+  void onSegment(const TcpHeader& th, const uint8_t* payload, size_t len, bool inTransfer);
 
   // Local -> peer. sendable() is the room in the peer's window (capped at a
   // few packets); when it is 0 the local side calls blocked() and waits for
@@ -101,20 +105,24 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Called by the session at the end of a turn to send a coalesced ACK.
   void flushAck();
+  // Called at the end of a transfer batch: writes the payloads received in it
+  // with one call, and copies what the local side did not take.
+  void flushDirect();
   void transportDrained();
 
   uint64_t bytesIn() const { return bytesIn_; }
   uint64_t bytesOut() const { return bytesOut_; }
 
  private:
-  uint32_t receiveAck() const { return rcvNxt_ - uint32_t(inbound_.size()); }
+  uint32_t receiveAck() const { return rcvNxt_ - uint32_t(inbound_.size() + directBytes_); }
+  void spillDirect();
   void sendControl(uint8_t flags, const std::string& text = std::string());
   void violation(const std::string& what);
   void drain(const std::string& reason);
   void finishClose(const std::string& reason);
   void cancelTimer();
   void transmit(pipe::OutPacket packet, uint8_t flags, uint32_t seq, size_t payloadLen);
-  void deliver(const uint8_t* payload, size_t len);
+  void deliver(const uint8_t* payload, size_t len, bool inTransfer);
   void noteAckDue();
   void connectTimedOut();
   void closeFromHandshake(const char* code, const std::string& reason);
@@ -131,6 +139,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   State state_;
   std::shared_ptr<ConnectionIo> io_;
   pipe::ByteQueue inbound_;
+  // Payloads of the current transfer batch not yet written (pointers into the
+  // transport's buffers, valid until the batch ends).
+  std::vector<struct iovec> direct_;
+  size_t directBytes_ = 0;
 
   uint32_t sndNxt_ = 0;     // next sequence number we send
   uint32_t sndUna_ = 0;     // oldest byte the peer has not ACKed

@@ -142,6 +142,16 @@ void DeviceSession::queueAck(Connection& c) {
   loop_.defer(this);
 }
 
+void DeviceSession::queueDirect(Connection& c) { directQueue_.push_back(c.shared_from_this()); }
+
+void DeviceSession::onTransferBatchEnd() {
+  // One write per connection for the whole batch, then the buffers go back.
+  messages_.batchEnd();
+  std::vector<std::shared_ptr<Connection>> queue;
+  queue.swap(directQueue_);
+  for (auto& c : queue) c->flushDirect();
+}
+
 void DeviceSession::waitForTransport(Connection& c) {
   transportWaiters_.push_back(c.weak_from_this());
 }
@@ -174,17 +184,18 @@ void DeviceSession::onTransfer(const uint8_t* data, size_t len) {
   if (state_ == State::Dead) return;
   if (options_.role == Role::Device) {
     messages_.feed(
-        data, len, [this](const uint8_t* p, size_t n) { handleMessage(p, n); },
+        data, len, [this](const uint8_t* p, size_t n, bool t) { handleMessage(p, n, t); },
         [this](const Fault& f) { controlLog(kControlError, "asyncReadComplete, " + f.message); });
     return;
   }
   Fault fault;
   bool ok = stream_.feed(
-      data, len, [this](const uint8_t* p, size_t n) { return handlePacket(p, n); }, fault);
+      data, len, [this](const uint8_t* p, size_t n, bool t) { return handlePacket(p, n, t); },
+      fault);
   if (!ok) fail(fault);
 }
 
-void DeviceSession::handleMessage(const uint8_t* p, size_t len) {
+void DeviceSession::handleMessage(const uint8_t* p, size_t len, bool inTransfer) {
   // The phone sees whole messages: one must be exactly one packet.
   if (state_ == State::Dead) return;
   if (len < kHeaderSizeV1) {
@@ -206,10 +217,10 @@ void DeviceSession::handleMessage(const uint8_t* p, size_t len) {
     observer_.onSessionLog(*this, LogLevel::Warning, "dropped a host message: " + what);
     return;
   }
-  handlePacket(p, len);
+  handlePacket(p, len, inTransfer);
 }
 
-bool DeviceSession::handlePacket(const uint8_t* p, size_t len) {
+bool DeviceSession::handlePacket(const uint8_t* p, size_t len, bool inTransfer) {
   MuxHeader h = readMuxHeader(p, headerSize_);
   if (headerSize_ == kHeaderSizeV2) rxSeq_ = h.txSeq;
   const uint8_t* body = p + headerSize_;
@@ -219,7 +230,7 @@ bool DeviceSession::handlePacket(const uint8_t* p, size_t len) {
     case kProtoVersion: handleVersion(body, bodyLen); break;
     case kProtoSetup: handleSetup(body, bodyLen); break;
     case kProtoControl: handleControl(body, bodyLen); break;
-    case kProtoTcp: handleTcp(body, bodyLen); break;
+    case kProtoTcp: handleTcp(body, bodyLen, inTransfer); break;
     default: break;  // unreachable: the framer checked the protocol
   }
   return state_ != State::Dead;
@@ -325,7 +336,7 @@ void DeviceSession::handleControl(const uint8_t* body, size_t len) {
   observer_.onSessionLog(*this, level, "device: " + text);
 }
 
-void DeviceSession::handleTcp(const uint8_t* body, size_t len) {
+void DeviceSession::handleTcp(const uint8_t* body, size_t len, bool inTransfer) {
   if (state_ != State::Active) return;  // as usbmuxd: TCP before the handshake is dropped
   TcpHeader th;
   Fault f = readTcpHeader(body, len, th);
@@ -355,7 +366,7 @@ void DeviceSession::handleTcp(const uint8_t* body, size_t len) {
     return;
   }
   std::shared_ptr<Connection> conn = it->second;  // stays alive through teardown
-  conn->onSegment(th, payload, payloadLen);
+  conn->onSegment(th, payload, payloadLen, inTransfer);
 }
 
 void DeviceSession::sendAnonymousRst(const TcpHeader& th) {

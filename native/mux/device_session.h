@@ -83,22 +83,26 @@ class DeviceSession : public usb::TransportHandler, public pipe::Deferred {
   void controlLog(ControlType type, const std::string& text);
   bool congested() const { return transport_.congested(); }
   void queueAck(Connection& c);
+  // A connection holding payload pointers into the current transfer batch.
+  void queueDirect(Connection& c);
   void waitForTransport(Connection& c);
 
   // usb::TransportHandler
   void onTransfer(const uint8_t* data, size_t len) override;
+  void onTransferBatchEnd() override;
   void onTransportDrained() override;
   void onTransportClosed(const Fault& why) override;
 
   void runDeferred() override;
 
  private:
-  bool handlePacket(const uint8_t* p, size_t len);
-  void handleMessage(const uint8_t* p, size_t len);
+  // `inTransfer`: the bytes outlive this call, until the transfer batch ends.
+  bool handlePacket(const uint8_t* p, size_t len, bool inTransfer);
+  void handleMessage(const uint8_t* p, size_t len, bool inTransfer);
   void handleVersion(const uint8_t* body, size_t len);
   void handleSetup(const uint8_t* body, size_t len);
   void handleControl(const uint8_t* body, size_t len);
-  void handleTcp(const uint8_t* body, size_t len);
+  void handleTcp(const uint8_t* body, size_t len, bool inTransfer);
   void sendPacket(uint32_t protocol, pipe::OutPacket packet);
   void sendAnonymousRst(const TcpHeader& th);
   void fail(const Fault& why);
@@ -124,6 +128,7 @@ class DeviceSession : public usb::TransportHandler, public pipe::Deferred {
   std::unordered_map<uint32_t, std::shared_ptr<Connection>> conns_;
   std::vector<bool> usedPorts_;  // host role: source ports held by live connections
   std::vector<std::weak_ptr<Connection>> ackQueue_;
+  std::vector<std::shared_ptr<Connection>> directQueue_;
   std::vector<std::weak_ptr<Connection>> transportWaiters_;
 
   uint64_t logWindowStart_ = 0;

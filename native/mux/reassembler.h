@@ -28,8 +28,10 @@ class StreamReassembler {
   void setHeaderSize(size_t size) { headerSize_ = size; }
   size_t pendingBytes() const { return pending_.size(); }
 
-  // Feeds one transfer. `sink(ptr, len)` gets each whole packet and returns
-  // false to stop early (the device went away). Returns false with `fault` set
+  // Feeds one transfer. `sink(ptr, len, inTransfer)` gets each whole packet
+  // and returns false to stop early (the device went away); `inTransfer` says
+  // the bytes lie in the caller's transfer (valid as long as it is), not in
+  // our reassembly buffer (valid only during the call). Returns false with `fault` set
   // on malformed input; the stream is then unusable.
   template <typename Sink>
   bool feed(const uint8_t* data, size_t len, Sink&& sink, Fault& fault);
@@ -47,14 +49,22 @@ class MessageAssembler {
   explicit MessageAssembler(uint16_t maxPacketSize, size_t maxMessage = kMaxPacketLength)
       : maxPacketSize_(maxPacketSize ? maxPacketSize : 512), maxMessage_(maxMessage) {}
 
-  // Feeds one transfer. `onMessage(ptr, len)` gets each complete message;
-  // `onFault(fault)` hears about a message that was dropped.
+  // Feeds one transfer. `onMessage(ptr, len, inTransfer)` gets each complete
+  // message (`inTransfer` as for StreamReassembler); `onFault(fault)` hears
+  // about a message that was dropped.
   template <typename OnMessage, typename OnFault>
   void feed(const uint8_t* data, size_t len, OnMessage&& onMessage, OnFault&& onFault);
+
+  // The caller's transfers are about to be reused: copy what is still held.
+  void batchEnd();
 
  private:
   uint16_t maxPacketSize_;
   size_t maxMessage_;
+  // A message's first transfer, held where it lies until its ZLP comes (the
+  // usual shape: one full-size transfer, then a ZLP), so it is not copied.
+  const uint8_t* held_ = nullptr;
+  size_t heldLen_ = 0;
   std::vector<uint8_t> buf_;
   size_t overflowBytes_ = 0;  // non-zero while discarding an oversized message
 };
@@ -92,7 +102,7 @@ bool StreamReassembler::feed(const uint8_t* data, size_t len, Sink&& sink, Fault
       len -= take;
       if (pending_.size() < length) return true;
       // The sink never feeds us again, so the buffer can be reused in place.
-      bool go = sink(pending_.data(), pending_.size());
+      bool go = sink(pending_.data(), pending_.size(), false);
       pending_.clear();
       if (!go) return true;
       continue;
@@ -108,7 +118,7 @@ bool StreamReassembler::feed(const uint8_t* data, size_t len, Sink&& sink, Fault
       pending_.assign(data, data + len);
       return true;
     }
-    if (!sink(data, size_t(length))) return true;
+    if (!sink(data, size_t(length), true)) return true;
     data += length;
     len -= length;
   }
@@ -119,16 +129,26 @@ template <typename OnMessage, typename OnFault>
 void MessageAssembler::feed(const uint8_t* data, size_t len, OnMessage&& onMessage,
                             OnFault&& onFault) {
   bool ends = len == 0 || len % maxPacketSize_ != 0;
-  if (overflowBytes_ == 0 && buf_.empty() && ends) {
+  if (overflowBytes_ == 0 && buf_.empty() && !held_) {
     if (len == 0) return;  // a ZLP with nothing before it: an empty read
-    if (len > maxMessage_) {
-      onFault(Fault(codes::kMessageTooLarge, "message was too large (" + std::to_string(len) +
-                                                 " bytes, max = " + std::to_string(maxMessage_) +
-                                                 ")"));
+    if (len <= maxMessage_ && ends) {
+      onMessage(data, len, true);
       return;
     }
-    onMessage(data, len);
-    return;
+    if (len <= maxMessage_) {
+      held_ = data;
+      heldLen_ = len;
+      return;
+    }
+  } else if (held_) {
+    const uint8_t* p = held_;
+    size_t n = heldLen_;
+    held_ = nullptr;
+    if (len == 0) {
+      onMessage(p, n, true);
+      return;
+    }
+    buf_.assign(p, p + n);  // a second transfer joins: copy after all
   }
   if (overflowBytes_ > 0) {
     overflowBytes_ += len;
@@ -147,8 +167,14 @@ void MessageAssembler::feed(const uint8_t* data, size_t len, OnMessage&& onMessa
     overflowBytes_ = 0;
     return;
   }
-  if (!buf_.empty()) onMessage(buf_.data(), buf_.size());
+  if (!buf_.empty()) onMessage(buf_.data(), buf_.size(), false);
   buf_.clear();
+}
+
+inline void MessageAssembler::batchEnd() {
+  if (!held_) return;
+  buf_.assign(held_, held_ + heldLen_);
+  held_ = nullptr;
 }
 
 }  // namespace tsmuxd::mux

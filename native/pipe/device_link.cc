@@ -68,6 +68,10 @@ void DeviceLink::onTransfer(const uint8_t* data, size_t len) {
   engine_.emit(std::move(ev));
 }
 
+void DeviceLink::onTransferBatchEnd() {
+  if (session_) session_->onTransferBatchEnd();
+}
+
 void DeviceLink::onTransportDrained() {
   if (session_) session_->onTransportDrained();
 }

@@ -45,6 +45,7 @@ class DeviceLink : public usb::TransportHandler {
   int openLocal(uint16_t port, bool& connecting, int& error) const;
 
   void onTransfer(const uint8_t* data, size_t len) override;
+  void onTransferBatchEnd() override;
   void onTransportDrained() override;
   void onTransportClosed(const Fault& why) override;
 

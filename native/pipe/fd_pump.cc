@@ -13,7 +13,7 @@ namespace tsmuxd::pipe {
 namespace {
 constexpr int kReadsPerTurn = 16;
 constexpr int kMaxPacketsPerRead = 4;
-constexpr int kMaxIov = 16;
+constexpr int kMaxIov = 64;
 }  // namespace
 
 FdPump::FdPump(EventLoop& loop, int fd, bool connecting)
@@ -46,6 +46,7 @@ void FdPump::onPoll(uint32_t events) {
     connectDone(err);
     return;
   }
+  if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) hungUp_ = true;
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) readable_ = true;
   if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) writable_ = true;
   if (writable_) pumpIn();
@@ -83,9 +84,15 @@ void FdPump::localFailed(const std::string& reason) {
   loop_.defer(this);
 }
 
-size_t FdPump::offer(const uint8_t* data, size_t len) {
+size_t FdPump::offer(const struct iovec* iov, int count) {
   if (closed_ || !writable_ || !failure_.empty()) return 0;
-  ssize_t n = send(fd_, data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+  count = std::min(count, kMaxIov);
+  size_t len = 0;
+  for (int i = 0; i < count; ++i) len += iov[i].iov_len;
+  struct msghdr msg {};
+  msg.msg_iov = const_cast<struct iovec*>(iov);
+  msg.msg_iovlen = size_t(count);
+  ssize_t n = sendmsg(fd_, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
   if (n >= 0) {
     if (size_t(n) < len) writable_ = false;
     return size_t(n);
@@ -193,10 +200,19 @@ void FdPump::pumpOut() {
     ssize_t n = recvmsg(fd_, &msg, MSG_DONTWAIT);
     if (n > 0) {
       size_t left = size_t(n);
+      size_t asked = 0;
+      for (int p = 0; p < count; ++p) asked += iov[p].iov_len;
       for (int p = 0; p < count && left > 0; ++p) {
         size_t take = std::min(left, iov[p].iov_len);
         conn_->sendData(std::move(packets[p]), take);
         left -= take;
+      }
+      // A short read emptied the socket; the next arrival raises a new edge,
+      // so skip the read that would only say EAGAIN. Not once the peer has
+      // hung up: its EOF raises no further edge.
+      if (size_t(n) < asked && !hungUp_) {
+        readable_ = false;
+        return;
       }
       continue;
     }

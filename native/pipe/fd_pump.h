@@ -26,7 +26,7 @@ class FdPump : public mux::ConnectionIo, public Pollable, public Deferred {
   // An outgoing connect finished at once (0) or failed at once (errno).
   void connectDone(int error);
 
-  size_t offer(const uint8_t* data, size_t len) override;
+  size_t offer(const struct iovec* iov, int count) override;
   void inboundReady() override;
   void sendReady() override;
   void finish() override;
@@ -50,6 +50,7 @@ class FdPump : public mux::ConnectionIo, public Pollable, public Deferred {
   bool readable_ = false;
   bool writable_ = false;
   bool finishing_ = false;
+  bool hungUp_ = false;  // epoll reported RDHUP/HUP: read until EOF
   std::string failure_;  // a local I/O error, reported from runDeferred()
   std::vector<uint8_t> pipelined_;
   size_t pipelinedSent_ = 0;

@@ -188,6 +188,7 @@ void CableTransport::deliverBatch() {
     EngineStats::add(stats_.usbBytesIn, len);
     if (handler_) handler_->onTransfer(rxbuf_.get() + size_t(i) * kMaxTransfer, len);
   }
+  if (handler_ && !closed_) handler_->onTransferBatchEnd();
 }
 
 void CableTransport::send(pipe::OutPacket packet, bool zlp) {

@@ -14,8 +14,11 @@ namespace tsmuxd::usb {
 class TransportHandler {
  public:
   virtual ~TransportHandler() = default;
-  // One completed transfer, in order. A zero length is a ZLP.
+  // One completed transfer, in order. A zero length is a ZLP. The bytes stay
+  // valid until onTransferBatchEnd(), so they can be written on without a copy.
   virtual void onTransfer(const uint8_t* data, size_t len) = 0;
+  // The transfers handed over since the last call are about to be reused.
+  virtual void onTransferBatchEnd() = 0;
   // The send queue fell below its low-water mark after being above the high one.
   virtual void onTransportDrained() = 0;
   // The link is gone (unplug, I/O error, hostile input). Called once.
