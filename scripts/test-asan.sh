@@ -10,9 +10,14 @@ npx --no -- cmake-js compile --out build-asan --config Release \
   --CDLIBUSB_PREFIX="$repo_root/.deps/libusb" --CDTSMUXD_SANITIZE=ON
 
 # node-gyp-build looks for build/Release/*.node under TSMUXD_NATIVE_DIR.
+built=
+for candidate in build-asan/Release/tsmuxd.node build-asan/Debug/tsmuxd.node; do
+  [[ -f $candidate ]] && { built=$candidate; break; }
+done
+[[ -n $built ]] || { echo "test:asan: cmake-js produced no tsmuxd.node" >&2; exit 1; }
 stage=$repo_root/build-asan/stage
-rm -rf "$stage" && mkdir -p "$stage/build"
-cp -r build-asan/Release "$stage/build/Release"
+rm -rf "$stage" && mkdir -p "$stage/build/Release"
+cp "$built" "$stage/build/Release/"
 cp package.json "$stage/"
 
 npx --no -- tsc -p tsconfig.build.json

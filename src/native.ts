@@ -161,6 +161,8 @@ export interface WireTools {
 export interface NativeAddon {
   setErrorClass(cls: typeof NativeError): void;
   libusbVersion(): string;
+  /** Opens `path` and holds an fcntl write lock on it; returns the fd. Throws ERR_LOCKED. */
+  lockFile(path: string): number;
   Engine: new (onEvents: (events: NativeEvent[]) => void) => NativeEngine;
   wire: WireTools;
 }
@@ -176,7 +178,7 @@ function load(): NativeAddon {
   const require = createRequire(import.meta.url);
   const nodeGypBuild = require('node-gyp-build') as (dir: string) => unknown;
   const addon = nodeGypBuild(process.env.TSMUXD_NATIVE_DIR ?? packageRoot) as NativeAddon;
-  const expected = ['setErrorClass', 'libusbVersion', 'Engine', 'wire'] as const;
+  const expected = ['setErrorClass', 'libusbVersion', 'lockFile', 'Engine', 'wire'] as const;
   for (const key of expected) {
     if (!(key in addon)) throw new Error(`tsmuxd addon is missing ${key}; rebuild it`);
   }

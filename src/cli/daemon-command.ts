@@ -1,0 +1,215 @@
+// `tsmuxd [options]`: the daemon, with usbmuxd's flags and their meanings.
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, readFileSync, unlinkSync, writeSync, ftruncateSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+
+import { Logger } from '../log.js';
+import { native, NativeError } from '../native.js';
+import { defaultConfigDir } from '../pairing/store.js';
+import { defaultSocketPath, formatSocketAddress, parseSocketAddress } from '../server/address.js';
+import { Daemon } from '../server/daemon.js';
+
+export const DAEMON_HELP = `usage: tsmuxd [options]
+
+  -h, --help             this text
+  -f, --foreground       do not daemonize; log to stderr
+  -v, --verbose          more log output (repeat for more)
+  -V, --version          print the version
+  -U, --user USER        drop privileges to USER after creating the socket
+  -n, --disable-hotplug  no automatic USB discovery
+  -z, --enable-exit      honour SIGUSR1 (exit if no devices) and SIGUSR2 (discover)
+  -p, --no-preflight     skip the lockdown preflight (devices are visible at once)
+  -u, --udev             udev mode: -n -z
+  -s, --systemd          systemd mode: -z -f
+  -C, --config-dir DIR   pair records (default /var/lib/lockdown as root, else per user)
+  -S, --socket ADDR      UNIX:PATH, PATH or HOST:PORT (default /var/run/usbmuxd as root, else per user)
+  -P, --pidfile PATH     pidfile with a lock, or NONE
+  -x, --exit             ask a running instance to exit if it has no devices (SIGUSR1)
+  -X, --force-exit       make a running instance exit (SIGTERM)
+  -l, --logfile FILE     append the log to FILE
+      --json-log         log JSON lines
+      --cable PATH       accept virtual-cable devices on PATH (repeatable)
+      --sim N            attach N simulated phones
+      --no-usb           do not use libusb
+`;
+
+function defaultPidfile(): string {
+  if (process.getuid?.() === 0) return '/var/run/usbmuxd.pid';
+  return join(process.env.XDG_RUNTIME_DIR ?? homedir(), 'tsmuxd.pid');
+}
+
+/** uid and gid of a user, from /etc/passwd. */
+function lookupUser(name: string): { uid: number; gid: number } {
+  for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
+    const f = line.split(':');
+    if (f[0] === name) return { uid: Number(f[2]), gid: Number(f[3]) };
+  }
+  throw new Error(`no such user: ${name}`);
+}
+
+function signalRunning(pidfile: string, signal: NodeJS.Signals): number {
+  if (!existsSync(pidfile)) {
+    process.stderr.write(`tsmuxd: no pidfile at ${pidfile}; is it running?\n`);
+    return 1;
+  }
+  const pid = Number(readFileSync(pidfile, 'utf8').trim());
+  try {
+    process.kill(pid, signal);
+  } catch (err) {
+    process.stderr.write(`tsmuxd: cannot signal ${pid}: ${(err as Error).message}\n`);
+    return 1;
+  }
+  return 0;
+}
+
+/** Starts a foreground copy of ourselves in the background and waits until it listens. */
+async function daemonize(argv: string[]): Promise<number> {
+  const child = spawn(process.execPath, [process.argv[1], ...argv, '--foreground'], {
+    detached: true,
+    stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
+    env: { ...process.env, TSMUXD_READY_FD: '3' },
+  });
+  const status = await new Promise<string>((resolve) => {
+    let text = '';
+    const pipe = child.stdio[3] as NodeJS.ReadableStream;
+    pipe.on('data', (d) => (text += d.toString()));
+    pipe.on('end', () => resolve(text));
+    child.once('exit', (code) => resolve(text || `exited with ${code}`));
+  });
+  if (status.startsWith('ready')) {
+    child.unref();
+    return 0;
+  }
+  process.stderr.write(`tsmuxd: ${status.trim()}\n`);
+  return 1;
+}
+
+export async function runDaemonCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    allowPositionals: false,
+    options: {
+      help: { type: 'boolean', short: 'h' },
+      foreground: { type: 'boolean', short: 'f' },
+      verbose: { type: 'boolean', short: 'v', multiple: true },
+      version: { type: 'boolean', short: 'V' },
+      user: { type: 'string', short: 'U' },
+      'disable-hotplug': { type: 'boolean', short: 'n' },
+      'enable-exit': { type: 'boolean', short: 'z' },
+      'no-preflight': { type: 'boolean', short: 'p' },
+      udev: { type: 'boolean', short: 'u' },
+      systemd: { type: 'boolean', short: 's' },
+      'config-dir': { type: 'string', short: 'C' },
+      socket: { type: 'string', short: 'S' },
+      pidfile: { type: 'string', short: 'P' },
+      exit: { type: 'boolean', short: 'x' },
+      'force-exit': { type: 'boolean', short: 'X' },
+      logfile: { type: 'string', short: 'l' },
+      'json-log': { type: 'boolean' },
+      cable: { type: 'string', multiple: true },
+      sim: { type: 'string' },
+      'no-usb': { type: 'boolean' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(DAEMON_HELP);
+    return 0;
+  }
+  const pidfile = values.pidfile ?? defaultPidfile();
+  if (values.exit) return signalRunning(pidfile, 'SIGUSR1');
+  if (values['force-exit']) return signalRunning(pidfile, 'SIGTERM');
+  const foreground = Boolean(values.foreground || values.systemd);
+  const enableExit = Boolean(values['enable-exit'] || values.udev || values.systemd);
+  if (!foreground) return daemonize(argv);
+
+  const sims = values.sim ? Number(values.sim) : 0;
+  if (!Number.isInteger(sims) || sims < 0) throw new Error(`--sim needs a count, not '${values.sim}'`);
+  const log = new Logger({
+    verbosity: 3 + (values.verbose?.length ?? 0),
+    json: values['json-log'],
+    file: values.logfile,
+  });
+  const ready = process.env.TSMUXD_READY_FD ? Number(process.env.TSMUXD_READY_FD) : undefined;
+  const tellParent = (text: string) => {
+    if (ready === undefined) return;
+    try {
+      writeSync(ready, text);
+      closeSync(ready);
+    } catch {
+      // the parent is gone
+    }
+  };
+
+  let lockFd: number | undefined;
+  if (pidfile !== 'NONE') {
+    try {
+      lockFd = native.lockFile(pidfile);
+    } catch (err) {
+      const msg = err instanceof NativeError && err.code === 'ERR_LOCKED'
+        ? `another instance is already running (${pidfile} is locked)`
+        : (err as Error).message;
+      log.error(msg);
+      tellParent(`error: ${msg}\n`);
+      return 1;
+    }
+    ftruncateSync(lockFd);
+    writeSync(lockFd, `${process.pid}\n`, 0);
+  }
+
+  const address = parseSocketAddress(values.socket ?? defaultSocketPath());
+  const owner = values.user ? lookupUser(values.user) : undefined;
+  let daemon: Daemon;
+  try {
+    daemon = await Daemon.start({
+      address,
+      configDir: values['config-dir'] ?? defaultConfigDir(),
+      log,
+      cables: values.cable ?? [],
+      sims,
+      uid: owner?.uid,
+      gid: owner?.gid,
+    });
+  } catch (err) {
+    log.error(`cannot start: ${(err as Error).message}`);
+    tellParent(`error: ${(err as Error).message}\n`);
+    if (lockFd !== undefined) unlinkSync(pidfile);
+    return 1;
+  }
+  if (values.user && owner) {
+    (process as { initgroups?: (user: string, gid: number) => void }).initgroups?.(values.user, owner.gid);
+    process.setgid?.(owner.gid);
+    process.setuid?.(owner.uid);
+    log.notice(`running as ${values.user}`);
+  }
+  if (values['no-usb'] || values['disable-hotplug']) log.info('USB discovery is off');
+  if (values['no-preflight']) log.info('preflight is off: devices are visible at once');
+  if (address.kind === 'unix' && address.path !== '/var/run/usbmuxd') {
+    process.stdout.write(`export USBMUXD_SOCKET_ADDRESS=${formatSocketAddress(address)}\n`);
+  }
+  tellParent('ready\n');
+
+  const stop = async (why: string) => {
+    log.notice(`stopping: ${why}`);
+    await daemon.stop();
+    if (lockFd !== undefined) {
+      try {
+        unlinkSync(pidfile);
+      } catch {
+        // removed already
+      }
+    }
+    process.exit(0);
+  };
+  for (const s of ['SIGINT', 'SIGTERM', 'SIGQUIT'] as const) process.on(s, () => void stop(s));
+  process.on('SIGUSR1', () => {
+    if (!enableExit) return;
+    if (daemon.devices.visible().length === 0) void stop('SIGUSR1 with no devices');
+    else log.notice('SIGUSR1: devices are attached; staying');
+  });
+  process.on('SIGUSR2', () => {
+    if (enableExit) log.notice('SIGUSR2: discovery requested (USB discovery arrives with the libusb transport)');
+  });
+  return new Promise<number>(() => {});  // runs until a signal
+}

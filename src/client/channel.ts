@@ -1,0 +1,187 @@
+// One connection to a usbmuxd-compatible daemon: sends requests, matches
+// replies by tag, and queues notifications. A channel ends up as what its last
+// request made it: a command channel, a Listen pipe, or a raw connection.
+import { once } from 'node:events';
+import net from 'node:net';
+
+import { parsePlist, toXml, type PlistDict } from '../pairing/plist-codec.js';
+import { clientSocketAddress, parseSocketAddress, type SocketAddress } from '../server/address.js';
+import {
+  decodeDeviceAdd,
+  encodeMessage,
+  MessageFramer,
+  MessageType,
+  ProtocolVersion,
+  type Message,
+} from '../server/protocol.js';
+
+export class UsbmuxError extends Error {
+  readonly code: string;
+  readonly result?: number;
+  constructor(message: string, code: string, result?: number) {
+    super(message);
+    this.name = 'UsbmuxError';
+    this.code = code;
+    this.result = result;
+  }
+}
+
+const RESULT_NAMES: Record<number, string> = { 0: 'OK', 1: 'BADCOMMAND', 2: 'BADDEV', 3: 'CONNREFUSED', 6: 'BADVERSION', 22: 'EINVAL' };
+
+export function resultError(result: number, what: string): UsbmuxError {
+  const name = RESULT_NAMES[result] ?? `RESULT_${result}`;
+  return new UsbmuxError(`${what}: the daemon answered ${result} (${name})`, name, result);
+}
+
+/** A reply or notification, decoded for either protocol version. */
+export type Reply =
+  | { kind: 'result'; tag: number; result: number }
+  | { kind: 'plist'; tag: number; dict: PlistDict }
+  | { kind: 'attached'; deviceId: number; productId: number; serial: string; location: number }
+  | { kind: 'removed' | 'paired'; deviceId: number };
+
+function decodeReply({ header, body }: Message): Reply {
+  switch (header.message) {
+    case MessageType.Result:
+      return { kind: 'result', tag: header.tag, result: body.readUInt32LE(0) };
+    case MessageType.Plist: {
+      const dict = parsePlist(body) as PlistDict;
+      if (dict.MessageType === 'Result') return { kind: 'result', tag: header.tag, result: Number(dict.Number) };
+      return { kind: 'plist', tag: header.tag, dict };
+    }
+    case MessageType.DeviceAdd:
+      return { kind: 'attached', ...decodeDeviceAdd(body) };
+    case MessageType.DeviceRemove:
+      return { kind: 'removed', deviceId: body.readUInt32LE(0) };
+    case MessageType.DevicePaired:
+      return { kind: 'paired', deviceId: body.readUInt32LE(0) };
+    default:
+      throw new UsbmuxError(`unknown message type ${header.message}`, 'ERR_USBMUX_PROTOCOL');
+  }
+}
+
+export interface ChannelOptions {
+  address?: SocketAddress | string;
+  /** 1 (plist, what every modern client speaks) or 0 (binary). */
+  version?: 0 | 1;
+  timeoutMs?: number;
+  progName?: string;
+}
+
+export class Channel {
+  readonly socket: net.Socket;
+  readonly version: 0 | 1;
+  private readonly framer = new MessageFramer();
+  private readonly queue: Reply[] = [];
+  private waiter: (() => void) | null = null;
+  private failure: Error | null = null;
+  private nextTag = 1;
+  private raw = false;
+
+  private constructor(socket: net.Socket, private readonly options: ChannelOptions) {
+    this.socket = socket;
+    this.version = options.version ?? 1;
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('close', () => this.fail(new UsbmuxError('the daemon closed the connection', 'ECONNRESET')));
+    socket.on('error', (err) => this.fail(err));
+  }
+
+  static async open(options: ChannelOptions = {}): Promise<Channel> {
+    const a = typeof options.address === 'string' ? parseSocketAddress(options.address) : (options.address ?? clientSocketAddress());
+    const socket = a.kind === 'unix' ? net.connect(a.path) : net.connect(a.port, a.host);
+    await Promise.race([
+      once(socket, 'connect'),
+      once(socket, 'error').then(([err]) => {
+        throw new UsbmuxError(`cannot reach the daemon: ${(err as Error).message}`, 'ECONNREFUSED');
+      }),
+    ]);
+    return new Channel(socket, options);
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.raw) return;
+    this.framer.push(chunk);
+    try {
+      for (let m = this.framer.next(); m; m = this.framer.next()) this.queue.push(decodeReply(m));
+    } catch (err) {
+      this.fail(err as Error);
+      return;
+    }
+    this.wake();
+  }
+
+  private fail(err: Error): void {
+    this.failure ??= err;
+    this.wake();
+  }
+
+  private wake(): void {
+    const w = this.waiter;
+    this.waiter = null;
+    w?.();
+  }
+
+  private async waitMore(deadline: number, timeoutMs: number): Promise<void> {
+    if (this.failure) throw this.failure;
+    const left = deadline - Date.now();
+    if (left <= 0) throw new UsbmuxError(`no answer within ${timeoutMs} ms`, 'ETIMEDOUT');
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, left);
+      this.waiter = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
+  /** The next reply or notification, in arrival order. */
+  async next(timeoutMs = this.options.timeoutMs ?? 5000): Promise<Reply> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.queue.length === 0) await this.waitMore(deadline, timeoutMs);
+    return this.queue.shift()!;
+  }
+
+  /** The reply with this tag; notifications that came first stay queued. */
+  async reply(tag: number, timeoutMs = this.options.timeoutMs ?? 5000): Promise<Reply> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const i = this.queue.findIndex((r) => (r.kind === 'result' || r.kind === 'plist') && r.tag === tag);
+      if (i >= 0) return this.queue.splice(i, 1)[0];
+      await this.waitMore(deadline, timeoutMs);
+    }
+  }
+
+  /** Sends a plist request (version 1) and returns its tag. */
+  sendPlist(request: PlistDict): number {
+    const tag = this.nextTag++;
+    const dict: PlistDict = {
+      ClientVersionString: 'tsmuxd-client',
+      ProgName: this.options.progName ?? 'tsmuxd',
+      kLibUSBMuxVersion: 3,
+      ...request,
+    };
+    this.socket.write(encodeMessage(ProtocolVersion.Plist, MessageType.Plist, tag, Buffer.from(toXml(dict), 'utf8')));
+    return tag;
+  }
+
+  /** Sends a binary (version 0) request and returns its tag. */
+  sendBinary(message: number, body: Buffer = Buffer.alloc(0), tag = this.nextTag++): number {
+    this.socket.write(encodeMessage(ProtocolVersion.Binary, message, tag, body));
+    return tag;
+  }
+
+  /** After a successful Connect: stop parsing, hand back the raw socket. */
+  release(): net.Socket {
+    this.raw = true;
+    this.socket.removeAllListeners('data');
+    this.socket.removeAllListeners('close');
+    this.socket.removeAllListeners('error');
+    const rest = this.framer.takeRemainder();
+    if (rest.length) this.socket.unshift(rest);
+    return this.socket;
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}

@@ -1,0 +1,182 @@
+// A typed client for any usbmuxd-compatible daemon (Apple's, libimobiledevice's
+// or ours). Like libusbmuxd, it opens one connection per request.
+import type net from 'node:net';
+
+import type { PlistDict } from '../pairing/plist-codec.js';
+import { encodeConnectBinary, MessageType, swapPort } from '../server/protocol.js';
+import { Channel, resultError, UsbmuxError, type ChannelOptions, type Reply } from './channel.js';
+
+export interface UsbmuxDevice {
+  deviceId: number;
+  serialNumber: string;
+  productId: number;
+  locationId: number;
+  /** The full Properties dictionary (plist protocol only). */
+  properties: PlistDict;
+}
+
+export type UsbmuxEvent =
+  | { type: 'attached'; device: UsbmuxDevice }
+  | { type: 'detached'; deviceId: number }
+  | { type: 'paired'; deviceId: number };
+
+function deviceFromAttached(r: Reply): UsbmuxDevice | null {
+  if (r.kind === 'attached') {
+    return { deviceId: r.deviceId, serialNumber: r.serial, productId: r.productId, locationId: r.location, properties: {} };
+  }
+  if (r.kind === 'plist' && r.dict.MessageType === 'Attached') {
+    const p = (r.dict.Properties ?? {}) as PlistDict;
+    return {
+      deviceId: Number(r.dict.DeviceID),
+      serialNumber: String(p.SerialNumber ?? ''),
+      productId: Number(p.ProductID ?? 0),
+      locationId: Number(p.LocationID ?? 0),
+      properties: p,
+    };
+  }
+  return null;
+}
+
+function toEvent(r: Reply): UsbmuxEvent | null {
+  const device = deviceFromAttached(r);
+  if (device) return { type: 'attached', device };
+  if (r.kind === 'removed') return { type: 'detached', deviceId: r.deviceId };
+  if (r.kind === 'paired') return { type: 'paired', deviceId: r.deviceId };
+  if (r.kind === 'plist' && (r.dict.MessageType === 'Detached' || r.dict.MessageType === 'Paired')) {
+    return { type: r.dict.MessageType === 'Detached' ? 'detached' : 'paired', deviceId: Number(r.dict.DeviceID) };
+  }
+  return null;
+}
+
+export interface Listener extends AsyncIterable<UsbmuxEvent> {
+  close(): void;
+}
+
+export class UsbmuxClient {
+  constructor(private readonly options: ChannelOptions = {}) {}
+
+  private async expectOk(channel: Channel, tag: number, what: string): Promise<void> {
+    const r = await channel.reply(tag);
+    if (r.kind !== 'result') throw new UsbmuxError(`${what}: unexpected answer`, 'ERR_USBMUX_PROTOCOL');
+    if (r.result !== 0) throw resultError(r.result, what);
+  }
+
+  private async request(dict: PlistDict, what: string): Promise<PlistDict> {
+    const channel = await Channel.open({ ...this.options, version: 1 });
+    try {
+      const r = await channel.reply(channel.sendPlist(dict));
+      if (r.kind === 'result') throw resultError(r.result, what);
+      if (r.kind !== 'plist') throw new UsbmuxError(`${what}: unexpected answer`, 'ERR_USBMUX_PROTOCOL');
+      return r.dict;
+    } finally {
+      channel.close();
+    }
+  }
+
+  /** Events from the daemon, beginning with an Attached per present device. */
+  async listen(): Promise<Listener> {
+    const channel = await Channel.open(this.options);
+    const tag = channel.version === 1 ? channel.sendPlist({ MessageType: 'Listen' }) : channel.sendBinary(MessageType.Listen);
+    await this.expectOk(channel, tag, 'Listen');
+    let closed = false;
+    return {
+      close: () => {
+        closed = true;
+        channel.close();
+      },
+      async *[Symbol.asyncIterator]() {
+        while (!closed) {
+          let r: Reply;
+          try {
+            r = await channel.next(2 ** 31 - 1);
+          } catch (err) {
+            if (closed) return;
+            throw err;
+          }
+          const ev = toEvent(r);
+          if (ev) yield ev;
+        }
+      },
+    };
+  }
+
+  async listDevices(): Promise<UsbmuxDevice[]> {
+    if ((this.options.version ?? 1) === 0) {
+      // The binary protocol has no ListDevices: Listen and collect until quiet,
+      // as libusbmuxd does.
+      const listener = await this.listen();
+      const devices: UsbmuxDevice[] = [];
+      const it = listener[Symbol.asyncIterator]();
+      for (;;) {
+        const next = await Promise.race([it.next(), new Promise<null>((r) => setTimeout(() => r(null), 100))]);
+        if (!next || next.done) break;
+        if (next.value.type === 'attached') devices.push(next.value.device);
+      }
+      listener.close();
+      return devices;
+    }
+    const answer = await this.request({ MessageType: 'ListDevices' }, 'ListDevices');
+    const list = Array.isArray(answer.DeviceList) ? answer.DeviceList : [];
+    return list
+      .map((entry) => deviceFromAttached({ kind: 'plist', tag: 0, dict: entry as PlistDict }))
+      .filter((d): d is UsbmuxDevice => d !== null);
+  }
+
+  /** Connects to `port` on a device (DeviceID or UDID); the socket is then a raw pipe. */
+  async connect(target: number | string, port: number): Promise<net.Socket> {
+    let deviceId = typeof target === 'number' ? target : NaN;
+    if (typeof target === 'string') {
+      const found = (await this.listDevices()).find((d) => d.serialNumber === target);
+      if (!found) throw new UsbmuxError(`no device with UDID ${target}`, 'BADDEV', 2);
+      deviceId = found.deviceId;
+    }
+    const channel = await Channel.open(this.options);
+    try {
+      const tag =
+        channel.version === 1
+          ? channel.sendPlist({ MessageType: 'Connect', DeviceID: deviceId, PortNumber: swapPort(port) })
+          : channel.sendBinary(MessageType.Connect, encodeConnectBinary(0, deviceId, port).subarray(16));
+      await this.expectOk(channel, tag, `Connect to device ${deviceId} port ${port}`);
+    } catch (err) {
+      channel.close();
+      throw err;
+    }
+    return channel.release();
+  }
+
+  async readBUID(): Promise<string> {
+    const answer = await this.request({ MessageType: 'ReadBUID' }, 'ReadBUID');
+    return String(answer.BUID);
+  }
+
+  async readPairRecord(udid: string): Promise<Buffer> {
+    const answer = await this.request({ MessageType: 'ReadPairRecord', PairRecordID: udid }, 'ReadPairRecord');
+    const data = answer.PairRecordData;
+    if (!(data instanceof Uint8Array)) throw new UsbmuxError('ReadPairRecord: no PairRecordData', 'ERR_USBMUX_PROTOCOL');
+    return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  private async command(dict: PlistDict, what: string): Promise<void> {
+    const channel = await Channel.open({ ...this.options, version: 1 });
+    try {
+      await this.expectOk(channel, channel.sendPlist(dict), what);
+    } finally {
+      channel.close();
+    }
+  }
+
+  async savePairRecord(udid: string, data: Buffer, deviceId?: number): Promise<void> {
+    const dict: PlistDict = { MessageType: 'SavePairRecord', PairRecordID: udid, PairRecordData: data };
+    if (deviceId !== undefined) dict.DeviceID = deviceId;
+    await this.command(dict, 'SavePairRecord');
+  }
+
+  async deletePairRecord(udid: string): Promise<void> {
+    await this.command({ MessageType: 'DeletePairRecord', PairRecordID: udid }, 'DeletePairRecord');
+  }
+
+  async listListeners(): Promise<PlistDict[]> {
+    const answer = await this.request({ MessageType: 'ListListeners' }, 'ListListeners');
+    return Array.isArray(answer.ListenerList) ? (answer.ListenerList as PlistDict[]) : [];
+  }
+}

@@ -1,0 +1,105 @@
+// The devices clients can see. Each attached device gets a DeviceID (from 1,
+// never reused while the daemon runs, skipping any still in use) and becomes
+// visible once its mux session is ready. Clients hear Attached, Detached and
+// Paired from here.
+import { EventEmitter } from 'node:events';
+
+import { connectionSpeed } from '../server/protocol.js';
+import type { AttachedDevice, MuxEngine } from './mux-engine.js';
+
+export interface DeviceRecord {
+  deviceId: number;
+  handle: number;
+  /** The UDID: the USB serial, with a dash after 8 characters for 24-character serials. */
+  serialNumber: string;
+  usbSerialNumber: string;
+  productId: number;
+  locationId: number;
+  connectionSpeed: number;
+  connectionType: 'USB';
+  visible: boolean;
+}
+
+export interface DeviceTableEvents {
+  attached: [DeviceRecord];
+  detached: [DeviceRecord];
+  paired: [DeviceRecord];
+}
+
+export class DeviceTable extends EventEmitter<DeviceTableEvents> {
+  private readonly byHandle = new Map<number, DeviceRecord>();
+  private nextId = 1;
+
+  constructor(engine: MuxEngine) {
+    super();
+    engine.on('attached', (d) => this.add(d));
+    engine.on('ready', ({ handle }) => this.show(handle));
+    engine.on('detached', ({ handle }) => this.remove(handle));
+  }
+
+  /** Visible devices, in DeviceID order. */
+  visible(): DeviceRecord[] {
+    return [...this.byHandle.values()].filter((d) => d.visible).sort((a, b) => a.deviceId - b.deviceId);
+  }
+
+  /** Any device, visible or not: Connect works on hidden ones (preflight uses it). */
+  byId(deviceId: number): DeviceRecord | undefined {
+    for (const d of this.byHandle.values()) if (d.deviceId === deviceId) return d;
+    return undefined;
+  }
+
+  byUdid(udid: string): DeviceRecord | undefined {
+    for (const d of this.byHandle.values()) if (d.serialNumber === udid) return d;
+    return undefined;
+  }
+
+  get size(): number {
+    return this.byHandle.size;
+  }
+
+  /** A pair record was saved for this device: tell the listeners. */
+  paired(deviceId: number): boolean {
+    const d = this.byId(deviceId);
+    if (!d) return false;
+    this.emit('paired', d);
+    return true;
+  }
+
+  private allocateId(): number {
+    const inUse = new Set([...this.byHandle.values()].map((d) => d.deviceId));
+    for (;;) {
+      const id = this.nextId;
+      this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
+      if (!inUse.has(id)) return id;
+    }
+  }
+
+  private add(d: AttachedDevice): void {
+    this.byHandle.set(d.handle, {
+      deviceId: this.allocateId(),
+      handle: d.handle,
+      serialNumber: d.udid,
+      usbSerialNumber: d.descriptor.serial,
+      productId: d.descriptor.productId,
+      // Cable devices have no bus; the engine handle keeps the value unique.
+      locationId: 0x10000 + d.handle,
+      connectionSpeed: connectionSpeed(d.descriptor.speed),
+      connectionType: 'USB',
+      visible: false,
+    });
+  }
+
+  private show(handle: number): void {
+    const d = this.byHandle.get(handle);
+    if (!d || d.visible) return;
+    d.visible = true;
+    this.emit('attached', d);
+  }
+
+  private remove(handle: number): void {
+    const d = this.byHandle.get(handle);
+    if (!d) return;
+    this.byHandle.delete(handle);
+    if (d.visible) this.emit('detached', d);
+  }
+}

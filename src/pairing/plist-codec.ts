@@ -1,0 +1,213 @@
+// One plist codec for pair records and for usbmuxd message bodies. Input may
+// be XML or `bplist00` (usbmuxd itself parses only XML requests, but
+// libimobiledevice saves pair records as binary); output is always XML, as
+// usbmuxd replies and stores records in XML.
+//
+// Both parsers' results are normalised to one shape, so a value reads the
+// same whichever encoding carried it: integers within ±(2^53-1) are numbers
+// and larger ones bigints, data is a Buffer, and null (which XML cannot
+// carry and plist.build would silently drop) is removed.
+import * as bplist from 'bplist-parser';
+import * as plist from 'plist';
+import { randomUUID } from 'node:crypto';
+
+export type PlistValue = string | number | bigint | boolean | Date | Uint8Array | PlistValue[] | PlistDict;
+
+export interface PlistDict {
+  [key: string]: PlistValue;
+}
+
+export class PlistError extends Error {
+  readonly code = 'EPLIST';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'PlistError';
+  }
+}
+
+/** A dict, as opposed to the other object-shaped values (array, date, data). */
+export function isPlistDict(value: unknown): value is PlistDict {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    !Array.isArray(value) &&
+    !(value instanceof Date) &&
+    !(value instanceof Uint8Array)
+  );
+}
+
+const BPLIST_MAGIC = Buffer.from('bplist00', 'latin1');
+// Far beyond anything usbmuxd or lockdown sends; it turns a recursion bomb
+// into a PlistError instead of a RangeError from deep inside a parser.
+const MAX_DEPTH = 128;
+
+export function parsePlist(bytes: Buffer | Uint8Array): PlistValue {
+  const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let raw: unknown;
+  let marker: string | undefined;
+  if (buf.length >= 8 && buf.subarray(0, 8).equals(BPLIST_MAGIC)) {
+    raw = quietly('binary plist', () => bplist.parseBuffer(buf)[0]);
+  } else {
+    const text = buf.toString('utf8').replace(/^\uFEFF/, '');
+    // plist.parse would also take OpenStep text and other bplist versions;
+    // neither is a format usbmuxd accepts, so only XML gets through.
+    if (!text.trimStart().startsWith('<')) throw new PlistError('not an XML or bplist00 plist');
+    const tagged = tagIntegers(text);
+    marker = tagged.marker;
+    raw = quietly('XML plist', () => plist.parse(tagged.text));
+  }
+  const value = normalise(raw, marker, 0);
+  if (value === undefined) throw new PlistError('plist has no value');
+  return value;
+}
+
+export function toXml(value: PlistValue): string {
+  checkEncodable(value, 0);
+  try {
+    // Tabs and a final newline make the output byte-for-byte the shape
+    // libplist writes, which is what usbmuxd clients have always seen.
+    return plist.build(value as plist.PlistValue, { indent: '\t' }) + '\n';
+  } catch (err) {
+    // xmlbuilder refuses characters XML 1.0 cannot carry (most C0 controls).
+    throw new PlistError(`cannot encode as XML plist: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+// plist.parse reads <integer> with parseInt, which silently rounds anything
+// past 2^53 (a pair record's or a lockdown reply's 64-bit values). Rewriting
+// each integer as a string that carries a per-call random marker lets the
+// parser keep doing the XML work while the digits reach normalise() intact.
+// Comments and CDATA are matched first and left alone so that text which
+// merely looks like an integer element is never rewritten.
+function tagIntegers(text: string): { text: string; marker: string } {
+  let marker = `\u{E000}tsmuxd-int-${randomUUID()}:`;
+  while (text.includes(marker)) marker = `\u{E000}tsmuxd-int-${randomUUID()}:`;
+  const re = /<!--[\s\S]*?-->|<!\[CDATA\[[\s\S]*?\]\]>|<integer\s*>([^<]*)<\/integer\s*>/g;
+  const out = text.replace(re, (whole, digits: string | undefined) =>
+    digits === undefined ? whole : `<string>${marker}${digits}</string>`,
+  );
+  return { text: out, marker };
+}
+
+function parseInteger(text: string): number | bigint {
+  // Decimal, or 0x-hex as Python's plistlib and CoreFoundation also accept.
+  const m = /^\s*([+-]?)(?:0[xX]([0-9A-Fa-f]+)|([0-9]+))\s*$/.exec(text);
+  if (!m) throw new PlistError(`invalid <integer> ${JSON.stringify(text.slice(0, 40))}`);
+  const magnitude = m[2] !== undefined ? BigInt(`0x${m[2]}`) : BigInt(m[3]!);
+  return simplify(m[1] === '-' ? -magnitude : magnitude);
+}
+
+function simplify(n: bigint): number | bigint {
+  return n >= BigInt(Number.MIN_SAFE_INTEGER) && n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n;
+}
+
+// xmldom reports problems (with client-supplied text in the message) on
+// console.error unless given a handler, and plist.parse gives it none;
+// bplist-parser does the same for malformed length markers. Parsing is
+// synchronous, so swapping console.error for the duration captures exactly
+// these reports without losing anyone else's output. Warnings are tolerated;
+// errors fail the parse, because xmldom otherwise recovers from them by
+// guessing (an unknown entity left as text, trailing junk ignored).
+function quietly<T>(what: string, parse: () => T): T {
+  const saved = console.error;
+  const reports: string[] = [];
+  console.error = (...args: unknown[]) => {
+    reports.push(args.map(String).join(' '));
+  };
+  let result: T;
+  try {
+    result = parse();
+  } catch (err) {
+    throw new PlistError(`unparsable ${what}: ${firstLine(err)}`, { cause: err });
+  } finally {
+    console.error = saved;
+  }
+  const fault = reports.find((r) => !r.startsWith('[xmldom warning]'));
+  if (fault !== undefined) throw new PlistError(`unparsable ${what}: ${firstLine(fault)}`);
+  return result;
+}
+
+function firstLine(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  return text.split('\n', 1)[0]!.trim().slice(0, 200);
+}
+
+function normalise(v: unknown, marker: string | undefined, depth: number): PlistValue | undefined {
+  if (depth > MAX_DEPTH) throw new PlistError('plist nested too deeply');
+  switch (typeof v) {
+    case 'string':
+      return marker !== undefined && v.startsWith(marker) ? parseInteger(v.slice(marker.length)) : v;
+    case 'number':
+    case 'boolean':
+      return v;
+    case 'bigint':
+      return simplify(v);
+    case 'undefined':
+      return undefined;
+    case 'object':
+      break;
+    default:
+      throw new PlistError(`unexpected ${typeof v} in parsed plist`);
+  }
+  if (v === null) return undefined;
+  if (v instanceof Date) {
+    if (Number.isNaN(v.getTime())) throw new PlistError('invalid <date>');
+    return v;
+  }
+  if (v instanceof Uint8Array) return Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+  if (Array.isArray(v)) {
+    const out: PlistValue[] = [];
+    for (const item of v) {
+      const n = normalise(item, marker, depth + 1);
+      if (n !== undefined) out.push(n);
+    }
+    return out;
+  }
+  // A keyed-archiver UID has no XML form; CoreFoundation writes it as a
+  // one-key dict, and so does plist.build.
+  if (v instanceof bplist.UID) return { UID: v.UID };
+  const proto = Object.getPrototypeOf(v);
+  // bplist-parser assigns keys with `dict[key] = …`, so a `__proto__` key
+  // replaces the object's prototype instead of becoming a key.
+  if (proto !== Object.prototype && proto !== null) throw new PlistError('plist dict has a __proto__ key');
+  const out: PlistDict = {};
+  for (const [key, item] of Object.entries(v)) {
+    if (key === '__proto__') throw new PlistError('plist dict has a __proto__ key');
+    const n = normalise(item, marker, depth + 1);
+    if (n !== undefined) out[key] = n;
+  }
+  return out;
+}
+
+// plist.build skips null without a word, and for a function or symbol in a
+// dict writes a <key> with no value; a reply missing a key is a protocol bug
+// better caught here than by a client.
+function checkEncodable(v: unknown, depth: number): void {
+  if (depth > MAX_DEPTH) throw new PlistError('value nested too deeply (or cyclic) for a plist');
+  switch (typeof v) {
+    case 'string':
+    case 'number':
+    case 'bigint':
+    case 'boolean':
+      return;
+    case 'object':
+      break;
+    default:
+      throw new PlistError(`${typeof v} has no plist form`);
+  }
+  if (v === null) throw new PlistError('null has no XML plist form');
+  if (v instanceof Date) {
+    if (Number.isNaN(v.getTime())) throw new PlistError('invalid Date');
+    return;
+  }
+  if (v instanceof Uint8Array) return;
+  if (Array.isArray(v)) {
+    for (const item of v) checkEncodable(item, depth + 1);
+    return;
+  }
+  for (const item of Object.values(v)) {
+    // Omitted like JSON.stringify does, so optional reply fields can be
+    // written as `{ Key: maybe }`.
+    if (item !== undefined) checkEncodable(item, depth + 1);
+  }
+}

@@ -1,0 +1,100 @@
+// The daemon assembled: data-plane engine, device table, pair-record store and
+// the usbmuxd socket, plus cable listeners and simulated phones. The command
+// (src/cli/daemon-command.ts) and the tests both start it through here.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { DeviceTable } from '../devices/device-table.js';
+import { MuxEngine } from '../devices/mux-engine.js';
+import { Logger } from '../log.js';
+import { PairRecordStore } from '../pairing/store.js';
+import { startPeer, type Peer } from '../sim/peer.js';
+import type { SocketAddress } from './address.js';
+import { UsbmuxServer } from './server.js';
+
+export interface DaemonOptions {
+  address: SocketAddress;
+  configDir: string;
+  log?: Logger;
+  /** Accept virtual-cable devices on these paths. */
+  cables?: string[];
+  /** Attach this many simulated phones over an internal cable. */
+  sims?: number;
+  /** Owner of the pair-record directory (tsmuxd -U). */
+  uid?: number;
+  gid?: number;
+  connectTimeoutMs?: number;
+}
+
+export class Daemon {
+  readonly log: Logger;
+  readonly engine: MuxEngine;
+  readonly devices: DeviceTable;
+  private simEngine?: MuxEngine;
+  private readonly peers: Peer[] = [];
+  private simDir?: string;
+  private stopped = false;
+
+  private constructor(
+    readonly options: DaemonOptions,
+    readonly store: PairRecordStore,
+    readonly server: UsbmuxServer,
+    engine: MuxEngine,
+    devices: DeviceTable,
+    log: Logger,
+  ) {
+    this.engine = engine;
+    this.devices = devices;
+    this.log = log;
+  }
+
+  static async start(options: DaemonOptions): Promise<Daemon> {
+    const log = options.log ?? new Logger();
+    const store = await PairRecordStore.open({ dir: options.configDir, uid: options.uid, gid: options.gid });
+    const engine = new MuxEngine({ connectTimeoutMs: options.connectTimeoutMs });
+    const devices = new DeviceTable(engine);
+    engine.on('log', (l) => log.log(l.level === 'warning' ? 'warning' : l.level, l.text, { handle: l.handle }));
+    engine.on('rejected', (r) => log.notice(`ignoring a device: ${r.reason}`, { handle: r.handle }));
+    engine.on('detached', (d) => log.info(`device link ${d.handle} gone: ${d.reason}`, { code: d.code }));
+    devices.on('attached', (d) => log.notice(`device ${d.deviceId} attached: ${d.serialNumber}`));
+    devices.on('detached', (d) => log.notice(`device ${d.deviceId} detached: ${d.serialNumber}`));
+    const server = new UsbmuxServer({ address: options.address, engine, devices, store, log });
+    const daemon = new Daemon(options, store, server, engine, devices, log);
+    try {
+      await server.listen();
+      for (const path of options.cables ?? []) {
+        engine.listenCable(path);
+        log.notice(`accepting virtual-cable devices on ${path}`);
+      }
+      if (options.sims) await daemon.startSims(options.sims);
+    } catch (err) {
+      await daemon.stop();
+      throw err;
+    }
+    return daemon;
+  }
+
+  private async startSims(count: number): Promise<void> {
+    this.simDir = mkdtempSync(join(tmpdir(), 'tsmuxd-sim-'));
+    const cable = join(this.simDir, 'cable');
+    this.engine.listenCable(cable);
+    // The phones share one engine (one event thread) of their own.
+    this.simEngine = new MuxEngine();
+    for (let i = 0; i < count; i++) {
+      this.peers.push(await startPeer({ cable, engine: this.simEngine }));
+    }
+    this.log.notice(`${count} simulated phone(s) attached: ${this.peers.map((p) => p.serial).join(', ')}`);
+  }
+
+  /** Stops accepting, resets every connection, removes the socket. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    await this.server.close();
+    this.engine.close();
+    for (const p of this.peers) await p.close();
+    this.simEngine?.close();
+    if (this.simDir) rmSync(this.simDir, { recursive: true, force: true });
+  }
+}

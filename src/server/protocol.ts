@@ -1,0 +1,182 @@
+// The usbmuxd client protocol on the wire: a 16-byte little-endian header,
+// then a binary (version 0) or plist (version 1) body. Shared by the server
+// and the client library, so both ends agree byte for byte.
+
+export const HEADER_SIZE = 16;
+/** Largest message either end accepts (usbmuxd's CMD_BUF_SIZE). */
+export const MAX_MESSAGE_LENGTH = 0x10000;
+
+export const ProtocolVersion = { Binary: 0, Plist: 1 } as const;
+
+export const MessageType = {
+  Result: 1,
+  Connect: 2,
+  Listen: 3,
+  DeviceAdd: 4,
+  DeviceRemove: 5,
+  DevicePaired: 6,
+  Plist: 8,
+} as const;
+
+/** Result numbers as usbmuxd sends them (pair-record commands reuse errno values). */
+export const Result = {
+  OK: 0,
+  BADCOMMAND: 1,
+  BADDEV: 2,
+  CONNREFUSED: 3,
+  BADVERSION: 6,
+  ENOENT: 2,
+  EINVAL: 22,
+} as const;
+
+export interface Header {
+  length: number;
+  version: number;
+  message: number;
+  tag: number;
+}
+
+export interface Message {
+  header: Header;
+  body: Buffer;
+}
+
+export class ProtocolError extends Error {
+  readonly code: string;
+  constructor(message: string, code = 'ERR_USBMUX_PROTOCOL') {
+    super(message);
+    this.name = 'ProtocolError';
+    this.code = code;
+  }
+}
+
+export function encodeHeader(h: Header): Buffer {
+  const b = Buffer.alloc(HEADER_SIZE);
+  b.writeUInt32LE(h.length, 0);
+  b.writeUInt32LE(h.version, 4);
+  b.writeUInt32LE(h.message, 8);
+  b.writeUInt32LE(h.tag, 12);
+  return b;
+}
+
+export function decodeHeader(b: Buffer): Header {
+  return {
+    length: b.readUInt32LE(0),
+    version: b.readUInt32LE(4),
+    message: b.readUInt32LE(8),
+    tag: b.readUInt32LE(12),
+  };
+}
+
+export function encodeMessage(version: number, message: number, tag: number, body: Buffer = Buffer.alloc(0)): Buffer {
+  return Buffer.concat([encodeHeader({ length: HEADER_SIZE + body.length, version, message, tag }), body]);
+}
+
+/**
+ * Cuts a byte stream into messages, one at a time, so that a caller can stop
+ * after a Connect and take the bytes behind it raw. A length outside
+ * 16..64 KiB is not recoverable (the stream has lost its framing).
+ */
+export class MessageFramer {
+  private buffered: Buffer = Buffer.alloc(0);
+
+  push(chunk: Buffer): void {
+    if (chunk.length) this.buffered = this.buffered.length ? Buffer.concat([this.buffered, chunk]) : chunk;
+  }
+
+  /** The next whole message, or null until more bytes arrive. */
+  next(): Message | null {
+    if (this.buffered.length < HEADER_SIZE) return null;
+    const header = decodeHeader(this.buffered);
+    if (header.length < HEADER_SIZE || header.length > MAX_MESSAGE_LENGTH) {
+      throw new ProtocolError(
+        `message length ${header.length} is outside ${HEADER_SIZE}..${MAX_MESSAGE_LENGTH}`,
+        'ERR_USBMUX_BAD_LENGTH',
+      );
+    }
+    if (this.buffered.length < header.length) return null;
+    const message = { header, body: this.buffered.subarray(HEADER_SIZE, header.length) };
+    this.buffered = this.buffered.subarray(header.length);
+    return message;
+  }
+
+  /** Bytes received after the last whole message. */
+  takeRemainder(): Buffer {
+    const rest = this.buffered;
+    this.buffered = Buffer.alloc(0);
+    return rest;
+  }
+}
+
+// ---- binary (version 0) bodies ----
+
+/** The 268-byte device record of DEVICE_ADD. */
+export const DEVICE_RECORD_SIZE = 268;
+
+export interface BinaryDeviceRecord {
+  deviceId: number;
+  productId: number;
+  serial: string;
+  location: number;
+}
+
+export function encodeResultBinary(tag: number, result: number): Buffer {
+  const body = Buffer.alloc(4);
+  body.writeUInt32LE(result, 0);
+  return encodeMessage(ProtocolVersion.Binary, MessageType.Result, tag, body);
+}
+
+export function encodeDeviceAdd(r: BinaryDeviceRecord): Buffer {
+  const body = Buffer.alloc(DEVICE_RECORD_SIZE);
+  body.writeUInt32LE(r.deviceId, 0);
+  body.writeUInt16LE(r.productId, 4);
+  body.write(r.serial.slice(0, 255), 6, 'latin1');  // NUL-terminated, at most 255 characters
+  body.writeUInt32LE(r.location >>> 0, 264);
+  return encodeMessage(ProtocolVersion.Binary, MessageType.DeviceAdd, 0, body);
+}
+
+export function decodeDeviceAdd(body: Buffer): BinaryDeviceRecord {
+  if (body.length < DEVICE_RECORD_SIZE) throw new ProtocolError('short DEVICE_ADD record');
+  const serialEnd = body.indexOf(0, 6);
+  return {
+    deviceId: body.readUInt32LE(0),
+    productId: body.readUInt16LE(4),
+    serial: body.toString('latin1', 6, serialEnd >= 6 && serialEnd < 262 ? serialEnd : 262),
+    location: body.readUInt32LE(264),
+  };
+}
+
+export function encodeDeviceId(message: typeof MessageType.DeviceRemove | typeof MessageType.DevicePaired, deviceId: number): Buffer {
+  const body = Buffer.alloc(4);
+  body.writeUInt32LE(deviceId, 0);
+  return encodeMessage(ProtocolVersion.Binary, message, 0, body);
+}
+
+/** Binary Connect: u32 device id, u16 port in network order, u16 reserved. */
+export function encodeConnectBinary(tag: number, deviceId: number, port: number): Buffer {
+  const body = Buffer.alloc(8);
+  body.writeUInt32LE(deviceId, 0);
+  body.writeUInt16BE(port, 4);
+  return encodeMessage(ProtocolVersion.Binary, MessageType.Connect, tag, body);
+}
+
+export function decodeConnectBinary(body: Buffer): { deviceId: number; port: number } {
+  if (body.length < 6) throw new ProtocolError('short binary Connect body');
+  return { deviceId: body.readUInt32LE(0), port: body.readUInt16BE(4) };
+}
+
+/** The plist PortNumber is htons(port), read as a host (little-endian) integer. */
+export function swapPort(port: number): number {
+  return ((port & 0xff) << 8) | ((port >> 8) & 0xff);
+}
+
+/** ConnectionSpeed in bits/s from a libusb_speed value. */
+export function connectionSpeed(libusbSpeed: number): number {
+  switch (libusbSpeed) {
+    case 1: return 1_500_000;
+    case 2: return 12_000_000;
+    case 4: return 5_000_000_000;
+    case 5: return 10_000_000_000;
+    default: return 480_000_000;
+  }
+}

@@ -1,0 +1,110 @@
+// The usbmuxd socket: accepts clients on a Unix path (mode 0666) or TCP, runs
+// a ClientSession for each, and fans device notifications out to listeners.
+import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
+import net from 'node:net';
+
+import type { DeviceRecord, DeviceTable } from '../devices/device-table.js';
+import type { MuxEngine } from '../devices/mux-engine.js';
+import type { Logger } from '../log.js';
+import type { PairRecordStore } from '../pairing/store.js';
+import { formatSocketAddress, type SocketAddress } from './address.js';
+import { ClientSession, type ServerContext } from './client-session.js';
+
+export interface ServerOptions {
+  address: SocketAddress;
+  engine: MuxEngine;
+  devices: DeviceTable;
+  store: PairRecordStore;
+  log: Logger;
+}
+
+/** Is something answering on this Unix socket path? */
+function socketInUse(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = net.connect(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+}
+
+export class UsbmuxServer {
+  private readonly server = net.createServer((socket) => this.accept(socket));
+  private readonly clients = new Set<ClientSession>();
+  private nextClientId = 1;
+  private readonly ctx: ServerContext;
+
+  constructor(private readonly options: ServerOptions) {
+    this.ctx = {
+      engine: options.engine,
+      devices: options.devices,
+      store: options.store,
+      log: options.log,
+      listeners: () => [...this.clients].filter((c) => c.state === 'listen'),
+      forget: (c) => this.clients.delete(c),
+    };
+    const each = (fn: (c: ClientSession, d: DeviceRecord) => void) => (d: DeviceRecord) => {
+      for (const c of this.clients) fn(c, d);
+    };
+    options.devices.on('attached', each((c, d) => c.notifyAttached(d)));
+    options.devices.on('detached', each((c, d) => c.notifyDetached(d)));
+    options.devices.on('paired', each((c, d) => c.notifyPaired(d)));
+    this.server.maxConnections = 65536;
+  }
+
+  get address(): SocketAddress {
+    return this.options.address;
+  }
+
+  get clientCount(): number {
+    return this.clients.size;
+  }
+
+  async listen(): Promise<void> {
+    const a = this.options.address;
+    if (a.kind === 'unix') {
+      let stat;
+      try {
+        stat = lstatSync(a.path);
+      } catch {
+        stat = null;
+      }
+      if (stat && !stat.isSocket()) throw new Error(`${a.path} exists and is not a socket; not replacing it`);
+      if (stat) {
+        if (await socketInUse(a.path)) throw new Error(`another usbmuxd is listening on ${a.path}`);
+        unlinkSync(a.path);
+      }
+    }
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      if (a.kind === 'unix') this.server.listen({ path: a.path, backlog: 256 }, resolve);
+      else this.server.listen({ host: a.host, port: a.port, backlog: 256, ipv6Only: a.host.includes(':') }, resolve);
+    });
+    if (a.kind === 'unix') chmodSync(a.path, 0o666);
+    this.options.log.notice(`listening on ${formatSocketAddress(a)}`);
+  }
+
+  async close(): Promise<void> {
+    for (const c of this.clients) c.socket.destroy();
+    this.clients.clear();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const a = this.options.address;
+    if (a.kind === 'unix') {
+      try {
+        unlinkSync(a.path);
+      } catch {
+        // already gone
+      }
+    }
+  }
+
+  private accept(socket: net.Socket): void {
+    if (socket.remoteFamily) socket.setNoDelay(true);
+    const client = new ClientSession(this.nextClientId++, socket, this.ctx);
+    this.clients.add(client);
+    client.start();
+    this.options.log.debug(`client ${client.id} accepted`);
+  }
+}
