@@ -34,6 +34,7 @@ export class UsbmuxServer {
   private readonly server = net.createServer((socket) => this.accept(socket));
   private readonly clients = new Set<ClientSession>();
   private nextClientId = 1;
+  private bound = false;
   private readonly ctx: ServerContext;
 
   constructor(private readonly options: ServerOptions) {
@@ -82,6 +83,7 @@ export class UsbmuxServer {
       if (a.kind === 'unix') this.server.listen({ path: a.path, backlog: 256 }, resolve);
       else this.server.listen({ host: a.host, port: a.port, backlog: 256, ipv6Only: a.host.includes(':') }, resolve);
     });
+    this.bound = true;
     if (a.kind === 'unix') chmodSync(a.path, 0o666);
     this.options.log.notice(`listening on ${formatSocketAddress(a)}`);
   }
@@ -89,6 +91,8 @@ export class UsbmuxServer {
   async close(): Promise<void> {
     for (const c of this.clients) c.socket.destroy();
     this.clients.clear();
+    if (!this.bound) return;  // never ours: a live daemon's socket or someone's file
+    this.bound = false;
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
     const a = this.options.address;
     if (a.kind === 'unix') {
