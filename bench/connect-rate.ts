@@ -131,8 +131,7 @@ async function cyclesFor(ms: number, cycle: () => Promise<void>): Promise<{ coun
 
 /** The sim's own echo service port, if the daemon exposes its phones. */
 function simEchoPort(daemon: Daemon): number | undefined {
-  const peers = (daemon as unknown as { peers?: Array<{ services?: Record<number, string | number> }> }).peers;
-  const at = peers?.[0]?.services?.[ECHO_PORT];
+  const at = daemon.simServices()[0]?.[ECHO_PORT];
   return typeof at === 'number' ? at : undefined;
 }
 

@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 
 import { native, packageRoot } from '../src/native.js';
 import { GiB } from './lib.js';
+import { benchConnectRate } from './connect-rate.js';
 import { benchThroughput } from './throughput.js';
 
 const { values } = parseArgs({
@@ -29,6 +30,8 @@ for (const dir of ['to device', 'from device'] as const) {
   const direct = rows.find((r) => r.path === 'direct' && r.direction === dir)!;
   console.log(`mux/direct ${dir}: ${(mux.mibPerSec / direct.mibPerSec).toFixed(2)}x`);
 }
+const connect = await benchConnectRate(5);
+console.log(`\nconnect cycles (Connect + 1-byte echo + close), sequential: ${connect.connectsPerSec.toFixed(0)}/s through tsmuxd, ${connect.reference.toFixed(0)}/s direct TCP (${(connect.connectsPerSec / connect.reference).toFixed(2)}x)`);
 const result = {
   date: new Date().toISOString(),
   node: process.version,
@@ -36,6 +39,7 @@ const result = {
   bytesPerRun: bytes,
   repeats,
   throughput: rows,
+  connectRate: connect,
 };
 const out = values.out ?? join(packageRoot, 'bench', 'results', 'latest.json');
 mkdirSync(join(out, '..'), { recursive: true });

@@ -87,6 +87,11 @@ export class Daemon {
     this.log.notice(`${count} simulated phone(s) attached: ${this.peers.map((p) => p.serial).join(', ')}`);
   }
 
+  /** Where each simulated phone's services listen (device port -> TCP port or path). */
+  simServices(): Array<Record<number, string | number>> {
+    return this.peers.map((p) => p.services);
+  }
+
   /** Stops accepting, resets every connection, removes the socket. */
   async stop(): Promise<void> {
     if (this.stopped) return;
