@@ -88,6 +88,7 @@ class CableListener : public pipe::Pollable {
   pipe::EventLoop& loop_;
   int fd_;
   OnAccept onAccept_;
+  pipe::EventLoop::TimerId retryTimer_ = 0;
 };
 
 }  // namespace tsmuxd::usb
