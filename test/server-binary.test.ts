@@ -103,10 +103,10 @@ t.test('the binary port is read in network order', async (t) => {
   t.equal(hex(await c.read(20)), hex(RESULT_TAG2(0)), 'a second Connect on the same socket succeeds');
   c.send('ok');
   t.equal((await c.read(2)).toString(), 'ok');
-  // The Appendix A example's own port, 62078 (F2 7E), is lockdown: not served yet.
+  // The Appendix A example's own port, 62078 (F2 7E), is the sim's lockdownd.
   const l = await RawClient.open(t, setup.socketPath);
   l.send(appendixConnect(deviceId, 0xf2, 0x7e));
-  t.equal(hex(await l.read(20)), hex(RESULT_TAG2(3)), 'F2 7E (62078) is refused while lockdown is not served');
+  t.equal(hex(await l.read(20)), hex(RESULT_TAG2(0)), 'F2 7E (62078) reaches lockdownd: Result 0');
 });
 
 t.test('binary Connect to an unknown device answers BADDEV (2)', async (t) => {
