@@ -24,25 +24,45 @@ export class FrameReader {
 
   /** Adds bytes; returns the frame bodies now complete. Throws FramingError on a bad length. */
   push(chunk: Buffer): Buffer[] {
+    this.feed(chunk);
+    const frames: Buffer[] = [];
+    for (let f = this.next(); f; f = this.next()) frames.push(f);
+    return frames;
+  }
+
+  /** Adds bytes without parsing them (use next() to take frames one by one). */
+  feed(chunk: Buffer): void {
     if (this.failed) throw new FramingError('reader already failed');
+    if (chunk.length === 0) return;
     this.chunks.push(chunk);
     this.buffered += chunk.length;
-    const frames: Buffer[] = [];
-    for (;;) {
-      if (this.buffered < 4) break;
-      const head = this.peek(4);
-      const length = head.readUInt32BE(0);
-      if (length === 0 || length > this.maxFrame) {
-        this.failed = true;
-        this.chunks = [];
-        this.buffered = 0;
-        throw new FramingError(`lockdown frame of ${length} bytes (limit ${this.maxFrame})`);
-      }
-      if (this.buffered < 4 + length) break;
-      const all = this.take(4 + length);
-      frames.push(all.subarray(4));
+  }
+
+  /** The next complete frame body, or undefined. Throws FramingError on a bad length. */
+  next(): Buffer | undefined {
+    if (this.failed) throw new FramingError('reader already failed');
+    if (this.buffered < 4) return undefined;
+    const length = this.peek(4).readUInt32BE(0);
+    if (length === 0 || length > this.maxFrame) {
+      this.failed = true;
+      this.chunks = [];
+      this.buffered = 0;
+      throw new FramingError(`lockdown frame of ${length} bytes (limit ${this.maxFrame})`);
     }
-    return frames;
+    if (this.buffered < 4 + length) return undefined;
+    return this.take(4 + length).subarray(4);
+  }
+
+  /**
+   * Takes whatever is buffered and not yet a frame: the bytes that follow the
+   * last frame taken, handed on when the connection stops speaking plist
+   * (e.g. a TLS ClientHello after StartSession).
+   */
+  drain(): Buffer {
+    const rest = Buffer.concat(this.chunks);
+    this.chunks = [];
+    this.buffered = 0;
+    return rest;
   }
 
   private peek(n: number): Buffer {
@@ -84,4 +104,56 @@ export function encodeFrame(value: PlistValue): Buffer {
   const head = Buffer.alloc(4);
   head.writeUInt32BE(body.length, 0);
   return Buffer.concat([head, body]);
+}
+
+/** TLS record content types (RFC 5246 §6.2.1). */
+export const TLS_CHANGE_CIPHER_SPEC = 0x14;
+export const TLS_ALERT = 0x15;
+export const TLS_HANDSHAKE = 0x16;
+export const TLS_APPLICATION_DATA = 0x17;
+/** Largest TLSCiphertext fragment: 2^14 + 2048. */
+export const MAX_TLS_RECORD = 16384 + 2048;
+
+/**
+ * Splits a byte stream into whole TLS records (5-byte header: type, version
+ * major/minor, u16 BE length). Used to run TLS over a pipe so the connection
+ * can leave TLS again after a close_notify (StopSession). A header that is not
+ * a TLS 1.x record (e.g. a plaintext plist frame) is a FramingError.
+ */
+export class TlsRecordSplitter {
+  private buf: Buffer = Buffer.alloc(0);
+
+  feed(chunk: Buffer): void {
+    if (chunk.length) this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+  }
+
+  /** The next whole record (header included), or undefined. */
+  next(): Buffer | undefined {
+    if (this.buf.length < 5) {
+      if (this.buf.length >= 1) this.checkType(this.buf[0]!);
+      if (this.buf.length >= 2 && this.buf[1] !== 3) throw new FramingError(`not a TLS record (version major ${this.buf[1]})`);
+      return undefined;
+    }
+    this.checkType(this.buf[0]!);
+    if (this.buf[1] !== 3) throw new FramingError(`not a TLS record (version major ${this.buf[1]})`);
+    const length = this.buf.readUInt16BE(3);
+    if (length > MAX_TLS_RECORD) throw new FramingError(`TLS record of ${length} bytes`);
+    if (this.buf.length < 5 + length) return undefined;
+    const record = this.buf.subarray(0, 5 + length);
+    this.buf = this.buf.subarray(5 + length);
+    return record;
+  }
+
+  /** Takes the bytes not yet part of a whole record. */
+  drain(): Buffer {
+    const rest = this.buf;
+    this.buf = Buffer.alloc(0);
+    return rest;
+  }
+
+  private checkType(type: number): void {
+    if (type < TLS_CHANGE_CIPHER_SPEC || type > TLS_APPLICATION_DATA) {
+      throw new FramingError(`not a TLS record (content type 0x${type.toString(16)})`);
+    }
+  }
 }

@@ -1,14 +1,21 @@
-// Device port 62078: the simulated phone's lockdownd, first slice. Plaintext
-// only: QueryType, GetValue (the pre-session allow-list), SetValue of
-// UntrustedHostBUID, and the session/pairing verbs answered with the errors a
-// real phone gives a host it has never paired with. Requests on a connection
-// are answered one at a time, in order; a bad frame closes that connection.
+// Device port 62078: the simulated phone's lockdownd. QueryType, GetValue
+// (the pre-session allow-list; everything inside a session), SetValue of
+// UntrustedHostBUID, Pair / ValidatePair / Unpair / ResetPairing with a phone
+// that trusts every host at once ("auto" trust), and StartSession, which turns
+// the same connection into a TLS server (reference §1.7), and StopSession,
+// which turns it back to plaintext (§1.7.5). Requests on a connection are
+// answered one at a time, in order; a bad frame or a failed TLS handshake
+// closes that connection only.
+import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
+import { Duplex } from 'node:stream';
+import { createSecureContext, TLSSocket } from 'node:tls';
 
 import { isPlistDict, type PlistDict, type PlistValue } from '../../pairing/plist-codec.js';
 import type { SimIdentity } from '../identity.js';
 import { listenService, type ServiceAddress } from '../services/listen.js';
-import { decodeBody, encodeFrame, FrameReader, MAX_FRAME } from './framing.js';
+import { decodeBody, encodeFrame, FrameReader, MAX_FRAME, TLS_ALERT, TlsRecordSplitter } from './framing.js';
+import { checkPairRecord, DevicePairStore } from './pairing.js';
 
 export const LOCKDOWN_TYPE = 'com.apple.mobile.lockdown';
 
@@ -46,46 +53,196 @@ interface Session {
 
 interface Connection {
   session?: Session;
+  /** Set by a handler: what to do with the socket once its reply is written. */
+  after?: 'startTls' | 'stopTls' | 'close';
 }
+
+/** How the phone answers Pair. Only "auto" (trust at once) for now. */
+export type TrustMode = 'auto';
 
 export interface LockdowndOptions {
   maxFrame?: number;
+  /** Keep accepted pair records here (one XML plist per HostID) across restarts. */
+  stateDir?: string;
+  trust?: TrustMode;
 }
+
+/**
+ * TLS over whole records: the raw socket's bytes are split into TLS records
+ * and pushed in here, and what TLS writes goes straight to the raw socket.
+ * Ending it does not end the raw socket, so the connection can go back to
+ * plaintext after both close_notify alerts.
+ */
+class RecordPipe extends Duplex {
+  constructor(private readonly raw: Socket) {
+    super();
+  }
+  override _read(): void {}
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    if (!this.raw.destroyed) this.raw.write(chunk);
+    cb();
+  }
+  override _final(cb: (err?: Error | null) => void): void {
+    cb();
+  }
+}
+
+/** The TLS versions and ciphers the simulated phone accepts (see §1.7.2). */
+export const SESSION_TLS = {
+  minVersion: 'TLSv1',
+  maxVersion: 'TLSv1.2',
+  // Level 0 only so that TLS 1.0 / RSA-CBC hosts (legacy profiles) can still
+  // connect. Debian's libimobiledevice 1.3.0 (SHA-1 signed DeviceCertificate)
+  // negotiates TLSv1.2 ECDHE-RSA-AES256-GCM-SHA384 with or without it.
+  ciphers: 'DEFAULT:@SECLEVEL=0',
+} as const;
 
 export class Lockdownd {
   /** Set by usbmuxd's preflight (SetValue UntrustedHostBUID) before pairing. */
   untrustedHostBuid?: string;
-  /** HostID -> stored pair record. Empty until Pair is implemented. */
-  readonly pairRecords = new Map<string, PlistDict>();
+  /** HostID -> stored pair record. */
+  readonly pairRecords: DevicePairStore;
+  /** The last session TLS handshake (for tests and logs). */
+  lastTls?: { hostId: string; protocol: string | null; cipher: string; clientCertificate: boolean };
 
-  constructor(readonly identity: SimIdentity, readonly options: LockdowndOptions = {}) {}
+  constructor(readonly identity: SimIdentity, readonly options: LockdowndOptions = {}) {
+    this.pairRecords = new DevicePairStore(options.stateDir);
+  }
 
   /** Serves one host connection until it closes or sends something malformed. */
   serve(socket: Socket): void {
-    const reader = new FrameReader(this.options.maxFrame ?? MAX_FRAME);
     const conn: Connection = {};
-    let finished = false;
-    socket.on('error', () => socket.destroy());
-    socket.on('data', (chunk: Buffer) => {
-      if (finished) return;
-      try {
-        for (const body of reader.push(chunk)) {
-          const request = decodeBody(body);
-          if (!isPlistDict(request) || typeof request.Request !== 'string') {
-            throw new Error('lockdown request is not a dict with a Request string');
-          }
-          const reply = this.handle(conn, request);
-          socket.write(encodeFrame(reply));
-          if (request.Request === 'Goodbye') {
-            finished = true;
-            socket.end();
-            return;
-          }
-        }
-      } catch {
-        finished = true;
-        socket.destroy();
+    let mode: 'plain' | 'tls' | 'closing' | 'reverting' | 'done' = 'plain';
+    let plain = new FrameReader(this.options.maxFrame ?? MAX_FRAME);
+    let records = new TlsRecordSplitter();
+    let pipe: RecordPipe | undefined;
+    let tls: TLSSocket | undefined;
+    let held: Buffer[] = [];
+
+    const kill = () => {
+      mode = 'done';
+      tls?.destroy();
+      pipe?.destroy();
+      socket.destroy();
+    };
+
+    /** Decodes and answers one frame, then applies the mode change its handler asked for. */
+    const answer = (body: Buffer, write: (b: Buffer) => void): void => {
+      const request = decodeBody(body);
+      if (!isPlistDict(request) || typeof request.Request !== 'string') {
+        throw new Error('lockdown request is not a dict with a Request string');
       }
+      conn.after = undefined;
+      const reply = this.handle(conn, request);
+      // The mode changes before the reply goes out, so whatever the host sends
+      // once it has the reply (a ClientHello, a close_notify) is routed right.
+      if (conn.after === 'startTls') startTls();
+      else if (conn.after === 'stopTls') mode = 'closing';
+      write(encodeFrame(reply));
+      if (conn.after === 'close') {
+        const wasTls = mode === 'tls' ? tls : undefined;
+        mode = 'done';
+        // Over TLS, let the encrypted reply (and close_notify) out first.
+        if (wasTls) wasTls.end(() => socket.end());
+        else socket.end();
+      }
+    };
+
+    const startTls = () => {
+      const record = conn.session && this.pairRecords.get(conn.session.hostId);
+      if (!record) throw new Error('session without a pair record');
+      const key = this.identity.devicePrivateKey().export({ type: 'pkcs8', format: 'pem' }).toString();
+      const secureContext = createSecureContext({ ...SESSION_TLS, key, cert: Buffer.from(record.DeviceCertificate) });
+      pipe = new RecordPipe(socket);
+      tls = new TLSSocket(pipe, { isServer: true, secureContext, requestCert: true, rejectUnauthorized: false });
+      const tlsReader = new FrameReader(this.options.maxFrame ?? MAX_FRAME);
+      const thisTls = tls;
+      const hostId = record.HostID;
+      tls.once('secure', () => {
+        const peer = thisTls.getPeerCertificate();
+        this.lastTls = {
+          hostId,
+          protocol: thisTls.getProtocol(),
+          cipher: thisTls.getCipher().name,
+          clientCertificate: !!peer && Object.keys(peer).length > 0,
+        };
+      });
+      tls.on('error', () => {
+        if (tls === thisTls) kill();
+      });
+      tls.on('data', (chunk: Buffer) => {
+        if (tls !== thisTls || mode !== 'tls') return;
+        try {
+          tlsReader.feed(chunk);
+          for (let body = tlsReader.next(); body && mode === 'tls'; body = tlsReader.next()) {
+            answer(body, (b) => thisTls.write(b));
+          }
+        } catch {
+          kill();
+        }
+      });
+      mode = 'tls';
+      records = new TlsRecordSplitter();
+    };
+
+    /** Both close_notify alerts are out: plaintext again on the same socket. */
+    const revert = () => {
+      if (mode !== 'reverting') return;
+      tls = undefined;
+      pipe = undefined;
+      conn.session = undefined;
+      mode = 'plain';
+      plain = new FrameReader(this.options.maxFrame ?? MAX_FRAME);
+      const rest = Buffer.concat(held);
+      held = [];
+      if (rest.length) onRaw(rest);
+    };
+
+    const onRaw = (chunk: Buffer): void => {
+      try {
+        if (mode === 'plain') {
+          plain.feed(chunk);
+          for (let body = plain.next(); body; body = plain.next()) {
+            answer(body, (b) => socket.write(b));
+            if ((mode as string) !== 'plain') break;
+          }
+          // Bytes after StartSession's frame belong to the TLS handshake.
+          if ((mode as string) === 'tls') onRaw(plain.drain());
+          return;
+        }
+        if (mode === 'tls' || mode === 'closing') {
+          records.feed(chunk);
+          for (let rec = records.next(); rec; rec = records.next()) {
+            pipe!.push(rec);
+            if (mode === 'closing' && rec[0] === TLS_ALERT) {
+              // The host's close_notify after StopSession: answer with ours
+              // (TLS output goes to the raw socket through the pipe), then
+              // anything further is plaintext.
+              mode = 'reverting';
+              held.push(records.drain());
+              const closing = tls!;
+              closing.end();
+              closing.once('finish', () => setImmediate(revert));
+              closing.once('close', () => setImmediate(revert));
+              return;
+            }
+          }
+          return;
+        }
+        if (mode === 'reverting') held.push(chunk);
+      } catch {
+        kill();
+      }
+    };
+
+    socket.on('error', () => kill());
+    socket.on('close', () => {
+      mode = 'done';
+      tls?.destroy();
+      pipe?.destroy();
+    });
+    socket.on('data', (chunk: Buffer) => {
+      if (mode !== 'done') onRaw(chunk);
     });
   }
 
@@ -102,32 +259,56 @@ export class Lockdownd {
         return this.setValue(conn, req);
       case 'RemoveValue':
         return conn.session ? fail('RemoveProhibited') : fail('SessionInactive');
-      case 'StartSession': {
-        if (typeof req.HostID !== 'string' || req.HostID === '') return fail('MissingHostID');
-        if (!this.pairRecords.has(req.HostID)) return fail('InvalidHostID');
-        // Sessions (and the TLS that follows) come with Pair, in a later slice.
-        return fail('InvalidHostID');
-      }
-      case 'StopSession':
-        if (typeof req.SessionID !== 'string') return fail('MissingSessionID');
-        if (!conn.session || conn.session.id !== req.SessionID) return fail('InvalidSessionID');
-        conn.session = undefined;
-        return { Request: verb, Result: 'Success' };
+      case 'Pair':
+        return this.pair(req);
       case 'ValidatePair': {
         const record = req.PairRecord;
         const hostId = isPlistDict(record) ? record.HostID : undefined;
         if (typeof hostId !== 'string') return fail('MissingHostID');
         return this.pairRecords.has(hostId) ? { Request: verb } : fail('InvalidHostID');
       }
+      case 'Unpair': {
+        const record = req.PairRecord;
+        const hostId = isPlistDict(record) ? record.HostID : typeof req.HostID === 'string' ? req.HostID : undefined;
+        if (typeof hostId !== 'string' || hostId === '') return fail('MissingHostID');
+        if (!this.pairRecords.delete(hostId)) return fail('InvalidHostID');
+        return { Request: verb };
+      }
+      case 'ResetPairing':
+        this.pairRecords.clear();
+        return { Request: verb };
+      case 'StartSession': {
+        if (typeof req.HostID !== 'string' || req.HostID === '') return fail('MissingHostID');
+        if (!this.pairRecords.has(req.HostID)) return fail('InvalidHostID');
+        if (conn.session) return fail('SessionActive');
+        conn.session = { id: randomUUID().toUpperCase(), hostId: req.HostID };
+        conn.after = 'startTls';
+        return { Request: verb, SessionID: conn.session.id, EnableSessionSSL: true };
+      }
+      case 'StopSession':
+        if (typeof req.SessionID !== 'string') return fail('MissingSessionID');
+        if (!conn.session || conn.session.id !== req.SessionID) return fail('InvalidSessionID');
+        conn.after = 'stopTls';
+        return { Request: verb, Result: 'Success' };
       case 'StartService':
         if (!conn.session) return fail('SessionInactive');
         if (typeof req.Service !== 'string') return fail('MissingService');
         return fail('InvalidService', { Service: req.Service });
       case 'Goodbye':
+        conn.after = 'close';
         return { Request: verb };
       default:
         return fail(UNKNOWN_REQUEST_ERROR);
     }
+  }
+
+  private pair(req: PlistDict): PlistDict {
+    const check = checkPairRecord(req.PairRecord, this.identity.devicePublicKeyPem());
+    if (!check.ok) return { Request: 'Pair', Error: check.error };
+    // trust "auto": the user taps Trust at once.
+    const escrowBag = randomBytes(32);
+    this.pairRecords.set({ ...check.record, EscrowBag: escrowBag });
+    return { Request: 'Pair', EscrowBag: escrowBag };
   }
 
   private table(domain: string | undefined): PlistDict | undefined {
