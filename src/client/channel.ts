@@ -173,11 +173,20 @@ export class Channel {
   /** After a successful Connect: stop parsing, hand back the raw socket. */
   release(): net.Socket {
     this.raw = true;
+    // Stay paused until the caller listens: a service that speaks first
+    // (heartbeat's Marco) must not lose its first bytes in between.
+    this.socket.pause();
     this.socket.removeAllListeners('data');
     this.socket.removeAllListeners('close');
     this.socket.removeAllListeners('error');
     const rest = this.framer.takeRemainder();
     if (rest.length) this.socket.unshift(rest);
+    const resumeOnListen = (event: string | symbol) => {
+      if (event !== 'data') return;
+      this.socket.off('newListener', resumeOnListen);
+      process.nextTick(() => this.socket.resume());
+    };
+    this.socket.on('newListener', resumeOnListen);
     return this.socket;
   }
 

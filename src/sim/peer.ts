@@ -1,6 +1,7 @@
-// A minimal simulated phone on a cable: the device-role mux plus the echo,
-// sink and source services and a first, plaintext lockdownd on 62078. The
-// full simulator (pairing, TLS sessions, the service registry) builds on this.
+// A simulated phone on a cable: the device-role mux plus the echo, sink and
+// source services, lockdownd on 62078 (pairing with a trust dialog, TLS
+// sessions) and the lockdown services StartService hands out (heartbeat,
+// notification proxy) on fixed device ports.
 import type { Server } from 'node:net';
 import { join } from 'node:path';
 
@@ -8,9 +9,15 @@ import { MuxEngine } from '../devices/mux-engine.js';
 import type { DeviceRoleOptions } from '../native.js';
 import { iphoneDescriptor, type SimUsbIdentity } from './descriptor.js';
 import { simIdentity, type SimIdentity, type SimIdentityOptions } from './identity.js';
-import { startLockdownd, type Lockdownd } from './lockdown/lockdownd.js';
-import { ECHO_PORT, LOCKDOWN_PORT, SINK_PORT, SOURCE_PORT } from './ports.js';
+import { startLockdownd, type Lockdownd, type TrustMode } from './lockdown/lockdownd.js';
+import { ECHO_PORT, HEARTBEAT_PORT, LOCKDOWN_PORT, NOTIFICATION_PROXY_PORT, SINK_PORT, SOURCE_PORT } from './ports.js';
 import { startEcho } from './services/echo.js';
+import { HEARTBEAT_SERVICE, startHeartbeat, type HeartbeatOptions } from './services/heartbeat.js';
+import {
+  INSECURE_NOTIFICATION_PROXY_SERVICE,
+  NOTIFICATION_PROXY_SERVICE,
+  startNotificationProxy,
+} from './services/notification-proxy.js';
 import { startSink } from './services/sink.js';
 import { startSource } from './services/source.js';
 
@@ -23,6 +30,13 @@ export interface PeerOptions extends Omit<DeviceRoleOptions, 'portMap'> {
   identity?: SimIdentityOptions;
   /** Share an engine (and its event thread) between several peers. */
   engine?: MuxEngine;
+  /** How lockdownd answers Pair (default "auto"). */
+  trust?: TrustMode;
+  /** "auto" only: how long the trust dialog shows before it is accepted. */
+  trustDelayMs?: number;
+  /** Keep lockdownd's pair records in this directory. */
+  stateDir?: string;
+  heartbeat?: HeartbeatOptions;
 }
 
 export interface Peer {
@@ -34,6 +48,10 @@ export interface Peer {
   lockdownd: Lockdownd;
   /** Device port -> where its service listens (a TCP port or a socket path). */
   services: Record<number, string | number>;
+  /** The user taps Trust on the pairing dialog. */
+  trust(): void;
+  /** The user taps Don't Trust. */
+  deny(): void;
   close(): Promise<void>;
 }
 
@@ -58,9 +76,26 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
   }
   const serial = options.usb?.serial ?? simSerial();
   const identity = simIdentity(serial, options.identity);
-  const lockdown = await startLockdownd(identity, options.socketDir ? join(options.socketDir, 'lockdown.sock') : undefined);
+  const lockdown = await startLockdownd(identity, options.socketDir ? join(options.socketDir, 'lockdown.sock') : undefined, {
+    trust: options.trust,
+    trustDelayMs: options.trustDelayMs,
+    stateDir: options.stateDir,
+  });
   servers.push(lockdown.server);
   services[LOCKDOWN_PORT] = lockdown.address;
+  const lockdownd = lockdown.lockdownd;
+
+  const heartbeat = await startHeartbeat(options.socketDir ? join(options.socketDir, 'heartbeat.sock') : undefined, options.heartbeat);
+  servers.push(heartbeat.server);
+  services[HEARTBEAT_PORT] = heartbeat.address;
+  lockdownd.services.set(HEARTBEAT_SERVICE, { port: HEARTBEAT_PORT });
+  const np = await startNotificationProxy(options.socketDir ? join(options.socketDir, 'notification_proxy.sock') : undefined);
+  servers.push(np.server);
+  services[NOTIFICATION_PROXY_PORT] = np.address;
+  lockdownd.services.set(NOTIFICATION_PROXY_SERVICE, { port: NOTIFICATION_PROXY_PORT });
+  lockdownd.services.set(INSECURE_NOTIFICATION_PROXY_SERVICE, { port: NOTIFICATION_PROXY_PORT, withoutSession: true });
+  lockdownd.notificationListeners.push((name) => void np.post(name));
+
   const ownEngine = !options.engine;
   const engine = options.engine ?? new MuxEngine();
   const handle = engine.attachDeviceRole(options.cable, iphoneDescriptor({ ...options.usb, serial }), {
@@ -77,9 +112,12 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     handle,
     serial,
     identity,
-    lockdownd: lockdown.lockdownd,
+    lockdownd,
     services,
+    trust: () => lockdownd.trust(),
+    deny: () => lockdownd.deny(),
     async close() {
+      lockdownd.close();
       if (ownEngine) engine.close();
       else engine.closeDevice(handle);
       await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));

@@ -1,7 +1,8 @@
 // Device port 62078: the simulated phone's lockdownd. QueryType, GetValue
 // (the pre-session allow-list; everything inside a session), SetValue of
-// UntrustedHostBUID, Pair / ValidatePair / Unpair / ResetPairing with a phone
-// that trusts every host at once ("auto" trust), and StartSession, which turns
+// UntrustedHostBUID, Pair / ValidatePair / Unpair / ResetPairing with a trust
+// dialog ("auto", "prompt" or "deny"), StartService from a small service
+// table, and StartSession, which turns
 // the same connection into a TLS server (reference §1.7), and StopSession,
 // which turns it back to plaintext (§1.7.5). Requests on a connection are
 // answered one at a time, in order; a bad frame or a failed TLS handshake
@@ -57,14 +58,36 @@ interface Connection {
   after?: 'startTls' | 'stopTls' | 'close';
 }
 
-/** How the phone answers Pair. Only "auto" (trust at once) for now. */
-export type TrustMode = 'auto';
+/**
+ * How the phone answers Pair: "auto" taps Trust at once (or after
+ * trustDelayMs), "prompt" shows the dialog until trust() / deny() is called,
+ * "deny" always answers UserDeniedPairing.
+ */
+export type TrustMode = 'auto' | 'prompt' | 'deny';
+export const TRUST_MODES: readonly TrustMode[] = ['auto', 'prompt', 'deny'];
+
+/** The "Trust this computer?" alert (reference §1.9, item 4). */
+export type TrustDialog = 'none' | 'pending' | 'accepted' | 'denied';
+
+/** Posted (through the notification proxy) when the user accepts the dialog. */
+export const REQUEST_PAIR_NOTIFICATION = 'com.apple.mobile.lockdown.request_pair';
+
+/** A lockdown service StartService can hand out. */
+export interface ServiceEntry {
+  /** The device port the device-role mux maps to the service's listener. */
+  port: number;
+  /** Real phones give out a few services (insecure_notification_proxy) without a session. */
+  withoutSession?: boolean;
+  tls?: boolean;
+}
 
 export interface LockdowndOptions {
   maxFrame?: number;
   /** Keep accepted pair records here (one XML plist per HostID) across restarts. */
   stateDir?: string;
   trust?: TrustMode;
+  /** "auto" only: the dialog shows (PairingDialogResponsePending) this long before it is accepted. */
+  trustDelayMs?: number;
 }
 
 /**
@@ -104,9 +127,45 @@ export class Lockdownd {
   readonly pairRecords: DevicePairStore;
   /** The last session TLS handshake (for tests and logs). */
   lastTls?: { hostId: string; protocol: string | null; cipher: string; clientCertificate: boolean };
+  trustMode: TrustMode;
+  /** "auto" only: the dialog shows this long before it is accepted (0: at once). */
+  trustDelayMs: number;
+  trustDialog: TrustDialog = 'none';
+  /** Service name -> where StartService sends the host. */
+  readonly services = new Map<string, ServiceEntry>();
+  /** Called with the name of each notification the phone posts itself. */
+  readonly notificationListeners: Array<(name: string) => void> = [];
+  private trustTimer?: NodeJS.Timeout;
 
   constructor(readonly identity: SimIdentity, readonly options: LockdowndOptions = {}) {
     this.pairRecords = new DevicePairStore(options.stateDir);
+    this.trustMode = options.trust ?? 'auto';
+    this.trustDelayMs = options.trustDelayMs ?? 0;
+  }
+
+  /** The user taps Trust: the next Pair succeeds. */
+  trust(): void {
+    clearTimeout(this.trustTimer);
+    this.trustTimer = undefined;
+    this.trustDialog = 'accepted';
+    this.notify(REQUEST_PAIR_NOTIFICATION);
+  }
+
+  /** The user taps Don't Trust: the next Pair gets UserDeniedPairing. */
+  deny(): void {
+    clearTimeout(this.trustTimer);
+    this.trustTimer = undefined;
+    this.trustDialog = 'denied';
+  }
+
+  /** Stops a pending trustDelayMs timer. */
+  close(): void {
+    clearTimeout(this.trustTimer);
+    this.trustTimer = undefined;
+  }
+
+  private notify(name: string): void {
+    for (const l of this.notificationListeners) l(name);
   }
 
   /** Serves one host connection until it closes or sends something malformed. */
@@ -290,10 +349,14 @@ export class Lockdownd {
         if (!conn.session || conn.session.id !== req.SessionID) return fail('InvalidSessionID');
         conn.after = 'stopTls';
         return { Request: verb, Result: 'Success' };
-      case 'StartService':
-        if (!conn.session) return fail('SessionInactive');
-        if (typeof req.Service !== 'string') return fail('MissingService');
-        return fail('InvalidService', { Service: req.Service });
+      case 'StartService': {
+        const name = typeof req.Service === 'string' ? req.Service : undefined;
+        const entry = name === undefined ? undefined : this.services.get(name);
+        if (!conn.session && !entry?.withoutSession) return fail('SessionInactive');
+        if (name === undefined) return fail('MissingService');
+        if (!entry) return fail('InvalidService', { Service: name });
+        return { Request: verb, Service: name, Port: entry.port, ...(entry.tls ? { EnableServiceSSL: true } : {}) };
+      }
       case 'Goodbye':
         conn.after = 'close';
         return { Request: verb };
@@ -305,7 +368,29 @@ export class Lockdownd {
   private pair(req: PlistDict): PlistDict {
     const check = checkPairRecord(req.PairRecord, this.identity.devicePublicKeyPem());
     if (!check.ok) return { Request: 'Pair', Error: check.error };
-    // trust "auto": the user taps Trust at once.
+    const fail = (error: string): PlistDict => ({ Request: 'Pair', Error: error });
+    if (this.trustMode === 'deny') return fail('UserDeniedPairing');
+    const delay = this.trustDelayMs;
+    if (this.trustMode === 'prompt' || delay > 0) {
+      switch (this.trustDialog) {
+        case 'none':
+          this.trustDialog = 'pending';
+          if (this.trustMode === 'auto') {
+            this.trustTimer = setTimeout(() => this.trust(), delay);
+            this.trustTimer.unref?.();
+          }
+          return fail('PairingDialogResponsePending');
+        case 'pending':
+          return fail('PairingDialogResponsePending');
+        case 'denied':
+          this.trustDialog = 'none';
+          return fail('UserDeniedPairing');
+        case 'accepted':
+          // One tap of Trust pairs one host.
+          this.trustDialog = 'none';
+          break;
+      }
+    }
     const escrowBag = randomBytes(32);
     this.pairRecords.set({ ...check.record, EscrowBag: escrowBag });
     return { Request: 'Pair', EscrowBag: escrowBag };

@@ -1,0 +1,29 @@
+// After Connect the client library hands back a raw socket. A device service
+// that speaks first (heartbeat sends Marco as soon as the host connects) must
+// not lose those bytes before the caller attaches its listener.
+import t from 'tap';
+import { setTimeout as delay } from 'node:timers/promises';
+
+import { UsbmuxClient } from '../src/client/index.js';
+import { HEARTBEAT_PORT } from '../src/sim/ports.js';
+import { startDaemon } from './helpers/usbmuxd-harness.js';
+
+t.test('bytes a service sends at once wait for a late listener', async (t) => {
+  const setup = await startDaemon(t, { sims: 1 });
+  const client = new UsbmuxClient({ address: `UNIX:${setup.socketPath}` });
+  const [device] = await client.listDevices();
+  const socket = await client.connect(device.deviceId, HEARTBEAT_PORT);
+  t.teardown(() => socket.destroy());
+  await delay(300);  // Marco has long arrived by now
+  const first = await new Promise<Buffer>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('no bytes within 5 s')), 5000);
+    socket.once('data', (d: Buffer) => {
+      clearTimeout(timer);
+      resolve(d);
+    });
+  });
+  t.ok(first.length > 4, 'the first frame is there');
+  const length = first.readUInt32BE(0);
+  t.ok(length > 0 && length < 4096, `a lockdown-framed plist of ${length} bytes`);
+  t.match(first.subarray(4).toString('utf8'), /Marco/, 'it is the heartbeat Marco');
+});

@@ -1,0 +1,246 @@
+// The simulated phone's trust dialog ("auto" / "prompt" / "deny"), driven by
+// Debian's idevicepair, and the lockdown services StartService hands out:
+// the notification proxy (also without a session, as insecure_notification_proxy)
+// relaying com.apple.mobile.lockdown.request_pair when the user taps Trust,
+// and the heartbeat's Marco / Polo.
+import t from 'tap';
+import type net from 'node:net';
+import { join } from 'node:path';
+
+import { UsbmuxClient } from '../src/client/index.js';
+import { isPlistDict, parsePlist, toXml, type PlistDict } from '../src/pairing/plist-codec.js';
+import { simIdentity } from '../src/sim/identity.js';
+import { Lockdownd, REQUEST_PAIR_NOTIFICATION } from '../src/sim/lockdown/lockdownd.js';
+import { startPeer, type Peer } from '../src/sim/peer.js';
+import { HEARTBEAT_PORT, NOTIFICATION_PROXY_PORT } from '../src/sim/ports.js';
+import { findOnPath, run } from './helpers/daemon-process.js';
+import { plistRequest, RawClient, SLOW, startDaemon, tempDir, visibleDevices, waitUntil, within } from './helpers/usbmuxd-harness.js';
+
+const LOCKDOWN = 62078;
+
+/** Lockdown framing over a raw socket, one message at a time. */
+class PlistConn {
+  private buf = Buffer.alloc(0);
+  private waiters: Array<() => void> = [];
+  closed = false;
+  constructor(readonly socket: net.Socket) {
+    socket.on('data', (d: Buffer) => {
+      this.buf = Buffer.concat([this.buf, d]);
+      this.wake();
+    });
+    socket.on('close', () => {
+      this.closed = true;
+      this.wake();
+    });
+    socket.on('error', () => {});
+  }
+  private wake() {
+    for (const w of this.waiters.splice(0)) w();
+  }
+  send(dict: PlistDict): void {
+    const body = Buffer.from(toXml(dict), 'utf8');
+    const head = Buffer.alloc(4);
+    head.writeUInt32BE(body.length, 0);
+    this.socket.write(Buffer.concat([head, body]));
+  }
+  async next(what = 'a message'): Promise<PlistDict> {
+    const read = async () => {
+      for (;;) {
+        if (this.buf.length >= 4) {
+          const n = this.buf.readUInt32BE(0);
+          if (this.buf.length >= 4 + n) {
+            const v = parsePlist(this.buf.subarray(4, 4 + n));
+            this.buf = this.buf.subarray(4 + n);
+            if (!isPlistDict(v)) throw new Error('not a dict');
+            return v;
+          }
+        }
+        if (this.closed) throw new Error('connection closed');
+        await new Promise<void>((r) => this.waiters.push(r));
+      }
+    };
+    return within(read(), SLOW, what);
+  }
+  async request(dict: PlistDict): Promise<PlistDict> {
+    this.send(dict);
+    return this.next(`reply to ${String(dict.Request)}`);
+  }
+}
+
+t.test('Lockdownd trust modes, in process', async (t) => {
+  const identity = simIdentity('00008101000000000000CAFE');
+  const ld = new Lockdownd(identity, { trust: 'prompt' });
+  // Record validation comes first; a bad record never opens the dialog.
+  t.same(ld.handle({}, { Request: 'Pair' }), { Request: 'Pair', Error: 'MissingPairRecord' });
+  t.equal(ld.trustDialog, 'none');
+  t.same(ld.handle({}, { Request: 'StartService', Service: 'com.apple.nope' }), { Request: 'StartService', Error: 'SessionInactive' });
+  ld.services.set('com.apple.mobile.heartbeat', { port: HEARTBEAT_PORT });
+  ld.services.set('com.apple.mobile.insecure_notification_proxy', { port: NOTIFICATION_PROXY_PORT, withoutSession: true });
+  const session = { session: { id: 'S', hostId: 'H' } };
+  t.same(ld.handle(session, { Request: 'StartService', Service: 'com.apple.nope' }), {
+    Request: 'StartService',
+    Service: 'com.apple.nope',
+    Error: 'InvalidService',
+  });
+  t.same(ld.handle(session, { Request: 'StartService' }), { Request: 'StartService', Error: 'MissingService' });
+  t.same(ld.handle(session, { Request: 'StartService', Service: 'com.apple.mobile.heartbeat' }), {
+    Request: 'StartService',
+    Service: 'com.apple.mobile.heartbeat',
+    Port: HEARTBEAT_PORT,
+  });
+  t.same(ld.handle({}, { Request: 'StartService', Service: 'com.apple.mobile.heartbeat' }), { Request: 'StartService', Error: 'SessionInactive' });
+  t.same(ld.handle({}, { Request: 'StartService', Service: 'com.apple.mobile.insecure_notification_proxy' }), {
+    Request: 'StartService',
+    Service: 'com.apple.mobile.insecure_notification_proxy',
+    Port: NOTIFICATION_PROXY_PORT,
+  });
+  const posted: string[] = [];
+  ld.notificationListeners.push((n) => posted.push(n));
+  ld.trust();
+  t.same(posted, [REQUEST_PAIR_NOTIFICATION], 'trust() posts request_pair');
+});
+
+t.test('trust dialog and services through the daemon', async (t) => {
+  const setup = await startDaemon(t, { sims: 1 });
+  const client = new UsbmuxClient({ address: setup.address, timeoutMs: SLOW });
+  const [device] = await client.listDevices();
+  const udid = device!.serialNumber;
+  const peer = (setup.daemon['peers'] as Peer[])[0]!;
+  const lockdownd = peer.lockdownd;
+  t.teardown(() => {
+    lockdownd.trustMode = 'auto';
+    lockdownd.trustDelayMs = 0;
+    lockdownd.trustDialog = 'none';
+  });
+  const pairTool = findOnPath('idevicepair');
+  const env = { ...process.env, USBMUXD_SOCKET_ADDRESS: setup.address };
+  const deniedText = `ERROR: Device ${udid} said that the user denied the trust dialog.\n`;
+  const pendingText = `ERROR: Please accept the trust dialog on the screen of device ${udid}, then attempt to pair again.\n`;
+  const show = (what: string, r: { code: number | null; stdout: string; stderr: string }) =>
+    t.comment(`${what}: exit ${r.code}\nstdout: ${JSON.stringify(r.stdout)}\nstderr: ${JSON.stringify(r.stderr)}`);
+
+  t.test("deny: Debian's idevicepair is told the user denied", async (t) => {
+    if (!pairTool) return t.fail("'idevicepair' not on PATH: apt-get install libimobiledevice-utils");
+    lockdownd.trustMode = 'deny';
+    const r = await run(pairTool, ['-u', udid, 'pair'], { env, timeoutMs: SLOW });
+    show(`deny: idevicepair -u ${udid} pair`, r);
+    t.not(r.code, 0, 'pair fails');
+    t.equal(r.stdout, deniedText, "idevicepair's denied message");
+    t.equal(lockdownd.pairRecords.size, 0, 'nothing stored');
+  });
+
+  t.test('prompt: pending until trust(), then idevicepair succeeds', async (t) => {
+    if (!pairTool) return t.fail("'idevicepair' not on PATH: apt-get install libimobiledevice-utils");
+    lockdownd.trustMode = 'prompt';
+    lockdownd.trustDialog = 'none';
+    const first = await run(pairTool, ['-u', udid, 'pair'], { env, timeoutMs: SLOW });
+    show(`prompt: idevicepair -u ${udid} pair`, first);
+    t.not(first.code, 0, 'first pair: not yet');
+    t.equal(first.stdout, pendingText, "idevicepair's pending message");
+    t.equal(lockdownd.trustDialog, 'pending', 'the dialog shows');
+    const again = await run(pairTool, ['-u', udid, 'pair'], { env, timeoutMs: SLOW });
+    t.equal(again.stdout, pendingText, 'still pending before the tap');
+    peer.trust();
+    const second = await run(pairTool, ['-u', udid, 'pair'], { env, timeoutMs: SLOW });
+    show(`prompt, after trust(): idevicepair -u ${udid} pair`, second);
+    t.equal(second.code, 0, 'second pair: exit 0');
+    t.match(second.stdout, `SUCCESS: Paired with device ${udid}`);
+    t.equal(lockdownd.pairRecords.size, 1, 'the sim stored the record');
+    t.equal(lockdownd.trustDialog, 'none', 'one tap pairs one host');
+    const unpair = await run(pairTool, ['-u', udid, 'unpair'], { env, timeoutMs: SLOW });
+    t.equal(unpair.code, 0, 'unpair');
+
+    // deny() on a pending dialog: UserDeniedPairing once, then the dialog again.
+    const pending = await run(pairTool, ['-u', udid, 'pair'], { env, timeoutMs: SLOW });
+    t.equal(pending.stdout, pendingText);
+    peer.deny();
+    const denied = await run(pairTool, ['-u', udid, 'pair'], { env, timeoutMs: SLOW });
+    show(`prompt, after deny(): idevicepair -u ${udid} pair`, denied);
+    t.not(denied.code, 0);
+    t.equal(denied.stdout, deniedText);
+    t.equal(lockdownd.pairRecords.size, 0);
+  });
+
+  t.test('auto with trustDelayMs: pending, then accepted by itself', async (t) => {
+    if (!pairTool) return t.fail("'idevicepair' not on PATH: apt-get install libimobiledevice-utils");
+    lockdownd.trustMode = 'auto';
+    lockdownd.trustDelayMs = 300;
+    lockdownd.trustDialog = 'none';
+    t.teardown(() => {
+      lockdownd.trustDelayMs = 0;
+    });
+    const first = await run(pairTool, ['-u', udid, 'pair'], { env, timeoutMs: SLOW });
+    t.equal(first.stdout, pendingText, 'the dialog shows first');
+    await waitUntil(() => lockdownd.trustDialog === 'accepted', 'the delayed tap');
+    const second = await run(pairTool, ['-u', udid, 'pair'], { env, timeoutMs: SLOW });
+    t.equal(second.code, 0, 'then pair succeeds');
+    t.equal(second.stdout, `SUCCESS: Paired with device ${udid}\n`);
+    const unpair = await run(pairTool, ['-u', udid, 'unpair'], { env, timeoutMs: SLOW });
+    t.equal(unpair.code, 0, 'unpair');
+  });
+
+  t.test('insecure_notification_proxy without a session relays request_pair on trust()', async (t) => {
+    lockdownd.trustMode = 'prompt';
+    lockdownd.trustDialog = 'none';
+    const ld = new PlistConn(await client.connect(udid, LOCKDOWN));
+    t.teardown(() => ld.socket.destroy());
+    const started = await ld.request({ Label: 'tap', Request: 'StartService', Service: 'com.apple.mobile.insecure_notification_proxy' });
+    t.same(started, { Request: 'StartService', Service: 'com.apple.mobile.insecure_notification_proxy', Port: NOTIFICATION_PROXY_PORT });
+    t.same(
+      await ld.request({ Request: 'StartService', Service: 'com.apple.mobile.notification_proxy' }),
+      { Request: 'StartService', Error: 'SessionInactive' },
+      'the secure proxy needs a session',
+    );
+    t.same(
+      await ld.request({ Request: 'StartService', Service: 'com.apple.no.such.service' }),
+      { Request: 'StartService', Error: 'SessionInactive' },
+      'so does an unknown name (no session: SessionInactive first)',
+    );
+
+    const np = new PlistConn(await client.connect(udid, started.Port as number));
+    t.teardown(() => np.socket.destroy());
+    const other = new PlistConn(await client.connect(udid, started.Port as number));
+    t.teardown(() => other.socket.destroy());
+    np.send({ Command: 'ObserveNotification', Name: REQUEST_PAIR_NOTIFICATION });
+    other.send({ Command: 'ObserveNotification', Name: 'com.example.other' });
+    // A round trip so the observe is in before trust(): post something we also observe.
+    np.send({ Command: 'ObserveNotification', Name: 'com.example.sync' });
+    np.send({ Command: 'PostNotification', Name: 'com.example.sync' });
+    t.same(await np.next('the sync relay'), { Command: 'RelayNotification', Name: 'com.example.sync' }, 'PostNotification relays');
+
+    peer.trust();
+    t.same(await np.next('request_pair'), { Command: 'RelayNotification', Name: REQUEST_PAIR_NOTIFICATION }, 'request_pair arrives');
+    np.send({ Command: 'Shutdown' });
+    t.same(await np.next('ProxyDeath'), { Command: 'ProxyDeath' }, 'Shutdown -> ProxyDeath');
+    other.send({ Command: 'PostNotification', Name: 'com.example.other' });
+    t.same(await other.next(), { Command: 'RelayNotification', Name: 'com.example.other' }, 'the other observer saw only its own name');
+  });
+});
+
+t.test('heartbeat: Marco, Polo, Marco; silence closes', async (t) => {
+  const cable = join(tempDir(t), 'cable');
+  const setup = await startDaemon(t, { sims: 0, cables: [cable] });
+  const peer = await startPeer({ cable, heartbeat: { interval: 1, intervalMs: 100, timeoutMs: 6000 } });
+  t.teardown(() => peer.close());
+  const [device] = await visibleDevices(setup.address, 1);
+  // The phone speaks first here, so a byte-for-byte client reads the Connect
+  // result and whatever follows it from one buffer.
+  const raw = await RawClient.open(t, setup.socketPath);
+  const swapped = ((HEARTBEAT_PORT & 0xff) << 8) | (HEARTBEAT_PORT >> 8);
+  raw.send(plistRequest(1, { MessageType: 'Connect', DeviceID: device!.deviceId, PortNumber: swapped }));
+  t.same((await raw.readPlist()).dict, { MessageType: 'Result', Number: 0 }, 'connected to the heartbeat port');
+  const next = async (): Promise<PlistDict> => {
+    const n = (await raw.read(4)).readUInt32BE(0);
+    const v = parsePlist(await raw.read(n));
+    if (!isPlistDict(v)) throw new Error('not a dict');
+    return v;
+  };
+  const polo = Buffer.from(toXml({ Command: 'Polo' }), 'utf8');
+  const head = Buffer.alloc(4);
+  head.writeUInt32BE(polo.length, 0);
+  t.same(await next(), { Command: 'Marco', Interval: 1, SupportsSleepyTime: true }, 'Marco on connect');
+  raw.send(Buffer.concat([head, polo]));
+  t.same(await next(), { Command: 'Marco', Interval: 1, SupportsSleepyTime: true }, 'Marco again after Polo');
+  await within(new Promise<void>((r) => (raw.closed ? r() : raw.socket.once('close', () => r()))), SLOW, 'the close');
+  t.pass('no Polo: the phone hangs up');
+});
