@@ -2,72 +2,19 @@
 // ideviceinfo in simple (no pairing) mode against an in-process daemon with
 // one sim, and the plaintext protocol spoken directly through the client.
 import t from 'tap';
-import type net from 'node:net';
 
 import { UsbmuxClient } from '../src/client/index.js';
-import { isPlistDict, parsePlist, toXml, type PlistDict } from '../src/pairing/plist-codec.js';
+import { isPlistDict, toXml, type PlistDict } from '../src/pairing/plist-codec.js';
 import { FrameReader, FramingError, MAX_FRAME } from '../src/sim/lockdown/framing.js';
 import { PRE_SESSION_KEYS } from '../src/sim/lockdown/lockdownd.js';
 import { simIdentity } from '../src/sim/identity.js';
 import { findOnPath, run } from './helpers/daemon-process.js';
+import { LockdownConn, lockdownFrame } from './helpers/lockdown-conn.js';
 import { SLOW, startDaemon, within } from './helpers/usbmuxd-harness.js';
 
 const LOCKDOWN = 62078;
 
-function frameOf(dict: PlistDict | Buffer): Buffer {
-  const body = Buffer.isBuffer(dict) ? dict : Buffer.from(toXml(dict), 'utf8');
-  const head = Buffer.alloc(4);
-  head.writeUInt32BE(body.length, 0);
-  return Buffer.concat([head, body]);
-}
 
-/** Reads frames from a raw lockdown socket, one reply at a time. */
-class Replies {
-  private buf = Buffer.alloc(0);
-  private waiters: Array<() => void> = [];
-  closed = false;
-  constructor(readonly socket: net.Socket) {
-    socket.on('data', (d: Buffer) => {
-      this.buf = Buffer.concat([this.buf, d]);
-      this.wake();
-    });
-    socket.on('close', () => {
-      this.closed = true;
-      this.wake();
-    });
-    socket.on('error', () => {});
-  }
-  private wake() {
-    for (const w of this.waiters.splice(0)) w();
-  }
-  async next(): Promise<PlistDict> {
-    for (;;) {
-      if (this.buf.length >= 4) {
-        const n = this.buf.readUInt32BE(0);
-        if (this.buf.length >= 4 + n) {
-          const body = this.buf.subarray(4, 4 + n);
-          this.buf = this.buf.subarray(4 + n);
-          const v = parsePlist(body);
-          if (!isPlistDict(v)) throw new Error('reply is not a dict');
-          return v;
-        }
-      }
-      if (this.closed) throw new Error('connection closed');
-      await new Promise<void>((r) => this.waiters.push(r));
-    }
-  }
-  async request(dict: PlistDict): Promise<PlistDict> {
-    this.socket.write(frameOf(dict));
-    return within(this.next(), SLOW, `reply to ${String(dict.Request)}`);
-  }
-  waitClosed(): Promise<void> {
-    return within(
-      new Promise<void>((r) => (this.closed ? r() : this.socket.once('close', () => r()))),
-      SLOW,
-      'the connection to close',
-    );
-  }
-}
 
 t.test('identity and framing units', async (t) => {
   const id = simIdentity('00008101000000000000ABCD');
@@ -79,7 +26,7 @@ t.test('identity and framing units', async (t) => {
   t.equal(simIdentity('0123456789abcdef0123456789abcdef01234567').udid, '0123456789abcdef0123456789abcdef01234567');
 
   const r = new FrameReader();
-  const f = frameOf({ Request: 'QueryType' });
+  const f = lockdownFrame({ Request: 'QueryType' });
   t.same(r.push(f.subarray(0, 3)), []);
   t.same(r.push(f.subarray(3, 10)), []);
   const frames = r.push(Buffer.concat([f.subarray(10), f]));
@@ -96,7 +43,7 @@ t.test('lockdownd through the daemon', async (t) => {
   const [device] = await client.listDevices();
   const udid = device!.serialNumber;
   t.match(udid, /^[0-9A-F]{8}-[0-9A-F]{16}$/, 'the sim has a new-style UDID');
-  const open = async () => new Replies(await client.connect(udid, LOCKDOWN));
+  const open = async () => new LockdownConn(await client.connect(udid, LOCKDOWN));
 
   t.test('QueryType', async (t) => {
     const c = await open();
@@ -194,7 +141,7 @@ t.test('lockdownd through the daemon', async (t) => {
     const body = Buffer.concat([head, ...objects, table, trailer]);
     const c = await open();
     t.teardown(() => c.socket.destroy());
-    c.socket.write(frameOf(body));
+    c.socket.write(lockdownFrame(body));
     t.same(await within(c.next(), SLOW, 'QueryType reply'), { Request: 'QueryType', Type: 'com.apple.mobile.lockdown' });
   });
 
@@ -211,12 +158,12 @@ t.test('lockdownd through the daemon', async (t) => {
     t.pass('oversized length frame: connection closed');
 
     const garbage = await open();
-    garbage.socket.write(frameOf(Buffer.from('this is not a plist')));
+    garbage.socket.write(lockdownFrame(Buffer.from('this is not a plist')));
     await garbage.waitClosed();
     t.pass('unparseable body: connection closed');
 
     const notDict = await open();
-    notDict.socket.write(frameOf(Buffer.from(toXml(['QueryType']))));
+    notDict.socket.write(lockdownFrame(Buffer.from(toXml(['QueryType']))));
     await notDict.waitClosed();
     t.pass('array instead of dict: connection closed');
 

@@ -14,21 +14,16 @@ import tls from 'node:tls';
 import forge from 'node-forge';
 
 import { UsbmuxClient } from '../src/client/index.js';
-import { isPlistDict, parsePlist, toXml, type PlistDict } from '../src/pairing/plist-codec.js';
+import type { PlistDict } from '../src/pairing/plist-codec.js';
 import { simIdentity } from '../src/sim/identity.js';
 import { Lockdownd } from '../src/sim/lockdown/lockdownd.js';
 import { findOnPath, run } from './helpers/daemon-process.js';
+import { FrameQueue, lockdownFrame } from './helpers/lockdown-conn.js';
 import { SLOW, startDaemon, within } from './helpers/usbmuxd-harness.js';
 
 const LOCKDOWN = 62078;
 const BUID = '7C7306A8-F205-4B75-933A-F86275817DD9';
 
-function frameOf(dict: PlistDict): Buffer {
-  const body = Buffer.from(toXml(dict), 'utf8');
-  const head = Buffer.alloc(4);
-  head.writeUInt32BE(body.length, 0);
-  return Buffer.concat([head, body]);
-}
 
 // ---- a host's certificates (as pymobiledevice3/libimobiledevice make them) ----
 
@@ -85,38 +80,6 @@ function hostPairRecord(devicePublicKeyPem: string, hostId: string): HostRecord 
 
 // ---- a lockdown host connection that can go TLS and back ----
 
-/** Reads lockdown frames from a byte source, one reply at a time. */
-class FrameQueue {
-  private buf = Buffer.alloc(0);
-  private waiters: Array<() => void> = [];
-  closed = false;
-  push(d: Buffer) {
-    this.buf = Buffer.concat([this.buf, d]);
-    this.wake();
-  }
-  close() {
-    this.closed = true;
-    this.wake();
-  }
-  private wake() {
-    for (const w of this.waiters.splice(0)) w();
-  }
-  async next(): Promise<PlistDict> {
-    for (;;) {
-      if (this.buf.length >= 4) {
-        const n = this.buf.readUInt32BE(0);
-        if (this.buf.length >= 4 + n) {
-          const v = parsePlist(this.buf.subarray(4, 4 + n));
-          this.buf = this.buf.subarray(4 + n);
-          if (!isPlistDict(v)) throw new Error('reply is not a dict');
-          return v;
-        }
-      }
-      if (this.closed) throw new Error('connection closed');
-      await new Promise<void>((r) => this.waiters.push(r));
-    }
-  }
-}
 
 /**
  * The host side of §1.7.5, as go-ios does it: TLS runs over a pipe fed from
@@ -144,10 +107,10 @@ class HostConnection {
 
   async request(dict: PlistDict): Promise<PlistDict> {
     if (this.tlsSocket) {
-      this.tlsSocket.write(frameOf(dict));
+      this.tlsSocket.write(lockdownFrame(dict));
       return within(this.secure!.next(), SLOW, `TLS reply to ${String(dict.Request)}`);
     }
-    this.socket.write(frameOf(dict));
+    this.socket.write(lockdownFrame(dict));
     return within(this.plain.next(), SLOW, `reply to ${String(dict.Request)}`);
   }
 
@@ -361,7 +324,7 @@ t.test('pairing and sessions through the daemon', async (t) => {
     t.teardown(() => void lockdownd.pairRecords.delete(host.record.HostID as string));
     const started = await c.request({ Request: 'StartSession', HostID: host.record.HostID!, SystemBUID: BUID });
     t.equal(started.EnableSessionSSL, true);
-    c.socket.write(frameOf({ Request: 'GetValue', Key: 'SerialNumber' }));
+    c.socket.write(lockdownFrame({ Request: 'GetValue', Key: 'SerialNumber' }));
     await c.waitClosed();
     t.pass('the sim closed the connection');
 

@@ -4,7 +4,6 @@
 // relaying com.apple.mobile.lockdown.request_pair when the user taps Trust,
 // and the heartbeat's Marco / Polo.
 import t from 'tap';
-import type net from 'node:net';
 import { join } from 'node:path';
 
 import { UsbmuxClient } from '../src/client/index.js';
@@ -14,58 +13,11 @@ import { Lockdownd, REQUEST_PAIR_NOTIFICATION } from '../src/sim/lockdown/lockdo
 import { startPeer, type Peer } from '../src/sim/peer.js';
 import { HEARTBEAT_PORT, NOTIFICATION_PROXY_PORT } from '../src/sim/ports.js';
 import { findOnPath, run } from './helpers/daemon-process.js';
+import { LockdownConn } from './helpers/lockdown-conn.js';
 import { plistRequest, RawClient, SLOW, startDaemon, tempDir, visibleDevices, waitUntil, within } from './helpers/usbmuxd-harness.js';
 
 const LOCKDOWN = 62078;
 
-/** Lockdown framing over a raw socket, one message at a time. */
-class PlistConn {
-  private buf = Buffer.alloc(0);
-  private waiters: Array<() => void> = [];
-  closed = false;
-  constructor(readonly socket: net.Socket) {
-    socket.on('data', (d: Buffer) => {
-      this.buf = Buffer.concat([this.buf, d]);
-      this.wake();
-    });
-    socket.on('close', () => {
-      this.closed = true;
-      this.wake();
-    });
-    socket.on('error', () => {});
-  }
-  private wake() {
-    for (const w of this.waiters.splice(0)) w();
-  }
-  send(dict: PlistDict): void {
-    const body = Buffer.from(toXml(dict), 'utf8');
-    const head = Buffer.alloc(4);
-    head.writeUInt32BE(body.length, 0);
-    this.socket.write(Buffer.concat([head, body]));
-  }
-  async next(what = 'a message'): Promise<PlistDict> {
-    const read = async () => {
-      for (;;) {
-        if (this.buf.length >= 4) {
-          const n = this.buf.readUInt32BE(0);
-          if (this.buf.length >= 4 + n) {
-            const v = parsePlist(this.buf.subarray(4, 4 + n));
-            this.buf = this.buf.subarray(4 + n);
-            if (!isPlistDict(v)) throw new Error('not a dict');
-            return v;
-          }
-        }
-        if (this.closed) throw new Error('connection closed');
-        await new Promise<void>((r) => this.waiters.push(r));
-      }
-    };
-    return within(read(), SLOW, what);
-  }
-  async request(dict: PlistDict): Promise<PlistDict> {
-    this.send(dict);
-    return this.next(`reply to ${String(dict.Request)}`);
-  }
-}
 
 t.test('Lockdownd trust modes, in process', async (t) => {
   const identity = simIdentity('00008101000000000000CAFE');
@@ -182,7 +134,7 @@ t.test('trust dialog and services through the daemon', async (t) => {
   t.test('insecure_notification_proxy without a session relays request_pair on trust()', async (t) => {
     lockdownd.trustMode = 'prompt';
     lockdownd.trustDialog = 'none';
-    const ld = new PlistConn(await client.connect(udid, LOCKDOWN));
+    const ld = new LockdownConn(await client.connect(udid, LOCKDOWN));
     t.teardown(() => ld.socket.destroy());
     const started = await ld.request({ Label: 'tap', Request: 'StartService', Service: 'com.apple.mobile.insecure_notification_proxy' });
     t.same(started, { Request: 'StartService', Service: 'com.apple.mobile.insecure_notification_proxy', Port: NOTIFICATION_PROXY_PORT });
@@ -197,9 +149,9 @@ t.test('trust dialog and services through the daemon', async (t) => {
       'so does an unknown name (no session: SessionInactive first)',
     );
 
-    const np = new PlistConn(await client.connect(udid, started.Port as number));
+    const np = new LockdownConn(await client.connect(udid, started.Port as number));
     t.teardown(() => np.socket.destroy());
-    const other = new PlistConn(await client.connect(udid, started.Port as number));
+    const other = new LockdownConn(await client.connect(udid, started.Port as number));
     t.teardown(() => other.socket.destroy());
     np.send({ Command: 'ObserveNotification', Name: REQUEST_PAIR_NOTIFICATION });
     other.send({ Command: 'ObserveNotification', Name: 'com.example.other' });
