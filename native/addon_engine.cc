@@ -56,6 +56,17 @@ Napi::Value eventToJs(Napi::Env env, const pipe::NativeEvent& ev) {
   return o;
 }
 
+// {path} | {host?, targetPort} -> where a device port's connections go.
+pipe::LocalTarget localTargetFromJs(const Napi::Object& o) {
+  pipe::LocalTarget t;
+  if (o.Get("path").IsString()) t.path = o.Get("path").As<Napi::String>().Utf8Value();
+  if (o.Get("host").IsString()) t.host = o.Get("host").As<Napi::String>().Utf8Value();
+  if (o.Get("targetPort").IsNumber()) t.port = uint16_t(o.Get("targetPort").As<Napi::Number>().Uint32Value());
+  if (o.Get("once").IsBoolean()) t.once = o.Get("once").ToBoolean();
+  if (t.path.empty() && t.host.empty()) t.host = "127.0.0.1";
+  return t;
+}
+
 class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
  public:
   static Napi::Function define(Napi::Env env) {
@@ -70,6 +81,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
             InstanceMethod<&EngineWrap::attachClient>("attachClient"),
             InstanceMethod<&EngineWrap::closeConnection>("closeConnection"),
             InstanceMethod<&EngineWrap::attachDeviceRole>("attachDeviceRole"),
+            InstanceMethod<&EngineWrap::mapDevicePort>("mapDevicePort"),
             InstanceMethod<&EngineWrap::stats>("stats"),
             InstanceMethod<&EngineWrap::ref>("ref"),
             InstanceMethod<&EngineWrap::unref>("unref"),
@@ -197,13 +209,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
           Napi::Object eo = e.As<Napi::Object>();
           Napi::Value port = eo.Get("port");
           if (!port.IsNumber()) throwError(env, codes::kInvalidArgument, "portMap entry needs a port");
-          pipe::LocalTarget t;
-          if (eo.Get("path").IsString()) t.path = eo.Get("path").As<Napi::String>().Utf8Value();
-          if (eo.Get("host").IsString()) t.host = eo.Get("host").As<Napi::String>().Utf8Value();
-          if (eo.Get("targetPort").IsNumber()) {
-            t.port = uint16_t(eo.Get("targetPort").As<Napi::Number>().Uint32Value());
-          }
-          if (t.path.empty() && t.host.empty()) t.host = "127.0.0.1";
+          pipe::LocalTarget t = localTargetFromJs(eo);
           options.portMap.emplace_back(uint16_t(port.As<Napi::Number>().Uint32Value()), t);
         }
       }
@@ -215,6 +221,16 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     uint32_t handle = live(env).attachDeviceRole(path, descriptor, options, error);
     if (!handle) throwError(env, codes::kSystem, error);
     return Napi::Number::New(env, handle);
+  }
+
+  Napi::Value mapDevicePort(const Napi::CallbackInfo& info) {
+    uint32_t handle = argUint(info, 0, "handle", UINT32_MAX);
+    uint32_t port = argUint(info, 1, "port", 65535);
+    if (port == 0) throwError(info.Env(), codes::kInvalidArgument, "port 0 does not exist");
+    std::optional<pipe::LocalTarget> target;
+    if (info.Length() > 2 && info[2].IsObject()) target = localTargetFromJs(info[2].As<Napi::Object>());
+    live(info.Env()).mapDevicePort(handle, uint16_t(port), std::move(target));
+    return info.Env().Undefined();
   }
 
   Napi::Value stats(const Napi::CallbackInfo& info) {

@@ -87,7 +87,12 @@ export interface PortMapEntry {
   path?: string;
   host?: string;
   targetPort?: number;
+  /** Serve one connection, then forget the mapping (ports StartService hands out). */
+  once?: boolean;
 }
+
+/** Where a device port's connections go: a Unix socket, or TCP (127.0.0.1 unless `host`). */
+export type PortTarget = Omit<PortMapEntry, 'port'>;
 
 export interface DeviceRoleOptions {
   /** Receive window in bytes; a phone advertises 131072. */
@@ -110,6 +115,7 @@ export interface NativeEngine {
   attachClient(conn: number, fd: number, pipelined?: Buffer): void;
   closeConnection(conn: number): void;
   attachDeviceRole(cablePath: string, descriptor: CableDescriptor, options?: DeviceRoleOptions): number;
+  mapDevicePort(handle: number, port: number, target?: PortTarget): void;
   stats(): EngineStats;
   ref(): void;
   unref(): void;

@@ -5,14 +5,16 @@ import t from 'tap';
 import { setTimeout as delay } from 'node:timers/promises';
 
 import { UsbmuxClient } from '../src/client/index.js';
-import { HEARTBEAT_PORT } from '../src/sim/ports.js';
+import { HEARTBEAT_SERVICE } from '../src/sim/services/heartbeat.js';
 import { startDaemon } from './helpers/usbmuxd-harness.js';
 
 t.test('bytes a service sends at once wait for a late listener', async (t) => {
   const setup = await startDaemon(t, { sims: 1 });
   const client = new UsbmuxClient({ address: `UNIX:${setup.socketPath}` });
   const [device] = await client.listDevices();
-  const socket = await client.connect(device.deviceId, HEARTBEAT_PORT);
+  const { lockdownd } = setup.peers[0]!;
+  // What StartService would hand out, issued directly: this test is about the client.
+  const socket = await client.connect(device!.deviceId, lockdownd.openServicePort(lockdownd.services.get(HEARTBEAT_SERVICE)!));
   t.teardown(() => socket.destroy());
   await delay(300);  // Marco has long arrived by now
   const first = await new Promise<Buffer>((resolve, reject) => {

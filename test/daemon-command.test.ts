@@ -28,7 +28,7 @@ function paths(t: Parameters<typeof tempDir>[0]): Paths {
   return { dir, socket: join(dir, 'usbmuxd.sock'), pidfile: join(dir, 'usbmuxd.pid'), config: join(dir, 'lockdown') };
 }
 
-const base = (p: Paths) => ['-S', p.socket, '-P', p.pidfile, '-C', p.config];
+const base = (p: Paths) => ['-S', p.socket, '-P', p.pidfile, '-C', p.config, '--sim-state', join(p.dir, 'sims')];
 
 /** Gone, or a zombie waiting for a reaper that is not us. */
 function isGone(pid: number): boolean {
@@ -265,6 +265,8 @@ const FLAGS: Array<[short: string | null, long: string]> = [
   [null, 'json-log'],
   [null, 'cable'],
   [null, 'sim'],
+  [null, 'sim-trust'],
+  [null, 'sim-state'],
   [null, 'no-usb'],
 ];
 

@@ -4,7 +4,6 @@
 // ListListeners. Raw-byte checks live in server-protocol-wire.test.ts.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { join } from 'node:path';
 
 import creator from 'bplist-creator';

@@ -95,7 +95,7 @@ t.test('lockdownd through the daemon', async (t) => {
       Key: 'UntrustedHostBUID',
       Request: 'SetValue',
     });
-    t.equal(setup.daemon['peers'][0]!.lockdownd.untrustedHostBuid, buid, 'stored in memory');
+    t.equal(setup.peers[0]!.lockdownd.untrustedHostBuid, buid, 'stored in memory');
     t.same(await c.request({ Request: 'SetValue', Key: 'DeviceName', Value: 'x' }), {
       Key: 'DeviceName',
       Request: 'SetValue',

@@ -18,65 +18,12 @@ import type { PlistDict } from '../src/pairing/plist-codec.js';
 import { simIdentity } from '../src/sim/identity.js';
 import { Lockdownd } from '../src/sim/lockdown/lockdownd.js';
 import { findOnPath, run } from './helpers/daemon-process.js';
+import { hostPairRecord, TEST_BUID as BUID } from './helpers/host-pairing.js';
 import { FrameQueue, lockdownFrame } from './helpers/lockdown-conn.js';
 import { SLOW, startDaemon, within } from './helpers/usbmuxd-harness.js';
 
 const LOCKDOWN = 62078;
-const BUID = '7C7306A8-F205-4B75-933A-F86275817DD9';
 
-
-// ---- a host's certificates (as pymobiledevice3/libimobiledevice make them) ----
-
-function rsaKey(): forge.pki.rsa.KeyPair {
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const priv = forge.pki.privateKeyFromPem(privateKey.export({ type: 'pkcs1', format: 'pem' }).toString());
-  return { privateKey: priv, publicKey: forge.pki.setRsaPublicKey(priv.n, priv.e) };
-}
-
-function makeCert(publicKey: forge.pki.PublicKey, signer: forge.pki.rsa.PrivateKey, ca: boolean): string {
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = publicKey;
-  cert.serialNumber = '01';
-  cert.validity.notBefore = new Date(Date.now() - 60_000);
-  cert.validity.notAfter = new Date(Date.now() + 10 * 365 * 86_400_000);
-  cert.setSubject([]);
-  cert.setIssuer([]);
-  cert.setExtensions(
-    ca
-      ? [{ name: 'basicConstraints', cA: true, critical: true }]
-      : [
-          { name: 'basicConstraints', cA: false, critical: true },
-          { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
-        ],
-  );
-  cert.sign(signer, forge.md.sha256.create());
-  return forge.pki.certificateToPem(cert);
-}
-
-interface HostRecord {
-  record: PlistDict;
-  hostKeyPem: string;
-  hostCertPem: string;
-}
-
-function hostPairRecord(devicePublicKeyPem: string, hostId: string): HostRecord {
-  const root = rsaKey();
-  const host = rsaKey();
-  const rootCert = makeCert(root.publicKey, root.privateKey, true);
-  const hostCert = makeCert(host.publicKey, root.privateKey, false);
-  const deviceCert = makeCert(forge.pki.publicKeyFromPem(devicePublicKeyPem), root.privateKey, false);
-  return {
-    record: {
-      DeviceCertificate: Buffer.from(deviceCert),
-      HostCertificate: Buffer.from(hostCert),
-      RootCertificate: Buffer.from(rootCert),
-      HostID: hostId,
-      SystemBUID: BUID,
-    },
-    hostKeyPem: forge.pki.privateKeyToPem(host.privateKey),
-    hostCertPem: hostCert,
-  };
-}
 
 // ---- a lockdown host connection that can go TLS and back ----
 
@@ -186,7 +133,7 @@ t.test('pairing and sessions through the daemon', async (t) => {
   const client = new UsbmuxClient({ address: setup.address, timeoutMs: SLOW });
   const [device] = await client.listDevices();
   const udid = device!.serialNumber;
-  const lockdownd = (setup.daemon['peers'] as Array<{ lockdownd: Lockdownd }>)[0]!.lockdownd;
+  const lockdownd = setup.peers[0]!.lockdownd;
   const open = async () => new HostConnection(await client.connect(udid, LOCKDOWN));
 
   t.test("Debian's idevicepair and ideviceinfo", async (t) => {
@@ -244,7 +191,7 @@ t.test('pairing and sessions through the daemon', async (t) => {
     const key = (await c.request({ Request: 'GetValue', Key: 'DevicePublicKey' })).Value as Uint8Array;
     const devicePem = Buffer.from(key).toString();
     const good = hostPairRecord(devicePem, 'AAAAAAAA-0000-0000-0000-000000000001');
-    const other = hostPairRecord(forge.pki.publicKeyToRSAPublicKeyPem(rsaKey().publicKey), 'AAAAAAAA-0000-0000-0000-000000000002');
+    const other = hostPairRecord(generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'pkcs1', format: 'pem' }).toString(), 'AAAAAAAA-0000-0000-0000-000000000002');
     const pair = (record: PlistDict | undefined) =>
       c.request({ Request: 'Pair', ProtocolVersion: '2', ...(record ? { PairRecord: record } : {}), PairingOptions: { ExtendedPairingErrors: true } });
 

@@ -10,14 +10,24 @@ import { UsbmuxClient } from '../src/client/index.js';
 import { isPlistDict, parsePlist, toXml, type PlistDict } from '../src/pairing/plist-codec.js';
 import { simIdentity } from '../src/sim/identity.js';
 import { Lockdownd, REQUEST_PAIR_NOTIFICATION } from '../src/sim/lockdown/lockdownd.js';
-import { startPeer, type Peer } from '../src/sim/peer.js';
-import { HEARTBEAT_PORT, NOTIFICATION_PROXY_PORT } from '../src/sim/ports.js';
+import { startPeer } from '../src/sim/peer.js';
+import { DYNAMIC_PORT_MAX, DYNAMIC_PORT_MIN } from '../src/sim/service-ports.js';
+import { HEARTBEAT_SERVICE } from '../src/sim/services/heartbeat.js';
 import { findOnPath, run } from './helpers/daemon-process.js';
 import { LockdownConn } from './helpers/lockdown-conn.js';
 import { plistRequest, RawClient, SLOW, startDaemon, tempDir, visibleDevices, waitUntil, within } from './helpers/usbmuxd-harness.js';
 
 const LOCKDOWN = 62078;
 
+
+/** Waits until the one phone is listed again under a DeviceID other than `before`. */
+async function reenumerated(address: string, before: number): Promise<number> {
+  const list = await waitUntil(async () => {
+    const l = await new UsbmuxClient({ address, timeoutMs: 5000 }).listDevices();
+    return l.length === 1 && l[0]!.deviceId !== before ? l : null;
+  }, 'the phone to come back after re-enumerating');
+  return list[0]!.deviceId;
+}
 
 t.test('Lockdownd trust modes, in process', async (t) => {
   const identity = simIdentity('00008101000000000000CAFE');
@@ -26,8 +36,10 @@ t.test('Lockdownd trust modes, in process', async (t) => {
   t.same(ld.handle({}, { Request: 'Pair' }), { Request: 'Pair', Error: 'MissingPairRecord' });
   t.equal(ld.trustDialog, 'none');
   t.same(ld.handle({}, { Request: 'StartService', Service: 'com.apple.nope' }), { Request: 'StartService', Error: 'SessionInactive' });
-  ld.services.set('com.apple.mobile.heartbeat', { port: HEARTBEAT_PORT });
-  ld.services.set('com.apple.mobile.insecure_notification_proxy', { port: NOTIFICATION_PROXY_PORT, withoutSession: true });
+  ld.services.set('com.apple.mobile.heartbeat', { address: 1 });
+  ld.services.set('com.apple.mobile.insecure_notification_proxy', { address: 2, withoutSession: true });
+  t.teardown(() => ld.close());
+  const dynamicPort = (v: unknown) => typeof v === 'number' && v >= DYNAMIC_PORT_MIN && v <= DYNAMIC_PORT_MAX;
   const session = { session: { id: 'S', hostId: 'H' } };
   t.same(ld.handle(session, { Request: 'StartService', Service: 'com.apple.nope' }), {
     Request: 'StartService',
@@ -35,17 +47,16 @@ t.test('Lockdownd trust modes, in process', async (t) => {
     Error: 'InvalidService',
   });
   t.same(ld.handle(session, { Request: 'StartService' }), { Request: 'StartService', Error: 'MissingService' });
-  t.same(ld.handle(session, { Request: 'StartService', Service: 'com.apple.mobile.heartbeat' }), {
-    Request: 'StartService',
-    Service: 'com.apple.mobile.heartbeat',
-    Port: HEARTBEAT_PORT,
-  });
+  const hb = ld.handle(session, { Request: 'StartService', Service: 'com.apple.mobile.heartbeat' });
+  t.match(hb, { Request: 'StartService', Service: 'com.apple.mobile.heartbeat' });
+  t.ok(dynamicPort(hb.Port), `a port in the dynamic range (${hb.Port})`);
+  t.notOk('EnableServiceSSL' in hb, 'the heartbeat is plaintext');
+  const again = ld.handle(session, { Request: 'StartService', Service: 'com.apple.mobile.heartbeat' });
+  t.not(again.Port, hb.Port, 'each StartService gets its own port');
   t.same(ld.handle({}, { Request: 'StartService', Service: 'com.apple.mobile.heartbeat' }), { Request: 'StartService', Error: 'SessionInactive' });
-  t.same(ld.handle({}, { Request: 'StartService', Service: 'com.apple.mobile.insecure_notification_proxy' }), {
-    Request: 'StartService',
-    Service: 'com.apple.mobile.insecure_notification_proxy',
-    Port: NOTIFICATION_PROXY_PORT,
-  });
+  const np = ld.handle({}, { Request: 'StartService', Service: 'com.apple.mobile.insecure_notification_proxy' });
+  t.match(np, { Request: 'StartService', Service: 'com.apple.mobile.insecure_notification_proxy' });
+  t.ok(dynamicPort(np.Port), 'without a session too');
   const posted: string[] = [];
   ld.notificationListeners.push((n) => posted.push(n));
   ld.trust();
@@ -57,7 +68,7 @@ t.test('trust dialog and services through the daemon', async (t) => {
   const client = new UsbmuxClient({ address: setup.address, timeoutMs: SLOW });
   const [device] = await client.listDevices();
   const udid = device!.serialNumber;
-  const peer = (setup.daemon['peers'] as Peer[])[0]!;
+  const peer = setup.peers[0]!;
   const lockdownd = peer.lockdownd;
   t.teardown(() => {
     lockdownd.trustMode = 'auto';
@@ -92,7 +103,10 @@ t.test('trust dialog and services through the daemon', async (t) => {
     t.equal(lockdownd.trustDialog, 'pending', 'the dialog shows');
     const again = await run(pairTool, ['-u', udid, 'pair'], { env, timeoutMs: SLOW });
     t.equal(again.stdout, pendingText, 'still pending before the tap');
+    const before = (await visibleDevices(setup.address, 1))[0]!.deviceId;
     peer.trust();
+    const after = await reenumerated(setup.address, before);
+    t.not(after, before, `the phone re-enumerated after the tap: DeviceID ${before} -> ${after}`);
     const second = await run(pairTool, ['-u', udid, 'pair'], { env, timeoutMs: SLOW });
     show(`prompt, after trust(): idevicepair -u ${udid} pair`, second);
     t.equal(second.code, 0, 'second pair: exit 0');
@@ -121,9 +135,11 @@ t.test('trust dialog and services through the daemon', async (t) => {
     t.teardown(() => {
       lockdownd.trustDelayMs = 0;
     });
+    const currentId = (await visibleDevices(setup.address, 1))[0]!.deviceId;
     const first = await run(pairTool, ['-u', udid, 'pair'], { env, timeoutMs: SLOW });
     t.equal(first.stdout, pendingText, 'the dialog shows first');
     await waitUntil(() => lockdownd.trustDialog === 'accepted', 'the delayed tap');
+    await reenumerated(setup.address, currentId);
     const second = await run(pairTool, ['-u', udid, 'pair'], { env, timeoutMs: SLOW });
     t.equal(second.code, 0, 'then pair succeeds');
     t.equal(second.stdout, `SUCCESS: Paired with device ${udid}\n`);
@@ -136,8 +152,13 @@ t.test('trust dialog and services through the daemon', async (t) => {
     lockdownd.trustDialog = 'none';
     const ld = new LockdownConn(await client.connect(udid, LOCKDOWN));
     t.teardown(() => ld.socket.destroy());
-    const started = await ld.request({ Label: 'tap', Request: 'StartService', Service: 'com.apple.mobile.insecure_notification_proxy' });
-    t.same(started, { Request: 'StartService', Service: 'com.apple.mobile.insecure_notification_proxy', Port: NOTIFICATION_PROXY_PORT });
+    const startNp = async () => {
+      const r = await ld.request({ Label: 'tap', Request: 'StartService', Service: 'com.apple.mobile.insecure_notification_proxy' });
+      t.match(r, { Request: 'StartService', Service: 'com.apple.mobile.insecure_notification_proxy' });
+      t.notOk('EnableServiceSSL' in r, 'plaintext');
+      return r.Port as number;
+    };
+    const npPort = await startNp();
     t.same(
       await ld.request({ Request: 'StartService', Service: 'com.apple.mobile.notification_proxy' }),
       { Request: 'StartService', Error: 'SessionInactive' },
@@ -149,9 +170,12 @@ t.test('trust dialog and services through the daemon', async (t) => {
       'so does an unknown name (no session: SessionInactive first)',
     );
 
-    const np = new LockdownConn(await client.connect(udid, started.Port as number));
+    const np = new LockdownConn(await client.connect(udid, npPort));
     t.teardown(() => np.socket.destroy());
-    const other = new LockdownConn(await client.connect(udid, started.Port as number));
+    await t.rejects(client.connect(udid, npPort), /refused|ECONNREFUSED/i, 'a StartService port serves one connection');
+    const otherPort = await startNp();
+    t.not(otherPort, npPort, 'a second StartService: a second port');
+    const other = new LockdownConn(await client.connect(udid, otherPort));
     t.teardown(() => other.socket.destroy());
     np.send({ Command: 'ObserveNotification', Name: REQUEST_PAIR_NOTIFICATION });
     other.send({ Command: 'ObserveNotification', Name: 'com.example.other' });
@@ -159,13 +183,17 @@ t.test('trust dialog and services through the daemon', async (t) => {
     np.send({ Command: 'ObserveNotification', Name: 'com.example.sync' });
     np.send({ Command: 'PostNotification', Name: 'com.example.sync' });
     t.same(await np.next('the sync relay'), { Command: 'RelayNotification', Name: 'com.example.sync' }, 'PostNotification relays');
-
-    peer.trust();
-    t.same(await np.next('request_pair'), { Command: 'RelayNotification', Name: REQUEST_PAIR_NOTIFICATION }, 'request_pair arrives');
-    np.send({ Command: 'Shutdown' });
-    t.same(await np.next('ProxyDeath'), { Command: 'ProxyDeath' }, 'Shutdown -> ProxyDeath');
     other.send({ Command: 'PostNotification', Name: 'com.example.other' });
     t.same(await other.next(), { Command: 'RelayNotification', Name: 'com.example.other' }, 'the other observer saw only its own name');
+    other.send({ Command: 'Shutdown' });
+    t.same(await other.next('ProxyDeath'), { Command: 'ProxyDeath' }, 'Shutdown -> ProxyDeath');
+
+    const before = (await visibleDevices(setup.address, 1))[0]!.deviceId;
+    peer.trust();
+    t.same(await np.next('request_pair'), { Command: 'RelayNotification', Name: REQUEST_PAIR_NOTIFICATION }, 'request_pair arrives');
+    await within(np.waitClosed(), SLOW, 'the proxy connection to end');
+    t.pass('then the phone drops off USB: the connection ends');
+    t.not(await reenumerated(setup.address, before), before, 'and comes back with a new DeviceID');
   });
 });
 
@@ -178,7 +206,8 @@ t.test('heartbeat: Marco, Polo, Marco; silence closes', async (t) => {
   // The phone speaks first here, so a byte-for-byte client reads the Connect
   // result and whatever follows it from one buffer.
   const raw = await RawClient.open(t, setup.socketPath);
-  const swapped = ((HEARTBEAT_PORT & 0xff) << 8) | (HEARTBEAT_PORT >> 8);
+  const heartbeatPort = peer.lockdownd.openServicePort(peer.lockdownd.services.get(HEARTBEAT_SERVICE)!);
+  const swapped = ((heartbeatPort & 0xff) << 8) | (heartbeatPort >> 8);
   raw.send(plistRequest(1, { MessageType: 'Connect', DeviceID: device!.deviceId, PortNumber: swapped }));
   t.same((await raw.readPlist()).dict, { MessageType: 'Result', Number: 0 }, 'connected to the heartbeat port');
   const next = async (): Promise<PlistDict> => {

@@ -78,11 +78,12 @@ void DeviceLink::onTransportDrained() {
 
 void DeviceLink::onTransportClosed(const Fault& why) { engine_.linkClosed(*this, why); }
 
-int DeviceLink::openLocal(uint16_t port, bool& connecting, int& error) const {
+int DeviceLink::openLocal(uint16_t port, bool& connecting, int& error) {
   LocalTarget target;
   auto it = portMap_.find(port);
   if (it != portMap_.end()) {
     target = it->second;
+    if (target.once) portMap_.erase(it);
   } else if (defaultLoopback_) {
     target.host = "127.0.0.1";
     target.port = port;

@@ -19,6 +19,8 @@ struct LocalTarget {
   std::string host;  // TCP when path is empty
   uint16_t port = 0;
   std::string path;  // a Unix socket
+  // A port StartService hands out serves one connection, as on a phone.
+  bool once = false;
 };
 
 class DeviceLink : public usb::TransportHandler {
@@ -40,9 +42,10 @@ class DeviceLink : public usb::TransportHandler {
 
   // Device role: port map for incoming connections.
   void mapPort(uint16_t port, LocalTarget target) { portMap_[port] = std::move(target); }
+  void unmapPort(uint16_t port) { portMap_.erase(port); }
   void setDefaultLoopback(bool on) { defaultLoopback_ = on; }
   // Device role: opens the local socket for a SYN; returns fd, or -1 with errno.
-  int openLocal(uint16_t port, bool& connecting, int& error) const;
+  int openLocal(uint16_t port, bool& connecting, int& error);
 
   void onTransfer(const uint8_t* data, size_t len) override;
   void onTransferBatchEnd() override;

@@ -82,6 +82,15 @@ void Engine::openDevice(uint32_t handle, uint32_t window, uint16_t maxPacketSize
   });
 }
 
+void Engine::mapDevicePort(uint32_t handle, uint16_t port, std::optional<LocalTarget> target) {
+  loop_.post([this, handle, port, target = std::move(target)] {
+    DeviceLink* link = findLink(handle);
+    if (!link || link->role() != mux::Role::Device) return;
+    if (target) link->mapPort(port, *target);
+    else link->unmapPort(port);
+  });
+}
+
 void Engine::closeDevice(uint32_t handle) {
   loop_.post([this, handle] {
     auto it = links_.find(handle);

@@ -4,6 +4,7 @@
 // they check what they can at once and post the rest to the event thread.
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -45,6 +46,8 @@ class Engine : public mux::SessionObserver {
   void closeConnection(uint32_t conn);
   uint32_t attachDeviceRole(const std::string& cablePath, const usb::CableDescriptor& descriptor,
                             const DeviceRoleOptions& options, std::string& error);
+  // Device role: adds (or, without a target, removes) one port mapping.
+  void mapDevicePort(uint32_t handle, uint16_t port, std::optional<LocalTarget> target);
 
   // ---- event thread ----
   EventLoop& loop() { return loop_; }

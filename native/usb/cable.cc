@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -55,6 +56,23 @@ int CableTransport::connectPath(const std::string& path, std::string& error) {
   return fd;
 }
 
+namespace {
+
+// True when `path` is a socket file that refuses connections: left behind,
+// safe to replace. Anything else (a live listener, a regular file) stays.
+bool isStaleSocket(const std::string& path, const sockaddr_un& addr) {
+  struct stat st;
+  if (lstat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) return false;
+  int probe = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (probe < 0) return false;
+  bool refused = ::connect(probe, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0 &&
+                 errno == ECONNREFUSED;
+  ::close(probe);
+  return refused;
+}
+
+}  // namespace
+
 int CableTransport::listenPath(const std::string& path, std::string& error) {
   sockaddr_un addr;
   if (!fillAddress(path, addr, error)) return -1;
@@ -63,7 +81,13 @@ int CableTransport::listenPath(const std::string& path, std::string& error) {
     error = std::string("socket: ") + strerror(errno);
     return -1;
   }
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(fd, 64) != 0) {
+  int bound = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  if (bound != 0 && errno == EADDRINUSE && isStaleSocket(path, addr)) {
+    // A daemon that died (or stopped) left its socket file; nobody listens.
+    ::unlink(path.c_str());
+    bound = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  }
+  if (bound != 0 || listen(fd, 64) != 0) {
     error = "listen " + path + ": " + strerror(errno);
     ::close(fd);
     return -1;

@@ -10,6 +10,7 @@ import { native, NativeError } from '../native.js';
 import { defaultConfigDir } from '../pairing/store.js';
 import { defaultSocketPath, formatSocketAddress, parseSocketAddress } from '../server/address.js';
 import { Daemon } from '../server/daemon.js';
+import { TRUST_MODES, type TrustMode } from '../sim/lockdown/lockdownd.js';
 
 export const DAEMON_HELP = `usage: tsmuxd [options]
 
@@ -31,13 +32,21 @@ export const DAEMON_HELP = `usage: tsmuxd [options]
   -l, --logfile FILE     append the log to FILE
       --json-log         log JSON lines
       --cable PATH       accept virtual-cable devices on PATH (repeatable)
-      --sim N            attach N simulated phones
+      --sim N            attach N simulated phones (child processes; see tsmuxd sim)
+      --sim-trust MODE   how they answer Pair: auto (default), prompt or deny
+      --sim-state DIR    keep their identities and pair records here
+                         (default /var/lib/tsmuxd/sims as root, else ~/.local/state/tsmuxd/sims)
       --no-usb           do not use libusb
 `;
 
 function defaultPidfile(): string {
   if (process.getuid?.() === 0) return '/var/run/usbmuxd.pid';
   return join(process.env.XDG_RUNTIME_DIR ?? homedir(), 'tsmuxd.pid');
+}
+
+function defaultSimStateDir(): string {
+  if (process.getuid?.() === 0) return '/var/lib/tsmuxd/sims';
+  return join(process.env.XDG_STATE_HOME ?? join(homedir(), '.local', 'state'), 'tsmuxd', 'sims');
 }
 
 /** uid and gid of a user, from /etc/passwd. */
@@ -110,6 +119,8 @@ export async function runDaemonCommand(argv: string[]): Promise<number> {
       'json-log': { type: 'boolean' },
       cable: { type: 'string', multiple: true },
       sim: { type: 'string' },
+      'sim-trust': { type: 'string' },
+      'sim-state': { type: 'string' },
       'no-usb': { type: 'boolean' },
     },
   });
@@ -126,6 +137,10 @@ export async function runDaemonCommand(argv: string[]): Promise<number> {
 
   const sims = values.sim ? Number(values.sim) : 0;
   if (!Number.isInteger(sims) || sims < 0) throw new Error(`--sim needs a count, not '${values.sim}'`);
+  const simTrust = values['sim-trust'] as TrustMode | undefined;
+  if (simTrust !== undefined && !TRUST_MODES.includes(simTrust)) {
+    throw new Error(`--sim-trust is auto, prompt or deny, not '${simTrust}'`);
+  }
   const log = new Logger({
     verbosity: 3 + (values.verbose?.length ?? 0),
     json: values['json-log'],
@@ -168,6 +183,8 @@ export async function runDaemonCommand(argv: string[]): Promise<number> {
       log,
       cables: values.cable ?? [],
       sims,
+      simTrust,
+      simStateDir: values['sim-state'] ?? defaultSimStateDir(),
       uid: owner?.uid,
       gid: owner?.gid,
     });

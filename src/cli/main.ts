@@ -6,15 +6,15 @@ import { join } from 'node:path';
 
 import { native, packageRoot } from '../native.js';
 import { DAEMON_HELP, runDaemonCommand } from './daemon-command.js';
+import { runSimCommand } from './sim-command.js';
 
 const HELP = `usage: tsmuxd [options]          run the daemon (see below)
        tsmuxd <command> [options]
 
 commands:
   version            the versions of tsmuxd, Node and the bundled libusb
-  sim-peer --cable PATH [--serial S] [--window BYTES] [--socket-dir DIR]
-                     attach a minimal simulated phone (echo 7, sink 9, source 19)
-                     to a virtual cable
+  sim --cable PATH [--count N] [--udid U] [--trust auto|prompt|deny] [--product-version V] ...
+                     simulated iPhones on a virtual cable (tsmuxd sim --help)
   help               this text
 
 ${DAEMON_HELP}`;
@@ -29,9 +29,8 @@ const [command, ...rest] = args;
 try {
   if (command === 'version' || command === '--version' || command === '-V') {
     console.log(version());
-  } else if (command === 'sim-peer') {
-    process.argv = [process.argv[0], process.argv[1], ...rest];
-    await import('../sim/peer-main.js');
+  } else if (command === 'sim' || command === 'sim-peer') {
+    process.exitCode = await runSimCommand(rest);
   } else if (command === 'help' || command === '--help' || command === '-h') {
     process.stdout.write(HELP);
   } else if (command === undefined || command.startsWith('-')) {

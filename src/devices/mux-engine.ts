@@ -10,6 +10,7 @@ import {
   NativeError,
   type CableDescriptor,
   type DeviceRoleOptions,
+  type PortTarget,
   type EngineStats,
   type NativeEngine,
   type NativeEvent,
@@ -128,6 +129,11 @@ export class MuxEngine extends EventEmitter<MuxEngineEvents> {
 
   attachDeviceRole(cablePath: string, descriptor: CableDescriptor, options?: DeviceRoleOptions): number {
     return this.native.attachDeviceRole(cablePath, descriptor, options);
+  }
+
+  /** Device role: maps a port to a local target from now on, or unmaps it. */
+  mapDevicePort(handle: number, port: number, target?: PortTarget): void {
+    this.native.mapDevicePort(handle, port, target);
   }
 
   stats(): EngineStats {

@@ -9,7 +9,8 @@ import { DeviceTable } from '../devices/device-table.js';
 import { MuxEngine } from '../devices/mux-engine.js';
 import { Logger } from '../log.js';
 import { PairRecordStore } from '../pairing/store.js';
-import { startPeer, type Peer } from '../sim/peer.js';
+import type { TrustMode } from '../sim/lockdown/lockdownd.js';
+import { SimProcess, type SimCommand } from '../sim/sim-process.js';
 import type { SocketAddress } from './address.js';
 import { UsbmuxServer } from './server.js';
 
@@ -19,8 +20,12 @@ export interface DaemonOptions {
   log?: Logger;
   /** Accept virtual-cable devices on these paths. */
   cables?: string[];
-  /** Attach this many simulated phones over an internal cable. */
+  /** Attach this many simulated phones (child processes) over an internal cable. */
   sims?: number;
+  /** How the simulated phones answer Pair (default auto). */
+  simTrust?: TrustMode;
+  /** Keep each simulated phone's identity and pair records under DIR/sim-<i> (default: a temp dir). */
+  simStateDir?: string;
   /** Owner of the pair-record directory (tsmuxd -U). */
   uid?: number;
   gid?: number;
@@ -31,8 +36,7 @@ export class Daemon {
   readonly log: Logger;
   readonly engine: MuxEngine;
   readonly devices: DeviceTable;
-  private simEngine?: MuxEngine;
-  private readonly peers: Peer[] = [];
+  private readonly sims: SimProcess[] = [];
   private simDir?: string;
   private stopped = false;
 
@@ -79,17 +83,33 @@ export class Daemon {
     this.simDir = mkdtempSync(join(tmpdir(), 'tsmuxd-sim-'));
     const cable = join(this.simDir, 'cable');
     this.engine.listenCable(cable);
-    // The phones share one engine (one event thread) of their own.
-    this.simEngine = new MuxEngine();
-    for (let i = 0; i < count; i++) {
-      this.peers.push(await startPeer({ cable, engine: this.simEngine }));
-    }
-    this.log.notice(`${count} simulated phone(s) attached: ${this.peers.map((p) => p.serial).join(', ')}`);
+    const stateRoot = this.options.simStateDir ?? this.simDir;
+    const started = await Promise.allSettled(
+      Array.from({ length: count }, (_, index) =>
+        SimProcess.spawn({ cable, index, log: this.log, trust: this.options.simTrust, stateDir: join(stateRoot, `sim-${index}`) }),
+      ),
+    );
+    for (const r of started) if (r.status === 'fulfilled') this.sims.push(r.value);
+    const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    this.log.notice(`${count} simulated phone(s) attached: ${this.sims.map((s) => s.ready.udid).join(', ')}`);
   }
 
   /** Where each simulated phone's services listen (device port -> TCP port or path). */
   simServices(): Array<Record<number, string | number>> {
-    return this.peers.map((p) => p.services);
+    return this.sims.map((s) => s.ready.services);
+  }
+
+  /** The simulated phones: index, UDID and process id. */
+  simList(): Array<{ index: number; udid: string; pid: number }> {
+    return this.sims.map((s) => ({ index: s.index, udid: s.ready.udid, pid: s.pid }));
+  }
+
+  /** Taps Trust / Don't Trust, or pulls / plugs the cable of simulated phone `index`. */
+  simControl(index: number, command: SimCommand): void {
+    const sim = this.sims[index];
+    if (!sim) throw new Error(`no simulated phone ${index}`);
+    sim.command(command);
   }
 
   /** Stops accepting, resets every connection, removes the socket. */
@@ -98,8 +118,7 @@ export class Daemon {
     this.stopped = true;
     await this.server.close();
     this.engine.close();
-    for (const p of this.peers) await p.close();
-    this.simEngine?.close();
+    await Promise.all(this.sims.map((s) => s.stop()));
     if (this.simDir) rmSync(this.simDir, { recursive: true, force: true });
   }
 }

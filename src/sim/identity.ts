@@ -1,8 +1,9 @@
 // Who a simulated phone says it is: the values lockdownd hands out, derived
 // deterministically from the USB serial so one serial always yields the same
 // UDID, ECID, serial number and Wi-Fi address. The RSA device key is made on
-// first use (2048-bit generation is too slow to do for every peer eagerly).
-import { createHash, generateKeyPairSync, type KeyObject } from 'node:crypto';
+// first use (2048-bit generation is too slow to do for every peer eagerly),
+// unless the phone's state directory already holds one.
+import { createHash, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 
 import type { PlistDict } from '../pairing/plist-codec.js';
 import { serialToUdid } from '../usb/config-select.js';
@@ -54,7 +55,8 @@ function chipIdFrom(udid: string): number | bigint {
   return id <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(id) : id;
 }
 
-export function simIdentity(usbSerial: string, options: SimIdentityOptions = {}): SimIdentity {
+/** `deviceKey`: a stored RSA private key (src/sim/state.ts); otherwise one is made on first use. */
+export function simIdentity(usbSerial: string, options: SimIdentityOptions = {}, deviceKey?: KeyObject): SimIdentity {
   const udid = serialToUdid(usbSerial);
   const serialBytes = digest(udid, 'serial');
   const serialNumber = Array.from(serialBytes.subarray(0, 10), (b) => SERIAL_ALPHABET[b % SERIAL_ALPHABET.length]).join('');
@@ -65,7 +67,9 @@ export function simIdentity(usbSerial: string, options: SimIdentityOptions = {})
   let keys: { publicPem: string; privateKey: KeyObject } | undefined;
   const deviceKeys = () => {
     if (!keys) {
-      const pair = generateKeyPairSync('rsa', { modulusLength: 2048 });
+      const pair = deviceKey
+        ? { privateKey: deviceKey, publicKey: createPublicKey(deviceKey) }
+        : generateKeyPairSync('rsa', { modulusLength: 2048 });
       keys = {
         publicPem: pair.publicKey.export({ type: 'pkcs1', format: 'pem' }).toString(),
         privateKey: pair.privateKey,

@@ -1,7 +1,9 @@
 // A simulated phone on a cable: the device-role mux plus the echo, sink and
-// source services, lockdownd on 62078 (pairing with a trust dialog, TLS
-// sessions) and the lockdown services StartService hands out (heartbeat,
-// notification proxy) on fixed device ports.
+// source test services on fixed ports, lockdownd on 62078 (pairing with a
+// trust dialog, TLS sessions) and the lockdown services StartService hands
+// out on fresh one-connection ports (heartbeat, notification proxy, AFC).
+// It can be unplugged and plugged back, and re-enumerates when the user
+// taps Trust, as a phone does.
 import type { Server } from 'node:net';
 import { join } from 'node:path';
 
@@ -9,8 +11,9 @@ import { MuxEngine } from '../devices/mux-engine.js';
 import type { DeviceRoleOptions } from '../native.js';
 import { iphoneDescriptor, type SimUsbIdentity } from './descriptor.js';
 import { simIdentity, type SimIdentity, type SimIdentityOptions } from './identity.js';
-import { startLockdownd, type Lockdownd, type TrustMode } from './lockdown/lockdownd.js';
-import { ECHO_PORT, HEARTBEAT_PORT, LOCKDOWN_PORT, NOTIFICATION_PROXY_PORT, SINK_PORT, SOURCE_PORT } from './ports.js';
+import { REQUEST_PAIR_NOTIFICATION, startLockdownd, type Lockdownd, type TrustMode } from './lockdown/lockdownd.js';
+import { ECHO_PORT, LOCKDOWN_PORT, SINK_PORT, SOURCE_PORT } from './ports.js';
+import { AFC_SERVICE, startAfc } from './services/afc.js';
 import { startEcho } from './services/echo.js';
 import { HEARTBEAT_SERVICE, startHeartbeat, type HeartbeatOptions } from './services/heartbeat.js';
 import {
@@ -20,6 +23,7 @@ import {
 } from './services/notification-proxy.js';
 import { startSink } from './services/sink.js';
 import { startSource } from './services/source.js';
+import { openSimState } from './state.js';
 
 export interface PeerOptions extends Omit<DeviceRoleOptions, 'portMap'> {
   cable: string;
@@ -34,24 +38,42 @@ export interface PeerOptions extends Omit<DeviceRoleOptions, 'portMap'> {
   trust?: TrustMode;
   /** "auto" only: how long the trust dialog shows before it is accepted. */
   trustDelayMs?: number;
-  /** Keep lockdownd's pair records in this directory. */
+  /** Keep the phone's serial, values, device key and pair records here (src/sim/state.ts). */
   stateDir?: string;
+  /** Drop off USB and come back when the user taps Trust (default true, as a phone does). */
+  reenumerateOnTrust?: boolean;
+  /** How long an unplug lasts when the phone re-enumerates (default 500 ms). */
+  replugDelayMs?: number;
   heartbeat?: HeartbeatOptions;
+  /** Directory-backed AFC storage instead of memory. */
+  afcRoot?: string;
+  /** The host answered the mux handshake on the current link. */
+  onReady?: () => void;
+  /** The link went away without unplug() (the host hung up, the cable broke). */
+  onLinkLost?: (reason: string) => void;
 }
 
 export interface Peer {
   engine: MuxEngine;
+  /** The current device-role link (a new one after every plug). */
   handle: number;
   serial: string;
   /** What lockdownd (device port 62078) reports, UDID included. */
   identity: SimIdentity;
   lockdownd: Lockdownd;
-  /** Device port -> where its service listens (a TCP port or a socket path). */
+  /** Device port -> where its fixed-port service listens (a TCP port or a socket path). */
   services: Record<number, string | number>;
+  readonly plugged: boolean;
   /** The user taps Trust on the pairing dialog. */
   trust(): void;
   /** The user taps Don't Trust. */
   deny(): void;
+  /** Pulls the cable: every mux connection is reset, the host sees a detach. */
+  unplug(): void;
+  /** Plugs back in (a fresh mux session; the host gives it a new DeviceID). */
+  plug(): void;
+  /** unplug(), then plug() after `delayMs`. */
+  replug(delayMs?: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -62,64 +84,140 @@ export function simSerial(index = ++serialCounter): string {
   return `00008101${(process.pid * 1000 + index).toString(16).toUpperCase().padStart(16, '0')}`;
 }
 
+type Started = { server: Server; address: string | number };
+
 export async function startPeer(options: PeerOptions): Promise<Peer> {
   const servers: Server[] = [];
-  const services: Record<number, string | number> = {};
-  for (const [port, name, start] of [
-    [ECHO_PORT, 'echo', startEcho],
-    [SINK_PORT, 'sink', startSink],
-    [SOURCE_PORT, 'source', startSource],
-  ] as const) {
-    const s = await start(options.socketDir ? join(options.socketDir, `${name}.sock`) : undefined);
+  const at = (name: string) => (options.socketDir ? join(options.socketDir, `${name}.sock`) : undefined);
+  const start = async (name: string, run: (address?: string) => Promise<Started>) => {
+    const s = await run(at(name));
     servers.push(s.server);
-    services[port] = s.address;
-  }
-  const serial = options.usb?.serial ?? simSerial();
-  const identity = simIdentity(serial, options.identity);
-  const lockdown = await startLockdownd(identity, options.socketDir ? join(options.socketDir, 'lockdown.sock') : undefined, {
+    return s.address;
+  };
+
+  const services: Record<number, string | number> = {};
+  services[ECHO_PORT] = await start('echo', startEcho);
+  services[SINK_PORT] = await start('sink', startSink);
+  services[SOURCE_PORT] = await start('source', startSource);
+
+  const state = options.stateDir
+    ? openSimState(options.stateDir, { serial: options.usb?.serial, identity: options.identity, newSerial: () => simSerial() })
+    : undefined;
+  const serial = state?.serial ?? options.usb?.serial ?? simSerial();
+  const identity = simIdentity(serial, state?.identity ?? options.identity, state?.deviceKey);
+  const lockdown = await startLockdownd(identity, at('lockdown'), {
     trust: options.trust,
     trustDelayMs: options.trustDelayMs,
-    stateDir: options.stateDir,
+    stateDir: state?.pairRecordDir,
   });
   servers.push(lockdown.server);
   services[LOCKDOWN_PORT] = lockdown.address;
   const lockdownd = lockdown.lockdownd;
 
-  const heartbeat = await startHeartbeat(options.socketDir ? join(options.socketDir, 'heartbeat.sock') : undefined, options.heartbeat);
-  servers.push(heartbeat.server);
-  services[HEARTBEAT_PORT] = heartbeat.address;
-  lockdownd.services.set(HEARTBEAT_SERVICE, { port: HEARTBEAT_PORT });
-  const np = await startNotificationProxy(options.socketDir ? join(options.socketDir, 'notification_proxy.sock') : undefined);
+  lockdownd.services.set(HEARTBEAT_SERVICE, {
+    address: await start('heartbeat', (a) => startHeartbeat(a, options.heartbeat)),
+  });
+  const np = await startNotificationProxy(at('notification_proxy'));
   servers.push(np.server);
-  services[NOTIFICATION_PROXY_PORT] = np.address;
-  lockdownd.services.set(NOTIFICATION_PROXY_SERVICE, { port: NOTIFICATION_PROXY_PORT });
-  lockdownd.services.set(INSECURE_NOTIFICATION_PROXY_SERVICE, { port: NOTIFICATION_PROXY_PORT, withoutSession: true });
+  lockdownd.services.set(NOTIFICATION_PROXY_SERVICE, { address: np.address });
+  lockdownd.services.set(INSECURE_NOTIFICATION_PROXY_SERVICE, { address: np.address, withoutSession: true });
   lockdownd.notificationListeners.push((name) => void np.post(name));
+  lockdownd.services.set(AFC_SERVICE, { address: await start('afc', (a) => startAfc(a, { root: options.afcRoot })) });
 
   const ownEngine = !options.engine;
   const engine = options.engine ?? new MuxEngine();
-  const handle = engine.attachDeviceRole(options.cable, iphoneDescriptor({ ...options.usb, serial }), {
-    window: options.window,
-    version: options.version,
-    controlLogs: options.controlLogs,
-    defaultLoopback: options.defaultLoopback ?? false,
-    portMap: Object.entries(services).map(([port, at]) =>
-      typeof at === 'string' ? { port: Number(port), path: at } : { port: Number(port), targetPort: at },
-    ),
-  });
+  const descriptor = iphoneDescriptor({ ...options.usb, serial });
+  const portMap = Object.entries(services).map(([port, where]) =>
+    typeof where === 'string' ? { port: Number(port), path: where } : { port: Number(port), targetPort: where },
+  );
+  let handle = 0;
+  let replugTimer: NodeJS.Timeout | undefined;
+  let closed = false;
+
+  const plug = () => {
+    if (handle || closed) return;
+    handle = engine.attachDeviceRole(options.cable, descriptor, {
+      window: options.window,
+      version: options.version,
+      controlLogs: options.controlLogs,
+      defaultLoopback: options.defaultLoopback ?? false,
+      portMap,
+    });
+    const link = handle;
+    lockdownd.servicePorts.attach((port, target) => engine.mapDevicePort(link, port, target));
+  };
+  const unplug = () => {
+    clearTimeout(replugTimer);
+    replugTimer = undefined;
+    if (!handle) return;
+    lockdownd.servicePorts.attach(undefined);
+    engine.closeDevice(handle);
+    handle = 0;
+  };
+  const replug = (delayMs = options.replugDelayMs ?? 500) =>
+    new Promise<void>((resolve) => {
+      unplug();
+      replugTimer = setTimeout(() => {
+        replugTimer = undefined;
+        plug();
+        resolve();
+      }, delayMs);
+      replugTimer.unref();
+    });
+
+  const onReady = (r: { handle: number }) => {
+    if (r.handle === handle && handle) options.onReady?.();
+  };
+  const onDetached = (d: { handle: number; reason: string }) => {
+    if (d.handle !== handle || !handle) return;
+    handle = 0;
+    lockdownd.servicePorts.attach(undefined);
+    options.onLinkLost?.(d.reason);
+  };
+  engine.on('ready', onReady);
+  engine.on('detached', onDetached);
+
+  if (options.reenumerateOnTrust !== false) {
+    // The request_pair notification goes out first; the phone drops off USB
+    // a moment later, as one does after the Trust tap.
+    lockdownd.notificationListeners.push((name) => {
+      if (name !== REQUEST_PAIR_NOTIFICATION) return;
+      setTimeout(() => void replug(), 100).unref();
+    });
+  }
+  try {
+    plug();
+  } catch (err) {
+    lockdownd.close();
+    for (const srv of servers) srv.close();
+    if (ownEngine) engine.close();
+    throw err;
+  }
+
   return {
     engine,
-    handle,
+    get handle() {
+      return handle;
+    },
     serial,
     identity,
     lockdownd,
     services,
+    get plugged() {
+      return handle !== 0;
+    },
     trust: () => lockdownd.trust(),
     deny: () => lockdownd.deny(),
+    unplug,
+    plug,
+    replug,
     async close() {
+      closed = true;
+      unplug();
+      engine.off('ready', onReady);
+      engine.off('detached', onDetached);
       lockdownd.close();
       if (ownEngine) engine.close();
-      else engine.closeDevice(handle);
       await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
       for (const s of servers) s.unref();
     },

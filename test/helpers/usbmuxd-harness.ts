@@ -1,5 +1,5 @@
 // Helpers for the client-protocol tests: an in-process daemon with simulated
-// phones, a hand-made client socket that reads the daemon's frames byte for
+// phones (in this process too, so tests can tap Trust or pull the cable), a hand-made client socket that reads the daemon's frames byte for
 // byte, and hand-built request bytes (independent of src/server/protocol.ts,
 // so a mistake there cannot hide in both ends).
 import { once } from 'node:events';
@@ -11,6 +11,7 @@ import * as plist from 'plist';
 import { UsbmuxClient, type UsbmuxDevice } from '../../src/client/usbmux-client.js';
 import { silentLogger } from '../../src/log.js';
 import { Daemon } from '../../src/server/daemon.js';
+import { startPeer, type Peer, type PeerOptions } from '../../src/sim/peer.js';
 import { sleep, tempDir } from './harness.js';
 
 export { sleep, tempDir };
@@ -27,6 +28,8 @@ export interface DaemonSetup {
   /** For UsbmuxClient: `UNIX:<socketPath>`. */
   address: string;
   configDir: string;
+  /** The simulated phones, on the cable at `dir/sims.cable`. */
+  peers: Peer[];
 }
 
 export interface StartOptions {
@@ -34,6 +37,8 @@ export interface StartOptions {
   cables?: string[];
   configDir?: string;
   connectTimeoutMs?: number;
+  /** Options for every simulated phone. */
+  sim?: Partial<PeerOptions>;
 }
 
 /** Polls `check` until it returns a truthy value; throws after `timeoutMs`. */
@@ -70,18 +75,23 @@ export async function startDaemon(t: Teardown, options: StartOptions = {}): Prom
   const socketPath = join(dir, 'usbmuxd.sock');
   const configDir = options.configDir ?? join(dir, 'lockdown');
   const sims = options.sims ?? 1;
+  const simCable = join(dir, 'sims.cable');
   const daemon = await Daemon.start({
     address: { kind: 'unix', path: socketPath },
     configDir,
-    sims,
-    cables: options.cables,
+    cables: [...(options.cables ?? []), ...(sims > 0 ? [simCable] : [])],
     connectTimeoutMs: options.connectTimeoutMs,
     log: silentLogger,
   });
   t.teardown(() => daemon.stop());
+  const peers: Peer[] = [];
+  t.teardown(async () => {
+    for (const p of peers) await p.close();
+  });
+  for (let i = 0; i < sims; i++) peers.push(await startPeer({ cable: simCable, ...options.sim }));
   const address = `UNIX:${socketPath}`;
   if (sims > 0) await visibleDevices(address, sims);
-  return { daemon, dir, socketPath, address, configDir };
+  return { daemon, dir, socketPath, address, configDir, peers };
 }
 
 /** Waits until a fresh plist client's ListDevices reports at least `count` devices. */

@@ -2,7 +2,7 @@
 // (the pre-session allow-list; everything inside a session), SetValue of
 // UntrustedHostBUID, Pair / ValidatePair / Unpair / ResetPairing with a trust
 // dialog ("auto", "prompt" or "deny"), StartService from a small service
-// table, and StartSession, which turns
+// table (each call gets a fresh one-connection port), and StartSession, which turns
 // the same connection into a TLS server (reference §1.7), and StopSession,
 // which turns it back to plaintext (§1.7.5). Requests on a connection are
 // answered one at a time, in order; a bad frame or a failed TLS handshake
@@ -16,6 +16,7 @@ import { isPlistDict, type PlistDict, type PlistValue } from '../../pairing/plis
 import type { SimIdentity } from '../identity.js';
 import { listenService, type ServiceAddress } from '../services/listen.js';
 import { decodeBody, encodeFrame, FrameReader, MAX_FRAME, TLS_ALERT, TlsRecordSplitter } from './framing.js';
+import { ServicePorts } from '../service-ports.js';
 import { checkPairRecord, DevicePairStore } from './pairing.js';
 
 export const LOCKDOWN_TYPE = 'com.apple.mobile.lockdown';
@@ -74,8 +75,8 @@ export const REQUEST_PAIR_NOTIFICATION = 'com.apple.mobile.lockdown.request_pair
 
 /** A lockdown service StartService can hand out. */
 export interface ServiceEntry {
-  /** The device port the device-role mux maps to the service's listener. */
-  port: number;
+  /** Where the service listens: a loopback TCP port or a Unix socket path. */
+  address: number | string;
   /** Real phones give out a few services (insecure_notification_proxy) without a session. */
   withoutSession?: boolean;
   tls?: boolean;
@@ -88,6 +89,8 @@ export interface LockdowndOptions {
   trust?: TrustMode;
   /** "auto" only: the dialog shows (PairingDialogResponsePending) this long before it is accepted. */
   trustDelayMs?: number;
+  /** Hands out StartService's one-connection device ports (none mapped if omitted). */
+  servicePorts?: ServicePorts;
 }
 
 /**
@@ -133,12 +136,14 @@ export class Lockdownd {
   trustDialog: TrustDialog = 'none';
   /** Service name -> where StartService sends the host. */
   readonly services = new Map<string, ServiceEntry>();
+  readonly servicePorts: ServicePorts;
   /** Called with the name of each notification the phone posts itself. */
   readonly notificationListeners: Array<(name: string) => void> = [];
   private trustTimer?: NodeJS.Timeout;
 
   constructor(readonly identity: SimIdentity, readonly options: LockdowndOptions = {}) {
     this.pairRecords = new DevicePairStore(options.stateDir);
+    this.servicePorts = options.servicePorts ?? new ServicePorts(undefined);
     this.trustMode = options.trust ?? 'auto';
     this.trustDelayMs = options.trustDelayMs ?? 0;
   }
@@ -158,10 +163,16 @@ export class Lockdownd {
     this.trustDialog = 'denied';
   }
 
-  /** Stops a pending trustDelayMs timer. */
+  /** Stops a pending trustDelayMs timer and withdraws issued service ports. */
   close(): void {
+    this.servicePorts.clear();
     clearTimeout(this.trustTimer);
     this.trustTimer = undefined;
+  }
+
+  /** A fresh one-connection device port to a service (what StartService hands out). */
+  openServicePort(entry: ServiceEntry): number {
+    return this.servicePorts.open(typeof entry.address === 'string' ? { path: entry.address } : { targetPort: entry.address });
   }
 
   private notify(name: string): void {
@@ -355,7 +366,7 @@ export class Lockdownd {
         if (!conn.session && !entry?.withoutSession) return fail('SessionInactive');
         if (name === undefined) return fail('MissingService');
         if (!entry) return fail('InvalidService', { Service: name });
-        return { Request: verb, Service: name, Port: entry.port, ...(entry.tls ? { EnableServiceSSL: true } : {}) };
+        return { Request: verb, Service: name, Port: this.openServicePort(entry), ...(entry.tls ? { EnableServiceSSL: true } : {}) };
       }
       case 'Goodbye':
         conn.after = 'close';

@@ -1,0 +1,188 @@
+// `tsmuxd sim`: simulated iPhones on a virtual cable, in this process.
+// Each prints JSON lines on stdout (ready, unplugged, plugged, link-lost),
+// and takes commands as lines on stdin ("trust", "deny", "unplug", "plug",
+// "replug [ms]", each optionally followed by a sim index) and as signals
+// (SIGUSR1 trust, SIGUSR2 deny, SIGHUP replug, all sims). A sim whose host
+// goes away keeps trying to plug back in, as a phone left on the cable would
+// be found again by a restarted daemon.
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+
+import { MuxEngine } from '../devices/mux-engine.js';
+import { TRUST_MODES, type TrustMode } from '../sim/lockdown/lockdownd.js';
+import { startPeer, type Peer } from '../sim/peer.js';
+import { udidToSerial } from '../sim/state.js';
+
+export const SIM_HELP = `usage: tsmuxd sim --cable PATH [options]
+
+  --cable PATH             the daemon's virtual-cable socket (tsmuxd --cable PATH)
+  --count N                run N phones (default 1)
+  --udid UDID              the phone's UDID (40 hex, or 8-16 hex with a dash); one phone only
+  --trust MODE             auto (default), prompt or deny: how the Trust dialog is answered
+  --trust-delay-ms N       auto: the dialog shows this long before it is accepted
+  --product-version V      iOS version lockdownd reports (default 17.5)
+  --product-type T         e.g. iPhone15,3
+  --device-name NAME
+  --state-dir DIR          keep identity, device key and pair records here
+                           (with --count N: one subdirectory per phone)
+  --no-reenumerate         stay on USB when Trust is tapped
+  --window BYTES           the receive window the device advertises
+  --max-packet-size N      the bulk endpoints' wMaxPacketSize (default 512)
+  --socket-dir DIR         serve the services on Unix sockets in DIR
+
+stdin commands: trust|deny|unplug|plug|replug [INDEX] [MS]   (no index: every phone)
+signals: SIGUSR1 trust, SIGUSR2 deny, SIGHUP replug, SIGTERM quit
+`;
+
+const PLUG_RETRY_MS = 1000;
+
+function positive(name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} needs a whole number, not '${v}'`);
+  return n;
+}
+
+function emit(line: Record<string, unknown>): void {
+  process.stdout.write(`${JSON.stringify(line)}\n`);
+}
+
+export async function runSimCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      cable: { type: 'string' },
+      count: { type: 'string' },
+      udid: { type: 'string' },
+      serial: { type: 'string' },
+      trust: { type: 'string' },
+      'trust-delay-ms': { type: 'string' },
+      'product-version': { type: 'string' },
+      'product-type': { type: 'string' },
+      'device-name': { type: 'string' },
+      'state-dir': { type: 'string' },
+      'no-reenumerate': { type: 'boolean' },
+      window: { type: 'string' },
+      'max-packet-size': { type: 'string' },
+      'socket-dir': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(SIM_HELP);
+    return 0;
+  }
+  if (!values.cable) throw new Error(`--cable is required\n\n${SIM_HELP}`);
+  const trust = values.trust as TrustMode | undefined;
+  if (trust !== undefined && !TRUST_MODES.includes(trust)) throw new Error(`--trust is auto, prompt or deny, not '${trust}'`);
+  const count = positive('count', values.count) ?? 1;
+  if (count < 1) throw new Error('--count must be at least 1');
+  let serial = values.serial;
+  if (values.udid) serial = udidToSerial(values.udid);
+  if (serial && count > 1) throw new Error('--udid and --serial name one phone; leave them out with --count');
+
+  const engine = new MuxEngine();
+  const peers: Peer[] = [];
+  const cable = values.cable;
+  const stateDir = values['state-dir'];
+  const retries = new Set<NodeJS.Timeout>();
+  const keepPlugging = (peer: Peer) => {
+    const timer = setTimeout(() => {
+      retries.delete(timer);
+      try {
+        peer.plug();
+      } catch {
+        keepPlugging(peer);
+      }
+    }, PLUG_RETRY_MS);
+    retries.add(timer);
+  };
+  for (let index = 0; index < count; index++) {
+    const peer: Peer = await startPeer({
+      cable,
+      engine,
+      stateDir: stateDir && count > 1 ? join(stateDir, `sim-${index}`) : stateDir,
+      usb: { serial, maxPacketSize: positive('max-packet-size', values['max-packet-size']) },
+      identity: {
+        productVersion: values['product-version'],
+        productType: values['product-type'],
+        deviceName: values['device-name'],
+      },
+      trust,
+      trustDelayMs: positive('trust-delay-ms', values['trust-delay-ms']),
+      reenumerateOnTrust: !values['no-reenumerate'],
+      window: positive('window', values.window),
+      socketDir: values['socket-dir'] && count > 1 ? join(values['socket-dir'], `sim-${index}`) : values['socket-dir'],
+      onReady: () => emit({ event: 'ready', ready: true, index, udid: peer.identity.udid, serial: peer.serial, pid: process.pid, services: peer.services }),
+      onLinkLost: (reason) => {
+        emit({ event: 'link-lost', index, udid: peer.identity.udid, reason });
+        keepPlugging(peer);
+      },
+    });
+    peers.push(peer);
+  }
+
+  const select = (index: string | undefined): Peer[] => {
+    if (index === undefined) return peers;
+    const p = peers[Number(index)];
+    return p ? [p] : [];
+  };
+  const command = (words: string[]): void => {
+    const [verb, index, ms] = words;
+    const chosen = select(index);
+    if (chosen.length === 0) return emit({ event: 'error', message: `no sim ${index}` });
+    for (const p of chosen) {
+      const i = peers.indexOf(p);
+      switch (verb) {
+        case 'trust':
+          p.trust();
+          break;
+        case 'deny':
+          p.deny();
+          break;
+        case 'unplug':
+          p.unplug();
+          emit({ event: 'unplugged', index: i, udid: p.identity.udid });
+          break;
+        case 'plug':
+          p.plug();
+          emit({ event: 'plugged', index: i, udid: p.identity.udid });
+          break;
+        case 'replug':
+          emit({ event: 'unplugged', index: i, udid: p.identity.udid });
+          void p.replug(ms === undefined ? undefined : Number(ms)).then(() => emit({ event: 'plugged', index: i, udid: p.identity.udid }));
+          break;
+        default:
+          return emit({ event: 'error', message: `unknown command '${verb}'` });
+      }
+    }
+  };
+
+  const lines = createInterface({ input: process.stdin });
+  const done = new Promise<void>((resolve) => {
+    const quit = () => resolve();
+    process.once('SIGTERM', quit);
+    process.once('SIGINT', quit);
+    process.on('SIGUSR1', () => command(['trust']));
+    process.on('SIGUSR2', () => command(['deny']));
+    process.on('SIGHUP', () => command(['replug']));
+    lines.on('line', (line) => {
+      const words = line.trim().split(/\s+/).filter(Boolean);
+      if (words[0] === 'quit') quit();
+      else if (words.length) command(words);
+    });
+    // The daemon that spawned us closes our stdin when it goes; so do we.
+    lines.on('close', () => {
+      if (process.env.TSMUXD_SIM_STDIN_EXIT === '1') quit();
+    });
+  });
+  await done;
+  // stdin would keep the process alive after the phones are gone.
+  lines.close();
+  process.stdin.destroy();
+  for (const timer of retries) clearTimeout(timer);
+  for (const p of peers) await p.close();
+  engine.close();
+  return 0;
+}
