@@ -184,6 +184,7 @@ export async function runDaemonCommand(argv: string[]): Promise<number> {
       cables: values.cable ?? [],
       sims,
       simTrust,
+      preflight: !values['no-preflight'],
       simStateDir: values['sim-state'] ?? defaultSimStateDir(),
       uid: owner?.uid,
       gid: owner?.gid,

@@ -1,6 +1,7 @@
 // The devices clients can see. Each attached device gets a DeviceID (from 1,
 // never reused while the daemon runs, skipping any still in use) and becomes
-// visible once its mux session is ready. Clients hear Attached, Detached and
+// visible once its mux session is ready, or, with a preflight, when the
+// preflight says so (reference §4.9). Clients hear Attached, Detached and
 // Paired from here.
 import { EventEmitter } from 'node:events';
 
@@ -30,10 +31,18 @@ export class DeviceTable extends EventEmitter<DeviceTableEvents> {
   private readonly byHandle = new Map<number, DeviceRecord>();
   private nextId = 1;
 
+  /** Set by the preflight: it decides when a ready device becomes visible. */
+  onReady?: (d: DeviceRecord) => void;
+
   constructor(engine: MuxEngine) {
     super();
     engine.on('attached', (d) => this.add(d));
-    engine.on('ready', ({ handle }) => this.show(handle));
+    engine.on('ready', ({ handle }) => {
+      const d = this.byHandle.get(handle);
+      if (!d) return;
+      if (this.onReady) this.onReady(d);
+      else this.show(handle);
+    });
     engine.on('detached', ({ handle }) => this.remove(handle));
   }
 
@@ -51,6 +60,11 @@ export class DeviceTable extends EventEmitter<DeviceTableEvents> {
   byUdid(udid: string): DeviceRecord | undefined {
     for (const d of this.byHandle.values()) if (d.serialNumber === udid) return d;
     return undefined;
+  }
+
+  /** Still attached (and the same attachment)? */
+  has(d: DeviceRecord): boolean {
+    return this.byHandle.get(d.handle) === d;
   }
 
   get size(): number {
@@ -89,7 +103,8 @@ export class DeviceTable extends EventEmitter<DeviceTableEvents> {
     });
   }
 
-  private show(handle: number): void {
+  /** Lists the device and broadcasts Attached (once). */
+  show(handle: number): void {
     const d = this.byHandle.get(handle);
     if (!d || d.visible) return;
     d.visible = true;

@@ -8,7 +8,9 @@ import { join } from 'node:path';
 import { DeviceTable } from '../devices/device-table.js';
 import { MuxEngine } from '../devices/mux-engine.js';
 import { Logger } from '../log.js';
+import { prepareKeys } from '../pairing/certificates.js';
 import { PairRecordStore } from '../pairing/store.js';
+import { Preflight } from '../preflight/preflight.js';
 import type { TrustMode } from '../sim/lockdown/lockdownd.js';
 import { SimProcess, type SimCommand } from '../sim/sim-process.js';
 import type { SocketAddress } from './address.js';
@@ -30,6 +32,10 @@ export interface DaemonOptions {
   uid?: number;
   gid?: number;
   connectTimeoutMs?: number;
+  /** Check each phone through lockdownd (and pair it) before listing it; default true, off is usbmuxd's -p. */
+  preflight?: boolean;
+  /** Preflight: how often Pair is asked again while the Trust dialog shows. */
+  preflightRetryMs?: number;
 }
 
 export class Daemon {
@@ -37,6 +43,8 @@ export class Daemon {
   readonly engine: MuxEngine;
   readonly devices: DeviceTable;
   private readonly sims: SimProcess[] = [];
+  preflight?: Preflight;
+  private runDir?: string;
   private simDir?: string;
   private stopped = false;
 
@@ -65,6 +73,18 @@ export class Daemon {
     devices.on('detached', (d) => log.notice(`device ${d.deviceId} detached: ${d.serialNumber}`));
     const server = new UsbmuxServer({ address: options.address, engine, devices, store, log });
     const daemon = new Daemon(options, store, server, engine, devices, log);
+    if (options.preflight !== false) {
+      prepareKeys();
+      daemon.runDir = mkdtempSync(join(tmpdir(), 'tsmuxd-run-'));
+      daemon.preflight = new Preflight({
+        engine,
+        devices,
+        store,
+        log,
+        socketDir: daemon.runDir,
+        retryMs: options.preflightRetryMs,
+      });
+    }
     try {
       await server.listen();
       for (const path of options.cables ?? []) {
@@ -120,5 +140,6 @@ export class Daemon {
     this.engine.close();
     await Promise.all(this.sims.map((s) => s.stop()));
     if (this.simDir) rmSync(this.simDir, { recursive: true, force: true });
+    if (this.runDir) rmSync(this.runDir, { recursive: true, force: true });
   }
 }

@@ -77,6 +77,9 @@ export interface Peer {
   close(): Promise<void>;
 }
 
+const REENUMERATE_AFTER_PAIR_MS = 200;
+const REENUMERATE_FALLBACK_MS = 2000;
+
 let serialCounter = 0;
 
 export function simSerial(index = ++serialCounter): string {
@@ -178,11 +181,24 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
   engine.on('detached', onDetached);
 
   if (options.reenumerateOnTrust !== false) {
-    // The request_pair notification goes out first; the phone drops off USB
-    // a moment later, as one does after the Trust tap.
+    // A phone drops off USB after the Trust tap. It goes once the host's Pair
+    // is answered (so that answer is not lost with the link), or after
+    // REENUMERATE_FALLBACK_MS if no host comes to pair.
+    // One tap, one re-enumeration.
+    let pending: NodeJS.Timeout | undefined;
+    const reenumerate = (afterMs: number) => {
+      clearTimeout(pending);
+      pending = setTimeout(() => {
+        pending = undefined;
+        void replug();
+      }, afterMs);
+      pending.unref();
+    };
     lockdownd.notificationListeners.push((name) => {
-      if (name !== REQUEST_PAIR_NOTIFICATION) return;
-      setTimeout(() => void replug(), 100).unref();
+      if (name === REQUEST_PAIR_NOTIFICATION) reenumerate(REENUMERATE_FALLBACK_MS);
+    });
+    lockdownd.trustedPairListeners.push(() => {
+      if (pending) reenumerate(REENUMERATE_AFTER_PAIR_MS);
     });
   }
   try {

@@ -39,6 +39,9 @@ export interface StartOptions {
   connectTimeoutMs?: number;
   /** Options for every simulated phone. */
   sim?: Partial<PeerOptions>;
+  /** Run the daemon's preflight (off by default, so tests pair by hand). */
+  preflight?: boolean;
+  preflightRetryMs?: number;
 }
 
 /** Polls `check` until it returns a truthy value; throws after `timeoutMs`. */
@@ -81,6 +84,8 @@ export async function startDaemon(t: Teardown, options: StartOptions = {}): Prom
     configDir,
     cables: [...(options.cables ?? []), ...(sims > 0 ? [simCable] : [])],
     connectTimeoutMs: options.connectTimeoutMs,
+    preflight: options.preflight ?? false,
+    preflightRetryMs: options.preflightRetryMs,
     log: silentLogger,
   });
   t.teardown(() => daemon.stop());

@@ -9,13 +9,13 @@
 // closes that connection only.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
-import { Duplex } from 'node:stream';
 import { createSecureContext, TLSSocket } from 'node:tls';
 
 import { isPlistDict, type PlistDict, type PlistValue } from '../../pairing/plist-codec.js';
 import type { SimIdentity } from '../identity.js';
 import { listenService, type ServiceAddress } from '../services/listen.js';
-import { decodeBody, encodeFrame, FrameReader, MAX_FRAME, TLS_ALERT, TlsRecordSplitter } from './framing.js';
+import { decodeBody, encodeFrame, FrameReader, MAX_FRAME, TLS_ALERT, TlsRecordSplitter } from '../../lockdown/framing.js';
+import { RecordPipe } from '../../lockdown/record-pipe.js';
 import { ServicePorts } from '../service-ports.js';
 import { checkPairRecord, DevicePairStore } from './pairing.js';
 
@@ -93,26 +93,6 @@ export interface LockdowndOptions {
   servicePorts?: ServicePorts;
 }
 
-/**
- * TLS over whole records: the raw socket's bytes are split into TLS records
- * and pushed in here, and what TLS writes goes straight to the raw socket.
- * Ending it does not end the raw socket, so the connection can go back to
- * plaintext after both close_notify alerts.
- */
-class RecordPipe extends Duplex {
-  constructor(private readonly raw: Socket) {
-    super();
-  }
-  override _read(): void {}
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    if (!this.raw.destroyed) this.raw.write(chunk);
-    cb();
-  }
-  override _final(cb: (err?: Error | null) => void): void {
-    cb();
-  }
-}
-
 /** The TLS versions and ciphers the simulated phone accepts (see §1.7.2). */
 export const SESSION_TLS = {
   minVersion: 'TLSv1',
@@ -139,6 +119,8 @@ export class Lockdownd {
   readonly servicePorts: ServicePorts;
   /** Called with the name of each notification the phone posts itself. */
   readonly notificationListeners: Array<(name: string) => void> = [];
+  /** Called after a Pair that the user's Trust tap allowed (its reply is on its way). */
+  readonly trustedPairListeners: Array<(hostId: string) => void> = [];
   private trustTimer?: NodeJS.Timeout;
 
   constructor(readonly identity: SimIdentity, readonly options: LockdowndOptions = {}) {
@@ -399,6 +381,7 @@ export class Lockdownd {
         case 'accepted':
           // One tap of Trust pairs one host.
           this.trustDialog = 'none';
+          for (const l of this.trustedPairListeners) queueMicrotask(() => l(check.record.HostID));
           break;
       }
     }

@@ -4,7 +4,7 @@
 import type { Socket } from 'node:net';
 
 import { isPlistDict, type PlistDict } from '../../pairing/plist-codec.js';
-import { decodeBody, encodeFrame, FrameReader } from '../lockdown/framing.js';
+import { decodeBody, encodeFrame, FrameReader } from '../../lockdown/framing.js';
 
 export function servePlist(socket: Socket, onMessage: (msg: PlistDict) => void): (msg: PlistDict) => void {
   const reader = new FrameReader();
