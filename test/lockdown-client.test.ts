@@ -7,7 +7,8 @@ import { X509Certificate, createPublicKey, generateKeyPairSync } from 'node:cryp
 import net from 'node:net';
 
 import { UsbmuxClient } from '../src/client/index.js';
-import { LockdownClient } from '../src/lockdown/client.js';
+import { AfcClient } from '../src/afc/client.js';
+import { LockdownClient, startServiceTls } from '../src/lockdown/client.js';
 import { LockdownError } from '../src/lockdown/errors.js';
 import { generatePairRecord, hostCredentials } from '../src/pairing/certificates.js';
 import { pairDevice, preparePairRecord } from '../src/pairing/pair.js';
@@ -113,4 +114,33 @@ t.test('a hostile or silent lockdownd: typed errors, never a hang', async (t) =>
   const err = await tlsFail.startSession('H', BUID, hostCredentials(someRecord)).then(() => undefined, (e: unknown) => e);
   t.ok(err instanceof LockdownError, `TLS failure: ${(err as Error).message}`);
   t.ok(['ETLS', 'EPROTO'].includes((err as LockdownError).code), `code ${(err as LockdownError).code}`);
+});
+
+t.test('StartService with TLS: com.apple.afc2 on a jailbroken phone', async (t) => {
+  const setup = await startDaemon(t, { sims: 1, sim: { jailbroken: true } });
+  const usbmux = new UsbmuxClient({ address: setup.address, timeoutMs: SLOW });
+  const [device] = await usbmux.listDevices();
+  const udid = device!.serialNumber;
+  const lockdown = new LockdownClient(await usbmux.connect(udid, 62078), { timeoutMs: SLOW });
+  t.teardown(() => lockdown.destroy());
+  const record = await pairDevice(lockdown, await preparePairRecord(lockdown, BUID));
+  await lockdown.startSession(record.HostID as string, BUID, hostCredentials(record));
+  const plainAfc = await lockdown.startService('com.apple.afc');
+  t.equal(plainAfc.ssl, false, 'com.apple.afc: no EnableServiceSSL');
+  const afc2 = await lockdown.startService('com.apple.afc2');
+  t.equal(afc2.ssl, true, 'com.apple.afc2: EnableServiceSSL');
+
+  const secure = await startServiceTls(await usbmux.connect(udid, afc2.port), hostCredentials(record));
+  t.equal(secure.getProtocol(), 'TLSv1.2', 'service TLS 1.2');
+  const afc = new AfcClient(secure);
+  t.teardown(() => afc.destroy());
+  t.equal((await afc.getDeviceInfo()).model, 'iPhone15,3', 'AFC answers over the service TLS');
+
+  // Speaking AFC in plaintext to a TLS service gets nowhere.
+  const again = await lockdown.startService('com.apple.afc2');
+  const raw = await usbmux.connect(udid, again.port);
+  raw.on('error', () => {});
+  raw.write(Buffer.concat([Buffer.from('CFA6LPAA'), Buffer.alloc(32)]));
+  await new Promise<void>((resolve) => raw.once('close', () => resolve()));
+  t.pass('a plaintext client is cut off');
 });

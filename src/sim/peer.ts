@@ -13,8 +13,9 @@ import { iphoneDescriptor, type SimUsbIdentity } from './descriptor.js';
 import { simIdentity, type SimIdentity, type SimIdentityOptions } from './identity.js';
 import { REQUEST_PAIR_NOTIFICATION, startLockdownd, type Lockdownd, type TrustMode } from './lockdown/lockdownd.js';
 import { ECHO_PORT, LOCKDOWN_PORT, SINK_PORT, SOURCE_PORT } from './ports.js';
-import { AFC_SERVICE, startAfc } from './services/afc.js';
+import { AFC2_SERVICE, AFC_SERVICE, startAfc } from './services/afc.js';
 import { startEcho } from './services/echo.js';
+import { startTlsFront } from './services/tls-front.js';
 import { HEARTBEAT_SERVICE, startHeartbeat, type HeartbeatOptions } from './services/heartbeat.js';
 import {
   INSECURE_NOTIFICATION_PROXY_SERVICE,
@@ -47,6 +48,8 @@ export interface PeerOptions extends Omit<DeviceRoleOptions, 'portMap'> {
   heartbeat?: HeartbeatOptions;
   /** Directory-backed AFC storage instead of memory. */
   afcRoot?: string;
+  /** Offer com.apple.afc2 (the whole filesystem, with service TLS), as a jailbroken phone does. */
+  jailbroken?: boolean;
   /** The host answered the mux handshake on the current link. */
   onReady?: () => void;
   /** The link went away without unplug() (the host hung up, the cable broke). */
@@ -126,6 +129,11 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
   lockdownd.services.set(INSECURE_NOTIFICATION_PROXY_SERVICE, { address: np.address, withoutSession: true });
   lockdownd.notificationListeners.push((name) => void np.post(name));
   lockdownd.services.set(AFC_SERVICE, { address: await start('afc', (a) => startAfc(a, { root: options.afcRoot })) });
+  if (options.jailbroken) {
+    const afc2 = await start('afc2', (a) => startAfc(a));
+    const front = await start('afc2-tls', (a) => startTlsFront(afc2, () => lockdownd.serviceTlsIdentity(), a));
+    lockdownd.services.set(AFC2_SERVICE, { address: front, tls: true });
+  }
 
   const ownEngine = !options.engine;
   const engine = options.engine ?? new MuxEngine();

@@ -117,6 +117,7 @@ export class Lockdownd {
   /** Service name -> where StartService sends the host. */
   readonly services = new Map<string, ServiceEntry>();
   readonly servicePorts: ServicePorts;
+  private readonly serviceTlsHosts: string[] = [];
   /** Called with the name of each notification the phone posts itself. */
   readonly notificationListeners: Array<(name: string) => void> = [];
   /** Called after a Pair that the user's Trust tap allowed (its reply is on its way). */
@@ -153,8 +154,23 @@ export class Lockdownd {
   }
 
   /** A fresh one-connection device port to a service (what StartService hands out). */
-  openServicePort(entry: ServiceEntry): number {
+  openServicePort(entry: ServiceEntry, hostId?: string): number {
+    if (entry.tls && hostId) this.serviceTlsHosts.push(hostId);
     return this.servicePorts.open(typeof entry.address === 'string' ? { path: entry.address } : { targetPort: entry.address });
+  }
+
+  /**
+   * The identity for the next service TLS connection: the device key with the
+   * DeviceCertificate of the host whose StartService came first (in order).
+   */
+  serviceTlsIdentity(): { key: string; cert: Buffer } | undefined {
+    const hostId = this.serviceTlsHosts.shift();
+    const record = hostId === undefined ? undefined : this.pairRecords.get(hostId);
+    if (!record) return undefined;
+    return {
+      key: this.identity.devicePrivateKey().export({ type: 'pkcs8', format: 'pem' }).toString(),
+      cert: Buffer.from(record.DeviceCertificate),
+    };
   }
 
   private notify(name: string): void {
@@ -348,7 +364,8 @@ export class Lockdownd {
         if (!conn.session && !entry?.withoutSession) return fail('SessionInactive');
         if (name === undefined) return fail('MissingService');
         if (!entry) return fail('InvalidService', { Service: name });
-        return { Request: verb, Service: name, Port: this.openServicePort(entry), ...(entry.tls ? { EnableServiceSSL: true } : {}) };
+        const port = this.openServicePort(entry, conn.session?.hostId);
+        return { Request: verb, Service: name, Port: port, ...(entry.tls ? { EnableServiceSSL: true } : {}) };
       }
       case 'Goodbye':
         conn.after = 'close';

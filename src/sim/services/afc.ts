@@ -12,6 +12,8 @@ import type { AfcStore } from './afc-store.js';
 import { listenService, type ServiceAddress } from './listen.js';
 
 export const AFC_SERVICE = 'com.apple.afc';
+/** The whole filesystem on a jailbroken phone; StartService sets EnableServiceSSL for it. */
+export const AFC2_SERVICE = 'com.apple.afc2';
 
 export interface AfcServiceOptions {
   /** Serve this host directory instead of an in-memory tree. */
