@@ -150,7 +150,8 @@ t.test('tsmuxd --sim 2: two child processes, same UDIDs after a restart, none le
   const udids = async () => (await visibleDevices(`UNIX:${socket}`, 2)).map((d) => d.serialNumber).sort();
 
   const first = spawnDaemon(t, args);
-  await first.ready();
+  // Two new phones make their RSA keys first; the machine may be busy.
+  await first.ready(60_000);
   const before = await udids();
   const children = readdirSync('/proc')
     .filter((p) => /^\d+$/.test(p))
@@ -170,7 +171,7 @@ t.test('tsmuxd --sim 2: two child processes, same UDIDs after a restart, none le
   t.pass('no sim outlives the daemon');
 
   const second = spawnDaemon(t, args);
-  await second.ready();
+  await second.ready(60_000);
   t.same(await udids(), before, 'the same phones after a restart');
   t.same(await second.stop(), { code: 0, signal: null });
 });

@@ -81,7 +81,7 @@ export interface Peer {
 }
 
 const REENUMERATE_AFTER_PAIR_MS = 200;
-const REENUMERATE_FALLBACK_MS = 2000;
+const REENUMERATE_FALLBACK_MS = 5000;
 
 let serialCounter = 0;
 
@@ -189,9 +189,9 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
   engine.on('detached', onDetached);
 
   if (options.reenumerateOnTrust !== false) {
-    // A phone drops off USB after the Trust tap. It goes once the host's Pair
-    // is answered (so that answer is not lost with the link), or after
-    // REENUMERATE_FALLBACK_MS if no host comes to pair.
+    // A phone drops off USB after the Trust tap. It goes once the host that
+    // paired has closed that lockdown connection (so the Pair answer is not
+    // lost with the link), or after REENUMERATE_FALLBACK_MS in any case.
     // One tap, one re-enumeration.
     let pending: NodeJS.Timeout | undefined;
     const reenumerate = (afterMs: number) => {

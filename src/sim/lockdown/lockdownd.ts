@@ -57,6 +57,8 @@ interface Connection {
   session?: Session;
   /** Set by a handler: what to do with the socket once its reply is written. */
   after?: 'startTls' | 'stopTls' | 'close';
+  /** A Pair on this connection used up the user's Trust tap. */
+  trustedPair?: string;
 }
 
 /**
@@ -120,7 +122,7 @@ export class Lockdownd {
   private readonly serviceTlsHosts: string[] = [];
   /** Called with the name of each notification the phone posts itself. */
   readonly notificationListeners: Array<(name: string) => void> = [];
-  /** Called after a Pair that the user's Trust tap allowed (its reply is on its way). */
+  /** Called when the host closes the connection of a Pair that the user's Trust tap allowed. */
   readonly trustedPairListeners: Array<(hostId: string) => void> = [];
   private trustTimer?: NodeJS.Timeout;
 
@@ -308,6 +310,8 @@ export class Lockdownd {
       mode = 'done';
       tls?.destroy();
       pipe?.destroy();
+      const hostId = conn.trustedPair;
+      if (hostId !== undefined) for (const l of this.trustedPairListeners) l(hostId);
     });
     socket.on('data', (chunk: Buffer) => {
       if (mode !== 'done') onRaw(chunk);
@@ -328,7 +332,7 @@ export class Lockdownd {
       case 'RemoveValue':
         return conn.session ? fail('RemoveProhibited') : fail('SessionInactive');
       case 'Pair':
-        return this.pair(req);
+        return this.pair(conn, req);
       case 'ValidatePair': {
         const record = req.PairRecord;
         const hostId = isPlistDict(record) ? record.HostID : undefined;
@@ -375,7 +379,7 @@ export class Lockdownd {
     }
   }
 
-  private pair(req: PlistDict): PlistDict {
+  private pair(conn: Connection, req: PlistDict): PlistDict {
     const check = checkPairRecord(req.PairRecord, this.identity.devicePublicKeyPem());
     if (!check.ok) return { Request: 'Pair', Error: check.error };
     const fail = (error: string): PlistDict => ({ Request: 'Pair', Error: error });
@@ -398,7 +402,7 @@ export class Lockdownd {
         case 'accepted':
           // One tap of Trust pairs one host.
           this.trustDialog = 'none';
-          for (const l of this.trustedPairListeners) queueMicrotask(() => l(check.record.HostID));
+          conn.trustedPair = check.record.HostID;
           break;
       }
     }
