@@ -47,8 +47,34 @@ export interface CableDescriptor {
   configurations: ConfigurationDescriptor[];
 }
 
+/**
+ * What native code needs to open a phone that discovery found: where it is,
+ * what it must still be (checked against libusb's cached descriptor before
+ * anything is opened), and the configuration/interface/endpoints chosen by
+ * src/usb/config-select.ts.
+ */
+export interface UsbOpenRequest {
+  busNumber: number;
+  deviceAddress: number;
+  vendorId: number;
+  productId: number;
+  configuration: number;
+  interfaceNumber: number;
+  endpointIn: number;
+  endpointOut: number;
+  maxPacketSize: number;
+}
+
 export type NativeEvent =
-  | { type: 'attached'; handle: number; descriptor: Required<CableDescriptor> }
+  | {
+      type: 'attached';
+      handle: number;
+      descriptor: Required<CableDescriptor>;
+      /** What carries the device. */
+      link: 'cable' | 'usb';
+      /** USB only: (bus << 16) | address, as usbmuxd reports it. */
+      locationId?: number;
+    }
   | { type: 'ready'; handle: number; version: number }
   | { type: 'detached'; handle: number; code: string; reason: string }
   | { type: 'log'; handle?: number; conn?: number; level: 'error' | 'warning' | 'info' | 'debug'; text: string }
@@ -105,7 +131,12 @@ export interface NativeEngine {
   listenCable(path: string): number;
   closeListener(id: number): void;
   openDevice(handle: number, options: { window?: number; maxPacketSize?: number }): void;
-  closeDevice(handle: number): void;
+  /** `unplugged`: the device is gone (no RSTs are sent), detached with ERR_UNPLUGGED. */
+  closeDevice(handle: number, unplugged?: boolean): void;
+  /** Starts the engine's own libusb context; throws NativeError ERR_USB_UNAVAILABLE. */
+  startUsb(): void;
+  /** Opens a discovered phone; `attached` or `detached` (with why) follows. */
+  openUsb(request: UsbOpenRequest): number;
   connect(handle: number, port: number, timeoutMs: number): number;
   attachClient(conn: number, fd: number, pipelined?: Buffer): void;
   closeConnection(conn: number): void;

@@ -32,6 +32,9 @@ constexpr const char* kNoConnection = "ERR_NO_CONNECTION";
 constexpr const char* kInvalidArgument = "ERR_INVALID_ARGUMENT";
 constexpr const char* kSystem = "ERR_SYSTEM";
 constexpr const char* kEngineClosed = "ERR_ENGINE_CLOSED";
+constexpr const char* kUsbUnavailable = "ERR_USB_UNAVAILABLE";
+constexpr const char* kUsbOpen = "ERR_USB_OPEN";
+constexpr const char* kUsbIo = "ERR_USB_IO";
 }  // namespace codes
 
 }  // namespace tsmuxd

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "pipe/fd_pump.h"
+#include "usb/libusb_transport.h"
 
 namespace tsmuxd::pipe {
 
@@ -25,6 +26,8 @@ void Engine::stop() {
   if (!started_) return;
   started_ = false;
   loop_.stop([this] {
+    for (auto& o : opening_) o.second->cancel();
+    opening_.clear();
     for (auto& l : listeners_) l.second->close();
     for (auto& l : links_) l.second->shutdown();
     std::vector<std::shared_ptr<mux::Connection>> left;
@@ -33,6 +36,9 @@ void Engine::stop() {
     listeners_.clear();
     links_.clear();
     conns_.clear();
+    // Cancelled transfers come back within a turn or two; a stuck one is
+    // leaked after a second rather than holding the daemon's exit.
+    if (usb_) usb_->shutdown(1000);
   });
 }
 
@@ -82,20 +88,96 @@ void Engine::openDevice(uint32_t handle, uint32_t window, uint16_t maxPacketSize
   });
 }
 
-void Engine::closeDevice(uint32_t handle) {
-  loop_.post([this, handle] {
+void Engine::closeDevice(uint32_t handle, bool unplugged) {
+  loop_.post([this, handle, unplugged] {
+    NativeEvent ev(NativeEvent::Type::Detached);
+    ev.handle = handle;
+    ev.code = unplugged ? codes::kUnplugged : "ERR_CLOSED";
+    ev.text = unplugged ? "unplugged" : "closed by the daemon";
+    auto opening = opening_.find(handle);
+    if (opening != opening_.end()) {
+      opening->second->cancel();
+      loop_.retire(opening->second);
+      opening_.erase(opening);
+      emit(std::move(ev));
+      return;
+    }
     auto it = links_.find(handle);
     if (it == links_.end()) return;
     std::shared_ptr<DeviceLink> link = it->second;
     links_.erase(it);
-    link->shutdown();
+    if (unplugged) link->lost("device unplugged");
+    else link->shutdown();
     loop_.retire(link);
-    NativeEvent ev(NativeEvent::Type::Detached);
-    ev.handle = handle;
-    ev.code = "ERR_CLOSED";
-    ev.text = "closed by the daemon";
     emit(std::move(ev));
   });
+}
+
+bool Engine::startUsb(std::string& error) {
+  if (usb_) return true;
+  auto log = [this](const char* level, const std::string& text) {
+    NativeEvent ev(NativeEvent::Type::Log);
+    ev.level = level;
+    ev.text = text;
+    emit(std::move(ev));
+  };
+  usb_ = usb::LibusbContext::create(loop_, log, error);
+  if (!usb_) return false;
+  loop_.post([this] { usb_->attach(); });
+  return true;
+}
+
+uint32_t Engine::openUsb(const usb::UsbOpenRequest& request) {
+  uint32_t handle = nextHandle_++;
+  loop_.post([this, handle, request] {
+    if (!usb_) {
+      NativeEvent ev(NativeEvent::Type::Detached);
+      ev.handle = handle;
+      ev.code = codes::kUsbUnavailable;
+      ev.text = "libusb is not started";
+      emit(std::move(ev));
+      return;
+    }
+    auto opener = std::make_shared<usb::LibusbOpener>(
+        *usb_, request,
+        [this, handle, request](std::unique_ptr<usb::LibusbDevice> device,
+                                std::shared_ptr<usb::CableDescriptor> descriptor, const Fault& f) {
+          usbOpened(handle, request, std::move(device), std::move(descriptor), f);
+        });
+    opening_[handle] = opener;
+    opener->start();
+  });
+  return handle;
+}
+
+void Engine::usbOpened(uint32_t handle, const usb::UsbOpenRequest& request,
+                       std::unique_ptr<usb::LibusbDevice> device,
+                       std::shared_ptr<usb::CableDescriptor> descriptor, const Fault& fault) {
+  auto it = opening_.find(handle);
+  if (it == opening_.end()) return;
+  // Possibly inside the opener's own libusb callback: keep it alive to the
+  // end of the turn.
+  loop_.retire(it->second);
+  opening_.erase(it);
+  if (fault) {
+    NativeEvent ev(NativeEvent::Type::Detached);
+    ev.handle = handle;
+    ev.code = fault.code;
+    ev.text = fault.message;
+    emit(std::move(ev));
+    return;
+  }
+  auto transport =
+      std::make_unique<usb::LibusbTransport>(*usb_, stats_, std::move(device), request.endpoints);
+  auto link = std::make_shared<DeviceLink>(*this, handle, mux::Role::Host, std::move(transport));
+  link->markDescribed();
+  links_[handle] = link;
+  NativeEvent ev(NativeEvent::Type::Attached);
+  ev.handle = handle;
+  ev.descriptor = std::move(descriptor);
+  ev.link = "usb";
+  ev.locationId = (uint32_t(request.bus) << 16) | request.address;
+  emit(std::move(ev));
 }
 
 void Engine::linkClosed(DeviceLink& link, const Fault& why) {

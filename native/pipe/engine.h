@@ -15,6 +15,8 @@
 #include "pipe/events.h"
 #include "pipe/stats.h"
 #include "usb/cable.h"
+#include "usb/libusb_context.h"
+#include "usb/libusb_open.h"
 
 namespace tsmuxd::pipe {
 
@@ -39,7 +41,13 @@ class Engine : public mux::SessionObserver {
   uint32_t listenCable(const std::string& path, std::string& error);
   void closeListener(uint32_t id);
   void openDevice(uint32_t handle, uint32_t window, uint16_t maxPacketSize);
-  void closeDevice(uint32_t handle);
+  // `unplugged`: discovery saw the device go; no RSTs are sent to it.
+  void closeDevice(uint32_t handle, bool unplugged = false);
+  // libusb: once per engine; false with `error` when there is no USB here.
+  bool startUsb(std::string& error);
+  // Opens a phone discovery found; its `attached` (or `detached` with the
+  // reason it could not be opened) follows as an event.
+  uint32_t openUsb(const usb::UsbOpenRequest& request);
   uint32_t connect(uint32_t handle, uint16_t port, uint64_t timeoutMs);
   bool attachClient(uint32_t conn, int fd, std::vector<uint8_t> pipelined, std::string& error);
   void closeConnection(uint32_t conn);
@@ -65,6 +73,9 @@ class Engine : public mux::SessionObserver {
 
  private:
   void acceptCable(int fd);
+  void usbOpened(uint32_t handle, const usb::UsbOpenRequest& request,
+                 std::unique_ptr<usb::LibusbDevice> device,
+                 std::shared_ptr<usb::CableDescriptor> descriptor, const Fault& fault);
   void forgetConnection(mux::Connection& c);
   DeviceLink* findLink(uint32_t handle);
 
@@ -72,6 +83,8 @@ class Engine : public mux::SessionObserver {
   EngineStats stats_;
   EventLoop loop_;
   BufferPool pool_;
+  // After pool_ and loop_, so it goes first: retired devices hold pool blocks.
+  std::unique_ptr<usb::LibusbContext> usb_;
   std::atomic<uint32_t> nextHandle_{1};
   std::atomic<uint32_t> nextListener_{1};
   bool started_ = false;
@@ -80,6 +93,7 @@ class Engine : public mux::SessionObserver {
   std::unordered_map<uint32_t, std::shared_ptr<usb::CableListener>> listeners_;
   std::unordered_map<uint32_t, std::shared_ptr<DeviceLink>> links_;
   std::unordered_map<uint32_t, std::shared_ptr<mux::Connection>> conns_;
+  std::unordered_map<uint32_t, std::shared_ptr<usb::LibusbOpener>> opening_;
 };
 
 }  // namespace tsmuxd::pipe
