@@ -17,7 +17,8 @@ Fault transferFault(int status, const char* direction) {
     case LIBUSB_TRANSFER_OVERFLOW: return Fault(codes::kUsbIo, what + "overflowed (the device sent more than asked for)");
     case LIBUSB_TRANSFER_TIMED_OUT: return Fault(codes::kUsbIo, what + "timed out");
     case LIBUSB_TRANSFER_CANCELLED: return Fault(codes::kUsbIo, what + "cancelled");
-    default: return Fault(codes::kUsbIo, what + "failed");
+    // An unplug usually ends here too (EPROTO/ESHUTDOWN from the controller).
+    default: return Fault(codes::kUsbIo, what + "failed (unplugged, or the device stopped answering)");
   }
 }
 

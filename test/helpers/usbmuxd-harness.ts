@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import * as plist from 'plist';
 
 import { UsbmuxClient, type UsbmuxDevice } from '../../src/client/usbmux-client.js';
-import { silentLogger } from '../../src/log.js';
+import { silentLogger, type Logger } from '../../src/log.js';
 import { Daemon } from '../../src/server/daemon.js';
 import { sleep, tempDir } from './harness.js';
 
@@ -34,6 +34,9 @@ export interface StartOptions {
   cables?: string[];
   configDir?: string;
   connectTimeoutMs?: number;
+  /** Real USB (off unless asked: tests must not grab a phone on the machine). */
+  usb?: 'off' | 'hotplug' | 'manual';
+  log?: Logger;
 }
 
 /** Polls `check` until it returns a truthy value; throws after `timeoutMs`. */
@@ -76,7 +79,8 @@ export async function startDaemon(t: Teardown, options: StartOptions = {}): Prom
     sims,
     cables: options.cables,
     connectTimeoutMs: options.connectTimeoutMs,
-    log: silentLogger,
+    usb: options.usb,
+    log: options.log ?? silentLogger,
   });
   t.teardown(() => daemon.stop());
   const address = `UNIX:${socketPath}`;
