@@ -154,7 +154,12 @@ void Engine::usbOpened(uint32_t handle, const usb::UsbOpenRequest& request,
                        std::unique_ptr<usb::LibusbDevice> device,
                        std::shared_ptr<usb::CableDescriptor> descriptor, const Fault& fault) {
   auto it = opening_.find(handle);
-  if (it == opening_.end()) return;
+  if (it == opening_.end()) {
+    // Cancelled meanwhile: never close a handle here (this may run inside a
+    // libusb callback); the context's drain does it.
+    if (device) usb_->retire(std::move(device));
+    return;
+  }
   // Possibly inside the opener's own libusb callback: keep it alive to the
   // end of the turn.
   loop_.retire(it->second);
