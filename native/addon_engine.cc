@@ -74,6 +74,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
             InstanceMethod<&EngineWrap::attachClient>("attachClient"),
             InstanceMethod<&EngineWrap::closeConnection>("closeConnection"),
             InstanceMethod<&EngineWrap::attachDeviceRole>("attachDeviceRole"),
+            InstanceMethod<&EngineWrap::attachDeviceRoleFfs>("attachDeviceRoleFfs"),
             InstanceMethod<&EngineWrap::stats>("stats"),
             InstanceMethod<&EngineWrap::ref>("ref"),
             InstanceMethod<&EngineWrap::unref>("unref"),
@@ -222,9 +223,28 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     Napi::Env env = info.Env();
     std::string path = argString(info, 0, "cablePath");
     usb::CableDescriptor descriptor = descriptorFromJs(env, argObject(info, 1, "descriptor"));
+    pipe::DeviceRoleOptions options = deviceRoleOptions(info, 2);
+    std::string error;
+    uint32_t handle = live(env).attachDeviceRole(path, descriptor, options, error);
+    if (!handle) throwError(env, codes::kSystem, error);
+    return Napi::Number::New(env, handle);
+  }
+
+  Napi::Value attachDeviceRoleFfs(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::string dir = argString(info, 0, "ffsDir");
+    pipe::DeviceRoleOptions options = deviceRoleOptions(info, 1);
+    std::string error;
+    uint32_t handle = live(env).attachDeviceRoleFfs(dir, options, error);
+    if (!handle) throwError(env, codes::kSystem, error);
+    return Napi::Number::New(env, handle);
+  }
+
+  static pipe::DeviceRoleOptions deviceRoleOptions(const Napi::CallbackInfo& info, size_t index) {
+    Napi::Env env = info.Env();
     pipe::DeviceRoleOptions options;
-    if (info.Length() > 2 && info[2].IsObject()) {
-      Napi::Object o = info[2].As<Napi::Object>();
+    if (info.Length() > index && info[index].IsObject()) {
+      Napi::Object o = info[index].As<Napi::Object>();
       if (o.Get("window").IsNumber()) options.window = o.Get("window").As<Napi::Number>().Uint32Value();
       if (o.Get("version").IsNumber()) options.version = o.Get("version").As<Napi::Number>().Int32Value();
       if (o.Get("controlLogs").IsBoolean()) options.controlLogs = o.Get("controlLogs").ToBoolean();
@@ -254,10 +274,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     if (options.window < 256 || options.window > mux::kMaxWindow) {
       throwError(env, codes::kInvalidArgument, "window must be 256 .. 16776960 bytes");
     }
-    std::string error;
-    uint32_t handle = live(env).attachDeviceRole(path, descriptor, options, error);
-    if (!handle) throwError(env, codes::kSystem, error);
-    return Napi::Number::New(env, handle);
+    return options;
   }
 
   Napi::Value stats(const Napi::CallbackInfo& info) {

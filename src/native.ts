@@ -141,10 +141,26 @@ export interface NativeEngine {
   attachClient(conn: number, fd: number, pipelined?: Buffer): void;
   closeConnection(conn: number): void;
   attachDeviceRole(cablePath: string, descriptor: CableDescriptor, options?: DeviceRoleOptions): number;
+  /**
+   * The device role on a mounted FunctionFS (a USB gadget's function): writes
+   * the mux interface's descriptors to ep0 at once, then runs one session per
+   * ENABLE under the returned handle ('ready' each time, 'detached' on
+   * DISABLE/UNBIND) until closeDevice().
+   */
+  attachDeviceRoleFfs(ffsDir: string, options?: DeviceRoleOptions): number;
   stats(): EngineStats;
   ref(): void;
   unref(): void;
   close(): void;
+}
+
+export interface FfsInterfaceSpec {
+  interfaceClass?: number;
+  subclass?: number;
+  protocol?: number;
+  name?: string;
+  fullSpeedMaxPacket?: number;
+  highSpeedMaxPacket?: number;
 }
 
 export interface DecodedPacket {
@@ -182,6 +198,8 @@ export interface WireTools {
   decodePacket(packet: Buffer, version: 1 | 2): DecodedPacket;
   encodeCableDescriptor(d: CableDescriptor): Buffer;
   decodeCableDescriptor(bytes: Buffer): Required<CableDescriptor>;
+  /** What the FunctionFS transport writes to ep0: v2 descriptors and strings. */
+  encodeFfsDescriptors(spec?: FfsInterfaceSpec): { descriptors: Buffer; strings: Buffer };
   StreamReassembler: new (headerSize: 8 | 16) => { feed(transfer: Buffer): Buffer[] };
   MessageAssembler: new (maxPacketSize: number) => {
     feed(transfer: Buffer): { messages: Buffer[]; faults: NativeError[] };

@@ -17,6 +17,7 @@
 #include "usb/cable.h"
 #include "usb/libusb_context.h"
 #include "usb/libusb_open.h"
+#include "usb/ffs_function.h"
 
 namespace tsmuxd::pipe {
 
@@ -53,6 +54,11 @@ class Engine : public mux::SessionObserver {
   void closeConnection(uint32_t conn);
   uint32_t attachDeviceRole(const std::string& cablePath, const usb::CableDescriptor& descriptor,
                             const DeviceRoleOptions& options, std::string& error);
+  // Device role over a mounted FunctionFS: writes the mux interface's
+  // descriptors now (errors come back at once), then runs one session per
+  // ENABLE under the returned handle until closeDevice().
+  uint32_t attachDeviceRoleFfs(const std::string& dir, const DeviceRoleOptions& options,
+                               std::string& error);
 
   // ---- event thread ----
   EventLoop& loop() { return loop_; }
@@ -76,6 +82,10 @@ class Engine : public mux::SessionObserver {
   void usbOpened(uint32_t handle, const usb::UsbOpenRequest& request,
                  std::unique_ptr<usb::LibusbDevice> device,
                  std::shared_ptr<usb::CableDescriptor> descriptor, const Fault& fault);
+  void startDeviceSession(uint32_t handle, std::unique_ptr<usb::Transport> transport,
+                          const DeviceRoleOptions& options);
+  void onFfsEvent(uint32_t handle, usb::FfsFunction::Event e, const std::string& detail);
+  void emitLog(uint32_t handle, const char* level, std::string text);
   void forgetConnection(mux::Connection& c);
   DeviceLink* findLink(uint32_t handle);
 
@@ -94,6 +104,11 @@ class Engine : public mux::SessionObserver {
   std::unordered_map<uint32_t, std::shared_ptr<DeviceLink>> links_;
   std::unordered_map<uint32_t, std::shared_ptr<mux::Connection>> conns_;
   std::unordered_map<uint32_t, std::shared_ptr<usb::LibusbOpener>> opening_;
+  struct FfsEntry {
+    std::shared_ptr<usb::FfsFunction> function;
+    DeviceRoleOptions options;
+  };
+  std::unordered_map<uint32_t, FfsEntry> ffs_;
 };
 
 }  // namespace tsmuxd::pipe

@@ -145,6 +145,11 @@ export class MuxEngine extends EventEmitter<MuxEngineEvents> {
     return this.native.attachDeviceRole(cablePath, descriptor, options);
   }
 
+  /** The device role on a mounted FunctionFS; see NativeEngine.attachDeviceRoleFfs. */
+  attachDeviceRoleFfs(ffsDir: string, options?: DeviceRoleOptions): number {
+    return this.native.attachDeviceRoleFfs(ffsDir, options);
+  }
+
   stats(): EngineStats {
     return this.native.stats();
   }

@@ -1,10 +1,14 @@
 #!/usr/bin/env node
 // Runs one minimal simulated phone in its own process:
-//   node dist/src/sim/peer-main.js --cable PATH [--serial S] [--window N]
+//   node dist/src/sim/peer-main.js (--cable PATH | --ffs DIR) [--serial S] [--window N]
 //        [--trust auto|prompt|deny] [--trust-delay-ms N]
-// It prints one JSON line when attached and exits on SIGTERM or when the
-// cable goes away. With --trust prompt, SIGUSR1 taps Trust and SIGUSR2
-// taps Don't Trust on the pairing dialog.
+// It prints JSON lines: {"ready":true,...} each time a mux session is up, and
+// with --ffs first {"ffs":DIR,"descriptors":true} once the descriptors are
+// written (the gadget may be bound to its UDC from then on), then one line per
+// detach and FunctionFS event. On a cable it exits when the cable goes away; on
+// FunctionFS it outlives unplugs (the gadget rebinding is a new session) and
+// exits on SIGTERM. SIGHUP prints the engine's counters. With --trust prompt, SIGUSR1 taps Trust and SIGUSR2 taps
+// Don't Trust on the pairing dialog.
 import { parseArgs } from 'node:util';
 
 import { TRUST_MODES, type TrustMode } from './lockdown/lockdownd.js';
@@ -13,6 +17,7 @@ import { startPeer } from './peer.js';
 const { values } = parseArgs({
   options: {
     cable: { type: 'string' },
+    ffs: { type: 'string' },
     serial: { type: 'string' },
     window: { type: 'string' },
     'max-packet-size': { type: 'string' },
@@ -22,14 +27,16 @@ const { values } = parseArgs({
   },
 });
 const trust = values.trust as TrustMode | undefined;
-if (!values.cable || (trust !== undefined && !TRUST_MODES.includes(trust))) {
+if (!values.cable === !values.ffs || (trust !== undefined && !TRUST_MODES.includes(trust))) {
   process.stderr.write(
-    'usage: peer-main --cable PATH [--serial S] [--window BYTES] [--socket-dir DIR] [--trust auto|prompt|deny] [--trust-delay-ms N]\n',
+    'usage: peer-main (--cable PATH | --ffs DIR) [--serial S] [--window BYTES] [--socket-dir DIR] [--trust auto|prompt|deny] [--trust-delay-ms N]\n',
   );
   process.exit(2);
 }
+const say = (o: object) => process.stdout.write(`${JSON.stringify(o)}\n`);
 const peer = await startPeer({
   cable: values.cable,
+  ffs: values.ffs,
   window: values.window ? Number(values.window) : undefined,
   socketDir: values['socket-dir'],
   trust,
@@ -39,10 +46,24 @@ const peer = await startPeer({
     maxPacketSize: values['max-packet-size'] ? Number(values['max-packet-size']) : undefined,
   },
 });
-peer.engine.on('detached', () => void peer.close().then(() => process.exit(0)));
-peer.engine.on('ready', () => {
-  process.stdout.write(`${JSON.stringify({ ready: true, serial: peer.serial, pid: process.pid, services: peer.services })}\n`);
+if (values.ffs) say({ ffs: values.ffs, descriptors: true, serial: peer.serial, pid: process.pid });
+peer.engine.on('detached', (d) => {
+  if (!values.ffs) {
+    void peer.close().then(() => process.exit(0));
+    return;
+  }
+  say({ detached: true, code: d.code, reason: d.reason });
 });
+if (values.ffs) {
+  peer.engine.on('log', (l) => {
+    if (l.text.startsWith('FunctionFS')) say({ log: l.text });
+  });
+}
+peer.engine.on('ready', () => {
+  say({ ready: true, serial: peer.serial, pid: process.pid, services: peer.services });
+});
+// SIGHUP: one line of the data plane's counters (transfers, ZLPs, ACKs...).
+process.on('SIGHUP', () => say({ stats: peer.engine.stats() }));
 process.on('SIGUSR1', () => peer.trust());
 process.on('SIGUSR2', () => peer.deny());
 process.on('SIGTERM', () => void peer.close().then(() => process.exit(0)));

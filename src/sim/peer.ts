@@ -1,5 +1,5 @@
-// A simulated phone on a cable: the device-role mux plus the echo, sink and
-// source services, lockdownd on 62078 (pairing with a trust dialog, TLS
+// A simulated phone on a virtual cable or on a real USB gadget (FunctionFS):
+// the device-role mux plus the echo, sink and source services, lockdownd on 62078 (pairing with a trust dialog, TLS
 // sessions) and the lockdown services StartService hands out (heartbeat,
 // notification proxy) on fixed device ports.
 import type { Server } from 'node:net';
@@ -22,7 +22,16 @@ import { startSink } from './services/sink.js';
 import { startSource } from './services/source.js';
 
 export interface PeerOptions extends Omit<DeviceRoleOptions, 'portMap'> {
-  cable: string;
+  /** A virtual cable's listening path (the daemon's --cable). */
+  cable?: string;
+  /**
+   * Or a mounted FunctionFS (e.g. '/dev/ffs-mux') of a USB gadget whose
+   * configfs side (VID/PID, serial, configurations) is set up already: the
+   * phone's mux interface goes on it, and each time the host configures the
+   * gadget a new session starts under the same handle. `usb.serial` must be
+   * the gadget's serial string, so that lockdownd's UDID matches the host's.
+   */
+  ffs?: string;
   /** Serve the services on Unix sockets in this directory instead of TCP. */
   socketDir?: string;
   usb?: Partial<SimUsbIdentity>;
@@ -63,6 +72,9 @@ export function simSerial(index = ++serialCounter): string {
 }
 
 export async function startPeer(options: PeerOptions): Promise<Peer> {
+  if ((options.cable === undefined) === (options.ffs === undefined)) {
+    throw new TypeError('startPeer needs exactly one of cable and ffs');
+  }
   const servers: Server[] = [];
   const services: Record<number, string | number> = {};
   for (const [port, name, start] of [
@@ -98,7 +110,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
 
   const ownEngine = !options.engine;
   const engine = options.engine ?? new MuxEngine();
-  const handle = engine.attachDeviceRole(options.cable, iphoneDescriptor({ ...options.usb, serial }), {
+  const roleOptions: DeviceRoleOptions = {
     window: options.window,
     version: options.version,
     controlLogs: options.controlLogs,
@@ -106,7 +118,18 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     portMap: Object.entries(services).map(([port, at]) =>
       typeof at === 'string' ? { port: Number(port), path: at } : { port: Number(port), targetPort: at },
     ),
-  });
+  };
+  let handle: number;
+  try {
+    handle = options.ffs !== undefined
+      ? engine.attachDeviceRoleFfs(options.ffs, roleOptions)
+      : engine.attachDeviceRole(options.cable!, iphoneDescriptor({ ...options.usb, serial }), roleOptions);
+  } catch (err) {
+    lockdownd.close();
+    if (ownEngine) engine.close();
+    await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+    throw err;
+  }
   return {
     engine,
     handle,
