@@ -30,17 +30,22 @@ daemon_usbmuxd_start() {
 }
 daemon_usbmuxd_stop() { kill "$DAEMON_PID" 2>/dev/null; wait "$DAEMON_PID" 2>/dev/null; DAEMON_PID=; }
 
-daemon_tsmuxd_available() {
-  # tsmuxd finds USB devices through its libusb transport; until one is in
-  # native/ it cannot see the gadget, and the phase is skipped, not failed.
-  grep -rqsE 'libusb_open\(|libusb_hotplug_register_callback\(' "$P/native" ||
-    { echo "no libusb transport yet"; return 1; }
-}
+daemon_tsmuxd_available() { :; }  # real USB through native/usb/libusb_*
 daemon_tsmuxd_start() {
   node "$P/dist/src/cli/main.js" -f -v -S "$SOCKET" -P NONE -C /var/lib/lockdown >> "$OUT/tsmuxd.log" 2>&1 &
   DAEMON_PID=$!
 }
 daemon_tsmuxd_stop() { kill "$DAEMON_PID" 2>/dev/null; wait "$DAEMON_PID" 2>/dev/null; DAEMON_PID=; }
+# After the common checks: unplug under load, DeviceIDs, fds, a stranger.
+daemon_tsmuxd_extra() {
+  if ! check "$PHASE" unplug-busy c_unplug_busy; then
+    skip_rest "$PHASE" "the unplug under load failed" replug-new-id no-fd-leak non-apple
+    return
+  fi
+  check "$PHASE" replug-new-id c_replug_new_id
+  check "$PHASE" no-fd-leak c_no_fd_leak
+  check "$PHASE" non-apple c_non_apple
+}
 
 # ---- the checks ---------------------------------------------------------------
 
@@ -65,7 +70,8 @@ c_enumerated() {
 
 c_daemon_up() {
   "daemon_${DAEMON}_start"
-  wait_until 30 test -S "$SOCKET" || { echo "no socket at $SOCKET after 30 s"; return 1; }
+  # A deadline, not a cost: node starts slowly under TCG on a busy host.
+  wait_until 120 test -S "$SOCKET" || { echo "no socket at $SOCKET after 120 s"; return 1; }
   echo "listening on $SOCKET (pid $DAEMON_PID)"
 }
 
@@ -137,6 +143,87 @@ c_replug() {
   echo "UDC bound again: listed, ideviceinfo -s answers (a new mux session)"
 }
 
+# ---- tsmuxd's own checks ------------------------------------------------------
+
+probe() { node "$G/mux-probe.mjs" "$@"; }
+# device_id: the DeviceID ListDevices gives our UDID, empty if none.
+device_id() { probe devices 2>/dev/null | tr '{' '\n' | sed -n "s/.*\"deviceId\":\([0-9]*\),\"serial\":\"$UDID\".*/\1/p"; }
+daemon_fds() { ls "/proc/$DAEMON_PID/fd" 2>/dev/null | wc -l; }
+daemon_usbfs_fds() { ls -l "/proc/$DAEMON_PID/fd" 2>/dev/null | grep -c ' -> /dev/bus/usb/'; }
+both_flowing() { grep -q flowing "$OUT/$PHASE-idle.out" && grep -q flowing "$OUT/$PHASE-stream.out"; }
+fds_back() { [ "$(daemon_fds)" -eq "$FDS_BEFORE" ]; }
+stranger_enumerated() {
+  for d in /sys/bus/usb/devices/*; do
+    [ -f "$d/serial" ] && [ "$(cat "$d/serial")" = "$SERIAL" ] && [ "$(cat "$d/idVendor")" = 1234 ] && { STRANGER=$d; return 0; }
+  done
+  return 1
+}
+
+# Two usbmux connections to the echo port when the UDC is unbound: one idle
+# (all its bytes echoed, nothing unread) must get a clean EOF; one writing
+# without pause must be ended too. The daemon stays up.
+c_unplug_busy() {
+  ID_BEFORE=$(device_id)
+  FDS_BEFORE=$(daemon_fds)
+  [ -n "$ID_BEFORE" ] || { echo "ListDevices has no $UDID"; return 1; }
+  probe idle "$UDID" 7 > "$OUT/$PHASE-idle.out" 2>&1 &
+  idle=$!
+  probe stream "$UDID" 7 > "$OUT/$PHASE-stream.out" 2>&1 &
+  stream=$!
+  wait_until 120 both_flowing || { echo "the probes' bytes never came back"; kill $idle $stream 2>/dev/null; return 1; }
+  sleep 1
+  gadget_unbind
+  t=$(uptime_s)
+  wait $idle; idle_rc=$?
+  wait $stream; stream_rc=$?
+  cat "$OUT/$PHASE-idle.out" "$OUT/$PHASE-stream.out"
+  kill -0 "$DAEMON_PID" 2>/dev/null || { echo "the daemon died"; return 1; }
+  [ $idle_rc -eq 0 ] && grep -q '"end":"eof"' "$OUT/$PHASE-idle.out" || { echo "the idle client got no clean EOF (rc $idle_rc)"; return 1; }
+  [ $stream_rc -eq 0 ] || { echo "the streaming client was not ended (rc $stream_rc)"; return 1; }
+  wait_until 15 not_listed || { echo "still listed after the unplug"; return 1; }
+  how=$(sed -n 's/.*"end":"\([a-z]*\)"\(,"code":"\([A-Z]*\)"\)\{0,1\}.*/\1 \3/p' "$OUT/$PHASE-stream.out")
+  echo "unplugged mid-transfer: idle client EOF, streaming client ended ($how) within $(elapsed "$t") s, daemon up, device gone"
+}
+
+c_replug_new_id() {
+  gadget_bind
+  c_listed 60 || return 1
+  id=$(device_id)
+  [ -n "$id" ] && [ "$id" != "$ID_BEFORE" ] || { echo "DeviceID '$id' after the replug, '$ID_BEFORE' before"; return 1; }
+  c_info_simple > /dev/null || { echo "ideviceinfo -s failed after the replug"; return 1; }
+  echo "replugged: DeviceID $ID_BEFORE -> $id, ideviceinfo -s answers"
+}
+
+# Everything the unplug opened (probes, usbfs handle, mux session) is closed
+# again once the device is back: the fd count returns to what it was.
+c_no_fd_leak() {
+  wait_until 15 fds_back || { echo "daemon fds: $FDS_BEFORE before, $(daemon_fds) now"; ls -l "/proc/$DAEMON_PID/fd"; return 1; }
+  echo "daemon fds: $FDS_BEFORE before the unplug, $(daemon_fds) after the replug"
+}
+
+# The same gadget as vendor 1234: tsmuxd must not open it (no usbfs fd, no
+# open attempt in its log) nor list it. Then back to Apple.
+c_non_apple() {
+  opens=$(grep -c 'opening the USB device' "$OUT/tsmuxd.log")
+  gadget_unbind
+  wait_until 15 not_listed || { echo "still listed after unbinding"; return 1; }
+  echo 0x1234 > "$GADGET/idVendor"
+  gadget_bind
+  wait_until 20 stranger_enumerated || { echo "the host never enumerated 1234:12a8"; return 1; }
+  sleep 3
+  fds=$(daemon_usbfs_fds)
+  now=$(grep -c 'opening the USB device' "$OUT/tsmuxd.log")
+  config=$(cat "$STRANGER/bConfigurationValue")
+  listed && { echo "1234:12a8 is listed"; return 1; }
+  [ "$fds" -eq 0 ] || { echo "the daemon holds $fds usbfs fd(s) with only 1234:12a8 plugged in"; return 1; }
+  [ "$now" -eq "$opens" ] || { echo "the daemon tried to open 1234:12a8"; return 1; }
+  gadget_unbind
+  echo 0x05ac > "$GADGET/idVendor"
+  gadget_bind
+  c_listed 60 > /dev/null || { echo "05ac:12a8 not listed again after the stranger"; return 1; }
+  echo "1234:12a8 (configuration $config) never opened: 0 usbfs fds, no open attempt, not listed; back as 05ac: listed"
+}
+
 run_phase() {
   DAEMON=$1
   PHASE=$1
@@ -163,6 +250,7 @@ run_phase() {
   fi
   check "$PHASE" unplug c_unplug
   check "$PHASE" replug c_replug
+  if command -v "daemon_${DAEMON}_extra" > /dev/null; then "daemon_${DAEMON}_extra"; fi
   "daemon_${DAEMON}_stop"
   rm -f "$SOCKET"
 }
