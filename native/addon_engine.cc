@@ -35,6 +35,8 @@ Napi::Value eventToJs(Napi::Env env, const pipe::NativeEvent& ev) {
   switch (ev.type) {
     case T::Attached:
       if (ev.descriptor) o.Set("descriptor", descriptorToJs(env, *ev.descriptor));
+      o.Set("link", ev.link);
+      if (ev.locationId) o.Set("locationId", ev.locationId);
       break;
     case T::Ready: o.Set("version", ev.version); break;
     case T::Log:
@@ -77,11 +79,14 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
             InstanceMethod<&EngineWrap::closeListener>("closeListener"),
             InstanceMethod<&EngineWrap::openDevice>("openDevice"),
             InstanceMethod<&EngineWrap::closeDevice>("closeDevice"),
+            InstanceMethod<&EngineWrap::startUsb>("startUsb"),
+            InstanceMethod<&EngineWrap::openUsb>("openUsb"),
             InstanceMethod<&EngineWrap::connect>("connect"),
             InstanceMethod<&EngineWrap::attachClient>("attachClient"),
             InstanceMethod<&EngineWrap::closeConnection>("closeConnection"),
             InstanceMethod<&EngineWrap::attachDeviceRole>("attachDeviceRole"),
             InstanceMethod<&EngineWrap::mapDevicePort>("mapDevicePort"),
+            InstanceMethod<&EngineWrap::attachDeviceRoleFfs>("attachDeviceRoleFfs"),
             InstanceMethod<&EngineWrap::stats>("stats"),
             InstanceMethod<&EngineWrap::ref>("ref"),
             InstanceMethod<&EngineWrap::unref>("unref"),
@@ -155,8 +160,47 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   }
 
   Napi::Value closeDevice(const Napi::CallbackInfo& info) {
-    live(info.Env()).closeDevice(argUint(info, 0, "handle", UINT32_MAX));
+    uint32_t handle = argUint(info, 0, "handle", UINT32_MAX);
+    bool unplugged = info.Length() > 1 && info[1].IsBoolean() && info[1].ToBoolean();
+    live(info.Env()).closeDevice(handle, unplugged);
     return info.Env().Undefined();
+  }
+
+  Napi::Value startUsb(const Napi::CallbackInfo& info) {
+    std::string error;
+    if (!live(info.Env()).startUsb(error)) throwError(info.Env(), codes::kUsbUnavailable, error);
+    return info.Env().Undefined();
+  }
+
+  // openUsb({busNumber, deviceAddress, vendorId, productId, configuration,
+  //          interfaceNumber, endpointIn, endpointOut, maxPacketSize}) -> handle
+  Napi::Value openUsb(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = argObject(info, 0, "request");
+    auto field = [&](const char* key, uint32_t min, uint32_t max) -> uint32_t {
+      Napi::Value v = o.Get(key);
+      double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
+      if (!(d >= min && d <= max) || d != double(uint64_t(d))) {
+        throwError(env, codes::kInvalidArgument,
+                   std::string("request.") + key + " must be an integer from " +
+                       std::to_string(min) + " to " + std::to_string(max));
+      }
+      return uint32_t(d);
+    };
+    usb::UsbOpenRequest r;
+    r.bus = uint8_t(field("busNumber", 1, 255));
+    r.address = uint8_t(field("deviceAddress", 1, 127));
+    r.vendorId = uint16_t(field("vendorId", 0, 0xffff));
+    r.productId = uint16_t(field("productId", 0, 0xffff));
+    r.endpoints.configuration = uint8_t(field("configuration", 1, 255));
+    r.endpoints.interfaceNumber = uint8_t(field("interfaceNumber", 0, 255));
+    r.endpoints.in = uint8_t(field("endpointIn", 0x81, 0x8f));
+    r.endpoints.out = uint8_t(field("endpointOut", 0x01, 0x0f));
+    r.endpoints.maxPacketSize = uint16_t(field("maxPacketSize", 8, 1024));
+    if (!usb::isAppleMuxDevice(r.vendorId, r.productId)) {
+      throwError(env, codes::kInvalidArgument, "openUsb only opens Apple usbmux devices");
+    }
+    return Napi::Number::New(env, live(env).openUsb(r));
   }
 
   Napi::Value connect(const Napi::CallbackInfo& info) {
@@ -191,9 +235,28 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     Napi::Env env = info.Env();
     std::string path = argString(info, 0, "cablePath");
     usb::CableDescriptor descriptor = descriptorFromJs(env, argObject(info, 1, "descriptor"));
+    pipe::DeviceRoleOptions options = deviceRoleOptions(info, 2);
+    std::string error;
+    uint32_t handle = live(env).attachDeviceRole(path, descriptor, options, error);
+    if (!handle) throwError(env, codes::kSystem, error);
+    return Napi::Number::New(env, handle);
+  }
+
+  Napi::Value attachDeviceRoleFfs(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::string dir = argString(info, 0, "ffsDir");
+    pipe::DeviceRoleOptions options = deviceRoleOptions(info, 1);
+    std::string error;
+    uint32_t handle = live(env).attachDeviceRoleFfs(dir, options, error);
+    if (!handle) throwError(env, codes::kSystem, error);
+    return Napi::Number::New(env, handle);
+  }
+
+  static pipe::DeviceRoleOptions deviceRoleOptions(const Napi::CallbackInfo& info, size_t index) {
+    Napi::Env env = info.Env();
     pipe::DeviceRoleOptions options;
-    if (info.Length() > 2 && info[2].IsObject()) {
-      Napi::Object o = info[2].As<Napi::Object>();
+    if (info.Length() > index && info[index].IsObject()) {
+      Napi::Object o = info[index].As<Napi::Object>();
       if (o.Get("window").IsNumber()) options.window = o.Get("window").As<Napi::Number>().Uint32Value();
       if (o.Get("version").IsNumber()) options.version = o.Get("version").As<Napi::Number>().Int32Value();
       if (o.Get("controlLogs").IsBoolean()) options.controlLogs = o.Get("controlLogs").ToBoolean();
@@ -217,10 +280,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     if (options.window < 256 || options.window > mux::kMaxWindow) {
       throwError(env, codes::kInvalidArgument, "window must be 256 .. 16776960 bytes");
     }
-    std::string error;
-    uint32_t handle = live(env).attachDeviceRole(path, descriptor, options, error);
-    if (!handle) throwError(env, codes::kSystem, error);
-    return Napi::Number::New(env, handle);
+    return options;
   }
 
   Napi::Value mapDevicePort(const Napi::CallbackInfo& info) {

@@ -13,6 +13,7 @@
 #include "mux/reassembler.h"
 #include "usb/cable.h"
 #include "usb/cable_descriptor.h"
+#include "usb/ffs_descriptors.h"
 
 namespace tsmuxd::addon {
 
@@ -195,6 +196,29 @@ Napi::Value DecodeDescriptor(const Napi::CallbackInfo& info) {
   return descriptorToJs(info.Env(), d);
 }
 
+// encodeFfsDescriptors({interfaceClass, subclass, protocol, name,
+// fullSpeedMaxPacket, highSpeedMaxPacket}?) -> {descriptors, strings}: what
+// the FunctionFS transport writes to ep0, for tests to check byte by byte.
+Napi::Value EncodeFfsDescriptors(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  usb::FfsInterfaceSpec spec;
+  if (info.Length() > 0 && !info[0].IsUndefined()) {
+    Napi::Object o = argObject(info, 0, "spec");
+    spec.interfaceClass = uint8_t(optUint(env, o, "interfaceClass", 255, spec.interfaceClass));
+    spec.subclass = uint8_t(optUint(env, o, "subclass", 255, spec.subclass));
+    spec.protocol = uint8_t(optUint(env, o, "protocol", 255, spec.protocol));
+    spec.fullSpeedMaxPacket = uint16_t(optUint(env, o, "fullSpeedMaxPacket", 65535, spec.fullSpeedMaxPacket));
+    spec.highSpeedMaxPacket = uint16_t(optUint(env, o, "highSpeedMaxPacket", 65535, spec.highSpeedMaxPacket));
+    if (o.Get("name").IsString()) spec.name = o.Get("name").As<Napi::String>().Utf8Value();
+  }
+  usb::FfsBlobs blobs;
+  if (Fault f = usb::buildFfsBlobs(spec, blobs)) throwError(env, f.code, f.message);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("descriptors", copyBuffer(env, blobs.descriptors.data(), blobs.descriptors.size()));
+  out.Set("strings", copyBuffer(env, blobs.strings.data(), blobs.strings.size()));
+  return out;
+}
+
 // One end of a cable, driven synchronously by a test. Blocking waits are
 // bounded by the caller's timeout; the engine under test runs on its own thread.
 class RawCableWrap : public Napi::ObjectWrap<RawCableWrap> {
@@ -304,6 +328,7 @@ void initTesting(Napi::Env env, Napi::Object exports) {
   t.Set("decodePacket", Napi::Function::New(env, DecodePacket, "decodePacket"));
   t.Set("encodeCableDescriptor", Napi::Function::New(env, EncodeDescriptor, "encodeCableDescriptor"));
   t.Set("decodeCableDescriptor", Napi::Function::New(env, DecodeDescriptor, "decodeCableDescriptor"));
+  t.Set("encodeFfsDescriptors", Napi::Function::New(env, EncodeFfsDescriptors, "encodeFfsDescriptors"));
   t.Set("StreamReassembler", StreamReassemblerWrap::define(env));
   t.Set("MessageAssembler", MessageAssemblerWrap::define(env));
   t.Set("RawCable", RawCableWrap::define(env));

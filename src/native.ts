@@ -47,8 +47,34 @@ export interface CableDescriptor {
   configurations: ConfigurationDescriptor[];
 }
 
+/**
+ * What native code needs to open a phone that discovery found: where it is,
+ * what it must still be (checked against libusb's cached descriptor before
+ * anything is opened), and the configuration/interface/endpoints chosen by
+ * src/usb/config-select.ts.
+ */
+export interface UsbOpenRequest {
+  busNumber: number;
+  deviceAddress: number;
+  vendorId: number;
+  productId: number;
+  configuration: number;
+  interfaceNumber: number;
+  endpointIn: number;
+  endpointOut: number;
+  maxPacketSize: number;
+}
+
 export type NativeEvent =
-  | { type: 'attached'; handle: number; descriptor: Required<CableDescriptor> }
+  | {
+      type: 'attached';
+      handle: number;
+      descriptor: Required<CableDescriptor>;
+      /** What carries the device. */
+      link: 'cable' | 'usb';
+      /** USB only: (bus << 16) | address, as usbmuxd reports it. */
+      locationId?: number;
+    }
   | { type: 'ready'; handle: number; version: number }
   | { type: 'detached'; handle: number; code: string; reason: string }
   | { type: 'log'; handle?: number; conn?: number; level: 'error' | 'warning' | 'info' | 'debug'; text: string }
@@ -110,16 +136,37 @@ export interface NativeEngine {
   listenCable(path: string): number;
   closeListener(id: number): void;
   openDevice(handle: number, options: { window?: number; maxPacketSize?: number }): void;
-  closeDevice(handle: number): void;
+  /** `unplugged`: the device is gone (no RSTs are sent), detached with ERR_UNPLUGGED. */
+  closeDevice(handle: number, unplugged?: boolean): void;
+  /** Starts the engine's own libusb context; throws NativeError ERR_USB_UNAVAILABLE. */
+  startUsb(): void;
+  /** Opens a discovered phone; `attached` or `detached` (with why) follows. */
+  openUsb(request: UsbOpenRequest): number;
   connect(handle: number, port: number, timeoutMs: number): number;
   attachClient(conn: number, fd: number, pipelined?: Buffer): void;
   closeConnection(conn: number): void;
   attachDeviceRole(cablePath: string, descriptor: CableDescriptor, options?: DeviceRoleOptions): number;
   mapDevicePort(handle: number, port: number, target?: PortTarget): void;
+  /**
+   * The device role on a mounted FunctionFS (a USB gadget's function): writes
+   * the mux interface's descriptors to ep0 at once, then runs one session per
+   * ENABLE under the returned handle ('ready' each time, 'detached' on
+   * DISABLE/UNBIND) until closeDevice().
+   */
+  attachDeviceRoleFfs(ffsDir: string, options?: DeviceRoleOptions): number;
   stats(): EngineStats;
   ref(): void;
   unref(): void;
   close(): void;
+}
+
+export interface FfsInterfaceSpec {
+  interfaceClass?: number;
+  subclass?: number;
+  protocol?: number;
+  name?: string;
+  fullSpeedMaxPacket?: number;
+  highSpeedMaxPacket?: number;
 }
 
 export interface DecodedPacket {
@@ -157,6 +204,8 @@ export interface WireTools {
   decodePacket(packet: Buffer, version: 1 | 2): DecodedPacket;
   encodeCableDescriptor(d: CableDescriptor): Buffer;
   decodeCableDescriptor(bytes: Buffer): Required<CableDescriptor>;
+  /** What the FunctionFS transport writes to ep0: v2 descriptors and strings. */
+  encodeFfsDescriptors(spec?: FfsInterfaceSpec): { descriptors: Buffer; strings: Buffer };
   StreamReassembler: new (headerSize: 8 | 16) => { feed(transfer: Buffer): Buffer[] };
   MessageAssembler: new (maxPacketSize: number) => {
     feed(transfer: Buffer): { messages: Buffer[]; faults: NativeError[] };

@@ -28,7 +28,8 @@ function paths(t: Parameters<typeof tempDir>[0]): Paths {
   return { dir, socket: join(dir, 'usbmuxd.sock'), pidfile: join(dir, 'usbmuxd.pid'), config: join(dir, 'lockdown') };
 }
 
-const base = (p: Paths) => ['-S', p.socket, '-P', p.pidfile, '-C', p.config, '--sim-state', join(p.dir, 'sims')];
+// --no-usb: these tests are about the command, not about any phone on the machine.
+const base = (p: Paths) => ['--no-usb', '-S', p.socket, '-P', p.pidfile, '-C', p.config, '--sim-state', join(p.dir, 'sims')];
 
 /** Gone, or a zombie waiting for a reaper that is not us. */
 function isGone(pid: number): boolean {

@@ -357,3 +357,38 @@ t.test('SYN to a port with nothing behind it: RST and "failed: 61"', async (t) =
   const c = await host.open(ECHO_PORT);
   t.equal((await host.echo(c, Buffer.from('still up'))).toString(), 'still up');
 });
+
+// Found through Debian's usbmuxd in the USB lab (lab/): restarted with the
+// phone still configured, it sends VERSION (v1-framed) into a live v2 session.
+t.test('a host that starts over with VERSION gets a new session, not a dead phone', async (t) => {
+  const { host, port, peer } = await phone(t);
+  const detached: string[] = [];
+  peer.engine.on('detached', (d) => detached.push(d.code));
+  const old = await host.open(ECHO_PORT);
+  t.equal((await host.echo(old, Buffer.from('first host'))).toString(), 'first host');
+
+  port.sendTransfer(wire.encodePacket({ version: 1, protocol: PROTO_VERSION, payload: versionBody(2) }));
+  const version = await host.expect('a second VERSION reply', (p) => p.protocol === PROTO_VERSION);
+  t.equal(version.length, 20, 'answered with a v1-framed VERSION, as at first');
+  t.equal(version.payload.readUInt32BE(0), 2);
+  // The restarted host numbers its source ports from 1 again, and has seen no log line yet.
+  const again = new HandHost(port, peer);
+  port.sendTransfer(port.encode(PROTO_SETUP, { payload: Buffer.from([0x07]) }));
+  await again.control('the SETUP line of the new session', (l) => /debug level to 7/.test(l.text));
+  const c = await again.open(ECHO_PORT);
+  t.equal(c.synAck.tcp!.flags, TH_SYN | TH_ACK, 'the same source port opens a new connection');
+  t.equal((await again.echo(c, Buffer.from('second host'))).toString(), 'second host');
+  t.same(detached, [], 'the phone never went away');
+});
+
+t.test('a truncated VERSION is logged and dropped; the phone stays', async (t) => {
+  const { host, port, peer } = await phone(t);
+  const detached: string[] = [];
+  peer.engine.on('detached', (d) => detached.push(d.code));
+  port.sendTransfer(wire.encodePacket({ version: 1, protocol: PROTO_VERSION, payload: Buffer.from([0, 0, 0, 2]) }));
+  const err = await host.control('a CONTROL error line', (l) => l.type === 3);
+  t.match(err.text, /VERSION body of 4 bytes/);
+  const c = await host.open(ECHO_PORT);
+  t.equal((await host.echo(c, Buffer.from('still up'))).toString(), 'still up');
+  t.same(detached, []);
+});

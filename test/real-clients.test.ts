@@ -132,7 +132,7 @@ function exitOf(child: ChildProcess): Promise<Exit> {
 
 const dir = tempDir(t, 'tsmuxd-real-');
 const socketPath = join(dir, 'usbmuxd.sock');
-const daemonArgs = ['-f', '--sim', '1', '-S', socketPath, '-P', join(dir, 'pid'), '-C', join(dir, 'lockdown'), '--sim-state', join(dir, 'sims')];
+const daemonArgs = ['-f', '--no-usb', '--sim', '1', '-S', socketPath, '-P', join(dir, 'pid'), '-C', join(dir, 'lockdown'), '--sim-state', join(dir, 'sims')];
 const daemon = spawnDaemon(t, daemonArgs);
 const address = await daemon.ready();
 const env = { ...process.env, USBMUXD_SOCKET_ADDRESS: address };

@@ -204,7 +204,11 @@ void DeviceSession::handleMessage(const uint8_t* p, size_t len, bool inTransfer)
   }
   uint32_t protocol = getBe32(p);
   uint32_t length = getBe32(p + 4);
-  Fault f = checkHeader(protocol, length, headerSize_);
+  // A host's VERSION is v1-framed whatever was agreed before: it is how a
+  // host starts, and a restarted daemon (usbmuxd restarted with the phone
+  // still plugged in and configured) starts again mid-session.
+  bool version = protocol == kProtoVersion;
+  Fault f = checkHeader(protocol, length, version ? kHeaderSizeV1 : headerSize_);
   if (f) {
     controlLog(kControlError, f.message);
     observer_.onSessionLog(*this, LogLevel::Warning, "dropped a host message: " + f.message);
@@ -217,7 +221,31 @@ void DeviceSession::handleMessage(const uint8_t* p, size_t len, bool inTransfer)
     observer_.onSessionLog(*this, LogLevel::Warning, "dropped a host message: " + what);
     return;
   }
+  if (version && len < kHeaderSizeV1 + kVersionBodySize) {
+    // A phone logs a malformed host message and carries on.
+    std::string what = "VERSION body of " + std::to_string(len - kHeaderSizeV1) + " bytes";
+    controlLog(kControlError, what);
+    observer_.onSessionLog(*this, LogLevel::Warning, "dropped a host message: " + what);
+    return;
+  }
+  if (version && state_ != State::Init) restartForNewHost();
   handlePacket(p, len, inTransfer);
+}
+
+void DeviceSession::restartForNewHost() {
+  // The host has forgotten the old session and its connections (a daemon
+  // restart sends RSTs before it exits, or nothing at all): the phone drops
+  // them too, delivering what it already holds, and handshakes again.
+  observer_.onSessionLog(*this, LogLevel::Info, "the host sent VERSION again: a new mux session");
+  std::vector<std::shared_ptr<Connection>> all;
+  for (auto& e : conns_) all.push_back(e.second);
+  conns_.clear();
+  for (auto& c : all) c->peerGone("the host started a new mux session");
+  state_ = State::Init;
+  version_ = 0;
+  headerSize_ = kHeaderSizeV1;
+  txSeq_ = 0;
+  rxSeq_ = 0;
 }
 
 bool DeviceSession::handlePacket(const uint8_t* p, size_t len, bool inTransfer) {
@@ -237,7 +265,7 @@ bool DeviceSession::handlePacket(const uint8_t* p, size_t len, bool inTransfer) 
 }
 
 void DeviceSession::handleVersion(const uint8_t* body, size_t len) {
-  if (len < kVersionBodySize) {
+  if (len < kVersionBodySize) {  // host role: the device role checked it in handleMessage
     fail(Fault(codes::kShortBody, "VERSION body of " + std::to_string(len) + " bytes"));
     return;
   }

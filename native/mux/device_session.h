@@ -100,6 +100,8 @@ class DeviceSession : public usb::TransportHandler, public pipe::Deferred {
   bool handlePacket(const uint8_t* p, size_t len, bool inTransfer);
   void handleMessage(const uint8_t* p, size_t len, bool inTransfer);
   void handleVersion(const uint8_t* body, size_t len);
+  // Device role: a VERSION after the handshake; forget the old session.
+  void restartForNewHost();
   void handleSetup(const uint8_t* body, size_t len);
   void handleControl(const uint8_t* body, size_t len);
   void handleTcp(const uint8_t* body, size_t len, bool inTransfer);

@@ -26,12 +26,16 @@ constexpr const char* kMessageSizeMismatch = "ERR_MUX_MESSAGE_SIZE_MISMATCH";
 constexpr const char* kOversizeTransfer = "ERR_CABLE_OVERSIZE_TRANSFER";
 constexpr const char* kBadDescriptor = "ERR_CABLE_DESCRIPTOR";
 constexpr const char* kCableIo = "ERR_CABLE_IO";
+constexpr const char* kFfsIo = "ERR_FFS_IO";
 constexpr const char* kUnplugged = "ERR_UNPLUGGED";
 constexpr const char* kNoDevice = "ERR_NO_DEVICE";
 constexpr const char* kNoConnection = "ERR_NO_CONNECTION";
 constexpr const char* kInvalidArgument = "ERR_INVALID_ARGUMENT";
 constexpr const char* kSystem = "ERR_SYSTEM";
 constexpr const char* kEngineClosed = "ERR_ENGINE_CLOSED";
+constexpr const char* kUsbUnavailable = "ERR_USB_UNAVAILABLE";
+constexpr const char* kUsbOpen = "ERR_USB_OPEN";
+constexpr const char* kUsbIo = "ERR_USB_IO";
 }  // namespace codes
 
 }  // namespace tsmuxd

@@ -35,6 +35,9 @@ class DeviceLink : public usb::TransportHandler {
   usb::Transport& transport() { return *transport_; }
 
   void startSession(const mux::SessionOptions& options);
+  // The transport described the device itself (libusb): no descriptor
+  // transfer is expected before the session starts.
+  void markDescribed() { described_ = true; }
   // Daemon-initiated removal: RST every connection, then drop the link.
   void shutdown();
   // The link died under us: connections flush what they have, then close.

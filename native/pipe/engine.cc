@@ -8,6 +8,8 @@
 #include <cstring>
 
 #include "pipe/fd_pump.h"
+#include "usb/ffs.h"
+#include "usb/libusb_transport.h"
 
 namespace tsmuxd::pipe {
 
@@ -25,14 +27,21 @@ void Engine::stop() {
   if (!started_) return;
   started_ = false;
   loop_.stop([this] {
+    for (auto& o : opening_) o.second->cancel();
+    opening_.clear();
     for (auto& l : listeners_) l.second->close();
+    for (auto& f : ffs_) f.second.function->close();
     for (auto& l : links_) l.second->shutdown();
     std::vector<std::shared_ptr<mux::Connection>> left;
     for (auto& c : conns_) left.push_back(c.second);
     for (auto& c : left) c->reset("the daemon is stopping");
     listeners_.clear();
+    ffs_.clear();
     links_.clear();
     conns_.clear();
+    // Cancelled transfers come back within a turn or two; a stuck one is
+    // leaked after a second rather than holding the daemon's exit.
+    if (usb_) usb_->shutdown(1000);
   });
 }
 
@@ -91,20 +100,108 @@ void Engine::mapDevicePort(uint32_t handle, uint16_t port, std::optional<LocalTa
   });
 }
 
-void Engine::closeDevice(uint32_t handle) {
-  loop_.post([this, handle] {
+void Engine::closeDevice(uint32_t handle, bool unplugged) {
+  loop_.post([this, handle, unplugged] {
+    NativeEvent ev(NativeEvent::Type::Detached);
+    ev.handle = handle;
+    ev.code = unplugged ? codes::kUnplugged : "ERR_CLOSED";
+    ev.text = unplugged ? "unplugged" : "closed by the daemon";
+    auto opening = opening_.find(handle);
+    if (opening != opening_.end()) {
+      opening->second->cancel();
+      loop_.retire(opening->second);
+      opening_.erase(opening);
+      emit(std::move(ev));
+      return;
+    }
+    auto f = ffs_.find(handle);
+    if (f != ffs_.end()) {
+      // Closing ep0 takes the function off the gadget: the host sees an unplug.
+      f->second.function->close();
+      loop_.retire(f->second.function);
+      ffs_.erase(f);
+    }
     auto it = links_.find(handle);
     if (it == links_.end()) return;
     std::shared_ptr<DeviceLink> link = it->second;
     links_.erase(it);
-    link->shutdown();
+    if (unplugged) link->lost("device unplugged");
+    else link->shutdown();
     loop_.retire(link);
-    NativeEvent ev(NativeEvent::Type::Detached);
-    ev.handle = handle;
-    ev.code = "ERR_CLOSED";
-    ev.text = "closed by the daemon";
     emit(std::move(ev));
   });
+}
+
+bool Engine::startUsb(std::string& error) {
+  if (usb_) return true;
+  auto log = [this](const char* level, const std::string& text) {
+    NativeEvent ev(NativeEvent::Type::Log);
+    ev.level = level;
+    ev.text = text;
+    emit(std::move(ev));
+  };
+  usb_ = usb::LibusbContext::create(loop_, log, error);
+  if (!usb_) return false;
+  loop_.post([this] { usb_->attach(); });
+  return true;
+}
+
+uint32_t Engine::openUsb(const usb::UsbOpenRequest& request) {
+  uint32_t handle = nextHandle_++;
+  loop_.post([this, handle, request] {
+    if (!usb_) {
+      NativeEvent ev(NativeEvent::Type::Detached);
+      ev.handle = handle;
+      ev.code = codes::kUsbUnavailable;
+      ev.text = "libusb is not started";
+      emit(std::move(ev));
+      return;
+    }
+    auto opener = std::make_shared<usb::LibusbOpener>(
+        *usb_, request,
+        [this, handle, request](std::unique_ptr<usb::LibusbDevice> device,
+                                std::shared_ptr<usb::CableDescriptor> descriptor, const Fault& f) {
+          usbOpened(handle, request, std::move(device), std::move(descriptor), f);
+        });
+    opening_[handle] = opener;
+    opener->start();
+  });
+  return handle;
+}
+
+void Engine::usbOpened(uint32_t handle, const usb::UsbOpenRequest& request,
+                       std::unique_ptr<usb::LibusbDevice> device,
+                       std::shared_ptr<usb::CableDescriptor> descriptor, const Fault& fault) {
+  auto it = opening_.find(handle);
+  if (it == opening_.end()) {
+    // Cancelled meanwhile: never close a handle here (this may run inside a
+    // libusb callback); the context's drain does it.
+    if (device) usb_->retire(std::move(device));
+    return;
+  }
+  // Possibly inside the opener's own libusb callback: keep it alive to the
+  // end of the turn.
+  loop_.retire(it->second);
+  opening_.erase(it);
+  if (fault) {
+    NativeEvent ev(NativeEvent::Type::Detached);
+    ev.handle = handle;
+    ev.code = fault.code;
+    ev.text = fault.message;
+    emit(std::move(ev));
+    return;
+  }
+  auto transport =
+      std::make_unique<usb::LibusbTransport>(*usb_, stats_, std::move(device), request.endpoints);
+  auto link = std::make_shared<DeviceLink>(*this, handle, mux::Role::Host, std::move(transport));
+  link->markDescribed();
+  links_[handle] = link;
+  NativeEvent ev(NativeEvent::Type::Attached);
+  ev.handle = handle;
+  ev.descriptor = std::move(descriptor);
+  ev.link = "usb";
+  ev.locationId = (uint32_t(request.bus) << 16) | request.address;
+  emit(std::move(ev));
 }
 
 void Engine::linkClosed(DeviceLink& link, const Fault& why) {
@@ -199,18 +296,89 @@ uint32_t Engine::attachDeviceRole(const std::string& cablePath,
   loop_.post([this, fd, handle, maxPacket, options] {
     auto transport = std::make_unique<usb::CableTransport>(loop_, pool_, stats_, fd);
     transport->setMaxPacketSize(maxPacket);
-    auto link = std::make_shared<DeviceLink>(*this, handle, mux::Role::Device, std::move(transport));
-    link->setDefaultLoopback(options.defaultLoopback);
-    for (const auto& m : options.portMap) link->mapPort(m.first, m.second);
-    links_[handle] = link;
-    mux::SessionOptions so;
-    so.role = mux::Role::Device;
-    so.window = options.window;
-    so.deviceVersion = options.version;
-    so.controlLogs = options.controlLogs;
-    link->startSession(so);
+    startDeviceSession(handle, std::move(transport), options);
   });
   return handle;
+}
+
+void Engine::startDeviceSession(uint32_t handle, std::unique_ptr<usb::Transport> transport,
+                                const DeviceRoleOptions& options) {
+  auto link = std::make_shared<DeviceLink>(*this, handle, mux::Role::Device, std::move(transport));
+  link->setDefaultLoopback(options.defaultLoopback);
+  for (const auto& m : options.portMap) link->mapPort(m.first, m.second);
+  links_[handle] = link;
+  mux::SessionOptions so;
+  so.role = mux::Role::Device;
+  so.window = options.window;
+  so.deviceVersion = options.version;
+  so.controlLogs = options.controlLogs;
+  link->startSession(so);
+}
+
+uint32_t Engine::attachDeviceRoleFfs(const std::string& dir, const DeviceRoleOptions& options,
+                                     std::string& error) {
+  std::shared_ptr<usb::FfsFunction> function = usb::FfsFunction::open(dir, usb::FfsInterfaceSpec(), error);
+  if (!function) return 0;
+  uint32_t handle = nextHandle_++;
+  loop_.post([this, function, handle, options] {
+    std::string why;
+    bool ok = function->start(loop_, [this, handle](usb::FfsFunction::Event e, const std::string& detail) {
+      onFfsEvent(handle, e, detail);
+    }, why);
+    if (ok) {
+      ffs_[handle] = FfsEntry{function, options};
+    } else {
+      emitLog(handle, "error", "FunctionFS: cannot watch ep0: " + why);
+    }
+  });
+  return handle;
+}
+
+void Engine::onFfsEvent(uint32_t handle, usb::FfsFunction::Event e, const std::string& detail) {
+  using E = usb::FfsFunction::Event;
+  auto it = ffs_.find(handle);
+  if (it == ffs_.end()) return;
+  FfsEntry& entry = it->second;
+  DeviceLink* link = findLink(handle);
+  switch (e) {
+    case E::Enable: {
+      // The host set a configuration holding our interface: a phone starts
+      // a fresh mux session (the host begins with VERSION either way).
+      if (link) linkClosed(*link, Fault(codes::kUnplugged, "FunctionFS re-enabled"));
+      uint16_t mps = entry.function->currentMaxPacketSize(512);
+      std::string error;
+      auto transport = usb::FfsTransport::create(loop_, pool_, stats_, entry.function->outFd(),
+                                                 entry.function->inFd(), mps, error);
+      if (!transport) {
+        emitLog(handle, "error", "FunctionFS ENABLE: cannot start a session: " + error);
+        return;
+      }
+      emitLog(handle, "info", "FunctionFS ENABLE: wMaxPacketSize " + std::to_string(mps));
+      startDeviceSession(handle, std::move(transport), entry.options);
+      return;
+    }
+    case E::Disable:
+    case E::Unbind:
+      // Unconfigured (SET_CONFIGURATION 0 or another configuration) or the
+      // UDC unbound (an unplug): the session ends. Its requests may already
+      // have failed with ESHUTDOWN and ended it first.
+      emitLog(handle, "info", "FunctionFS " + detail);
+      if (link) {
+        linkClosed(*link, Fault(codes::kUnplugged, std::string("FunctionFS ") + detail +
+                                                       ": the host unconfigured or unplugged us"));
+      }
+      return;
+    case E::Setup: emitLog(handle, "debug", "FunctionFS " + detail); return;
+    default: emitLog(handle, "info", "FunctionFS " + detail); return;
+  }
+}
+
+void Engine::emitLog(uint32_t handle, const char* level, std::string text) {
+  NativeEvent ev(NativeEvent::Type::Log);
+  ev.handle = handle;
+  ev.level = level;
+  ev.text = std::move(text);
+  emit(std::move(ev));
 }
 
 // ---- session observer ----

@@ -16,6 +16,9 @@
 #include "pipe/events.h"
 #include "pipe/stats.h"
 #include "usb/cable.h"
+#include "usb/libusb_context.h"
+#include "usb/libusb_open.h"
+#include "usb/ffs_function.h"
 
 namespace tsmuxd::pipe {
 
@@ -40,7 +43,13 @@ class Engine : public mux::SessionObserver {
   uint32_t listenCable(const std::string& path, std::string& error);
   void closeListener(uint32_t id);
   void openDevice(uint32_t handle, uint32_t window, uint16_t maxPacketSize);
-  void closeDevice(uint32_t handle);
+  // `unplugged`: discovery saw the device go; no RSTs are sent to it.
+  void closeDevice(uint32_t handle, bool unplugged = false);
+  // libusb: once per engine; false with `error` when there is no USB here.
+  bool startUsb(std::string& error);
+  // Opens a phone discovery found; its `attached` (or `detached` with the
+  // reason it could not be opened) follows as an event.
+  uint32_t openUsb(const usb::UsbOpenRequest& request);
   uint32_t connect(uint32_t handle, uint16_t port, uint64_t timeoutMs);
   bool attachClient(uint32_t conn, int fd, std::vector<uint8_t> pipelined, std::string& error);
   void closeConnection(uint32_t conn);
@@ -48,6 +57,11 @@ class Engine : public mux::SessionObserver {
                             const DeviceRoleOptions& options, std::string& error);
   // Device role: adds (or, without a target, removes) one port mapping.
   void mapDevicePort(uint32_t handle, uint16_t port, std::optional<LocalTarget> target);
+  // Device role over a mounted FunctionFS: writes the mux interface's
+  // descriptors now (errors come back at once), then runs one session per
+  // ENABLE under the returned handle until closeDevice().
+  uint32_t attachDeviceRoleFfs(const std::string& dir, const DeviceRoleOptions& options,
+                               std::string& error);
 
   // ---- event thread ----
   EventLoop& loop() { return loop_; }
@@ -68,6 +82,13 @@ class Engine : public mux::SessionObserver {
 
  private:
   void acceptCable(int fd);
+  void usbOpened(uint32_t handle, const usb::UsbOpenRequest& request,
+                 std::unique_ptr<usb::LibusbDevice> device,
+                 std::shared_ptr<usb::CableDescriptor> descriptor, const Fault& fault);
+  void startDeviceSession(uint32_t handle, std::unique_ptr<usb::Transport> transport,
+                          const DeviceRoleOptions& options);
+  void onFfsEvent(uint32_t handle, usb::FfsFunction::Event e, const std::string& detail);
+  void emitLog(uint32_t handle, const char* level, std::string text);
   void forgetConnection(mux::Connection& c);
   DeviceLink* findLink(uint32_t handle);
 
@@ -75,6 +96,8 @@ class Engine : public mux::SessionObserver {
   EngineStats stats_;
   EventLoop loop_;
   BufferPool pool_;
+  // After pool_ and loop_, so it goes first: retired devices hold pool blocks.
+  std::unique_ptr<usb::LibusbContext> usb_;
   std::atomic<uint32_t> nextHandle_{1};
   std::atomic<uint32_t> nextListener_{1};
   bool started_ = false;
@@ -83,6 +106,12 @@ class Engine : public mux::SessionObserver {
   std::unordered_map<uint32_t, std::shared_ptr<usb::CableListener>> listeners_;
   std::unordered_map<uint32_t, std::shared_ptr<DeviceLink>> links_;
   std::unordered_map<uint32_t, std::shared_ptr<mux::Connection>> conns_;
+  std::unordered_map<uint32_t, std::shared_ptr<usb::LibusbOpener>> opening_;
+  struct FfsEntry {
+    std::shared_ptr<usb::FfsFunction> function;
+    DeviceRoleOptions options;
+  };
+  std::unordered_map<uint32_t, FfsEntry> ffs_;
 };
 
 }  // namespace tsmuxd::pipe

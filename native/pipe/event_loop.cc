@@ -64,9 +64,9 @@ void EventLoop::post(std::function<void()> fn) {
   (void)r;  // EAGAIN means a wake is already pending
 }
 
-void EventLoop::add(int fd, Pollable* p, uint32_t events) {
+void EventLoop::add(int fd, Pollable* p, uint32_t events, bool edge) {
   struct epoll_event ev {};
-  ev.events = events | EPOLLET;
+  ev.events = edge ? events | EPOLLET : events;
   ev.data.ptr = p;
   if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
     throw std::runtime_error(std::string("epoll_ctl ADD failed: ") + strerror(errno));

@@ -60,7 +60,10 @@ class EventLoop {
   // Thread-safe: runs `fn` on the loop thread.
   void post(std::function<void()> fn);
 
-  void add(int fd, Pollable* p, uint32_t events);
+  // Edge-triggered unless `edge` is false. Level triggering is for fds whose
+  // owner may leave readiness unconsumed (libusb reaps at most 26 URBs per
+  // fd per call): epoll then reports them again next turn.
+  void add(int fd, Pollable* p, uint32_t events, bool edge = true);
   void remove(int fd);
 
   TimerId addTimer(uint64_t delayMs, std::function<void()> fn);

@@ -22,6 +22,10 @@ struct NativeEvent {
   uint64_t bytesIn = 0;
   uint64_t bytesOut = 0;
   std::shared_ptr<usb::CableDescriptor> descriptor;
+  // Attached: what carries the device ("cable" or "usb") and, for USB,
+  // usbmuxd's LocationID ((bus << 16) | address).
+  const char* link = "cable";
+  uint32_t locationId = 0;
 };
 
 class EventSink {

@@ -19,8 +19,8 @@ export const DAEMON_HELP = `usage: tsmuxd [options]
   -v, --verbose          more log output (repeat for more)
   -V, --version          print the version
   -U, --user USER        drop privileges to USER after creating the socket
-  -n, --disable-hotplug  no automatic USB discovery
-  -z, --enable-exit      honour SIGUSR1 (exit if no devices) and SIGUSR2 (discover)
+  -n, --disable-hotplug  no USB hotplug: look for devices at start and on SIGUSR2
+  -z, --enable-exit      honour SIGUSR1 (exit if no devices)
   -p, --no-preflight     skip the lockdown preflight (devices are visible at once)
   -u, --udev             udev mode: -n -z
   -s, --systemd          systemd mode: -z -f
@@ -186,6 +186,7 @@ export async function runDaemonCommand(argv: string[]): Promise<number> {
       simTrust,
       preflight: !values['no-preflight'],
       simStateDir: values['sim-state'] ?? defaultSimStateDir(),
+      usb: values['no-usb'] ? 'off' : values['disable-hotplug'] ? 'manual' : 'hotplug',
       uid: owner?.uid,
       gid: owner?.gid,
     });
@@ -201,7 +202,7 @@ export async function runDaemonCommand(argv: string[]): Promise<number> {
     process.setuid?.(owner.uid);
     log.notice(`running as ${values.user}`);
   }
-  if (values['no-usb'] || values['disable-hotplug']) log.info('USB discovery is off');
+  if (values['no-usb']) log.info('USB is off (--no-usb)');
   if (values['no-preflight']) log.info('preflight is off: devices are visible at once');
   if (address.kind === 'unix' && address.path !== '/var/run/usbmuxd') {
     process.stdout.write(`export USBMUXD_SOCKET_ADDRESS=${formatSocketAddress(address)}\n`);
@@ -227,7 +228,8 @@ export async function runDaemonCommand(argv: string[]): Promise<number> {
     else log.notice('SIGUSR1: devices are attached; staying');
   });
   process.on('SIGUSR2', () => {
-    if (enableExit) log.notice('SIGUSR2: discovery requested (USB discovery arrives with the libusb transport)');
+    log.notice('SIGUSR2: looking for USB devices');
+    daemon.discover();
   });
   return new Promise<number>(() => {});  // runs until a signal
 }

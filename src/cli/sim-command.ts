@@ -1,4 +1,5 @@
-// `tsmuxd sim`: simulated iPhones on a virtual cable, in this process.
+// `tsmuxd sim`: simulated iPhones on a virtual cable (or one on a USB
+// gadget's FunctionFS mount, in the lab), in this process.
 // Each prints JSON lines on stdout (ready, unplugged, plugged, link-lost),
 // and takes commands as lines on stdin ("trust", "deny", "unplug", "plug",
 // "replug [ms]", each optionally followed by a sim index) and as signals
@@ -14,9 +15,11 @@ import { TRUST_MODES, type TrustMode } from '../sim/lockdown/lockdownd.js';
 import { startPeer, type Peer } from '../sim/peer.js';
 import { udidToSerial } from '../sim/state.js';
 
-export const SIM_HELP = `usage: tsmuxd sim --cable PATH [options]
+export const SIM_HELP = `usage: tsmuxd sim (--cable PATH | --ffs DIR) [options]
 
   --cable PATH             the daemon's virtual-cable socket (tsmuxd --cable PATH)
+  --ffs DIR                a mounted FunctionFS of a configured USB gadget (one phone;
+                           --serial must be the gadget's serial string)
   --count N                run N phones (default 1)
   --udid UDID              the phone's UDID (40 hex, or 8-16 hex with a dash); one phone only
   --trust MODE             auto (default), prompt or deny: how the Trust dialog is answered
@@ -53,6 +56,7 @@ export async function runSimCommand(argv: string[]): Promise<number> {
     args: argv,
     options: {
       cable: { type: 'string' },
+      ffs: { type: 'string' },
       count: { type: 'string' },
       udid: { type: 'string' },
       serial: { type: 'string' },
@@ -73,7 +77,7 @@ export async function runSimCommand(argv: string[]): Promise<number> {
     process.stdout.write(SIM_HELP);
     return 0;
   }
-  if (!values.cable) throw new Error(`--cable is required\n\n${SIM_HELP}`);
+  if (!values.cable === !values.ffs) throw new Error(`one of --cable and --ffs is required\n\n${SIM_HELP}`);
   const trust = values.trust as TrustMode | undefined;
   if (trust !== undefined && !TRUST_MODES.includes(trust)) throw new Error(`--trust is auto, prompt or deny, not '${trust}'`);
   const count = positive('count', values.count) ?? 1;
@@ -81,6 +85,7 @@ export async function runSimCommand(argv: string[]): Promise<number> {
   let serial = values.serial;
   if (values.udid) serial = udidToSerial(values.udid);
   if (serial && count > 1) throw new Error('--udid and --serial name one phone; leave them out with --count');
+  if (values.ffs && count > 1) throw new Error('a FunctionFS mount carries one phone');
 
   const engine = new MuxEngine();
   const peers: Peer[] = [];
@@ -101,6 +106,7 @@ export async function runSimCommand(argv: string[]): Promise<number> {
   for (let index = 0; index < count; index++) {
     const peer: Peer = await startPeer({
       cable,
+      ffs: values.ffs,
       engine,
       stateDir: stateDir && count > 1 ? join(stateDir, `sim-${index}`) : stateDir,
       usb: { serial, maxPacketSize: positive('max-packet-size', values['max-packet-size']) },
@@ -117,10 +123,13 @@ export async function runSimCommand(argv: string[]): Promise<number> {
       onReady: () => emit({ event: 'ready', ready: true, index, udid: peer.identity.udid, serial: peer.serial, pid: process.pid, services: peer.services }),
       onLinkLost: (reason) => {
         emit({ event: 'link-lost', index, udid: peer.identity.udid, reason });
-        keepPlugging(peer);
+        // A gadget comes back by itself when its UDC is bound again.
+        if (!values.ffs) keepPlugging(peer);
       },
     });
     peers.push(peer);
+    // The lab binds the gadget to its UDC once the descriptors are on ep0.
+    if (values.ffs) emit({ event: 'descriptors', descriptors: true, ffs: values.ffs, serial: peer.serial, pid: process.pid });
   }
 
   const select = (index: string | undefined): Peer[] => {

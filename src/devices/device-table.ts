@@ -95,8 +95,9 @@ export class DeviceTable extends EventEmitter<DeviceTableEvents> {
       serialNumber: d.udid,
       usbSerialNumber: d.descriptor.serial,
       productId: d.descriptor.productId,
-      // Cable devices have no bus; the engine handle keeps the value unique.
-      locationId: 0x10000 + d.handle,
+      // USB: (bus << 16) | address as usbmuxd. Cable devices have no bus;
+      // the engine handle keeps the value unique.
+      locationId: d.locationId ?? 0x10000 + d.handle,
       connectionSpeed: connectionSpeed(d.descriptor.speed),
       connectionType: 'USB',
       visible: false,

@@ -14,11 +14,16 @@ import {
   type EngineStats,
   type NativeEngine,
   type NativeEvent,
+  type UsbOpenRequest,
 } from '../native.js';
 import { checkDevice, serialToUdid, type MuxSelection } from '../usb/config-select.js';
 
 export interface AttachedDevice {
   handle: number;
+  /** What carries the device: the virtual cable or libusb. */
+  link: 'cable' | 'usb';
+  /** USB only: (bus << 16) | address. */
+  locationId?: number;
   udid: string;
   descriptor: Required<CableDescriptor>;
   selection: MuxSelection;
@@ -123,8 +128,18 @@ export class MuxEngine extends EventEmitter<MuxEngineEvents> {
     this.native.closeConnection(conn);
   }
 
-  closeDevice(handle: number): void {
-    this.native.closeDevice(handle);
+  closeDevice(handle: number, unplugged = false): void {
+    this.native.closeDevice(handle, unplugged);
+  }
+
+  /** Starts libusb in the data plane; throws NativeError ERR_USB_UNAVAILABLE where there is no USB. */
+  startUsb(): void {
+    this.native.startUsb();
+  }
+
+  /** Opens a phone that discovery found; it then arrives as `attached` like a cable device. */
+  openUsb(request: UsbOpenRequest): number {
+    return this.native.openUsb(request);
   }
 
   attachDeviceRole(cablePath: string, descriptor: CableDescriptor, options?: DeviceRoleOptions): number {
@@ -134,6 +149,11 @@ export class MuxEngine extends EventEmitter<MuxEngineEvents> {
   /** Device role: maps a port to a local target from now on, or unmaps it. */
   mapDevicePort(handle: number, port: number, target?: PortTarget): void {
     this.native.mapDevicePort(handle, port, target);
+  }
+
+  /** The device role on a mounted FunctionFS; see NativeEngine.attachDeviceRoleFfs. */
+  attachDeviceRoleFfs(ffsDir: string, options?: DeviceRoleOptions): number {
+    return this.native.attachDeviceRoleFfs(ffsDir, options);
   }
 
   stats(): EngineStats {
@@ -154,7 +174,7 @@ export class MuxEngine extends EventEmitter<MuxEngineEvents> {
     for (const ev of events) {
       switch (ev.type) {
         case 'attached':
-          this.onAttached(ev.handle, ev.descriptor);
+          this.onAttached(ev.handle, ev.descriptor, ev.link, ev.locationId);
           break;
         case 'ready':
           this.readyHandles.add(ev.handle);
@@ -188,7 +208,12 @@ export class MuxEngine extends EventEmitter<MuxEngineEvents> {
     }
   }
 
-  private onAttached(handle: number, descriptor: Required<CableDescriptor>): void {
+  private onAttached(
+    handle: number,
+    descriptor: Required<CableDescriptor>,
+    link: 'cable' | 'usb',
+    locationId: number | undefined,
+  ): void {
     const check = checkDevice(descriptor);
     if (!check.ok) {
       // Never open what is not an Apple usbmux device.
@@ -198,6 +223,8 @@ export class MuxEngine extends EventEmitter<MuxEngineEvents> {
     }
     const device: AttachedDevice = {
       handle,
+      link,
+      locationId,
       udid: serialToUdid(descriptor.serial),
       descriptor,
       selection: check.selection,

@@ -13,6 +13,7 @@ import { PairRecordStore } from '../pairing/store.js';
 import { Preflight } from '../preflight/preflight.js';
 import type { TrustMode } from '../sim/lockdown/lockdownd.js';
 import { SimProcess, type SimCommand } from '../sim/sim-process.js';
+import { loadUsbBackend, UsbDiscovery } from '../usb/discovery.js';
 import type { SocketAddress } from './address.js';
 import { UsbmuxServer } from './server.js';
 
@@ -36,6 +37,13 @@ export interface DaemonOptions {
   preflight?: boolean;
   /** Preflight: how often Pair is asked again while the Trust dialog shows. */
   preflightRetryMs?: number;
+  /**
+   * Real USB phones: 'hotplug' enumerates at start and follows plug events,
+   * 'manual' enumerates at start and on discover() (tsmuxd -n), 'off' (the
+   * default for library use and tests) never touches libusb. Where there is
+   * no USB the daemon logs one warning and serves the rest.
+   */
+  usb?: 'off' | 'hotplug' | 'manual';
 }
 
 export class Daemon {
@@ -45,6 +53,7 @@ export class Daemon {
   private readonly sims: SimProcess[] = [];
   preflight?: Preflight;
   private runDir?: string;
+  private usb?: UsbDiscovery;
   private simDir?: string;
   private stopped = false;
 
@@ -92,11 +101,41 @@ export class Daemon {
         log.notice(`accepting virtual-cable devices on ${path}`);
       }
       if (options.sims) await daemon.startSims(options.sims);
+      if (options.usb && options.usb !== 'off') await daemon.startUsb(options.usb);
     } catch (err) {
       await daemon.stop();
       throw err;
     }
     return daemon;
+  }
+
+  /** Never throws: no USB is one warning, and the daemon goes on without it. */
+  private async startUsb(mode: 'hotplug' | 'manual'): Promise<void> {
+    const without = 'serving virtual-cable and simulated devices only';
+    try {
+      this.engine.startUsb();
+    } catch (err) {
+      this.log.warning(`USB is unavailable (${(err as Error).message}); ${without}`);
+      return;
+    }
+    const loaded = await loadUsbBackend();
+    if ('error' in loaded) {
+      this.log.warning(`USB discovery is unavailable (${loaded.error}); ${without}`);
+      return;
+    }
+    this.usb = new UsbDiscovery(this.engine, loaded.backend, this.log);
+    this.usb.start({ hotplug: mode === 'hotplug' });
+    this.log.info(mode === 'hotplug' ? 'USB discovery: hotplug' : 'USB discovery: at start and on SIGUSR2 (-n)');
+  }
+
+  /** Looks for USB phones now (SIGUSR2). */
+  discover(): void {
+    this.usb?.scan();
+  }
+
+  /** USB devices handed to the engine, by `bus-address` (for tests and diagnostics). */
+  usbHandles(): Map<string, number> {
+    return this.usb?.handles() ?? new Map();
   }
 
   private async startSims(count: number): Promise<void> {
@@ -137,6 +176,7 @@ export class Daemon {
     if (this.stopped) return;
     this.stopped = true;
     await this.server.close();
+    this.usb?.close();
     this.engine.close();
     await Promise.all(this.sims.map((s) => s.stop()));
     if (this.simDir) rmSync(this.simDir, { recursive: true, force: true });

@@ -1,4 +1,5 @@
-// A simulated phone on a cable: the device-role mux plus the echo, sink and
+// A simulated phone on a virtual cable or on a real USB gadget (FunctionFS):
+// the device-role mux plus the echo, sink and
 // source test services on fixed ports, lockdownd on 62078 (pairing with a
 // trust dialog, TLS sessions) and the lockdown services StartService hands
 // out on fresh one-connection ports (heartbeat, notification proxy, AFC).
@@ -27,7 +28,16 @@ import { startSource } from './services/source.js';
 import { openSimState } from './state.js';
 
 export interface PeerOptions extends Omit<DeviceRoleOptions, 'portMap'> {
-  cable: string;
+  /** A virtual cable's listening path (the daemon's --cable). */
+  cable?: string;
+  /**
+   * Or a mounted FunctionFS (e.g. '/dev/ffs-mux') of a USB gadget whose
+   * configfs side (VID/PID, serial, configurations) is set up already: the
+   * phone's mux interface goes on it, and each time the host configures the
+   * gadget a new session starts under the same handle. `usb.serial` must be
+   * the gadget's serial string, so that lockdownd's UDID matches the host's.
+   */
+  ffs?: string;
   /** Serve the services on Unix sockets in this directory instead of TCP. */
   socketDir?: string;
   usb?: Partial<SimUsbIdentity>;
@@ -137,23 +147,27 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
 
   const ownEngine = !options.engine;
   const engine = options.engine ?? new MuxEngine();
+  if ((options.cable === undefined) === (options.ffs === undefined)) throw new Error('a simulated phone needs a cable or a FunctionFS mount, not both');
   const descriptor = iphoneDescriptor({ ...options.usb, serial });
-  const portMap = Object.entries(services).map(([port, where]) =>
-    typeof where === 'string' ? { port: Number(port), path: where } : { port: Number(port), targetPort: where },
-  );
+  const roleOptions: DeviceRoleOptions = {
+    window: options.window,
+    version: options.version,
+    controlLogs: options.controlLogs,
+    defaultLoopback: options.defaultLoopback ?? false,
+    portMap: Object.entries(services).map(([port, where]) =>
+      typeof where === 'string' ? { port: Number(port), path: where } : { port: Number(port), targetPort: where },
+    ),
+  };
   let handle = 0;
   let replugTimer: NodeJS.Timeout | undefined;
   let closed = false;
 
   const plug = () => {
     if (handle || closed) return;
-    handle = engine.attachDeviceRole(options.cable, descriptor, {
-      window: options.window,
-      version: options.version,
-      controlLogs: options.controlLogs,
-      defaultLoopback: options.defaultLoopback ?? false,
-      portMap,
-    });
+    handle =
+      options.ffs !== undefined
+        ? engine.attachDeviceRoleFfs(options.ffs, roleOptions)
+        : engine.attachDeviceRole(options.cable!, descriptor, roleOptions);
     const link = handle;
     lockdownd.servicePorts.attach((port, target) => engine.mapDevicePort(link, port, target));
   };
@@ -181,6 +195,13 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
   };
   const onDetached = (d: { handle: number; reason: string }) => {
     if (d.handle !== handle || !handle) return;
+    if (options.ffs !== undefined) {
+      // The host unconfigured or unplugged the gadget; the function stays and
+      // its next ENABLE is a new session under the same handle.
+      lockdownd.servicePorts.clear();
+      options.onLinkLost?.(d.reason);
+      return;
+    }
     handle = 0;
     lockdownd.servicePorts.attach(undefined);
     options.onLinkLost?.(d.reason);
@@ -188,7 +209,8 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
   engine.on('ready', onReady);
   engine.on('detached', onDetached);
 
-  if (options.reenumerateOnTrust !== false) {
+  // On FunctionFS the lab's gadget script owns plugging (the UDC binding).
+  if (options.reenumerateOnTrust !== false && options.ffs === undefined) {
     // A phone drops off USB after the Trust tap. It goes once the host that
     // paired has closed that lockdown connection (so the Pair answer is not
     // lost with the link), or after REENUMERATE_FALLBACK_MS in any case.

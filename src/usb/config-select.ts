@@ -34,12 +34,18 @@ export interface MuxSelection {
   needsSetConfiguration: boolean;
 }
 
+/** A bulk wMaxPacketSize is at most 1024 (SuperSpeed); 0 means "use 64", as usbmuxd. */
+function plausiblePacketSize(size: number): boolean {
+  return size === 0 || (size >= 8 && size <= 1024);
+}
+
 function muxEndpoints(i: InterfaceDescriptor) {
   if (i.endpoints.length !== 2) return null;
   const bulk = i.endpoints.filter((e) => (e.attributes & 0x03) === 0x02);
-  const inEp = bulk.find((e) => (e.address & 0x80) !== 0);
-  const outEp = bulk.find((e) => (e.address & 0x80) === 0);
-  return inEp && outEp ? { inEp, outEp } : null;
+  const inEp = bulk.find((e) => (e.address & 0x80) !== 0 && (e.address & 0x0f) !== 0);
+  const outEp = bulk.find((e) => (e.address & 0x80) === 0 && (e.address & 0x0f) !== 0);
+  if (!inEp || !outEp || !plausiblePacketSize(outEp.maxPacketSize) || (outEp.address & 0x70) || (inEp.address & 0x70)) return null;
+  return { inEp, outEp };
 }
 
 function findMux(config: ConfigurationDescriptor): MuxSelection | null {

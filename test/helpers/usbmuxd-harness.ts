@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import * as plist from 'plist';
 
 import { UsbmuxClient, type UsbmuxDevice } from '../../src/client/usbmux-client.js';
-import { silentLogger } from '../../src/log.js';
+import { silentLogger, type Logger } from '../../src/log.js';
 import { Daemon } from '../../src/server/daemon.js';
 import { startPeer, type Peer, type PeerOptions } from '../../src/sim/peer.js';
 import { sleep, tempDir } from './harness.js';
@@ -42,6 +42,9 @@ export interface StartOptions {
   /** Run the daemon's preflight (off by default, so tests pair by hand). */
   preflight?: boolean;
   preflightRetryMs?: number;
+  /** Real USB (off unless asked: tests must not grab a phone on the machine). */
+  usb?: 'off' | 'hotplug' | 'manual';
+  log?: Logger;
 }
 
 /** Polls `check` until it returns a truthy value; throws after `timeoutMs`. */
@@ -86,7 +89,8 @@ export async function startDaemon(t: Teardown, options: StartOptions = {}): Prom
     connectTimeoutMs: options.connectTimeoutMs,
     preflight: options.preflight ?? false,
     preflightRetryMs: options.preflightRetryMs,
-    log: silentLogger,
+    usb: options.usb,
+    log: options.log ?? silentLogger,
   });
   t.teardown(() => daemon.stop());
   const peers: Peer[] = [];

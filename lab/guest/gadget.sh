@@ -1,0 +1,71 @@
+# The simulated iPhone as a real USB device: a configfs gadget on dummy_hcd's
+# UDC whose mux interface is a FunctionFS function served by the project's
+# sim (node dist/src/sim/peer-main.js --ffs). Sourced by checks.sh; needs
+# $LAB_PROJECT and $OUT.
+GADGET=/sys/kernel/config/usb_gadget/iphone
+FFS_DIR=/dev/ffs-mux
+SIM_PID=
+
+# gadget_create SERIAL: the device as a phone presents it. An iPhone's
+# configuration 1 is PTP; the mux interface ("Apple USB Multiplexor") sits in
+# a later one. Here configuration 1 holds the mux function, which is all a
+# host's usbmux driver looks for.
+gadget_create() {
+  mkdir -p "$GADGET" || return 1
+  (
+    cd "$GADGET" || exit 1
+    echo 0x05ac > idVendor
+    echo 0x12a8 > idProduct     # iPhone 5 and later, normal mode
+    echo 0x1405 > bcdDevice
+    echo 0x0200 > bcdUSB
+    echo 0 > bDeviceClass       # usbmuxd's hotplug filter matches class 0
+    echo 64 > bMaxPacketSize0
+    mkdir -p strings/0x409
+    echo "Apple Inc." > strings/0x409/manufacturer
+    echo "iPhone" > strings/0x409/product
+    echo "$1" > strings/0x409/serialnumber
+    mkdir -p configs/c.1/strings/0x409
+    echo "PTP + Apple Mobile Device" > configs/c.1/strings/0x409/configuration
+    echo 500 > configs/c.1/MaxPower
+    mkdir -p functions/ffs.mux
+    ln -s functions/ffs.mux configs/c.1/
+  ) || return 1
+  mkdir -p "$FFS_DIR"
+  mount -t functionfs mux "$FFS_DIR"
+}
+
+# gadget_start_sim SERIAL: the sim writes its descriptors to ep0 and says so
+# on its first stdout line; only then can the gadget bind.
+gadget_start_sim() {
+  : > "$OUT/sim.out"
+  node "$LAB_PROJECT/dist/src/sim/peer-main.js" --ffs "$FFS_DIR" --serial "$1" \
+    >> "$OUT/sim.out" 2>> "$OUT/sim.err" &
+  SIM_PID=$!
+  i=0
+  while ! grep -q '"descriptors":true' "$OUT/sim.out" 2>/dev/null; do
+    kill -0 "$SIM_PID" 2>/dev/null || { echo "sim exited: $(tail -3 "$OUT/sim.err")"; return 1; }
+    i=$((i + 1)); [ $i -gt 600 ] && { echo "sim wrote no descriptors in 60 s"; return 1; }
+    sleep 0.1
+  done
+}
+
+gadget_bind() { ls /sys/class/udc | head -1 > "$GADGET/UDC"; }
+gadget_unbind() { echo "" > "$GADGET/UDC"; }
+
+# gadget_usb_path SERIAL: the host side's sysfs device for our serial, if enumerated.
+gadget_usb_path() {
+  for d in /sys/bus/usb/devices/*; do
+    [ -f "$d/serial" ] && [ "$(cat "$d/serial")" = "$1" ] && [ "$(cat "$d/idVendor")" = 05ac ] && { echo "$d"; return 0; }
+  done
+  return 1
+}
+
+# gadget_usbfs_ready SERIAL: the host stack has the device and its usbfs node.
+gadget_usbfs_ready() {
+  d=$(gadget_usb_path "$1") && [ -e "/dev/bus/usb/$(printf %03d "$(cat "$d/busnum")")/$(printf %03d "$(cat "$d/devnum")")" ]
+}
+
+gadget_stop_sim() {
+  [ -n "$SIM_PID" ] && kill "$SIM_PID" 2>/dev/null && wait "$SIM_PID" 2>/dev/null
+  SIM_PID=
+}
