@@ -53,9 +53,11 @@ Connection::Connection(DeviceSession& session, uint32_t id, Role role, uint16_t 
       remotePort_(remotePort),
       state_(role == Role::Host ? State::SynSent : State::SynReceived),
       inbound_(session.pool()),
-      rcvWnd_(window & ~((1u << kWindowShift) - 1)) {
+      rcvWnd_(window & ~((1u << kWindowShift) - 1)),
+      createdUs_(pipe::EventLoop::nowUs()) {
   EngineStats::add(session.stats().connectionsActive, 1);
   EngineStats::add(session.stats().connectionsTotal, 1);
+  ++session.traffic().connectionsTotal;
 }
 
 Connection::~Connection() {
@@ -247,6 +249,7 @@ void Connection::onSegment(const TcpHeader& th, const uint8_t* payload, size_t l
   }
   sndUna_ = th.ack;
   sndWnd_ = unscaleWindow(th.window);
+  if (rttStartUs_) sampleRtt(th.ack);
   if (len > 0) deliver(payload, len, inTransfer);
   if (wantSend_ && sendable() > 0) {
     wantSend_ = false;
@@ -260,6 +263,9 @@ void Connection::deliver(const uint8_t* payload, size_t len, bool inTransfer) {
   EngineStats::add(role_ == Role::Host ? stats_->payloadBytesFromDevice
                                        : stats_->payloadBytesToDevice,
                    len);
+  if (session_) {
+    (role_ == Role::Host ? session_->traffic().fromDevice : session_->traffic().toDevice) += len;
+  }
   if (inTransfer && io_ && inbound_.empty() && session_) {
     // Hold the payload where the transport put it; flushDirect() writes the
     // whole batch at once.
@@ -325,6 +331,7 @@ void Connection::blocked() {
     session_->waitForTransport(*this);
   } else {
     wantSend_ = true;
+    ++stalls_;
     EngineStats::add(stats_->windowStalls, 1);
   }
 }
@@ -348,7 +355,61 @@ void Connection::sendData(pipe::OutPacket packet, size_t payloadLen) {
   EngineStats::add(role_ == Role::Host ? stats_->payloadBytesToDevice
                                        : stats_->payloadBytesFromDevice,
                    payloadLen);
+  if (session_) {
+    (role_ == Role::Host ? session_->traffic().toDevice : session_->traffic().fromDevice) +=
+        payloadLen;
+  }
+  if (!rttStartUs_ && payloadLen > 0) {
+    rttStartUs_ = pipe::EventLoop::nowUs();
+    rttSeq_ = sndNxt_;
+  }
   transmit(std::move(packet), kAck, seq, payloadLen);
+}
+
+void Connection::sampleRtt(uint32_t ack) {
+  if (int32_t(ack - rttSeq_) < 0) return;  // the sampled byte is not ACKed yet
+  double sample = double(pipe::EventLoop::nowUs() - rttStartUs_);
+  rttStartUs_ = 0;
+  // RFC 6298's smoothing (alpha 1/8); the first sample stands alone.
+  srttUs_ = rttSamples_ ? srttUs_ + (sample - srttUs_) / 8 : sample;
+  ++rttSamples_;
+}
+
+// ---- stats ----
+
+namespace {
+const char* stateName(Connection::State s) {
+  switch (s) {
+    case Connection::State::SynSent: return "synSent";
+    case Connection::State::SynReceived: return "synReceived";
+    case Connection::State::SynAckSent: return "synAckSent";
+    case Connection::State::Established: return "established";
+    case Connection::State::Draining: return "draining";
+    case Connection::State::Closed: return "closed";
+  }
+  return "unknown";
+}
+}  // namespace
+
+void Connection::snapshot(pipe::ConnectionSnapshot& out, uint64_t nowUs) const {
+  bool host = role_ == Role::Host;
+  out.conn = id_;
+  out.handle = handle_;
+  out.role = host ? "host" : "device";
+  out.state = stateName(state_);
+  out.devicePort = host ? remotePort_ : localPort_;
+  out.sourcePort = host ? localPort_ : remotePort_;
+  out.bytesToDevice = host ? bytesOut_ : bytesIn_;
+  out.bytesFromDevice = host ? bytesIn_ : bytesOut_;
+  out.sendWindow = sndWnd_;
+  out.receiveWindow = rcvWnd_;
+  bool open = state_ == State::Established || state_ == State::Draining;
+  out.inFlight = open ? sndNxt_ - sndUna_ : 0;
+  out.queued = inbound_.size() + directBytes_;
+  out.stalls = stalls_;
+  out.rttMs = rttSamples_ ? srttUs_ / 1000.0 : -1;
+  out.rttSamples = rttSamples_;
+  out.ageMs = nowUs > createdUs_ ? double(nowUs - createdUs_) / 1000.0 : 0;
 }
 
 // ---- teardown ----

@@ -32,6 +32,7 @@ constexpr const char* kNoConnection = "ERR_NO_CONNECTION";
 constexpr const char* kInvalidArgument = "ERR_INVALID_ARGUMENT";
 constexpr const char* kSystem = "ERR_SYSTEM";
 constexpr const char* kEngineClosed = "ERR_ENGINE_CLOSED";
+constexpr const char* kTimeout = "ERR_TIMEOUT";
 }  // namespace codes
 
 }  // namespace tsmuxd

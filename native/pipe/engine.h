@@ -14,6 +14,7 @@
 #include "pipe/device_link.h"
 #include "pipe/event_loop.h"
 #include "pipe/events.h"
+#include "pipe/snapshot.h"
 #include "pipe/stats.h"
 #include "usb/cable.h"
 
@@ -48,6 +49,9 @@ class Engine : public mux::SessionObserver {
                             const DeviceRoleOptions& options, std::string& error);
   // Device role: adds (or, without a target, removes) one port mapping.
   void mapDevicePort(uint32_t handle, uint16_t port, std::optional<LocalTarget> target);
+  // Every link and connection as the event thread sees them between two
+  // turns; false if it did not answer within `timeoutMs` (or is stopped).
+  bool snapshot(EngineSnapshot& out, uint64_t timeoutMs);
 
   // ---- event thread ----
   EventLoop& loop() { return loop_; }
@@ -70,6 +74,7 @@ class Engine : public mux::SessionObserver {
   void acceptCable(int fd);
   void forgetConnection(mux::Connection& c);
   DeviceLink* findLink(uint32_t handle);
+  EngineSnapshot collectSnapshot();
 
   EventSink& sink_;
   EngineStats stats_;
