@@ -5,14 +5,26 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { native, packageRoot } from '../native.js';
+import { UsageError, type CliCommand } from './commands/common.js';
+import { devicesCommand } from './commands/devices.js';
+import { forwardCommand } from './commands/forward.js';
+import { topCommand } from './commands/top.js';
 import { DAEMON_HELP, runDaemonCommand } from './daemon-command.js';
 import { runSimCommand } from './sim-command.js';
+
+/** The user commands, in help order; each lives in src/cli/commands/. */
+const COMMANDS: CliCommand[] = [devicesCommand, forwardCommand, topCommand];
+
+function commandHelp(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;
+  return COMMANDS.map((c) => `  ${c.name.padEnd(width)} ${c.summary}\n  ${' '.repeat(width)} tsmuxd ${c.usage}\n`).join('');
+}
 
 const HELP = `usage: tsmuxd [options]          run the daemon (see below)
        tsmuxd <command> [options]
 
-commands:
-  version            the versions of tsmuxd, Node and the bundled libusb
+commands (each takes --help):
+${commandHelp()}  version            the versions of tsmuxd, Node and the bundled libusb
   sim --cable PATH [--count N] [--udid U] [--trust auto|prompt|deny] [--product-version V] ...
                      simulated iPhones on a virtual cable (tsmuxd sim --help)
   help               this text
@@ -26,8 +38,11 @@ function version(): string {
 
 const args = process.argv.slice(2);
 const [command, ...rest] = args;
+const subcommand = COMMANDS.find((c) => c.name === command);
 try {
-  if (command === 'version' || command === '--version' || command === '-V') {
+  if (subcommand) {
+    process.exitCode = await subcommand.run(rest);
+  } else if (command === 'version' || command === '--version' || command === '-V') {
     console.log(version());
   } else if (command === 'sim' || command === 'sim-peer') {
     process.exitCode = await runSimCommand(rest);
@@ -40,6 +55,11 @@ try {
     process.exitCode = 2;
   }
 } catch (err) {
-  process.stderr.write(`tsmuxd: ${(err as Error).message}\n`);
-  process.exitCode = 2;
+  if (err instanceof UsageError) {
+    process.stderr.write(`tsmuxd ${command}: ${err.message} (tsmuxd ${command} --help)\n`);
+    process.exitCode = 2;
+  } else {
+    process.stderr.write(`tsmuxd${subcommand ? ` ${subcommand.name}` : ''}: ${(err as Error).message}\n`);
+    process.exitCode = subcommand ? 1 : 2;
+  }
 }
