@@ -129,7 +129,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void noteAckDue();
   void connectTimedOut();
   void closeFromHandshake(const char* code, const std::string& reason);
-  void sampleRtt(uint32_t ack);
+  // The ACK covering the timed byte arrived.
+  void finishRttSample();
 
   DeviceSession* session_;  // null once the link is gone
   SessionObserver& observer_;
