@@ -58,6 +58,54 @@ Napi::Value eventToJs(Napi::Env env, const pipe::NativeEvent& ev) {
   return o;
 }
 
+Napi::Object snapshotToJs(Napi::Env env, const pipe::EngineSnapshot& snap) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("timeMs", snap.timeMs);
+  Napi::Array devices = Napi::Array::New(env, snap.devices.size());
+  for (size_t i = 0; i < snap.devices.size(); ++i) {
+    const pipe::DeviceSnapshot& d = snap.devices[i];
+    Napi::Object e = Napi::Object::New(env);
+    e.Set("handle", d.handle);
+    e.Set("role", d.role);
+    e.Set("state", d.state);
+    e.Set("version", d.version);
+    e.Set("bytesToDevice", double(d.bytesToDevice));
+    e.Set("bytesFromDevice", double(d.bytesFromDevice));
+    e.Set("usbBytesOut", double(d.usbBytesOut));
+    e.Set("usbBytesIn", double(d.usbBytesIn));
+    e.Set("connections", d.connections);
+    e.Set("connectionsTotal", double(d.connectionsTotal));
+    e.Set("queuedOut", double(d.queuedOut));
+    e.Set("congested", d.congested);
+    devices.Set(uint32_t(i), e);
+  }
+  o.Set("devices", devices);
+  Napi::Array conns = Napi::Array::New(env, snap.connections.size());
+  for (size_t i = 0; i < snap.connections.size(); ++i) {
+    const pipe::ConnectionSnapshot& c = snap.connections[i];
+    Napi::Object e = Napi::Object::New(env);
+    e.Set("conn", c.conn);
+    e.Set("handle", c.handle);
+    e.Set("role", c.role);
+    e.Set("state", c.state);
+    e.Set("devicePort", c.devicePort);
+    e.Set("sourcePort", c.sourcePort);
+    e.Set("bytesToDevice", double(c.bytesToDevice));
+    e.Set("bytesFromDevice", double(c.bytesFromDevice));
+    e.Set("sendWindow", c.sendWindow);
+    e.Set("receiveWindow", c.receiveWindow);
+    e.Set("inFlight", c.inFlight);
+    e.Set("queued", double(c.queued));
+    e.Set("stalls", double(c.stalls));
+    if (c.rttSamples) e.Set("rttMs", c.rttMs);
+    e.Set("rttSamples", c.rttSamples);
+    e.Set("ageMs", c.ageMs);
+    conns.Set(uint32_t(i), e);
+  }
+  o.Set("connections", conns);
+  return o;
+}
+
 // {path} | {host?, targetPort} -> where a device port's connections go.
 pipe::LocalTarget localTargetFromJs(const Napi::Object& o) {
   pipe::LocalTarget t;
@@ -88,6 +136,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
             InstanceMethod<&EngineWrap::mapDevicePort>("mapDevicePort"),
             InstanceMethod<&EngineWrap::attachDeviceRoleFfs>("attachDeviceRoleFfs"),
             InstanceMethod<&EngineWrap::stats>("stats"),
+            InstanceMethod<&EngineWrap::snapshot>("snapshot"),
             InstanceMethod<&EngineWrap::ref>("ref"),
             InstanceMethod<&EngineWrap::unref>("unref"),
             InstanceMethod<&EngineWrap::close>("close"),
@@ -322,6 +371,16 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     put("connectionsActive", s.connectionsActive);
     put("connectionsTotal", s.connectionsTotal);
     return o;
+  }
+
+  Napi::Value snapshot(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint32_t timeoutMs = info.Length() > 0 ? argUint(info, 0, "timeoutMs", 60000) : 5000;
+    pipe::EngineSnapshot snap;
+    if (!live(env).snapshot(snap, timeoutMs)) {
+      throwError(env, codes::kTimeout, "the event thread did not answer the snapshot request");
+    }
+    return snapshotToJs(env, snap);
   }
 
   Napi::Value ref(const Napi::CallbackInfo& info) {

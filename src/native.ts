@@ -106,6 +106,63 @@ export interface EngineStats {
   connectionsTotal: number;
 }
 
+/** One device link as the event thread saw it (`engine.snapshot()`). */
+export interface DeviceSnapshot {
+  handle: number;
+  role: 'host' | 'device';
+  /** `attached`: described, not opened yet; `handshake`: VERSION/SETUP; `dead`: failing. */
+  state: 'attached' | 'handshake' | 'active' | 'dead';
+  /** Mux protocol version, 0 before the handshake. */
+  version: number;
+  /** TCP payload over every connection the device has had; "to device" is host -> phone in either role. */
+  bytesToDevice: number;
+  bytesFromDevice: number;
+  /** Whole mux packets (headers included). */
+  usbBytesOut: number;
+  usbBytesIn: number;
+  /** Connections live in its session. */
+  connections: number;
+  connectionsTotal: number;
+  /** Bytes waiting in the transport's send queue. */
+  queuedOut: number;
+  /** Above the transport's high-water mark: connections stop reading their sockets. */
+  congested: boolean;
+}
+
+/** One pseudo-TCP connection as the event thread saw it. */
+export interface ConnectionSnapshot {
+  conn: number;
+  handle: number;
+  role: 'host' | 'device';
+  state: 'synSent' | 'synReceived' | 'synAckSent' | 'established' | 'draining' | 'closed';
+  devicePort: number;
+  /** The host's end of the port pair. */
+  sourcePort: number;
+  bytesToDevice: number;
+  bytesFromDevice: number;
+  /** The peer's last advertised window, in bytes (unscaled). */
+  sendWindow: number;
+  /** The window we advertise, in bytes. */
+  receiveWindow: number;
+  /** Sent and not yet ACKed. */
+  inFlight: number;
+  /** Received and not yet taken by the local socket. */
+  queued: number;
+  /** Times the peer's closed window stopped us. */
+  stalls: number;
+  /** Smoothed time from a data packet to the ACK covering it; absent before the first sample. */
+  rttMs?: number;
+  rttSamples: number;
+  ageMs: number;
+}
+
+export interface EngineSnapshot {
+  /** Monotonic clock of the event thread, for rates between snapshots. */
+  timeMs: number;
+  devices: DeviceSnapshot[];
+  connections: ConnectionSnapshot[];
+}
+
 export interface PortMapEntry {
   /** The device port a host connects to. */
   port: number;
@@ -155,6 +212,8 @@ export interface NativeEngine {
    */
   attachDeviceRoleFfs(ffsDir: string, options?: DeviceRoleOptions): number;
   stats(): EngineStats;
+  /** Built on the event thread (the caller waits up to `timeoutMs`, default 5000); throws ERR_TIMEOUT. */
+  snapshot(timeoutMs?: number): EngineSnapshot;
   ref(): void;
   unref(): void;
   close(): void;

@@ -53,9 +53,11 @@ Connection::Connection(DeviceSession& session, uint32_t id, Role role, uint16_t 
       remotePort_(remotePort),
       state_(role == Role::Host ? State::SynSent : State::SynReceived),
       inbound_(session.pool()),
-      rcvWnd_(window & ~((1u << kWindowShift) - 1)) {
+      rcvWnd_(window & ~((1u << kWindowShift) - 1)),
+      createdUs_(pipe::EventLoop::nowUs()) {
   EngineStats::add(session.stats().connectionsActive, 1);
   EngineStats::add(session.stats().connectionsTotal, 1);
+  ++session.traffic().connectionsTotal;
 }
 
 Connection::~Connection() {
@@ -247,6 +249,7 @@ void Connection::onSegment(const TcpHeader& th, const uint8_t* payload, size_t l
   }
   sndUna_ = th.ack;
   sndWnd_ = unscaleWindow(th.window);
+  if (rttStartUs_ && int32_t(th.ack - rttSeq_) >= 0) finishRttSample();
   if (len > 0) deliver(payload, len, inTransfer);
   if (wantSend_ && sendable() > 0) {
     wantSend_ = false;
@@ -260,6 +263,9 @@ void Connection::deliver(const uint8_t* payload, size_t len, bool inTransfer) {
   EngineStats::add(role_ == Role::Host ? stats_->payloadBytesFromDevice
                                        : stats_->payloadBytesToDevice,
                    len);
+  if (session_) {
+    (role_ == Role::Host ? session_->traffic().fromDevice : session_->traffic().toDevice) += len;
+  }
   if (inTransfer && io_ && inbound_.empty() && session_) {
     // Hold the payload where the transport put it; flushDirect() writes the
     // whole batch at once.
@@ -325,6 +331,7 @@ void Connection::blocked() {
     session_->waitForTransport(*this);
   } else {
     wantSend_ = true;
+    ++stalls_;
     EngineStats::add(stats_->windowStalls, 1);
   }
 }
@@ -348,6 +355,14 @@ void Connection::sendData(pipe::OutPacket packet, size_t payloadLen) {
   EngineStats::add(role_ == Role::Host ? stats_->payloadBytesToDevice
                                        : stats_->payloadBytesFromDevice,
                    payloadLen);
+  if (session_) {
+    (role_ == Role::Host ? session_->traffic().toDevice : session_->traffic().fromDevice) +=
+        payloadLen;
+  }
+  if (!rttStartUs_ && payloadLen > 0) {
+    rttStartUs_ = pipe::EventLoop::nowUs();
+    rttSeq_ = sndNxt_;
+  }
   transmit(std::move(packet), kAck, seq, payloadLen);
 }
 

@@ -15,6 +15,7 @@
 #include "mux/frame.h"
 #include "pipe/buffers.h"
 #include "pipe/event_loop.h"
+#include "pipe/snapshot.h"
 #include "pipe/stats.h"
 
 namespace tsmuxd::mux {
@@ -112,6 +113,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   uint64_t bytesIn() const { return bytesIn_; }
   uint64_t bytesOut() const { return bytesOut_; }
+  // What the stats request shows of this connection (event thread).
+  void snapshot(pipe::ConnectionSnapshot& out, uint64_t nowUs) const;
 
  private:
   uint32_t receiveAck() const { return rcvNxt_ - uint32_t(inbound_.size() + directBytes_); }
@@ -126,6 +129,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void noteAckDue();
   void connectTimedOut();
   void closeFromHandshake(const char* code, const std::string& reason);
+  // The ACK covering the timed byte arrived.
+  void finishRttSample();
 
   DeviceSession* session_;  // null once the link is gone
   SessionObserver& observer_;
@@ -156,6 +161,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
   pipe::EventLoop::TimerId timer_ = 0;
   uint64_t bytesIn_ = 0;
   uint64_t bytesOut_ = 0;
+  uint64_t stalls_ = 0;
+  uint64_t createdUs_;
+  // RTT as classic TCP times it: one sample at a time, from the data packet
+  // that starts it to the first ACK covering it, so the clock is read once
+  // per round trip rather than per packet. The peer ACKs what its local side
+  // has read, so this is the latency an application sees, not the wire's.
+  uint64_t rttStartUs_ = 0;  // 0: no sample running
+  uint32_t rttSeq_ = 0;      // the ACK that ends the running sample
+  double srttUs_ = 0;
+  uint32_t rttSamples_ = 0;
   std::string closeReason_;
 };
 

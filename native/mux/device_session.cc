@@ -60,6 +60,7 @@ void DeviceSession::sendPacket(uint32_t protocol, pipe::OutPacket packet) {
   writeMuxHeader(packet.data(), headerSize_, h);
   if (headerSize_ == kHeaderSizeV2) ++txSeq_;
   EngineStats::add(stats_.packetsOut, 1);
+  traffic_.usbOut += packet.size();
   transport_.send(std::move(packet), true);
 }
 
@@ -182,6 +183,7 @@ void DeviceSession::fail(const Fault& why) {
 
 void DeviceSession::onTransfer(const uint8_t* data, size_t len) {
   if (state_ == State::Dead) return;
+  traffic_.usbIn += len;
   if (options_.role == Role::Device) {
     messages_.feed(
         data, len, [this](const uint8_t* p, size_t n, bool t) { handleMessage(p, n, t); },

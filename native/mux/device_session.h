@@ -49,6 +49,16 @@ struct SessionOptions {
 class DeviceSession : public usb::TransportHandler, public pipe::Deferred {
  public:
   enum class State { Init, AwaitSetup, Active, Dead };
+  // Per-device totals for the stats request; plain counters, event thread.
+  // Payload is counted by the connections ("to device" is host -> phone in
+  // either role), whole mux packets here.
+  struct Traffic {
+    uint64_t toDevice = 0;
+    uint64_t fromDevice = 0;
+    uint64_t usbOut = 0;
+    uint64_t usbIn = 0;
+    uint64_t connectionsTotal = 0;
+  };
 
   DeviceSession(pipe::EventLoop& loop, pipe::BufferPool& pool, EngineStats& stats,
                 usb::Transport& transport, SessionObserver& observer, uint32_t handle,
@@ -64,6 +74,9 @@ class DeviceSession : public usb::TransportHandler, public pipe::Deferred {
   pipe::BufferPool& pool() { return pool_; }
   EngineStats& stats() { return stats_; }
   SessionObserver& observer() { return observer_; }
+  Traffic& traffic() { return traffic_; }
+  const Traffic& traffic() const { return traffic_; }
+  usb::Transport& transport() { return transport_; }
 
   void start();  // host role: send VERSION
   std::shared_ptr<Connection> connect(uint32_t id, uint16_t port, uint64_t timeoutMs, Fault& fault);
@@ -118,6 +131,7 @@ class DeviceSession : public usb::TransportHandler, public pipe::Deferred {
   SessionObserver& observer_;
   uint32_t handle_;
   SessionOptions options_;
+  Traffic traffic_;
 
   State state_ = State::Init;
   int version_ = 0;

@@ -36,6 +36,7 @@ constexpr const char* kEngineClosed = "ERR_ENGINE_CLOSED";
 constexpr const char* kUsbUnavailable = "ERR_USB_UNAVAILABLE";
 constexpr const char* kUsbOpen = "ERR_USB_OPEN";
 constexpr const char* kUsbIo = "ERR_USB_IO";
+constexpr const char* kTimeout = "ERR_TIMEOUT";
 }  // namespace codes
 
 }  // namespace tsmuxd

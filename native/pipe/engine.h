@@ -14,6 +14,7 @@
 #include "pipe/device_link.h"
 #include "pipe/event_loop.h"
 #include "pipe/events.h"
+#include "pipe/snapshot.h"
 #include "pipe/stats.h"
 #include "usb/cable.h"
 #include "usb/libusb_context.h"
@@ -62,6 +63,9 @@ class Engine : public mux::SessionObserver {
   // ENABLE under the returned handle until closeDevice().
   uint32_t attachDeviceRoleFfs(const std::string& dir, const DeviceRoleOptions& options,
                                std::string& error);
+  // Every link and connection as the event thread sees them between two
+  // turns; false if it did not answer within `timeoutMs` (or is stopped).
+  bool snapshot(EngineSnapshot& out, uint64_t timeoutMs);
 
   // ---- event thread ----
   EventLoop& loop() { return loop_; }
@@ -91,6 +95,7 @@ class Engine : public mux::SessionObserver {
   void emitLog(uint32_t handle, const char* level, std::string text);
   void forgetConnection(mux::Connection& c);
   DeviceLink* findLink(uint32_t handle);
+  EngineSnapshot collectSnapshot();
 
   EventSink& sink_;
   EngineStats stats_;

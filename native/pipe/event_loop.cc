@@ -81,6 +81,12 @@ uint64_t EventLoop::nowMs() {
   return uint64_t(ts.tv_sec) * 1000 + uint64_t(ts.tv_nsec) / 1000000;
 }
 
+uint64_t EventLoop::nowUs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1000000 + uint64_t(ts.tv_nsec) / 1000;
+}
+
 EventLoop::TimerId EventLoop::addTimer(uint64_t delayMs, std::function<void()> fn) {
   TimerId id = nextTimer_++;
   uint64_t due = nowMs() + delayMs;

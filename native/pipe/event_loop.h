@@ -77,6 +77,7 @@ class EventLoop {
   void retire(std::shared_ptr<void> obj) { graveyard_.push_back(std::move(obj)); }
 
   static uint64_t nowMs();
+  static uint64_t nowUs();
 
  private:
   void run();

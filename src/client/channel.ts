@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 
 import { parsePlist, toXml, type PlistDict } from '../pairing/plist-codec.js';
-import { clientSocketAddress, parseSocketAddress, type SocketAddress } from '../server/address.js';
+import { clientSocketAddress, formatSocketAddress, parseSocketAddress, type SocketAddress } from '../server/address.js';
 import {
   decodeDeviceAdd,
   encodeMessage,
@@ -89,12 +89,13 @@ export class Channel {
   static async open(options: ChannelOptions = {}): Promise<Channel> {
     const a = typeof options.address === 'string' ? parseSocketAddress(options.address) : (options.address ?? clientSocketAddress());
     const socket = a.kind === 'unix' ? net.connect(a.path) : net.connect(a.port, a.host);
-    await Promise.race([
-      once(socket, 'connect'),
-      once(socket, 'error').then(([err]) => {
-        throw new UsbmuxError(`cannot reach the daemon: ${(err as Error).message}`, 'ECONNREFUSED');
-      }),
-    ]);
+    try {
+      // once() rejects with the socket's 'error'.
+      await once(socket, 'connect');
+    } catch (err) {
+      socket.destroy();
+      throw new UsbmuxError(`cannot reach the daemon at ${formatSocketAddress(a)}: ${(err as Error).message}`, 'ECONNREFUSED');
+    }
     return new Channel(socket, options);
   }
 

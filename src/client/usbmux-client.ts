@@ -5,6 +5,7 @@ import type net from 'node:net';
 import type { PlistDict } from '../pairing/plist-codec.js';
 import { encodeConnectBinary, MessageType, swapPort } from '../server/protocol.js';
 import { Channel, resultError, UsbmuxError, type ChannelOptions, type Reply } from './channel.js';
+import { parseStatsReply, STATS_MESSAGE, type DaemonStats } from './stats.js';
 
 export interface UsbmuxDevice {
   deviceId: number;
@@ -173,6 +174,24 @@ export class UsbmuxClient {
 
   async deletePairRecord(udid: string): Promise<void> {
     await this.command({ MessageType: 'DeletePairRecord', PairRecordID: udid }, 'DeletePairRecord');
+  }
+
+  /**
+   * tsmuxd's per-device and per-connection counters. Another daemon answers
+   * Result 1 to the request: that throws a UsbmuxError with code
+   * ERR_STATS_UNSUPPORTED.
+   */
+  async stats(): Promise<DaemonStats> {
+    let answer: PlistDict;
+    try {
+      answer = await this.request({ MessageType: STATS_MESSAGE }, 'stats');
+    } catch (err) {
+      if (err instanceof UsbmuxError && err.result === 1) {
+        throw new UsbmuxError('the daemon does not support stats (it answered Result 1: not tsmuxd?)', 'ERR_STATS_UNSUPPORTED', 1);
+      }
+      throw err;
+    }
+    return parseStatsReply(answer);
   }
 
   async listListeners(): Promise<PlistDict[]> {

@@ -57,6 +57,11 @@ export class DeviceTable extends EventEmitter<DeviceTableEvents> {
     return undefined;
   }
 
+  /** The device on an engine handle, visible or not. */
+  forHandle(handle: number): DeviceRecord | undefined {
+    return this.byHandle.get(handle);
+  }
+
   byUdid(udid: string): DeviceRecord | undefined {
     for (const d of this.byHandle.values()) if (d.serialNumber === udid) return d;
     return undefined;

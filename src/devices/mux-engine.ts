@@ -11,6 +11,7 @@ import {
   type CableDescriptor,
   type DeviceRoleOptions,
   type PortTarget,
+  type EngineSnapshot,
   type EngineStats,
   type NativeEngine,
   type NativeEvent,
@@ -158,6 +159,15 @@ export class MuxEngine extends EventEmitter<MuxEngineEvents> {
 
   stats(): EngineStats {
     return this.native.stats();
+  }
+
+  /**
+   * Every device link and connection with their counters, windows and RTT,
+   * taken on the event thread between two turns (the call waits for it).
+   */
+  snapshot(): EngineSnapshot {
+    if (this.closed) throw new NativeError('the engine is closed', 'ERR_ENGINE_CLOSED');
+    return this.native.snapshot();
   }
 
   close(): void {

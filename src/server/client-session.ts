@@ -20,12 +20,15 @@ import {
   type Message,
 } from './protocol.js';
 import { attachedMessage, detachedMessage, pairedMessage, resultMessage } from './replies.js';
+import type { ConnectionOwners } from './stats.js';
 
 export interface ServerContext {
   engine: MuxEngine;
   devices: DeviceTable;
   store: PairRecordStore;
   log: Logger;
+  /** Which client opened each live connection, for the stats request. */
+  owners: ConnectionOwners;
   /** Clients in LISTEN state, for ListListeners. */
   listeners(): ClientSession[];
   forget(client: ClientSession): void;
@@ -222,6 +225,7 @@ export class ClientSession {
       this.ctx.engine.closeConnection(conn);  // the client left while we connected
       return;
     }
+    this.ctx.owners.set(conn, { client: this.id, progName: this.info.progName, bundleId: this.info.bundleId });
     this.socket.write(resultMessage(this.version, tag, Result.OK), (err) => {
       if (err || this.state !== 'connecting') {
         this.ctx.engine.closeConnection(conn);

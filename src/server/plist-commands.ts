@@ -5,6 +5,7 @@ import { PairRecordError } from '../pairing/store.js';
 import type { ClientSession, ServerContext } from './client-session.js';
 import { Result } from './protocol.js';
 import { attachedDict, plistMessage, resultMessage } from './replies.js';
+import { STATS_MESSAGE, statsReply } from './stats.js';
 
 export type Answer = (tag: number) => Buffer;
 
@@ -88,6 +89,15 @@ export async function handlePlistCommand(
       }
       return result(Result.OK);
     }
+
+    case STATS_MESSAGE:
+      try {
+        return dict(statsReply(ctx.engine, ctx.devices, ctx.owners));
+      } catch (err) {
+        ctx.log.error(`client ${client.id}: stats failed: ${(err as Error).message}`);
+        // EIO, not 1: Result 1 means "no stats here" (another daemon) to clients.
+        return result(5);
+      }
 
     default:
       ctx.log.info(`client ${client.id}: unknown MessageType '${type}'`);

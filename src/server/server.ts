@@ -9,6 +9,7 @@ import type { Logger } from '../log.js';
 import type { PairRecordStore } from '../pairing/store.js';
 import { formatSocketAddress, type SocketAddress } from './address.js';
 import { ClientSession, type ServerContext } from './client-session.js';
+import { ConnectionOwners } from './stats.js';
 
 export interface ServerOptions {
   address: SocketAddress;
@@ -43,6 +44,7 @@ export class UsbmuxServer {
       devices: options.devices,
       store: options.store,
       log: options.log,
+      owners: new ConnectionOwners(options.engine),
       listeners: () => [...this.clients].filter((c) => c.state === 'listen'),
       forget: (c) => this.clients.delete(c),
     };

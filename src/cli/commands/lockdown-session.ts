@@ -1,10 +1,11 @@
 // What the user commands share: find a phone through the daemon (by UDID, or
 // the first one), open lockdownd on it, and start a session with the pair
 // record the daemon keeps for it.
-import { UsbmuxClient, type UsbmuxDevice } from '../../client/index.js';
+import type { UsbmuxClient, UsbmuxDevice } from '../../client/index.js';
 import { LockdownClient, LOCKDOWN_PORT } from '../../lockdown/client.js';
 import { hostCredentials } from '../../pairing/certificates.js';
 import { isPlistDict, parsePlist, type PlistDict, type PlistValue } from '../../pairing/plist-codec.js';
+import { clientFor, daemonAddress } from './common.js';
 
 export interface CommonOptions {
   socket?: string;
@@ -12,7 +13,7 @@ export interface CommonOptions {
 }
 
 export function usbmuxClient(o: CommonOptions): UsbmuxClient {
-  return new UsbmuxClient({ address: o.socket ?? process.env.USBMUXD_SOCKET_ADDRESS, timeoutMs: 10_000 });
+  return clientFor(daemonAddress(o.socket));
 }
 
 /** The phone with this UDID, or the only/first one; waits up to `waitMs` for it to be listed. */

@@ -4,6 +4,7 @@
 // (SavePairRecord), which broadcasts Paired.
 import { parseArgs } from 'node:util';
 
+import type { CliCommand } from './common.js';
 import type { UsbmuxClient, UsbmuxDevice } from '../../client/index.js';
 import type { LockdownClient } from '../../lockdown/client.js';
 import { LockdownError } from '../../lockdown/errors.js';
@@ -122,4 +123,13 @@ export async function runPairing(verb: 'pair' | 'validate' | 'unpair', argv: str
   if (verb === 'pair') return pair(usbmux, device, wait, values.json);
   if (verb === 'validate') return validate(usbmux, device, values.json);
   return unpair(usbmux, device, values.json);
+}
+
+export function pairingCommand(name: 'pair' | 'validate' | 'unpair', summary: string): CliCommand {
+  return {
+    name,
+    usage: `${name} [UDID]${name === 'pair' ? ' [--wait SECONDS]' : ''} [--json]`,
+    summary,
+    run: (args) => runPairing(name, args),
+  };
 }

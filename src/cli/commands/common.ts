@@ -1,0 +1,138 @@
+// What the user commands share: their entry in the dispatch table, the
+// --socket/--json options, where the daemon is by default, and output.
+import { existsSync } from 'node:fs';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+import { UsbmuxClient } from '../../client/usbmux-client.js';
+import {
+  clientSocketAddress,
+  defaultSocketPath,
+  formatSocketAddress,
+  parseSocketAddress,
+  SYSTEM_SOCKET,
+  type SocketAddress,
+} from '../../server/address.js';
+
+/** One `tsmuxd <name>` command: main.ts lists these in its table. */
+export interface CliCommand {
+  name: string;
+  /** The one-line usage shown by `tsmuxd help`. */
+  usage: string;
+  summary: string;
+  /** Returns the exit code; throws a UsageError for bad arguments. */
+  run(args: string[]): Promise<number>;
+}
+
+/** Bad arguments: main.ts prints the message and exits 2. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+export const COMMON_OPTIONS = {
+  socket: { type: 'string', short: 'S' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
+
+export const COMMON_HELP = `  -S, --socket ADDR   the daemon: PATH, UNIX:PATH or HOST:PORT (default: USBMUXD_SOCKET_ADDRESS,
+                      else /var/run/usbmuxd, else the per-user tsmuxd socket if only that exists)
+      --json          JSON output (one object per line where output streams)
+  -h, --help          this text
+`;
+
+/** node:util parseArgs (strict), with its errors turned into usage errors. */
+export function parseCommandArgs<T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> {
+  try {
+    return parseArgs<T>({ strict: true, ...config });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+/**
+ * Where the daemon is: --socket, else USBMUXD_SOCKET_ADDRESS (as libusbmuxd),
+ * else the system socket; a non-root tsmuxd listens in the user's runtime
+ * dir, so that is used when it exists and the system socket does not.
+ */
+export function daemonAddress(socket: string | undefined, env: NodeJS.ProcessEnv = process.env): SocketAddress {
+  if (socket) {
+    try {
+      return parseSocketAddress(socket);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+  }
+  if (env.USBMUXD_SOCKET_ADDRESS) return clientSocketAddress(env);
+  const user = defaultSocketPath();
+  if (!existsSync(SYSTEM_SOCKET) && existsSync(user)) return { kind: 'unix', path: user };
+  return { kind: 'unix', path: SYSTEM_SOCKET };
+}
+
+export function clientFor(address: SocketAddress, timeoutMs = 10_000): UsbmuxClient {
+  return new UsbmuxClient({ address, timeoutMs, progName: 'tsmuxd' });
+}
+
+export { formatSocketAddress };
+
+export function jsonLine(value: Record<string, unknown>): void {
+  process.stdout.write(`${JSON.stringify(value)}\n`);
+}
+
+/** Resolves on the first SIGINT or SIGTERM; the handlers go away after it. */
+export function untilSignal(): { done: Promise<NodeJS.Signals>; cancel(): void } {
+  let cancel = () => {};
+  const done = new Promise<NodeJS.Signals>((resolve) => {
+    const on = (signal: NodeJS.Signals) => {
+      cancel();
+      resolve(signal);
+    };
+    process.once('SIGINT', on);
+    process.once('SIGTERM', on);
+    cancel = () => {
+      process.off('SIGINT', on);
+      process.off('SIGTERM', on);
+    };
+  });
+  return { done, cancel };
+}
+
+// ---- human-readable figures ----
+
+const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+
+export function formatBytes(n: number): string {
+  if (!Number.isFinite(n)) return '-';
+  let v = n;
+  let u = 0;
+  while (Math.abs(v) >= 1024 && u < UNITS.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${v} B` : `${v.toFixed(v >= 100 ? 0 : 1)} ${UNITS[u]}`;
+}
+
+export function formatRate(bytesPerSecond: number | null | undefined): string {
+  return bytesPerSecond === null || bytesPerSecond === undefined ? '-' : `${formatBytes(Math.round(bytesPerSecond))}/s`;
+}
+
+export function hex(n: number, width = 4): string {
+  return `0x${n.toString(16).padStart(width, '0')}`;
+}
+
+/** A figure: a number with an optional unit ("64.0 MiB", "210 MiB/s", "3 s"), or "-". */
+const FIGURE = /^(?:-|-?\d+(?:\.\d+)?(?: [A-Za-z]+(?:\/s)?)?)$/;
+
+/** Text columns, left-aligned; columns of figures right-aligned. */
+export function table(header: string[], rows: string[][]): string[] {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const numeric = header.map((_, i) => rows.length > 0 && rows.every((r) => FIGURE.test(r[i] ?? '')));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (numeric[i] ? c.padStart(widths[i]) : c.padEnd(widths[i])))
+      .join('  ')
+      .trimEnd();
+  return [line(header), ...rows.map(line)];
+}
