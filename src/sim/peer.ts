@@ -103,6 +103,9 @@ export function simSerial(index = ++serialCounter): string {
 type Started = { server: Server; address: string | number };
 
 export async function startPeer(options: PeerOptions): Promise<Peer> {
+  if ((options.cable === undefined) === (options.ffs === undefined)) {
+    throw new TypeError('a simulated phone needs a cable or a FunctionFS mount (one of them)');
+  }
   const servers: Server[] = [];
   const at = (name: string) => (options.socketDir ? join(options.socketDir, `${name}.sock`) : undefined);
   const start = async (name: string, run: (address?: string) => Promise<Started>) => {
@@ -147,7 +150,6 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
 
   const ownEngine = !options.engine;
   const engine = options.engine ?? new MuxEngine();
-  if ((options.cable === undefined) === (options.ffs === undefined)) throw new Error('a simulated phone needs a cable or a FunctionFS mount, not both');
   const descriptor = iphoneDescriptor({ ...options.usb, serial });
   const roleOptions: DeviceRoleOptions = {
     window: options.window,
