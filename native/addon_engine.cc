@@ -71,6 +71,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
             InstanceMethod<&EngineWrap::closeConnection>("closeConnection"),
             InstanceMethod<&EngineWrap::attachDeviceRole>("attachDeviceRole"),
             InstanceMethod<&EngineWrap::attachDeviceRoleFfs>("attachDeviceRoleFfs"),
+            InstanceMethod<&EngineWrap::attachFfsPlaceholder>("attachFfsPlaceholder"),
             InstanceMethod<&EngineWrap::stats>("stats"),
             InstanceMethod<&EngineWrap::ref>("ref"),
             InstanceMethod<&EngineWrap::unref>("unref"),
@@ -193,6 +194,16 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     pipe::DeviceRoleOptions options = deviceRoleOptions(info, 1);
     std::string error;
     uint32_t handle = live(env).attachDeviceRoleFfs(dir, options, error);
+    if (!handle) throwError(env, codes::kSystem, error);
+    return Napi::Number::New(env, handle);
+  }
+
+  Napi::Value attachFfsPlaceholder(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::string dir = argString(info, 0, "ffsDir");
+    usb::FfsInterfaceSpec spec = ffsSpecFromJs(env, argObject(info, 1, "spec"));
+    std::string error;
+    uint32_t handle = live(env).attachFfsPlaceholder(dir, spec, error);
     if (!handle) throwError(env, codes::kSystem, error);
     return Napi::Number::New(env, handle);
   }

@@ -51,6 +51,10 @@ class Engine : public mux::SessionObserver {
   // ENABLE under the returned handle until closeDevice().
   uint32_t attachDeviceRoleFfs(const std::string& dir, const DeviceRoleOptions& options,
                                std::string& error);
+  // A FunctionFS function that only shows an interface to the host (a phone's
+  // PTP, audio or network interface around the mux), held until closeDevice().
+  uint32_t attachFfsPlaceholder(const std::string& dir, const usb::FfsInterfaceSpec& spec,
+                                std::string& error);
 
   // ---- event thread ----
   EventLoop& loop() { return loop_; }
@@ -73,6 +77,8 @@ class Engine : public mux::SessionObserver {
   void acceptCable(int fd);
   void startDeviceSession(uint32_t handle, std::unique_ptr<usb::Transport> transport,
                           const DeviceRoleOptions& options);
+  void startFfs(std::shared_ptr<usb::FfsFunction> function, uint32_t handle,
+                const DeviceRoleOptions& options, bool sessions);
   void onFfsEvent(uint32_t handle, usb::FfsFunction::Event e, const std::string& detail);
   void emitLog(uint32_t handle, const char* level, std::string text);
   void forgetConnection(mux::Connection& c);
@@ -93,6 +99,7 @@ class Engine : public mux::SessionObserver {
   struct FfsEntry {
     std::shared_ptr<usb::FfsFunction> function;
     DeviceRoleOptions options;
+    bool sessions = true;  // false: a placeholder, events are only logged
   };
   std::unordered_map<uint32_t, FfsEntry> ffs_;
 };

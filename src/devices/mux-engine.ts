@@ -11,6 +11,7 @@ import {
   type CableDescriptor,
   type DeviceRoleOptions,
   type EngineStats,
+  type FfsInterfaceSpec,
   type NativeEngine,
   type NativeEvent,
 } from '../native.js';
@@ -133,6 +134,11 @@ export class MuxEngine extends EventEmitter<MuxEngineEvents> {
   /** The device role on a mounted FunctionFS; see NativeEngine.attachDeviceRoleFfs. */
   attachDeviceRoleFfs(ffsDir: string, options?: DeviceRoleOptions): number {
     return this.native.attachDeviceRoleFfs(ffsDir, options);
+  }
+
+  /** An interface-only FunctionFS function; see NativeEngine.attachFfsPlaceholder. */
+  attachFfsPlaceholder(ffsDir: string, spec: FfsInterfaceSpec): number {
+    return this.native.attachFfsPlaceholder(ffsDir, spec);
   }
 
   stats(): EngineStats {

@@ -2,6 +2,7 @@
 // Runs one minimal simulated phone in its own process:
 //   node dist/src/sim/peer-main.js (--cable PATH | --ffs DIR) [--serial S] [--window N]
 //        [--trust auto|prompt|deny] [--trust-delay-ms N]
+//        [--ffs-interface ptp=DIR --ffs-interface audio=DIR --ffs-interface ethernet=DIR]
 // It prints JSON lines: {"ready":true,...} each time a mux session is up, and
 // with --ffs first {"ffs":DIR,"descriptors":true} once the descriptors are
 // written (the gadget may be bound to its UDC from then on), then one line per
@@ -11,6 +12,7 @@
 // Don't Trust on the pairing dialog.
 import { parseArgs } from 'node:util';
 
+import { PHONE_FFS_INTERFACES, type PhoneFfsInterface } from './descriptor.js';
 import { TRUST_MODES, type TrustMode } from './lockdown/lockdownd.js';
 import { startPeer } from './peer.js';
 
@@ -18,6 +20,7 @@ const { values } = parseArgs({
   options: {
     cable: { type: 'string' },
     ffs: { type: 'string' },
+    'ffs-interface': { type: 'string', multiple: true },
     serial: { type: 'string' },
     window: { type: 'string' },
     'max-packet-size': { type: 'string' },
@@ -33,10 +36,20 @@ if (!values.cable === !values.ffs || (trust !== undefined && !TRUST_MODES.includ
   );
   process.exit(2);
 }
+const ffsInterfaces: Partial<Record<PhoneFfsInterface, string>> = {};
+for (const spec of values['ffs-interface'] ?? []) {
+  const [kind, dir] = spec.split('=', 2) as [string, string | undefined];
+  if (!values.ffs || !dir || !(kind in PHONE_FFS_INTERFACES)) {
+    process.stderr.write(`--ffs-interface wants KIND=DIR with --ffs, KIND one of ${Object.keys(PHONE_FFS_INTERFACES).join(', ')}\n`);
+    process.exit(2);
+  }
+  ffsInterfaces[kind as PhoneFfsInterface] = dir;
+}
 const say = (o: object) => process.stdout.write(`${JSON.stringify(o)}\n`);
 const peer = await startPeer({
   cable: values.cable,
   ffs: values.ffs,
+  ffsInterfaces,
   window: values.window ? Number(values.window) : undefined,
   socketDir: values['socket-dir'],
   trust,

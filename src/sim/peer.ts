@@ -7,7 +7,7 @@ import { join } from 'node:path';
 
 import { MuxEngine } from '../devices/mux-engine.js';
 import type { DeviceRoleOptions } from '../native.js';
-import { iphoneDescriptor, type SimUsbIdentity } from './descriptor.js';
+import { iphoneDescriptor, PHONE_FFS_INTERFACES, type PhoneFfsInterface, type SimUsbIdentity } from './descriptor.js';
 import { simIdentity, type SimIdentity, type SimIdentityOptions } from './identity.js';
 import { startLockdownd, type Lockdownd, type TrustMode } from './lockdown/lockdownd.js';
 import { ECHO_PORT, HEARTBEAT_PORT, LOCKDOWN_PORT, NOTIFICATION_PROXY_PORT, SINK_PORT, SOURCE_PORT } from './ports.js';
@@ -32,6 +32,12 @@ export interface PeerOptions extends Omit<DeviceRoleOptions, 'portMap'> {
    * the gadget's serial string, so that lockdownd's UDID matches the host's.
    */
   ffs?: string;
+  /**
+   * With `ffs`: mounted FunctionFS directories for the interfaces a phone
+   * shows around the mux (PTP, audio, Apple USB Ethernet), held as
+   * placeholders so the gadget's configurations can look like a phone's.
+   */
+  ffsInterfaces?: Partial<Record<PhoneFfsInterface, string>>;
   /** Serve the services on Unix sockets in this directory instead of TCP. */
   socketDir?: string;
   usb?: Partial<SimUsbIdentity>;
@@ -120,12 +126,20 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     ),
   };
   let handle: number;
+  const placeholders: number[] = [];
   try {
-    handle = options.ffs !== undefined
-      ? engine.attachDeviceRoleFfs(options.ffs, roleOptions)
-      : engine.attachDeviceRole(options.cable!, iphoneDescriptor({ ...options.usb, serial }), roleOptions);
+    if (options.ffs !== undefined) {
+      // The interfaces around the mux first: the gadget binds once the mux is up.
+      for (const [kind, dir] of Object.entries(options.ffsInterfaces ?? {})) {
+        placeholders.push(engine.attachFfsPlaceholder(dir, PHONE_FFS_INTERFACES[kind as PhoneFfsInterface]));
+      }
+      handle = engine.attachDeviceRoleFfs(options.ffs, roleOptions);
+    } else {
+      handle = engine.attachDeviceRole(options.cable!, iphoneDescriptor({ ...options.usb, serial }), roleOptions);
+    }
   } catch (err) {
     lockdownd.close();
+    for (const h of placeholders) engine.closeDevice(h);
     if (ownEngine) engine.close();
     await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
     throw err;
@@ -142,7 +156,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     async close() {
       lockdownd.close();
       if (ownEngine) engine.close();
-      else engine.closeDevice(handle);
+      else for (const h of [handle, ...placeholders]) engine.closeDevice(h);
       await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
       for (const s of servers) s.unref();
     },
