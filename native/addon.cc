@@ -167,6 +167,41 @@ usb::CableDescriptor descriptorFromJs(Napi::Env env, Napi::Object o) {
   return d;
 }
 
+usb::FfsInterfaceSpec ffsSpecFromJs(Napi::Env env, Napi::Object o) {
+  usb::FfsInterfaceSpec s;
+  s.interfaceClass = uint8_t(fieldUint(env, o, "interfaceClass", 255, s.interfaceClass));
+  s.subclass = uint8_t(fieldUint(env, o, "subclass", 255, s.subclass));
+  s.protocol = uint8_t(fieldUint(env, o, "protocol", 255, s.protocol));
+  s.fullSpeedMaxPacket = uint16_t(fieldUint(env, o, "fullSpeedMaxPacket", 0xFFFF, s.fullSpeedMaxPacket));
+  s.highSpeedMaxPacket = uint16_t(fieldUint(env, o, "highSpeedMaxPacket", 0xFFFF, s.highSpeedMaxPacket));
+  Napi::Value name = o.Get("name");
+  if (!name.IsUndefined()) {
+    if (!name.IsString()) throwError(env, codes::kInvalidArgument, "name must be a string");
+    s.name = name.As<Napi::String>().Utf8Value();
+  }
+  if (o.Get("endpoints").IsUndefined()) return s;
+  Napi::Array eps = fieldArray(env, o, "endpoints", usb::kFfsMaxEndpoints);
+  s.endpoints.clear();
+  for (uint32_t i = 0; i < eps.Length(); ++i) {
+    Napi::Object eo = elementObject(env, eps, i);
+    Napi::Value dir = eo.Get("direction");
+    Napi::Value type = eo.Get("type");
+    std::string d = dir.IsString() ? dir.As<Napi::String>().Utf8Value() : "";
+    std::string t = type.IsUndefined() ? "bulk" : type.IsString() ? type.As<Napi::String>().Utf8Value() : "";
+    if ((d != "in" && d != "out") || (t != "bulk" && t != "interrupt")) {
+      throwError(env, codes::kInvalidArgument,
+                 "endpoints need direction 'in' or 'out' and type 'bulk' or 'interrupt'");
+    }
+    usb::FfsEndpointSpec e;
+    e.in = d == "in";
+    e.interrupt = t == "interrupt";
+    e.interruptMaxPacket = uint16_t(fieldUint(env, eo, "maxPacketSize", 0xFFFF, e.interruptMaxPacket));
+    e.intervalMs = uint8_t(fieldUint(env, eo, "intervalMs", 255, e.intervalMs));
+    s.endpoints.push_back(e);
+  }
+  return s;
+}
+
 namespace {
 
 Napi::Value SetErrorClass(const Napi::CallbackInfo& info) {

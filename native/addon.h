@@ -6,6 +6,7 @@
 #include <string>
 
 #include "usb/cable_descriptor.h"
+#include "usb/ffs_descriptors.h"
 
 namespace tsmuxd::addon {
 
@@ -20,6 +21,9 @@ Napi::Value makeError(Napi::Env env, const std::string& code, const std::string&
 
 Napi::Object descriptorToJs(Napi::Env env, const usb::CableDescriptor& d);
 usb::CableDescriptor descriptorFromJs(Napi::Env env, Napi::Object o);
+// {interfaceClass, subclass, protocol, name, fullSpeedMaxPacket,
+//  highSpeedMaxPacket, endpoints: [{direction, type, maxPacketSize, intervalMs}]}
+usb::FfsInterfaceSpec ffsSpecFromJs(Napi::Env env, Napi::Object o);
 
 // Argument helpers that throw ERR_INVALID_ARGUMENT.
 uint32_t argUint(const Napi::CallbackInfo& info, size_t i, const char* name, uint32_t max);

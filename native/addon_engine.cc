@@ -135,6 +135,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
             InstanceMethod<&EngineWrap::attachDeviceRole>("attachDeviceRole"),
             InstanceMethod<&EngineWrap::mapDevicePort>("mapDevicePort"),
             InstanceMethod<&EngineWrap::attachDeviceRoleFfs>("attachDeviceRoleFfs"),
+            InstanceMethod<&EngineWrap::attachFfsPlaceholder>("attachFfsPlaceholder"),
             InstanceMethod<&EngineWrap::stats>("stats"),
             InstanceMethod<&EngineWrap::snapshot>("snapshot"),
             InstanceMethod<&EngineWrap::ref>("ref"),
@@ -297,6 +298,16 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     pipe::DeviceRoleOptions options = deviceRoleOptions(info, 1);
     std::string error;
     uint32_t handle = live(env).attachDeviceRoleFfs(dir, options, error);
+    if (!handle) throwError(env, codes::kSystem, error);
+    return Napi::Number::New(env, handle);
+  }
+
+  Napi::Value attachFfsPlaceholder(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::string dir = argString(info, 0, "ffsDir");
+    usb::FfsInterfaceSpec spec = ffsSpecFromJs(env, argObject(info, 1, "spec"));
+    std::string error;
+    uint32_t handle = live(env).attachFfsPlaceholder(dir, spec, error);
     if (!handle) throwError(env, codes::kSystem, error);
     return Napi::Number::New(env, handle);
   }

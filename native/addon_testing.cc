@@ -196,21 +196,13 @@ Napi::Value DecodeDescriptor(const Napi::CallbackInfo& info) {
   return descriptorToJs(info.Env(), d);
 }
 
-// encodeFfsDescriptors({interfaceClass, subclass, protocol, name,
-// fullSpeedMaxPacket, highSpeedMaxPacket}?) -> {descriptors, strings}: what
+// encodeFfsDescriptors(spec?) -> {descriptors, strings} (spec as in
+// ffsSpecFromJs; the mux interface by default): what
 // the FunctionFS transport writes to ep0, for tests to check byte by byte.
 Napi::Value EncodeFfsDescriptors(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   usb::FfsInterfaceSpec spec;
-  if (info.Length() > 0 && !info[0].IsUndefined()) {
-    Napi::Object o = argObject(info, 0, "spec");
-    spec.interfaceClass = uint8_t(optUint(env, o, "interfaceClass", 255, spec.interfaceClass));
-    spec.subclass = uint8_t(optUint(env, o, "subclass", 255, spec.subclass));
-    spec.protocol = uint8_t(optUint(env, o, "protocol", 255, spec.protocol));
-    spec.fullSpeedMaxPacket = uint16_t(optUint(env, o, "fullSpeedMaxPacket", 65535, spec.fullSpeedMaxPacket));
-    spec.highSpeedMaxPacket = uint16_t(optUint(env, o, "highSpeedMaxPacket", 65535, spec.highSpeedMaxPacket));
-    if (o.Get("name").IsString()) spec.name = o.Get("name").As<Napi::String>().Utf8Value();
-  }
+  if (info.Length() > 0 && !info[0].IsUndefined()) spec = ffsSpecFromJs(env, argObject(info, 0, "spec"));
   usb::FfsBlobs blobs;
   if (Fault f = usb::buildFfsBlobs(spec, blobs)) throwError(env, f.code, f.message);
   Napi::Object out = Napi::Object::New(env);

@@ -211,6 +211,12 @@ export interface NativeEngine {
    * DISABLE/UNBIND) until closeDevice().
    */
   attachDeviceRoleFfs(ffsDir: string, options?: DeviceRoleOptions): number;
+  /**
+   * A FunctionFS function that only shows an interface to the host (a phone's
+   * PTP, audio or network interface around the mux): descriptors now, ep0
+   * held (events logged, control requests stalled) until closeDevice().
+   */
+  attachFfsPlaceholder(ffsDir: string, spec: FfsInterfaceSpec): number;
   stats(): EngineStats;
   /** Built on the event thread (the caller waits up to `timeoutMs`, default 5000); throws ERR_TIMEOUT. */
   snapshot(timeoutMs?: number): EngineSnapshot;
@@ -219,13 +225,28 @@ export interface NativeEngine {
   close(): void;
 }
 
+export interface FfsEndpointSpec {
+  direction: 'in' | 'out';
+  /** Default 'bulk'. */
+  type?: 'bulk' | 'interrupt';
+  /** Interrupt only (bulk endpoints take the interface's sizes): 1..64. */
+  maxPacketSize?: number;
+  /** Interrupt only: the polling interval in ms. */
+  intervalMs?: number;
+}
+
+/** One FunctionFS interface; every field defaults to the mux interface's. */
 export interface FfsInterfaceSpec {
   interfaceClass?: number;
   subclass?: number;
   protocol?: number;
   name?: string;
+  /** wMaxPacketSize of the bulk endpoints at full speed (8/16/32/64). */
   fullSpeedMaxPacket?: number;
+  /** ... and at high speed (512). */
   highSpeedMaxPacket?: number;
+  /** In descriptor order (= ep1, ep2... files); the mux: OUT then IN. */
+  endpoints?: FfsEndpointSpec[];
 }
 
 export interface DecodedPacket {

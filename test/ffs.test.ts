@@ -10,6 +10,7 @@ import t from 'tap';
 
 import { MuxEngine } from '../src/devices/mux-engine.js';
 import { NativeError } from '../src/native.js';
+import { PHONE_FFS_INTERFACES } from '../src/sim/descriptor.js';
 import { startPeer } from '../src/sim/peer.js';
 import { tempDir, wire } from './helpers/harness.js';
 
@@ -54,6 +55,45 @@ t.test('a custom interface is written as given', async (t) => {
   t.equal(s.subarray(18).toString('latin1'), 'PTP\0');
 });
 
+t.test("a phone's PTP placeholder: bulk IN, bulk OUT, interrupt IN, in that order", async (t) => {
+  const { descriptors: d, strings: s } = wire.encodeFfsDescriptors(PHONE_FFS_INTERFACES.ptp);
+  t.equal(d.readUInt32LE(12), 4, 'interface + 3 endpoints at full speed');
+  t.equal(d.readUInt32LE(16), 4, 'and at high speed');
+  t.equal(d.length, 20 + 2 * (9 + 3 * 7));
+  for (const [speed, at, bulk, interval] of [['full', 20, 64, 8], ['high', 50, 512, 7]] as const) {
+    t.same([...d.subarray(at, at + 9)], [9, 4, 0, 0, 3, 6, 1, 1, 1], `${speed} speed: interface 6/1/1 with 3 endpoints`);
+    const eps = [0, 1, 2].map((i) => d.subarray(at + 9 + 7 * i, at + 16 + 7 * i));
+    t.same(eps.map((e) => [e[2], e[3]]), [[0x81, 2], [0x02, 2], [0x83, 3]], `${speed} speed: addresses and types`);
+    t.same(eps.map((e) => e.readUInt16LE(4)), [bulk, bulk, 64], `${speed} speed: wMaxPacketSize`);
+    t.equal(eps[2]![6], interval, `${speed} speed: bInterval ${interval} (8 ms)`);
+  }
+  t.equal(s.subarray(18).toString('latin1'), 'PTP\0');
+});
+
+t.test('an interface without endpoints (the audio placeholder)', async (t) => {
+  const { descriptors: d } = wire.encodeFfsDescriptors(PHONE_FFS_INTERFACES.audio);
+  t.equal(d.readUInt32LE(12), 1);
+  t.equal(d.readUInt32LE(16), 1);
+  t.same([...d.subarray(20, 29)], [9, 4, 0, 0, 0, 1, 1, 0, 1]);
+  t.equal(d.length, 20 + 2 * 9);
+});
+
+t.test('endpoint specs are checked', async (t) => {
+  const bad: [object, RegExp][] = [
+    [{ endpoints: [{ direction: 'sideways' }] }, /direction 'in' or 'out'/],
+    [{ endpoints: [{ direction: 'in', type: 'iso' }] }, /type 'bulk' or 'interrupt'/],
+    [{ endpoints: [{ direction: 'in', type: 'interrupt', maxPacketSize: 65 }] }, /wMaxPacketSize 1\.\.64/],
+    [{ endpoints: [{ direction: 'in', type: 'interrupt', maxPacketSize: 0 }] }, /wMaxPacketSize 1\.\.64/],
+    [{ endpoints: [{ direction: 'in', type: 'interrupt', intervalMs: 0 }] }, /1\.\.255 ms/],
+    [{ endpoints: [{ direction: 'in', type: 'interrupt', intervalMs: 256 }] }, /intervalMs/],
+    [{ endpoints: Array.from({ length: 16 }, () => ({ direction: 'in' })) }, /at most 15/],
+    [{ endpoints: 'ep1' }, /endpoints must be an array/],
+  ];
+  for (const [spec, msg] of bad) {
+    t.throws(() => wire.encodeFfsDescriptors(spec as never), { code: 'ERR_INVALID_ARGUMENT', message: msg }, JSON.stringify(spec));
+  }
+});
+
 t.test('descriptors a bulk endpoint cannot have, or an unusable name, are refused', async (t) => {
   const bad: [object, RegExp][] = [
     [{ highSpeedMaxPacket: 1024 }, /512 at high speed/],
@@ -85,6 +125,9 @@ t.test('attachDeviceRoleFfs refuses a missing or non-FunctionFS directory with E
   t.throws(() => engine.attachDeviceRoleFfs(fake), { code: 'ERR_SYSTEM', message: /is not a FunctionFS mount/ });
   t.equal(readFileSync(join(fake, 'ep0')).length, 0, 'no descriptors were written to a plain file');
   t.throws(() => engine.attachDeviceRoleFfs(''), { code: 'ERR_SYSTEM', message: /open \/ep0|empty/ });
+  t.throws(() => engine.attachFfsPlaceholder(join(dir, 'nowhere'), PHONE_FFS_INTERFACES.ptp), { code: 'ERR_SYSTEM', message: /nowhere\/ep0/ });
+  t.throws(() => engine.attachFfsPlaceholder(fake, PHONE_FFS_INTERFACES.ptp), { code: 'ERR_SYSTEM', message: /not a FunctionFS mount/ });
+  t.throws(() => engine.attachFfsPlaceholder(fake, { highSpeedMaxPacket: 64 }), { code: 'ERR_SYSTEM', message: /512 at high speed/ });
   t.equal(engine.stats().devicesActive, 0);
 });
 

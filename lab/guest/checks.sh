@@ -64,8 +64,28 @@ c_enumerated() {
       "iInterface .*Apple USB Multiplexor" "wMaxPacketSize *0x0200"; do
     echo "$v" | grep -q "$want" || { echo "lsusb -v lacks '$want'"; return 1; }
   done
-  [ "$(echo "$v" | grep -c 'Transfer Type *Bulk')" -eq 2 ] || { echo "expected two bulk endpoints"; return 1; }
-  echo "$(basename "$d"): 05ac:12a8 at $(cat "$d/speed") Mb/s, ff/fe/02 'Apple USB Multiplexor', 2 bulk endpoints of 512"
+  n=$(echo "$v" | awk '$1 == "bNumConfigurations" { print $2; exit }')
+  if [ "${LAB_CONFIGS:-phone}" = single ]; then
+    [ "$n" = 1 ] && [ "$(echo "$v" | grep -c 'Transfer Type *Bulk')" -eq 2 ] || { echo "expected one configuration with two bulk endpoints"; return 1; }
+  else
+    [ "$n" = 4 ] || { echo "expected 4 configurations, lsusb says $n"; return 1; }
+    for want in "iConfiguration .*PTP + Apple Mobile Device + Apple USB Ethernet" "iInterface .*PTP" "iInterface .*Apple USB Ethernet" "bInterfaceSubClass *253" "Transfer Type *Interrupt"; do
+      echo "$v" | grep -q "$want" || { echo "lsusb -v lacks '$want'"; return 1; }
+    done
+  fi
+  echo "$(basename "$d"): 05ac:12a8 at $(cat "$d/speed") Mb/s, $n configuration(s), ff/fe/02 'Apple USB Multiplexor' with bulk endpoints of 512"
+}
+
+# c_configuration: the daemon put the device in the highest configuration
+# that has the mux interface (4 as laid out like a phone).
+c_configuration() {
+  want=4
+  [ "${LAB_CONFIGS:-phone}" = single ] && want=1
+  d=$(gadget_usb_path "$SERIAL") || { echo "the device is gone"; return 1; }
+  got=$(cat "$d/bConfigurationValue")
+  echo "bConfigurationValue $got"
+  [ "$got" = "$want" ] || { echo "expected configuration $want, the device is in '$got'"; return 1; }
+  echo "the daemon chose configuration $got of $(cat "$d/bNumConfigurations")"
 }
 
 c_daemon_up() {
@@ -227,18 +247,19 @@ c_non_apple() {
 run_phase() {
   DAEMON=$1
   PHASE=$1
-  names="daemon-up listed ideviceinfo-s ideviceinfo pair validate echo-${ECHO_MIB}MiB restart unplug replug"
+  names="daemon-up listed configuration ideviceinfo-s ideviceinfo pair validate echo-${ECHO_MIB}MiB restart unplug replug"
   if ! why=$("daemon_${DAEMON}_available"); then
     skip_rest "$PHASE" "$why" $names
     return
   fi
   rm -rf /var/lib/lockdown && mkdir -p /var/lib/lockdown
   if ! check "$PHASE" daemon-up c_daemon_up; then
-    skip_rest "$PHASE" "the daemon did not start" listed ideviceinfo-s ideviceinfo pair validate "echo-${ECHO_MIB}MiB" restart unplug replug
+    skip_rest "$PHASE" "the daemon did not start" listed configuration ideviceinfo-s ideviceinfo pair validate "echo-${ECHO_MIB}MiB" restart unplug replug
     "daemon_${DAEMON}_stop"
     return
   fi
   if check "$PHASE" listed c_listed; then
+    check "$PHASE" configuration c_configuration
     check "$PHASE" ideviceinfo-s c_info_simple
     check "$PHASE" ideviceinfo c_info_full
     check "$PHASE" pair c_pair pair
@@ -246,7 +267,7 @@ run_phase() {
     check "$PHASE" "echo-${ECHO_MIB}MiB" c_echo
     check "$PHASE" restart c_restart
   else
-    skip_rest "$PHASE" "the device was never listed" ideviceinfo-s ideviceinfo pair validate "echo-${ECHO_MIB}MiB" restart
+    skip_rest "$PHASE" "the device was never listed" configuration ideviceinfo-s ideviceinfo pair validate "echo-${ECHO_MIB}MiB" restart
   fi
   check "$PHASE" unplug c_unplug
   check "$PHASE" replug c_replug

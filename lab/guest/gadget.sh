@@ -6,10 +6,13 @@ GADGET=/sys/kernel/config/usb_gadget/iphone
 FFS_DIR=/dev/ffs-mux
 SIM_PID=
 
-# gadget_create SERIAL: the device as a phone presents it. An iPhone's
-# configuration 1 is PTP; the mux interface ("Apple USB Multiplexor") sits in
-# a later one. Here configuration 1 holds the mux function, which is all a
-# host's usbmux driver looks for.
+# gadget_create SERIAL: the device as a phone in its initial mode presents it
+# (src/sim/descriptor.ts): four configurations, the mux interface ("Apple USB
+# Multiplexor", served by the sim) in 3 and 4, around it PTP, audio and Apple
+# USB Ethernet interfaces that the sim holds as placeholders. Interfaces are
+# numbered in link order, so PTP is 0 and the mux 1, as on a phone.
+# LAB_CONFIGS=single: one configuration with only the mux interface.
+FFS_FUNCS="mux ptp audio eth"
 gadget_create() {
   mkdir -p "$GADGET" || return 1
   (
@@ -24,22 +27,39 @@ gadget_create() {
     echo "Apple Inc." > strings/0x409/manufacturer
     echo "iPhone" > strings/0x409/product
     echo "$1" > strings/0x409/serialnumber
-    mkdir -p configs/c.1/strings/0x409
-    echo "PTP + Apple Mobile Device" > configs/c.1/strings/0x409/configuration
-    echo 500 > configs/c.1/MaxPower
-    mkdir -p functions/ffs.mux
-    ln -s functions/ffs.mux configs/c.1/
+    for f in $FFS_FUNCS; do mkdir -p "functions/ffs.$f"; done
+    config() {  # config N NAME FUNCTION...
+      n=$1 name=$2
+      shift 2
+      mkdir -p "configs/c.$n/strings/0x409"
+      echo "$name" > "configs/c.$n/strings/0x409/configuration"
+      echo 500 > "configs/c.$n/MaxPower"
+      for f in "$@"; do ln -s "functions/ffs.$f" "configs/c.$n/" || exit 1; done
+    }
+    if [ "${LAB_CONFIGS:-phone}" = single ]; then
+      config 1 "PTP + Apple Mobile Device" mux
+    else
+      config 1 "PTP" ptp
+      config 2 "iPod USB Interface" audio
+      config 3 "PTP + Apple Mobile Device" ptp mux
+      config 4 "PTP + Apple Mobile Device + Apple USB Ethernet" ptp mux eth
+    fi
   ) || return 1
-  mkdir -p "$FFS_DIR"
-  mount -t functionfs mux "$FFS_DIR"
+  for f in $FFS_FUNCS; do
+    mkdir -p "/dev/ffs-$f"
+    mount -t functionfs "$f" "/dev/ffs-$f" || return 1
+  done
 }
 
 # gadget_start_sim SERIAL: the sim writes its descriptors to ep0 and says so
 # on its first stdout line; only then can the gadget bind.
 gadget_start_sim() {
   : > "$OUT/sim.out"
-  node "$LAB_PROJECT/dist/src/sim/peer-main.js" --ffs "$FFS_DIR" --serial "$1" \
-    >> "$OUT/sim.out" 2>> "$OUT/sim.err" &
+  set --  --ffs "$FFS_DIR" --serial "$1"
+  # every mounted function needs its descriptors before the UDC can bind
+  [ "${LAB_CONFIGS:-phone}" = single ] ||
+    set -- "$@" --ffs-interface ptp=/dev/ffs-ptp --ffs-interface audio=/dev/ffs-audio --ffs-interface ethernet=/dev/ffs-eth
+  node "$LAB_PROJECT/dist/src/sim/peer-main.js" "$@" >> "$OUT/sim.out" 2>> "$OUT/sim.err" &
   SIM_PID=$!
   i=0
   while ! grep -q '"descriptors":true' "$OUT/sim.out" 2>/dev/null; do

@@ -30,8 +30,10 @@ void Engine::stop() {
     for (auto& o : opening_) o.second->cancel();
     opening_.clear();
     for (auto& l : listeners_) l.second->close();
-    for (auto& f : ffs_) f.second.function->close();
+    // Links first: a FunctionFS transport cancels its requests on endpoint
+    // files its function still holds open.
     for (auto& l : links_) l.second->shutdown();
+    for (auto& f : ffs_) f.second.function->close();
     std::vector<std::shared_ptr<mux::Connection>> left;
     for (auto& c : conns_) left.push_back(c.second);
     for (auto& c : left) c->reset("the daemon is stopping");
@@ -114,21 +116,25 @@ void Engine::closeDevice(uint32_t handle, bool unplugged) {
       emit(std::move(ev));
       return;
     }
+    bool hadLink = false;
+    auto it = links_.find(handle);
+    if (it != links_.end()) {
+      hadLink = true;
+      std::shared_ptr<DeviceLink> link = it->second;
+      links_.erase(it);
+      if (unplugged) link->lost("device unplugged");
+      else link->shutdown();
+      loop_.retire(link);
+    }
+    // After the link: its transport cancels requests on the function's files.
+    // Closing ep0 takes the function off the gadget: the host sees an unplug.
     auto f = ffs_.find(handle);
     if (f != ffs_.end()) {
-      // Closing ep0 takes the function off the gadget: the host sees an unplug.
       f->second.function->close();
       loop_.retire(f->second.function);
       ffs_.erase(f);
     }
-    auto it = links_.find(handle);
-    if (it == links_.end()) return;
-    std::shared_ptr<DeviceLink> link = it->second;
-    links_.erase(it);
-    if (unplugged) link->lost("device unplugged");
-    else link->shutdown();
-    loop_.retire(link);
-    emit(std::move(ev));
+    if (hadLink) emit(std::move(ev));
   });
 }
 
@@ -313,64 +319,6 @@ void Engine::startDeviceSession(uint32_t handle, std::unique_ptr<usb::Transport>
   so.deviceVersion = options.version;
   so.controlLogs = options.controlLogs;
   link->startSession(so);
-}
-
-uint32_t Engine::attachDeviceRoleFfs(const std::string& dir, const DeviceRoleOptions& options,
-                                     std::string& error) {
-  std::shared_ptr<usb::FfsFunction> function = usb::FfsFunction::open(dir, usb::FfsInterfaceSpec(), error);
-  if (!function) return 0;
-  uint32_t handle = nextHandle_++;
-  loop_.post([this, function, handle, options] {
-    std::string why;
-    bool ok = function->start(loop_, [this, handle](usb::FfsFunction::Event e, const std::string& detail) {
-      onFfsEvent(handle, e, detail);
-    }, why);
-    if (ok) {
-      ffs_[handle] = FfsEntry{function, options};
-    } else {
-      emitLog(handle, "error", "FunctionFS: cannot watch ep0: " + why);
-    }
-  });
-  return handle;
-}
-
-void Engine::onFfsEvent(uint32_t handle, usb::FfsFunction::Event e, const std::string& detail) {
-  using E = usb::FfsFunction::Event;
-  auto it = ffs_.find(handle);
-  if (it == ffs_.end()) return;
-  FfsEntry& entry = it->second;
-  DeviceLink* link = findLink(handle);
-  switch (e) {
-    case E::Enable: {
-      // The host set a configuration holding our interface: a phone starts
-      // a fresh mux session (the host begins with VERSION either way).
-      if (link) linkClosed(*link, Fault(codes::kUnplugged, "FunctionFS re-enabled"));
-      uint16_t mps = entry.function->currentMaxPacketSize(512);
-      std::string error;
-      auto transport = usb::FfsTransport::create(loop_, pool_, stats_, entry.function->outFd(),
-                                                 entry.function->inFd(), mps, error);
-      if (!transport) {
-        emitLog(handle, "error", "FunctionFS ENABLE: cannot start a session: " + error);
-        return;
-      }
-      emitLog(handle, "info", "FunctionFS ENABLE: wMaxPacketSize " + std::to_string(mps));
-      startDeviceSession(handle, std::move(transport), entry.options);
-      return;
-    }
-    case E::Disable:
-    case E::Unbind:
-      // Unconfigured (SET_CONFIGURATION 0 or another configuration) or the
-      // UDC unbound (an unplug): the session ends. Its requests may already
-      // have failed with ESHUTDOWN and ended it first.
-      emitLog(handle, "info", "FunctionFS " + detail);
-      if (link) {
-        linkClosed(*link, Fault(codes::kUnplugged, std::string("FunctionFS ") + detail +
-                                                       ": the host unconfigured or unplugged us"));
-      }
-      return;
-    case E::Setup: emitLog(handle, "debug", "FunctionFS " + detail); return;
-    default: emitLog(handle, "info", "FunctionFS " + detail); return;
-  }
 }
 
 void Engine::emitLog(uint32_t handle, const char* level, std::string text) {

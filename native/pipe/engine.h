@@ -66,6 +66,10 @@ class Engine : public mux::SessionObserver {
   // Every link and connection as the event thread sees them between two
   // turns; false if it did not answer within `timeoutMs` (or is stopped).
   bool snapshot(EngineSnapshot& out, uint64_t timeoutMs);
+  // A FunctionFS function that only shows an interface to the host (a phone's
+  // PTP, audio or network interface around the mux), held until closeDevice().
+  uint32_t attachFfsPlaceholder(const std::string& dir, const usb::FfsInterfaceSpec& spec,
+                                std::string& error);
 
   // ---- event thread ----
   EventLoop& loop() { return loop_; }
@@ -91,6 +95,8 @@ class Engine : public mux::SessionObserver {
                  std::shared_ptr<usb::CableDescriptor> descriptor, const Fault& fault);
   void startDeviceSession(uint32_t handle, std::unique_ptr<usb::Transport> transport,
                           const DeviceRoleOptions& options);
+  void startFfs(std::shared_ptr<usb::FfsFunction> function, uint32_t handle,
+                const DeviceRoleOptions& options, bool sessions);
   void onFfsEvent(uint32_t handle, usb::FfsFunction::Event e, const std::string& detail);
   void emitLog(uint32_t handle, const char* level, std::string text);
   void forgetConnection(mux::Connection& c);
@@ -115,6 +121,7 @@ class Engine : public mux::SessionObserver {
   struct FfsEntry {
     std::shared_ptr<usb::FfsFunction> function;
     DeviceRoleOptions options;
+    bool sessions = true;  // false: a placeholder, events are only logged
   };
   std::unordered_map<uint32_t, FfsEntry> ffs_;
 };

@@ -11,11 +11,7 @@ constexpr uint8_t kEndpointDescriptorType = 5;
 constexpr uint8_t kInterfaceLength = 9;
 constexpr uint8_t kEndpointLength = 7;  // bulk: no bRefresh/bSynchAddress
 constexpr uint8_t kBulk = 2;
-// Endpoint numbers here only name the endpoints to FunctionFS; the UDC picks
-// the addresses the host sees.
-constexpr uint8_t kOutAddress = 0x01;
-constexpr uint8_t kInAddress = 0x82;
-constexpr uint32_t kDescriptorsPerSpeed = 3;  // interface, OUT, IN
+constexpr uint8_t kInterrupt = 3;
 
 void put16(std::vector<uint8_t>& v, uint16_t x) {
   v.push_back(uint8_t(x));
@@ -34,19 +30,33 @@ void putInterface(std::vector<uint8_t>& v, const FfsInterfaceSpec& s) {
   v.insert(v.end(), {kInterfaceLength, kInterfaceDescriptorType,
                      0,  // bInterfaceNumber: FunctionFS renumbers within the configuration
                      0,  // bAlternateSetting
-                     2,  // bNumEndpoints
-                     s.interfaceClass, s.subclass, s.protocol,
+                     uint8_t(s.endpoints.size()), s.interfaceClass, s.subclass, s.protocol,
                      1});  // iInterface: the first string of our table
 }
 
-void putEndpoint(std::vector<uint8_t>& v, uint8_t address, uint16_t maxPacket) {
-  v.insert(v.end(), {kEndpointLength, kEndpointDescriptorType, address, kBulk});
-  put16(v, maxPacket);
-  v.push_back(0);  // bInterval: bulk endpoints never NAK-limit
+// Endpoint numbers here only name the endpoints to FunctionFS (1, 2, ... in
+// order); the UDC picks the addresses the host sees.
+void putEndpoint(std::vector<uint8_t>& v, size_t index, const FfsEndpointSpec& e, uint16_t bulkMps,
+                 bool highSpeed) {
+  uint8_t address = uint8_t(index + 1) | (e.in ? 0x80 : 0);
+  uint16_t mps = e.interrupt ? e.interruptMaxPacket : bulkMps;
+  uint8_t interval = 0;  // bulk endpoints are never polled
+  if (e.interrupt) {
+    // Full speed counts in frames (1 ms); high speed in 2^(b-1) microframes.
+    interval = e.intervalMs;
+    if (highSpeed) {
+      uint8_t b = 1;
+      while (b < 16 && (1u << (b - 1)) < 8u * e.intervalMs) ++b;
+      interval = b;
+    }
+  }
+  v.insert(v.end(), {kEndpointLength, kEndpointDescriptorType, address, e.interrupt ? kInterrupt : kBulk});
+  put16(v, mps);
+  v.push_back(interval);
 }
 
-bool validMaxPacket(uint16_t mps, bool highSpeed) {
-  // USB 2.0 9.6.6: full-speed bulk 8, 16, 32 or 64; high-speed bulk exactly 512.
+bool validBulkMaxPacket(uint16_t mps, bool highSpeed) {
+  // USB 2.0 5.8.3: full-speed bulk 8, 16, 32 or 64; high-speed bulk exactly 512.
   if (highSpeed) return mps == 512;
   return mps == 8 || mps == 16 || mps == 32 || mps == 64;
 }
@@ -60,9 +70,20 @@ Fault buildFfsBlobs(const FfsInterfaceSpec& spec, FfsBlobs& out) {
   for (char c : spec.name) {
     if (c < 0x20 || c > 0x7e) return Fault(codes::kInvalidArgument, "interface name must be printable ASCII");
   }
-  if (!validMaxPacket(spec.fullSpeedMaxPacket, false) || !validMaxPacket(spec.highSpeedMaxPacket, true)) {
+  if (!validBulkMaxPacket(spec.fullSpeedMaxPacket, false) ||
+      !validBulkMaxPacket(spec.highSpeedMaxPacket, true)) {
     return Fault(codes::kInvalidArgument,
                  "bulk wMaxPacketSize must be 8/16/32/64 at full speed and 512 at high speed");
+  }
+  if (spec.endpoints.size() > kFfsMaxEndpoints) {
+    return Fault(codes::kInvalidArgument, "at most 15 endpoints");
+  }
+  for (const FfsEndpointSpec& e : spec.endpoints) {
+    // USB 2.0 5.7.3: at most 64 bytes at full speed, which both speeds share here.
+    if (e.interrupt && (e.interruptMaxPacket < 1 || e.interruptMaxPacket > 64 || e.intervalMs < 1)) {
+      return Fault(codes::kInvalidArgument,
+                   "interrupt endpoints need wMaxPacketSize 1..64 and an interval of 1..255 ms");
+    }
   }
 
   std::vector<uint8_t>& d = out.descriptors;
@@ -70,12 +91,14 @@ Fault buildFfsBlobs(const FfsInterfaceSpec& spec, FfsBlobs& out) {
   put32(d, FUNCTIONFS_DESCRIPTORS_MAGIC_V2);
   put32(d, 0);  // total length, patched below
   put32(d, FUNCTIONFS_HAS_FS_DESC | FUNCTIONFS_HAS_HS_DESC);
-  put32(d, kDescriptorsPerSpeed);  // fs_count
-  put32(d, kDescriptorsPerSpeed);  // hs_count
-  for (uint16_t mps : {spec.fullSpeedMaxPacket, spec.highSpeedMaxPacket}) {
+  uint32_t perSpeed = uint32_t(1 + spec.endpoints.size());  // the interface, then its endpoints
+  put32(d, perSpeed);  // fs_count
+  put32(d, perSpeed);  // hs_count
+  for (bool high : {false, true}) {
     putInterface(d, spec);
-    putEndpoint(d, kOutAddress, mps);
-    putEndpoint(d, kInAddress, mps);
+    for (size_t i = 0; i < spec.endpoints.size(); ++i) {
+      putEndpoint(d, i, spec.endpoints[i], high ? spec.highSpeedMaxPacket : spec.fullSpeedMaxPacket, high);
+    }
   }
   patch32(d, 4, uint32_t(d.size()));
 

@@ -56,7 +56,12 @@ const char* ffsEventName(FfsFunction::Event e) {
 }
 
 std::unique_ptr<FfsFunction> FfsFunction::open(const std::string& dir, const FfsInterfaceSpec& spec,
-                                               std::string& error) {
+                                               bool openEndpoints, std::string& error) {
+  if (openEndpoints && (spec.endpoints.size() != 2 || spec.endpoints[0].in || !spec.endpoints[1].in ||
+                        spec.endpoints[0].interrupt || spec.endpoints[1].interrupt)) {
+    error = "a mux function has a bulk OUT then a bulk IN endpoint";
+    return nullptr;
+  }
   FfsBlobs blobs;
   if (Fault f = buildFfsBlobs(spec, blobs)) {
     error = f.message;
@@ -84,6 +89,7 @@ std::unique_ptr<FfsFunction> FfsFunction::open(const std::string& dir, const Ffs
     return nullptr;
   }
   fcntl(ep0, F_SETFL, fcntl(ep0, F_GETFL) | O_NONBLOCK);
+  if (!openEndpoints) return std::unique_ptr<FfsFunction>(new FfsFunction(ep0, -1, -1));
   // O_NONBLOCK on the endpoints makes AIO submission fail with EAGAIN while
   // the endpoint is disabled, instead of sleeping in io_submit until the
   // host configures us (see ffs.h).
@@ -118,8 +124,8 @@ void FfsFunction::close() {
   closed_ = true;
   if (loop_) loop_->remove(ep0_);
   // Closing ep0 removes the function from the gadget: the host sees an unplug.
-  ::close(inFd_);
-  ::close(outFd_);
+  if (inFd_ >= 0) ::close(inFd_);
+  if (outFd_ >= 0) ::close(outFd_);
   ::close(ep0_);
   inFd_ = outFd_ = ep0_ = -1;
 }

@@ -24,8 +24,10 @@ class FfsFunction : public pipe::Pollable {
   // Opens <dir>/ep0 of a mounted functionfs, writes descriptors and strings
   // (after which the kernel creates the endpoint files) and opens those. Runs
   // on the caller's thread so the caller hears about a bad mount at once.
+  // `openEndpoints`: the mux function's bulk OUT (ep1) and IN (ep2) files, for
+  // sessions; a placeholder interface (a phone's PTP, say) opens none.
   static std::unique_ptr<FfsFunction> open(const std::string& dir, const FfsInterfaceSpec& spec,
-                                           std::string& error);
+                                           bool openEndpoints, std::string& error);
   ~FfsFunction() override;
 
   // Event thread from here on. False (function closed) if ep0 cannot be watched.

@@ -11,6 +11,7 @@ import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 
 import { MuxEngine } from '../devices/mux-engine.js';
+import { PHONE_FFS_INTERFACES, type PhoneFfsInterface } from '../sim/descriptor.js';
 import { TRUST_MODES, type TrustMode } from '../sim/lockdown/lockdownd.js';
 import { startPeer, type Peer } from '../sim/peer.js';
 import { udidToSerial } from '../sim/state.js';
@@ -20,6 +21,8 @@ export const SIM_HELP = `usage: tsmuxd sim (--cable PATH | --ffs DIR) [options]
   --cable PATH             the daemon's virtual-cable socket (tsmuxd --cable PATH)
   --ffs DIR                a mounted FunctionFS of a configured USB gadget (one phone;
                            --serial must be the gadget's serial string)
+  --ffs-interface KIND=DIR with --ffs: a placeholder interface a phone shows around the
+                           mux (KIND ptp, audio or ethernet), repeatable
   --count N                run N phones (default 1)
   --udid UDID              the phone's UDID (40 hex, or 8-16 hex with a dash); one phone only
   --trust MODE             auto (default), prompt or deny: how the Trust dialog is answered
@@ -35,7 +38,8 @@ export const SIM_HELP = `usage: tsmuxd sim (--cable PATH | --ffs DIR) [options]
   --socket-dir DIR         serve the services on Unix sockets in DIR
 
 stdin commands: trust|deny|unplug|plug|replug [INDEX] [MS]   (no index: every phone)
-signals: SIGUSR1 trust, SIGUSR2 deny, SIGHUP replug, SIGTERM quit
+signals: SIGUSR1 trust, SIGUSR2 deny, SIGHUP replug (with --ffs: print the data-plane
+counters, as the lab's UDC owns plugging), SIGTERM quit
 `;
 
 const PLUG_RETRY_MS = 1000;
@@ -57,6 +61,7 @@ export async function runSimCommand(argv: string[]): Promise<number> {
     options: {
       cable: { type: 'string' },
       ffs: { type: 'string' },
+      'ffs-interface': { type: 'string', multiple: true },
       count: { type: 'string' },
       udid: { type: 'string' },
       serial: { type: 'string' },
@@ -86,6 +91,14 @@ export async function runSimCommand(argv: string[]): Promise<number> {
   if (values.udid) serial = udidToSerial(values.udid);
   if (serial && count > 1) throw new Error('--udid and --serial name one phone; leave them out with --count');
   if (values.ffs && count > 1) throw new Error('a FunctionFS mount carries one phone');
+  const ffsInterfaces: Partial<Record<PhoneFfsInterface, string>> = {};
+  for (const spec of values['ffs-interface'] ?? []) {
+    const [kind, dir] = spec.split('=', 2) as [string, string | undefined];
+    if (!values.ffs || !dir || !(kind in PHONE_FFS_INTERFACES)) {
+      throw new Error(`--ffs-interface wants KIND=DIR with --ffs, KIND one of ${Object.keys(PHONE_FFS_INTERFACES).join(', ')}`);
+    }
+    ffsInterfaces[kind as PhoneFfsInterface] = dir;
+  }
 
   const engine = new MuxEngine();
   const peers: Peer[] = [];
@@ -175,7 +188,7 @@ export async function runSimCommand(argv: string[]): Promise<number> {
     process.once('SIGINT', quit);
     process.on('SIGUSR1', () => command(['trust']));
     process.on('SIGUSR2', () => command(['deny']));
-    process.on('SIGHUP', () => command(['replug']));
+    process.on('SIGHUP', () => (values.ffs ? emit({ event: 'stats', stats: engine.stats() }) : command(['replug'])));
     lines.on('line', (line) => {
       const words = line.trim().split(/\s+/).filter(Boolean);
       if (words[0] === 'quit') quit();

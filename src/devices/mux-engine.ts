@@ -13,6 +13,7 @@ import {
   type PortTarget,
   type EngineSnapshot,
   type EngineStats,
+  type FfsInterfaceSpec,
   type NativeEngine,
   type NativeEvent,
   type UsbOpenRequest,
@@ -155,6 +156,11 @@ export class MuxEngine extends EventEmitter<MuxEngineEvents> {
   /** The device role on a mounted FunctionFS; see NativeEngine.attachDeviceRoleFfs. */
   attachDeviceRoleFfs(ffsDir: string, options?: DeviceRoleOptions): number {
     return this.native.attachDeviceRoleFfs(ffsDir, options);
+  }
+
+  /** An interface-only FunctionFS function; see NativeEngine.attachFfsPlaceholder. */
+  attachFfsPlaceholder(ffsDir: string, spec: FfsInterfaceSpec): number {
+    return this.native.attachFfsPlaceholder(ffsDir, spec);
   }
 
   stats(): EngineStats {

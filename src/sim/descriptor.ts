@@ -1,6 +1,6 @@
 // USB identity of a simulated phone, shaped like a real iPhone in its initial
 // mode: PTP in configuration 1 and the usbmux interface in configuration 4.
-import type { CableDescriptor } from '../native.js';
+import type { CableDescriptor, FfsInterfaceSpec } from '../native.js';
 
 export interface SimUsbIdentity {
   serial: string;
@@ -38,3 +38,29 @@ export function iphoneDescriptor(id: SimUsbIdentity): CableDescriptor {
     ],
   };
 }
+
+/**
+ * The interfaces a phone shows around the mux, for a USB gadget: FunctionFS
+ * placeholders that make the gadget's configurations look like the ones
+ * above (PTP in 1, "iPod USB Interface" audio in 2, PTP + mux in 3, PTP + mux
+ * + Apple USB Ethernet in 4). They carry no data.
+ */
+export const PHONE_FFS_INTERFACES = {
+  ptp: {
+    interfaceClass: 6,
+    subclass: 1,
+    protocol: 1,
+    name: 'PTP',
+    endpoints: [{ direction: 'in' }, { direction: 'out' }, { direction: 'in', type: 'interrupt', maxPacketSize: 64, intervalMs: 8 }],
+  },
+  audio: { interfaceClass: 1, subclass: 1, protocol: 0, name: 'iPod USB Interface', endpoints: [] },
+  ethernet: {
+    interfaceClass: 0xff,
+    subclass: 0xfd,
+    protocol: 1,
+    name: 'Apple USB Ethernet',
+    endpoints: [{ direction: 'in' }, { direction: 'out' }],
+  },
+} as const satisfies Record<string, FfsInterfaceSpec>;
+
+export type PhoneFfsInterface = keyof typeof PHONE_FFS_INTERFACES;

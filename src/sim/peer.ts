@@ -10,7 +10,7 @@ import { join } from 'node:path';
 
 import { MuxEngine } from '../devices/mux-engine.js';
 import type { DeviceRoleOptions } from '../native.js';
-import { iphoneDescriptor, type SimUsbIdentity } from './descriptor.js';
+import { iphoneDescriptor, PHONE_FFS_INTERFACES, type PhoneFfsInterface, type SimUsbIdentity } from './descriptor.js';
 import { simIdentity, type SimIdentity, type SimIdentityOptions } from './identity.js';
 import { REQUEST_PAIR_NOTIFICATION, startLockdownd, type Lockdownd, type TrustMode } from './lockdown/lockdownd.js';
 import { ECHO_PORT, LOCKDOWN_PORT, SINK_PORT, SOURCE_PORT } from './ports.js';
@@ -38,6 +38,12 @@ export interface PeerOptions extends Omit<DeviceRoleOptions, 'portMap'> {
    * the gadget's serial string, so that lockdownd's UDID matches the host's.
    */
   ffs?: string;
+  /**
+   * With `ffs`: mounted FunctionFS directories for the interfaces a phone
+   * shows around the mux (PTP, audio, Apple USB Ethernet), held as
+   * placeholders so the gadget's configurations can look like a phone's.
+   */
+  ffsInterfaces?: Partial<Record<PhoneFfsInterface, string>>;
   /** Serve the services on Unix sockets in this directory instead of TCP. */
   socketDir?: string;
   usb?: Partial<SimUsbIdentity>;
@@ -161,6 +167,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     ),
   };
   let handle = 0;
+  const placeholders: number[] = [];
   let replugTimer: NodeJS.Timeout | undefined;
   let closed = false;
 
@@ -234,9 +241,15 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     });
   }
   try {
+    // The interfaces a phone shows around the mux go on the gadget first: it
+    // is bound once the mux function is up.
+    for (const [kind, dir] of Object.entries(options.ffs !== undefined ? (options.ffsInterfaces ?? {}) : {})) {
+      placeholders.push(engine.attachFfsPlaceholder(dir, PHONE_FFS_INTERFACES[kind as PhoneFfsInterface]));
+    }
     plug();
   } catch (err) {
     lockdownd.close();
+    for (const h of placeholders) engine.closeDevice(h);
     for (const srv of servers) srv.close();
     if (ownEngine) engine.close();
     throw err;
@@ -266,6 +279,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
       engine.off('detached', onDetached);
       lockdownd.close();
       if (ownEngine) engine.close();
+      else for (const h of placeholders) engine.closeDevice(h);
       await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
       for (const s of servers) s.unref();
     },
