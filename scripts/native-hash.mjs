@@ -167,7 +167,7 @@ function main(argv) {
       console.log(`native sources match the prebuild (${current})`);
       return 0;
     }
-    console.error('native sources changed since the last prebuild; run npm run prebuild');
+    console.error('native sources changed since the last prebuild; run npm run build:prebuild');
     console.error(`  current:  ${current}`);
     console.error(`  recorded: ${recorded ?? `(none: ${rel} is missing)`}`);
     return 1;

@@ -9,7 +9,7 @@
 #      exported, loads in node, and node-gyp-build resolves it without build/
 #   4. node scripts/native-hash.mjs --write (hash of the native sources)
 #
-# Usage: npm run prebuild    (or: bash scripts/prebuild.sh)
+# Usage: npm run build:prebuild    (or: bash scripts/prebuild.sh)
 #   LIBUSB_PREFIX   passed on to build-libusb.sh (default .deps/libusb)
 set -euo pipefail
 

@@ -15,7 +15,7 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env) 
 }
 
 t.test('prebuild exists', async (t) => {
-  t.ok(existsSync(PREBUILD), `${PREBUILD} exists (run npm run prebuild)`);
+  t.ok(existsSync(PREBUILD), `${PREBUILD} exists (run npm run build:prebuild)`);
 });
 
 t.test('native-sources.sha256 matches the native sources', async (t) => {
@@ -27,7 +27,7 @@ t.test('native-sources.sha256 matches the native sources', async (t) => {
   t.equal(
     computeNativeHash(),
     recorded,
-    'native sources changed since the last prebuild; run npm run prebuild',
+    'native sources changed since the last prebuild; run npm run build:prebuild',
   );
 });
 
