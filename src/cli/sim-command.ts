@@ -120,6 +120,7 @@ export async function runSimCommand(argv: string[]): Promise<number> {
     const peer: Peer = await startPeer({
       cable,
       ffs: values.ffs,
+      ffsInterfaces,
       engine,
       stateDir: stateDir && count > 1 ? join(stateDir, `sim-${index}`) : stateDir,
       usb: { serial, maxPacketSize: positive('max-packet-size', values['max-packet-size']) },
