@@ -16,6 +16,8 @@ mkdir -p "$OUT"
 SERIAL=${LAB_SERIAL:-00008110001C2D3E4F5A6B7C}
 UDID=$(echo "$SERIAL" | sed 's/^\(........\)\(................\)$/\1-\2/')  # usbmuxd: dash after 8 of 24
 ECHO_MIB=${LAB_ECHO_MIB:-64}
+# Unplug/replug cycles under load for the storm check (0: no storm).
+STORM=${LAB_STORM:-0}
 DAEMONS=$(echo "${LAB_DAEMONS:-usbmuxd,tsmuxd}" | tr , " ")  # commas: kernel command-line words have no spaces
 SOCKET=/var/run/usbmuxd
 DAEMON_PID=
@@ -44,6 +46,7 @@ daemon_tsmuxd_extra() {
   fi
   check "$PHASE" replug-new-id c_replug_new_id
   check "$PHASE" no-fd-leak c_no_fd_leak
+  [ "$STORM" -gt 0 ] && check "$PHASE" "unplug-storm-$STORM" c_unplug_storm
   check "$PHASE" non-apple c_non_apple
 }
 
@@ -219,6 +222,21 @@ c_replug_new_id() {
 c_no_fd_leak() {
   wait_until 15 fds_back || { echo "daemon fds: $FDS_BEFORE before, $(daemon_fds) now"; ls -l "/proc/$DAEMON_PID/fd"; return 1; }
   echo "daemon fds: $FDS_BEFORE before the unplug, $(daemon_fds) after the replug"
+}
+
+# STORM cycles of the unplug under load and the replug: the daemon stays up,
+# both clients end every time, every replug is a new DeviceID, and the fd
+# count at the end is the one before the first cycle.
+c_unplug_storm() {
+  fds_start=$(daemon_fds)
+  storm_start=$(uptime_s)  # not $t: the cycles' own checks set that
+  for i in $(seq 1 "$STORM"); do
+    c_unplug_busy > "$OUT/$PHASE-storm-$i.out" 2>&1 || { echo "cycle $i, unplug: $(tail -1 "$OUT/$PHASE-storm-$i.out")"; return 1; }
+    c_replug_new_id >> "$OUT/$PHASE-storm-$i.out" 2>&1 || { echo "cycle $i, replug: $(tail -1 "$OUT/$PHASE-storm-$i.out")"; return 1; }
+  done
+  FDS_BEFORE=$fds_start
+  wait_until 15 fds_back || { echo "daemon fds: $fds_start before the storm, $(daemon_fds) after"; return 1; }
+  echo "$STORM unplug/replug cycles under load in $(elapsed "$storm_start") s: daemon up, clients ended each time, new DeviceID each time, fds $fds_start -> $(daemon_fds)"
 }
 
 # The same gadget as vendor 1234: tsmuxd must not open it (no usbfs fd, no
