@@ -37,7 +37,7 @@ t.test('AFC through the daemon: pair, session, StartService, 16 MiB', async (t) 
     return within(plain.next(), SLOW, `reply to ${String(dict.Request)}`);
   };
   const key = (await ask({ Request: 'GetValue', Key: 'DevicePublicKey' })).Value as Uint8Array;
-  const host = hostPairRecord(Buffer.from(key).toString());
+  const host = await hostPairRecord(Buffer.from(key).toString());
   const paired = await ask({ Request: 'Pair', ProtocolVersion: '2', PairRecord: host.record });
   t.equal(paired.Error, undefined, 'paired');
   const session = await ask({ Label: 'tap', Request: 'StartSession', HostID: host.record.HostID!, SystemBUID: BUID, ProtocolVersion: '2' });

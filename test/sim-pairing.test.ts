@@ -116,7 +116,7 @@ t.test('device pair store persists under a state dir', async (t) => {
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const identity = simIdentity('00008101000000000000BEEF');
   const hostId = '11111111-2222-3333-4444-555555555555';
-  const host = hostPairRecord(identity.devicePublicKeyPem(), hostId);
+  const host = await hostPairRecord(identity.devicePublicKeyPem(), hostId);
   const first = new Lockdownd(identity, { stateDir: dir });
   const reply = first.handle({}, { Request: 'Pair', ProtocolVersion: '2', PairRecord: host.record });
   t.equal(reply.Error, undefined, 'paired');
@@ -190,8 +190,8 @@ t.test('pairing and sessions through the daemon', async (t) => {
     t.teardown(() => c.socket.destroy());
     const key = (await c.request({ Request: 'GetValue', Key: 'DevicePublicKey' })).Value as Uint8Array;
     const devicePem = Buffer.from(key).toString();
-    const good = hostPairRecord(devicePem, 'AAAAAAAA-0000-0000-0000-000000000001');
-    const other = hostPairRecord(generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'pkcs1', format: 'pem' }).toString(), 'AAAAAAAA-0000-0000-0000-000000000002');
+    const good = await hostPairRecord(devicePem, 'AAAAAAAA-0000-0000-0000-000000000001');
+    const other = await hostPairRecord(generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'pkcs1', format: 'pem' }).toString(), 'AAAAAAAA-0000-0000-0000-000000000002');
     const pair = (record: PlistDict | undefined) =>
       c.request({ Request: 'Pair', ProtocolVersion: '2', ...(record ? { PairRecord: record } : {}), PairingOptions: { ExtendedPairingErrors: true } });
 
@@ -219,7 +219,7 @@ t.test('pairing and sessions through the daemon', async (t) => {
     const c = await open();
     t.teardown(() => c.socket.destroy());
     const key = (await c.request({ Request: 'GetValue', Key: 'DevicePublicKey' })).Value as Uint8Array;
-    const host = hostPairRecord(Buffer.from(key).toString(), 'BBBBBBBB-0000-0000-0000-000000000001');
+    const host = await hostPairRecord(Buffer.from(key).toString(), 'BBBBBBBB-0000-0000-0000-000000000001');
     t.equal((await c.request({ Request: 'Pair', ProtocolVersion: '2', PairRecord: host.record })).Error, undefined, 'paired');
     t.teardown(() => void lockdownd.pairRecords.delete(host.record.HostID as string));
 
@@ -266,7 +266,7 @@ t.test('pairing and sessions through the daemon', async (t) => {
     const c = await open();
     t.teardown(() => c.socket.destroy());
     const key = (await c.request({ Request: 'GetValue', Key: 'DevicePublicKey' })).Value as Uint8Array;
-    const host = hostPairRecord(Buffer.from(key).toString(), 'DDDDDDDD-0000-0000-0000-000000000001');
+    const host = await hostPairRecord(Buffer.from(key).toString(), 'DDDDDDDD-0000-0000-0000-000000000001');
     t.equal((await c.request({ Request: 'Pair', PairRecord: host.record })).Error, undefined, 'paired');
     t.teardown(() => void lockdownd.pairRecords.delete(host.record.HostID as string));
     const started = await c.request({ Request: 'StartSession', HostID: host.record.HostID!, SystemBUID: BUID });
