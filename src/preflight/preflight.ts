@@ -113,7 +113,6 @@ export class Preflight {
           }
           if (err.code !== 'InvalidHostID') throw err;
           log.notice(`${udid}: the phone does not know our HostID; pairing again`);
-          if (lockdown.closed) return this.pairLoop(d, await this.lockdown(d), buid);
         }
       }
       if (!devices.has(d)) return 'gone';
@@ -126,13 +125,15 @@ export class Preflight {
   private async pairLoop(d: DeviceRecord, first: LockdownClient, buid: string): Promise<PreflightResult> {
     const { log, store, devices } = this.o;
     const udid = d.serialNumber;
-    let lockdown = first;
-    await lockdown.setValue('UntrustedHostBUID', buid);
-    const pending = await preparePairRecord(lockdown, buid);
+    // A connection the session attempt left closed is replaced here, and
+    // whatever this loop opens it also closes (the caller closes `first`).
+    let lockdown = first.closed ? await this.lockdown(d) : first;
     let observer: NotificationObserver | undefined;
     let wake: (() => void) | undefined;
     const started = Date.now();
     try {
+      await lockdown.setValue('UntrustedHostBUID', buid);
+      const pending = await preparePairRecord(lockdown, buid);
       for (let attempt = 1; ; attempt++) {
         if (!devices.has(d)) return 'gone';
         if (lockdown.closed) lockdown = await this.lockdown(d);
