@@ -16,6 +16,7 @@ import { REQUEST_PAIR_NOTIFICATION, startLockdownd, type Lockdownd, type TrustMo
 import { ECHO_PORT, LOCKDOWN_PORT, SINK_PORT, SOURCE_PORT } from './ports.js';
 import { AFC2_SERVICE, AFC_SERVICE, startAfc } from './services/afc.js';
 import { startEcho } from './services/echo.js';
+import { portTarget } from './services/listen.js';
 import { startTlsFront } from './services/tls-front.js';
 import { HEARTBEAT_SERVICE, startHeartbeat, type HeartbeatOptions } from './services/heartbeat.js';
 import {
@@ -162,9 +163,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     version: options.version,
     controlLogs: options.controlLogs,
     defaultLoopback: options.defaultLoopback ?? false,
-    portMap: Object.entries(services).map(([port, where]) =>
-      typeof where === 'string' ? { port: Number(port), path: where } : { port: Number(port), targetPort: where },
-    ),
+    portMap: Object.entries(services).map(([port, where]) => ({ port: Number(port), ...portTarget(where) })),
   };
   let handle = 0;
   const placeholders: number[] = [];

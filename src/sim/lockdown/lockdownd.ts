@@ -13,7 +13,7 @@ import { createSecureContext, TLSSocket } from 'node:tls';
 
 import { isPlistDict, type PlistDict, type PlistValue } from '../../pairing/plist-codec.js';
 import type { SimIdentity } from '../identity.js';
-import { listenService, type ServiceAddress } from '../services/listen.js';
+import { listenService, portTarget, type ServiceAddress } from '../services/listen.js';
 import { decodeBody, encodeFrame, FrameReader, MAX_FRAME, TLS_ALERT, TlsRecordSplitter } from '../../lockdown/framing.js';
 import { RecordPipe } from '../../lockdown/record-pipe.js';
 import { ServicePorts } from '../service-ports.js';
@@ -158,7 +158,7 @@ export class Lockdownd {
   /** A fresh one-connection device port to a service (what StartService hands out). */
   openServicePort(entry: ServiceEntry, hostId?: string): number {
     if (entry.tls && hostId) this.serviceTlsHosts.push(hostId);
-    return this.servicePorts.open(typeof entry.address === 'string' ? { path: entry.address } : { targetPort: entry.address });
+    return this.servicePorts.open(portTarget(entry.address));
   }
 
   /**
@@ -170,9 +170,14 @@ export class Lockdownd {
     const record = hostId === undefined ? undefined : this.pairRecords.get(hostId);
     if (!record) return undefined;
     return {
-      key: this.identity.devicePrivateKey().export({ type: 'pkcs8', format: 'pem' }).toString(),
+      key: this.deviceKeyPem(),
       cert: Buffer.from(record.DeviceCertificate),
     };
+  }
+
+  /** The device key for a TLS server context (session or service TLS). */
+  private deviceKeyPem(): string {
+    return this.identity.devicePrivateKey().export({ type: 'pkcs8', format: 'pem' }).toString();
   }
 
   private notify(name: string): void {
@@ -221,7 +226,7 @@ export class Lockdownd {
     const startTls = () => {
       const record = conn.session && this.pairRecords.get(conn.session.hostId);
       if (!record) throw new Error('session without a pair record');
-      const key = this.identity.devicePrivateKey().export({ type: 'pkcs8', format: 'pem' }).toString();
+      const key = this.deviceKeyPem();
       const secureContext = createSecureContext({ ...SESSION_TLS, key, cert: Buffer.from(record.DeviceCertificate) });
       pipe = new RecordPipe(socket);
       tls = new TLSSocket(pipe, { isServer: true, secureContext, requestCert: true, rejectUnauthorized: false });

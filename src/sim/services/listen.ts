@@ -2,6 +2,8 @@
 // many simulated phones run side by side on one machine.
 import type { AddressInfo, Server } from 'node:net';
 
+import type { PortTarget } from '../../native.js';
+
 /** A Unix socket path, or omitted for an ephemeral 127.0.0.1 port. */
 export type ServiceAddress = string | undefined;
 
@@ -12,4 +14,9 @@ export async function listenService(server: Server, at: ServiceAddress): Promise
     else server.listen(0, '127.0.0.1', resolve);
   });
   return at ?? (server.address() as AddressInfo).port;
+}
+
+/** Where the device-role mux connects for a service listening at `address`. */
+export function portTarget(address: string | number): PortTarget {
+  return typeof address === 'string' ? { path: address } : { targetPort: address };
 }
