@@ -55,6 +55,7 @@ export interface IdleRecord {
   rssBytesPerConnection: number;
   /** Seconds to open them all. */
   openSeconds: number;
+  repeat: number;
 }
 
 export type BenchRecord = ThroughputRecord | RttRecord | ConnectRateRecord | IdleRecord;

@@ -27,6 +27,8 @@ export interface BenchOptions {
   cases: ReadonlySet<BenchCase>;
   /** Connection counts of the `parallel` case. */
   parallel: number[];
+  /** How many phones at once in the `devices` case (default: all listed). */
+  deviceCounts?: number[];
   rttCount: number;
   connectSeconds: number;
   connectConcurrency: number;
@@ -95,9 +97,15 @@ async function benchSim(ctx: BenchContext): Promise<void> {
         options.emit(await simThroughput(ctx, 'down', first, n, repeat));
       }
     }
-    if (options.cases.has('devices') && devices.length > 1) {
-      options.emit(await simThroughput(ctx, 'up', devices, 1, repeat));
-      options.emit(await simThroughput(ctx, 'down', devices, 1, repeat));
+    if (options.cases.has('devices')) {
+      for (const count of options.deviceCounts ?? (devices.length > 1 ? [devices.length] : [])) {
+        if (count > devices.length) {
+          options.log(`devices: ${count} asked for, ${devices.length} listed; skipped`);
+          continue;
+        }
+        options.emit(await simThroughput(ctx, 'up', devices.slice(0, count), 1, repeat));
+        options.emit(await simThroughput(ctx, 'down', devices.slice(0, count), 1, repeat));
+      }
     }
     if (options.cases.has('rtt')) options.emit(await echoRtt(ctx, repeat));
     if (options.cases.has('connect')) {
@@ -202,6 +210,7 @@ async function idleConnections(ctx: BenchContext): Promise<void> {
       rssAfterBytes,
       rssBytesPerConnection: (rssAfterBytes - rssBeforeBytes) / sockets.length,
       openSeconds,
+      repeat: 1,
     });
   } finally {
     for (const s of sockets) s.destroy();
