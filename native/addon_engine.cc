@@ -136,6 +136,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
             InstanceMethod<&EngineWrap::mapDevicePort>("mapDevicePort"),
             InstanceMethod<&EngineWrap::attachDeviceRoleFfs>("attachDeviceRoleFfs"),
             InstanceMethod<&EngineWrap::attachFfsPlaceholder>("attachFfsPlaceholder"),
+            InstanceMethod<&EngineWrap::startTestService>("startTestService"),
             InstanceMethod<&EngineWrap::stats>("stats"),
             InstanceMethod<&EngineWrap::snapshot>("snapshot"),
             InstanceMethod<&EngineWrap::ref>("ref"),
@@ -310,6 +311,29 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     uint32_t handle = live(env).attachFfsPlaceholder(dir, spec, error);
     if (!handle) throwError(env, codes::kSystem, error);
     return Napi::Number::New(env, handle);
+  }
+
+  // (kind: 'echo' | 'sink' | 'source', path?: string) -> TCP port or the path
+  Napi::Value startTestService(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::string kind = argString(info, 0, "kind");
+    sim::TestServiceKind k;
+    if (kind == "echo") k = sim::TestServiceKind::Echo;
+    else if (kind == "sink") k = sim::TestServiceKind::Sink;
+    else if (kind == "source") k = sim::TestServiceKind::Source;
+    else {
+      throwError(env, codes::kInvalidArgument, "kind must be 'echo', 'sink' or 'source', not '" + kind + "'");
+      return env.Undefined();
+    }
+    std::string path = info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
+    std::string error;
+    std::string address = live(env).startTestService(k, path, error);
+    if (address.empty()) {
+      throwError(env, codes::kSystem, error);
+      return env.Undefined();
+    }
+    if (path.empty()) return Napi::Number::New(env, std::stoi(address));
+    return Napi::String::New(env, address);
   }
 
   static pipe::DeviceRoleOptions deviceRoleOptions(const Napi::CallbackInfo& info, size_t index) {

@@ -189,6 +189,8 @@ export interface DeviceRoleOptions {
   portMap?: PortMapEntry[];
 }
 
+export type TestServiceKind = 'echo' | 'sink' | 'source';
+
 export interface NativeEngine {
   listenCable(path: string): number;
   closeListener(id: number): void;
@@ -217,6 +219,12 @@ export interface NativeEngine {
    * held (events logged, control requests stalled) until closeDevice().
    */
   attachFfsPlaceholder(ffsDir: string, spec: FfsInterfaceSpec): number;
+  /**
+   * The simulated phone's echo, sink or source (protocol: src/sim/services/measuring.ts),
+   * served in C++ on the event thread; on 127.0.0.1 (returns the port) or on
+   * a Unix path (returns it). Served until close().
+   */
+  startTestService(kind: TestServiceKind, path?: string): number | string;
   stats(): EngineStats;
   /** Built on the event thread (the caller waits up to `timeoutMs`, default 5000); throws ERR_TIMEOUT. */
   snapshot(timeoutMs?: number): EngineSnapshot;

@@ -30,6 +30,8 @@ void Engine::stop() {
     for (auto& o : opening_) o.second->cancel();
     opening_.clear();
     for (auto& l : listeners_) l.second->close();
+    for (auto& t : testServices_) t->close();
+    testServices_.clear();
     // Links first: a FunctionFS transport cancels its requests on endpoint
     // files its function still holds open.
     for (auto& l : links_) l.second->shutdown();

@@ -11,6 +11,7 @@ import {
   type CableDescriptor,
   type DeviceRoleOptions,
   type PortTarget,
+  type TestServiceKind,
   type EngineSnapshot,
   type EngineStats,
   type FfsInterfaceSpec,
@@ -156,6 +157,11 @@ export class MuxEngine extends EventEmitter<MuxEngineEvents> {
   /** The device role on a mounted FunctionFS; see NativeEngine.attachDeviceRoleFfs. */
   attachDeviceRoleFfs(ffsDir: string, options?: DeviceRoleOptions): number {
     return this.native.attachDeviceRoleFfs(ffsDir, options);
+  }
+
+  /** A native echo, sink or source for the simulated phone; see NativeEngine.startTestService. */
+  startTestService(kind: TestServiceKind, path?: string): number | string {
+    return this.native.startTestService(kind, path);
   }
 
   /** An interface-only FunctionFS function; see NativeEngine.attachFfsPlaceholder. */

@@ -15,7 +15,6 @@ import { simIdentity, type SimIdentity, type SimIdentityOptions } from './identi
 import { REQUEST_PAIR_NOTIFICATION, startLockdownd, type Lockdownd, type TrustMode } from './lockdown/lockdownd.js';
 import { ECHO_PORT, LOCKDOWN_PORT, SINK_PORT, SOURCE_PORT } from './ports.js';
 import { AFC2_SERVICE, AFC_SERVICE, startAfc } from './services/afc.js';
-import { startEcho } from './services/echo.js';
 import { portTarget } from './services/listen.js';
 import { startTlsFront } from './services/tls-front.js';
 import { HEARTBEAT_SERVICE, startHeartbeat, type HeartbeatOptions } from './services/heartbeat.js';
@@ -24,8 +23,6 @@ import {
   NOTIFICATION_PROXY_SERVICE,
   startNotificationProxy,
 } from './services/notification-proxy.js';
-import { startSink } from './services/sink.js';
-import { startSource } from './services/source.js';
 import { openSimState } from './state.js';
 
 export interface PeerOptions extends Omit<DeviceRoleOptions, 'portMap'> {
@@ -121,10 +118,13 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     return s.address;
   };
 
+  const ownEngine = !options.engine;
+  const engine = options.engine ?? new MuxEngine();
+  // The measuring services run in C++ on the engine's thread: no JS on their data path.
   const services: Record<number, string | number> = {};
-  services[ECHO_PORT] = await start('echo', startEcho);
-  services[SINK_PORT] = await start('sink', startSink);
-  services[SOURCE_PORT] = await start('source', startSource);
+  services[ECHO_PORT] = engine.startTestService('echo', at('echo'));
+  services[SINK_PORT] = engine.startTestService('sink', at('sink'));
+  services[SOURCE_PORT] = engine.startTestService('source', at('source'));
 
   const state = options.stateDir
     ? openSimState(options.stateDir, { serial: options.usb?.serial, identity: options.identity, newSerial: () => simSerial() })
@@ -155,8 +155,6 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     lockdownd.services.set(AFC2_SERVICE, { address: front, tls: true });
   }
 
-  const ownEngine = !options.engine;
-  const engine = options.engine ?? new MuxEngine();
   const descriptor = iphoneDescriptor({ ...options.usb, serial });
   const roleOptions: DeviceRoleOptions = {
     window: options.window,
