@@ -172,9 +172,11 @@ export interface PortMapEntry {
   targetPort?: number;
   /** Serve one connection, then forget the mapping (ports StartService hands out). */
   once?: boolean;
+  /** A measuring service inside the engine, with no socket (see startTestService). */
+  builtin?: TestServiceKind;
 }
 
-/** Where a device port's connections go: a Unix socket, or TCP (127.0.0.1 unless `host`). */
+/** Where a device port's connections go: a Unix socket, TCP (127.0.0.1 unless `host`), or a built-in service. */
 export type PortTarget = Omit<PortMapEntry, 'port'>;
 
 export interface DeviceRoleOptions {

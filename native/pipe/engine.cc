@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "pipe/fd_pump.h"
+#include "sim/builtin_io.h"
 #include "usb/ffs.h"
 #include "usb/libusb_transport.h"
 
@@ -357,6 +358,12 @@ void Engine::onIncomingConnection(mux::DeviceSession& s,
                                   const std::shared_ptr<mux::Connection>& conn) {
   conns_[conn->id()] = conn;
   DeviceLink* link = findLink(s.handle());
+  if (std::optional<sim::TestServiceKind> builtin = link ? link->takeBuiltin(conn->localPort()) : std::nullopt) {
+    auto io = std::make_shared<sim::BuiltinServiceIo>(loop_, *builtin);
+    conn->setIo(io);
+    io->start(conn.get());
+    return;
+  }
   bool connecting = false;
   int error = ECONNREFUSED;
   int fd = link ? link->openLocal(conn->localPort(), connecting, error) : -1;

@@ -11,45 +11,21 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <random>
 #include <vector>
 
-#include "sim/sha256.h"
 
 namespace tsmuxd::sim {
-namespace {
-
-constexpr size_t kChunk = 256 << 10;
-constexpr uint64_t kUnhashed = uint64_t(1) << 63;
-constexpr size_t kDigestLength = 32;
-
-// One fixed random block: what an unhashed source sends, over and over.
-const std::vector<uint8_t>& fixedBlock() {
-  static const std::vector<uint8_t> block = [] {
-    std::vector<uint8_t> b(kChunk);
-    std::mt19937_64 rng(std::random_device{}());
-    for (size_t i = 0; i < b.size(); i += 8) {
-      uint64_t v = rng();
-      memcpy(b.data() + i, &v, std::min<size_t>(8, b.size() - i));
-    }
-    return b;
-  }();
-  return block;
-}
-
-}  // namespace
-
-// One accepted connection. Edge-triggered: it reads until EAGAIN, and stops
-// reading while it has output the socket will not take (an echo peer that
-// does not read, or a source's stream), so memory stays bounded.
+// One accepted connection. Edge-triggered: it reads while the protocol has
+// room (an echo whose peer does not read stops reading), and writes what the
+// protocol has ready until the socket is full.
 class TestServiceConn : public pipe::Pollable {
  public:
   TestServiceConn(TestServiceListener& owner, TestServiceKind kind, int fd)
-      : owner_(owner), kind_(kind), fd_(fd), in_(kChunk) {}
+      : owner_(owner), fd_(fd), protocol_(kind), in_(256 << 10) {}
   ~TestServiceConn() override { closeFd(); }
 
   void onPoll(uint32_t events) override {
-    if (events & (EPOLLERR)) return fail();
+    if (events & EPOLLERR) return fail();
     if (events & EPOLLOUT) writable_ = true;
     if (events & (EPOLLIN | EPOLLHUP | EPOLLRDHUP)) readable_ = true;
     run();
@@ -65,12 +41,9 @@ class TestServiceConn : public pipe::Pollable {
   void run() {
     while (!closed_) {
       if (!flush()) return;  // output pending: wait for EPOLLOUT
-      if (streamLeft_ > 0 || digestDue_) {
-        produce();
-        continue;
-      }
-      if (!readable_) return;
-      ssize_t n = ::read(fd_, in_.data(), in_.size());
+      size_t room = std::min(protocol_.inputRoom(), in_.size());
+      if (!readable_ || room == 0) return;
+      ssize_t n = ::read(fd_, in_.data(), room);
       if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
           readable_ = false;
@@ -80,94 +53,15 @@ class TestServiceConn : public pipe::Pollable {
         return fail();
       }
       if (n == 0) return fail();  // the peer closed: so do we
-      consume(in_.data(), size_t(n));
+      protocol_.consume(in_.data(), size_t(n));
     }
   }
 
-  void consume(const uint8_t* p, size_t n) {
-    if (kind_ == TestServiceKind::Echo) {
-      out_.assign(p, p + n);
-      outAt_ = 0;
-      return;
-    }
-    while (n > 0) {
-      if (remaining_ == 0 && !inBody_) {
-        size_t take = std::min(n, sizeof header_ - headerLen_);
-        memcpy(header_ + headerLen_, p, take);
-        headerLen_ += take;
-        p += take;
-        n -= take;
-        if (headerLen_ < sizeof header_) return;
-        headerLen_ = 0;
-        uint64_t request = 0;
-        for (uint8_t b : header_) request = request << 8 | b;
-        hashed_ = (request & kUnhashed) == 0;
-        if (hashed_) hash_ = Sha256();
-        uint64_t length = request & ~kUnhashed;
-        if (kind_ == TestServiceKind::Source) {
-          // One request at a time; bytes behind it are ignored, as in JS.
-          streamLeft_ = length;
-          digestDue_ = true;
-          return;
-        }
-        remaining_ = length;
-        inBody_ = true;
-        if (remaining_ == 0) answer();
-        continue;
-      }
-      size_t take = size_t(std::min<uint64_t>(n, remaining_));
-      if (hashed_) hash_.update(p, take);
-      p += take;
-      n -= take;
-      remaining_ -= take;
-      if (remaining_ == 0) answer();
-    }
-  }
-
-  // The sink's answer to one complete request.
-  void answer() {
-    inBody_ = false;
-    appendDigest();
-  }
-
-  void appendDigest() {
-    if (hashed_) {
-      auto d = hash_.digest();
-      out_.insert(out_.end(), d.begin(), d.end());
-    } else {
-      out_.insert(out_.end(), kDigestLength, 0);
-    }
-  }
-
-  // The source: the next chunk of the stream, then its digest.
-  void produce() {
-    out_.clear();
-    outAt_ = 0;
-    if (streamLeft_ > 0) {
-      size_t n = size_t(std::min<uint64_t>(streamLeft_, kChunk));
-      if (hashed_) {
-        out_.resize(n);
-        for (size_t i = 0; i < n; i += 8) {
-          uint64_t v = rng_();
-          memcpy(out_.data() + i, &v, std::min<size_t>(8, n - i));
-        }
-        hash_.update(out_.data(), n);
-      } else {
-        const auto& block = fixedBlock();
-        out_.assign(block.begin(), block.begin() + ptrdiff_t(n));
-      }
-      streamLeft_ -= n;
-      return;
-    }
-    digestDue_ = false;
-    appendDigest();
-  }
-
-  // Writes what is queued; false while some is left (the socket is full).
+  // Writes what the protocol has ready; false while some is left.
   bool flush() {
-    while (outAt_ < out_.size()) {
+    while (protocol_.hasOutput()) {
       if (!writable_) return false;
-      ssize_t n = ::send(fd_, out_.data() + outAt_, out_.size() - outAt_, MSG_NOSIGNAL);
+      ssize_t n = ::send(fd_, protocol_.outData(), protocol_.outSize(), MSG_NOSIGNAL);
       if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
           writable_ = false;
@@ -177,10 +71,8 @@ class TestServiceConn : public pipe::Pollable {
         fail();
         return false;
       }
-      outAt_ += size_t(n);
+      protocol_.sent(size_t(n));
     }
-    out_.clear();
-    outAt_ = 0;
     return true;
   }
 
@@ -191,22 +83,11 @@ class TestServiceConn : public pipe::Pollable {
   }
 
   TestServiceListener& owner_;
-  TestServiceKind kind_;
   int fd_;
+  Measuring protocol_;
+  std::vector<uint8_t> in_;
   bool readable_ = true;
   bool writable_ = true;
-  std::vector<uint8_t> in_;
-  std::vector<uint8_t> out_;
-  size_t outAt_ = 0;
-  uint8_t header_[8] = {};
-  size_t headerLen_ = 0;
-  bool inBody_ = false;
-  uint64_t remaining_ = 0;
-  uint64_t streamLeft_ = 0;
-  bool digestDue_ = false;
-  bool hashed_ = false;
-  Sha256 hash_;
-  std::mt19937_64 rng_{std::random_device{}()};
 };
 
 std::shared_ptr<TestServiceListener> TestServiceListener::open(pipe::EventLoop& loop, TestServiceKind kind,

@@ -13,10 +13,9 @@
 #include <unordered_map>
 
 #include "pipe/event_loop.h"
+#include "sim/measuring.h"
 
 namespace tsmuxd::sim {
-
-enum class TestServiceKind { Echo, Sink, Source };
 
 class TestServiceConn;
 

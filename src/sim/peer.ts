@@ -9,7 +9,7 @@ import type { Server } from 'node:net';
 import { join } from 'node:path';
 
 import { MuxEngine } from '../devices/mux-engine.js';
-import type { DeviceRoleOptions } from '../native.js';
+import type { DeviceRoleOptions, PortTarget } from '../native.js';
 import { iphoneDescriptor, PHONE_FFS_INTERFACES, type PhoneFfsInterface, type SimUsbIdentity } from './descriptor.js';
 import { simIdentity, type SimIdentity, type SimIdentityOptions } from './identity.js';
 import { REQUEST_PAIR_NOTIFICATION, startLockdownd, type Lockdownd, type TrustMode } from './lockdown/lockdownd.js';
@@ -106,6 +106,12 @@ export function simSerial(index = ++serialCounter): string {
 
 type Started = { server: Server; address: string | number };
 
+const MEASURING: Record<number, PortTarget> = {
+  [ECHO_PORT]: { builtin: 'echo' },
+  [SINK_PORT]: { builtin: 'sink' },
+  [SOURCE_PORT]: { builtin: 'source' },
+};
+
 export async function startPeer(options: PeerOptions): Promise<Peer> {
   if ((options.cable === undefined) === (options.ffs === undefined)) {
     throw new TypeError('a simulated phone needs a cable or a FunctionFS mount (one of them)');
@@ -161,7 +167,9 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     version: options.version,
     controlLogs: options.controlLogs,
     defaultLoopback: options.defaultLoopback ?? false,
-    portMap: Object.entries(services).map(([port, where]) => ({ port: Number(port), ...portTarget(where) })),
+    // The measuring ports are served inside the engine (no loopback hop on the
+    // phone's side); their listeners above are for reaching them directly.
+    portMap: Object.entries(services).map(([port, where]) => ({ port: Number(port), ...(MEASURING[Number(port)] ?? portTarget(where)) })),
   };
   let handle = 0;
   const placeholders: number[] = [];
