@@ -36,6 +36,8 @@ export interface SupervisorOptions {
   /** How long stop() waits for a child after asking before it kills it. */
   stopTimeoutMs?: number;
   readyTimeoutMs?: number;
+  /** Children starting at the same time at most (default 4). */
+  startConcurrency?: number;
   /** The children's JSON lines (ready, plugged, ...), by phone index. */
   onEvent?: (index: number, event: Record<string, unknown>) => void;
 }
@@ -58,6 +60,7 @@ interface Slot {
   timer?: NodeJS.Timeout;
 }
 
+export const DEFAULT_START_CONCURRENCY = 4;
 export const DEFAULT_BACKOFF = { initialMs: 500, maxMs: 30_000, stableMs: 60_000 } as const;
 
 export class SimSupervisor {
@@ -80,11 +83,21 @@ export class SimSupervisor {
   static async start(options: SupervisorOptions): Promise<SimSupervisor> {
     if (!Number.isInteger(options.count) || options.count < 0) throw new TypeError(`sim count must be a whole number, not ${options.count}`);
     const supervisor = new SimSupervisor(options);
-    const started = await Promise.allSettled(supervisor.slots.map((slot) => supervisor.spawn(slot)));
-    const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) {
+    // A few at a time: each child's ready deadline runs from its own spawn,
+    // and 32 node processes starting at once on two cores would miss theirs.
+    let next = 0;
+    let failure: { error: unknown } | undefined;
+    const starter = async () => {
+      while (next < supervisor.slots.length && !failure) {
+        const slot = supervisor.slots[next++]!;
+        await supervisor.spawn(slot).catch((error: unknown) => (failure ??= { error }));
+      }
+    };
+    const concurrency = Math.max(1, options.startConcurrency ?? DEFAULT_START_CONCURRENCY);
+    await Promise.all(Array.from({ length: Math.min(concurrency, options.count) }, starter));
+    if (failure) {
       await supervisor.stop();
-      throw failed.reason;
+      throw failure.error;
     }
     return supervisor;
   }
@@ -153,7 +166,7 @@ export class SimSupervisor {
     slot.sim = sim;
     slot.udid = sim.ready.udid;
     slot.startedAt = Date.now();
-    o.log.info(`sim ${slot.index}: ${slot.restarts ? 'restarted' : 'started'}, pid ${sim.pid}, ${sim.ready.udid}`, {
+    o.log.log(slot.restarts ? 'notice' : 'info', `sim ${slot.index}: ${slot.restarts ? 'restarted' : 'started'}, pid ${sim.pid}, ${sim.ready.udid}`, {
       sim: slot.index,
       pid: sim.pid,
       udid: sim.ready.udid,
