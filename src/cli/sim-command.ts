@@ -28,7 +28,8 @@ export const SIM_HELP = `usage: tsmuxd sim (--cable PATH | --ffs DIR) [options]
                            --serial must be the gadget's serial string)
   --ffs-interface KIND=DIR with --ffs: a placeholder interface a phone shows around the
                            mux (KIND ptp, audio or ethernet), repeatable
-  --count N                run N phones (default 1)
+  --count N                run N phones (default 1), one child process each under a
+                           supervisor that restarts a crashed one as the same phone
   --udid UDID              the phone's UDID (40 hex, or 8-16 hex with a dash); one phone only
   --trust MODE             auto (default), prompt or deny: how the Trust dialog is answered
   --trust-delay-ms N       auto: the dialog shows this long before it is accepted
@@ -41,6 +42,8 @@ export const SIM_HELP = `usage: tsmuxd sim (--cable PATH | --ffs DIR) [options]
   --window BYTES           the receive window the device advertises
   --max-packet-size N      the bulk endpoints' wMaxPacketSize (default 512)
   --socket-dir DIR         serve the services on Unix sockets in DIR
+                           (with --count N: one subdirectory per phone)
+  --json-log               the supervisor's log lines (stderr) as JSON
 
 stdin commands: trust|deny|unplug|plug|replug [INDEX] [MS]   (no index: every phone)
 signals: SIGUSR1 trust, SIGUSR2 deny, SIGHUP replug (with --ffs: print the data-plane
