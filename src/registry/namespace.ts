@@ -181,7 +181,7 @@ export class BootstrapNamespace {
       throw new BootstrapError('BAD_COUNT', `${names.length} names in one lookup; at most ${MAX_LOOKUP_COUNT}`);
     }
     for (const name of names) checkName(name);
-    return names.map((name) => (this.entries.has(name) ? this.lookUp(name) : null));
+    return names.map((name) => (this.find(name) ? this.lookUp(name) : null));
   }
 
   /** What lookUp would say, without launching anything. */

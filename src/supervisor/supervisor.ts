@@ -66,6 +66,8 @@ export const DEFAULT_BACKOFF = { initialMs: 500, maxMs: 30_000, stableMs: 60_000
 export class SimSupervisor {
   private readonly slots: Slot[];
   private stopping = false;
+  /** Restarts under way: stop() waits for them too. */
+  private readonly restarting = new Set<Promise<void>>();
   private readonly backoff: Required<BackoffOptions>;
 
   private constructor(private readonly options: SupervisorOptions) {
@@ -145,6 +147,8 @@ export class SimSupervisor {
         });
       }),
     );
+    // A child that was starting again when we were asked stops as soon as it is up (spawn()).
+    await Promise.all(this.restarting);
   }
 
   private async spawn(slot: Slot): Promise<void> {
@@ -195,7 +199,7 @@ export class SimSupervisor {
       slot.timer = undefined;
       if (this.stopping) return;
       slot.restarts++;
-      this.spawn(slot).catch((err: unknown) => {
+      const restart = this.spawn(slot).catch((err: unknown) => {
         if (this.stopping) return;
         const next = slot.backoffMs;
         slot.backoffMs = Math.min(slot.backoffMs * 2, this.backoff.maxMs);
@@ -204,6 +208,8 @@ export class SimSupervisor {
         });
         this.scheduleRestart(slot, next);
       });
+      this.restarting.add(restart);
+      void restart.finally(() => this.restarting.delete(restart));
     }, wait);
   }
 }
