@@ -3,6 +3,7 @@
 // checked in wait here, paused, and are handed over in order once it has; a
 // service that dies leaves the socket listening, so the next caller waits
 // for the relaunch instead of being refused. Nothing is lost in between.
+import { lstatSync, unlinkSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 
 export type ConnectionHandler = (socket: Socket) => void;
@@ -32,6 +33,8 @@ export class SocketFront {
     options: { maxWaiting?: number; onWaiting: () => void; onOverflow: () => void },
   ): Promise<SocketFront> {
     const front = new SocketFront(options.maxWaiting ?? DEFAULT_MAX_WAITING, options.onWaiting, options.onOverflow);
+    // A socket file left by a killed predecessor in this namespace's own directory.
+    if (at) removeSocketFile(at);
     await new Promise<void>((resolve, reject) => {
       front.server.once('error', reject);
       if (at) front.server.listen(at, resolve);
@@ -97,5 +100,13 @@ export class SocketFront {
     socket.once('close', forget);
     this.waiting.push(socket);
     this.onWaiting();
+  }
+}
+
+function removeSocketFile(path: string): void {
+  try {
+    if (lstatSync(path).isSocket()) unlinkSync(path);
+  } catch {
+    // nothing there
   }
 }
