@@ -43,7 +43,8 @@ function jsonLines(text: string): Array<Record<string, unknown>> {
 
 t.test('restart after SIGKILL, nothing left unreaped, ask / wait / kill on stop', async (t) => {
   const host = startHost(t);
-  const logFile = join(tempDir(t), 'supervisor.log');
+  const dir = tempDir(t);
+  const logFile = join(dir, 'supervisor.log');
   const log = new Logger({ json: true, file: logFile, verbosity: 5 });
   const lines = () => jsonLines(readFileSync(logFile, 'utf8'));
   const supervisor = await SimSupervisor.start({
@@ -52,6 +53,8 @@ t.test('restart after SIGKILL, nothing left unreaped, ask / wait / kill on stop'
     log,
     backoff: { initialMs: 200 },
     stopTimeoutMs: 1500,
+    // Unix sockets: a restarted phone finds its killed predecessor's socket files.
+    socketDir: (index) => join(dir, `sim-${index}`),
   });
   t.teardown(() => supervisor.stop());
   const [first, second] = supervisor.list();
@@ -67,6 +70,7 @@ t.test('restart after SIGKILL, nothing left unreaped, ask / wait / kill on stop'
   await replugged;
   t.equal(back.udid, first!.udid, `restarted as the same phone (${back.udid}), pid ${first!.pid} -> ${back.pid}`);
   t.equal(back.restarts, 1);
+  t.equal(supervisor.readyList().find((r) => r.index === 0)?.services[7], join(dir, 'sim-0', 'echo.sock'), 'on the same socket paths');
   t.match(
     lines().find((l) => /^sim 0: exited/.test(String(l.msg))),
     { level: 'warning', msg: 'sim 0: exited (killed by SIGKILL); restarting in 200 ms', sim: 0, pid: first!.pid, signal: 'SIGKILL', code: null },
