@@ -249,6 +249,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("lockFile", Napi::Function::New(env, LockFile, "lockFile"));
   initEngine(env, exports);
   initTesting(env, exports);
+  initPeerCredentials(env, exports);
   return exports;
 }
 

@@ -32,5 +32,6 @@ Napi::Object argObject(const Napi::CallbackInfo& info, size_t i, const char* nam
 
 void initEngine(Napi::Env env, Napi::Object exports);
 void initTesting(Napi::Env env, Napi::Object exports);
+void initPeerCredentials(Napi::Env env, Napi::Object exports);
 
 }  // namespace tsmuxd::addon

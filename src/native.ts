@@ -303,11 +303,23 @@ export interface WireTools {
   RawCable: new (mode: 'connect' | 'listen', path: string) => RawCable;
 }
 
+export interface PeerCredentials {
+  pid: number;
+  uid: number;
+  gid: number;
+}
+
 export interface NativeAddon {
   setErrorClass(cls: typeof NativeError): void;
   libusbVersion(): string;
   /** Opens `path` and holds an fcntl write lock on it; returns the fd. Throws ERR_LOCKED. */
   lockFile(path: string): number;
+  /**
+   * The kernel's record of the process at the other end of a connected Unix
+   * socket (SO_PEERCRED). Throws NativeError ERR_NOT_UNIX_SOCKET for any
+   * other socket, ERR_SYSTEM if the fd is not a socket.
+   */
+  peerCredentials(fd: number): PeerCredentials;
   Engine: new (onEvents: (events: NativeEvent[]) => void) => NativeEngine;
   wire: WireTools;
 }
@@ -323,7 +335,7 @@ function load(): NativeAddon {
   const require = createRequire(import.meta.url);
   const nodeGypBuild = require('node-gyp-build') as (dir: string) => unknown;
   const addon = nodeGypBuild(process.env.TSMUXD_NATIVE_DIR ?? packageRoot) as NativeAddon;
-  const expected = ['setErrorClass', 'libusbVersion', 'lockFile', 'Engine', 'wire'] as const;
+  const expected = ['setErrorClass', 'libusbVersion', 'lockFile', 'peerCredentials', 'Engine', 'wire'] as const;
   for (const key of expected) {
     if (!(key in addon)) throw new Error(`tsmuxd addon is missing ${key}; rebuild it`);
   }

@@ -14,7 +14,7 @@ t.test('bytes a service sends at once wait for a late listener', async (t) => {
   const [device] = await client.listDevices();
   const { lockdownd } = setup.peers[0]!;
   // What StartService would hand out, issued directly: this test is about the client.
-  const socket = await client.connect(device!.deviceId, lockdownd.openServicePort(lockdownd.services.get(HEARTBEAT_SERVICE)!));
+  const socket = await client.connect(device!.deviceId, lockdownd.openServicePort(lockdownd.services.lookUp(HEARTBEAT_SERVICE)));
   t.teardown(() => socket.destroy());
   await delay(300);  // Marco has long arrived by now
   const first = await new Promise<Buffer>((resolve, reject) => {

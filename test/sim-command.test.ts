@@ -128,8 +128,9 @@ t.test('tsmuxd sim keeps plugging back in when the daemon comes back', async (t)
   const cable = join(dir, 'cable');
   const a = await startDaemon(t, { sims: 0, cables: [cable] });
   const sim = startSimCli(t, ['--cable', cable, '--count', '2']);
-  await sim.next('ready');
-  await sim.next('ready');
+  const readies = [await sim.next('ready'), await sim.next('ready')];
+  t.same(readies.map((r) => r.index).sort(), [0, 1], 'a ready line per phone, with its index');
+  t.not(readies[0]!.pid, readies[1]!.pid, `each phone in its own child process (${readies.map((r) => r.pid).join(', ')})`);
   const before = await visibleDevices(a.address, 2);
   await a.daemon.stop();
   await sim.next('link-lost');

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 
 import { UsbmuxClient } from '../src/client/index.js';
 import { isPlistDict, parsePlist, toXml, type PlistDict } from '../src/pairing/plist-codec.js';
+import { ServiceOwner } from '../src/registry/index.js';
 import { simIdentity } from '../src/sim/identity.js';
 import { Lockdownd, REQUEST_PAIR_NOTIFICATION } from '../src/sim/lockdown/lockdownd.js';
 import { startPeer } from '../src/sim/peer.js';
@@ -36,8 +37,9 @@ t.test('Lockdownd trust modes, in process', async (t) => {
   t.same(ld.handle({}, { Request: 'Pair' }), { Request: 'Pair', Error: 'MissingPairRecord' });
   t.equal(ld.trustDialog, 'none');
   t.same(ld.handle({}, { Request: 'StartService', Service: 'com.apple.nope' }), { Request: 'StartService', Error: 'SessionInactive' });
-  ld.services.set('com.apple.mobile.heartbeat', { address: 1 });
-  ld.services.set('com.apple.mobile.insecure_notification_proxy', { address: 2, withoutSession: true });
+  const owner = new ServiceOwner('test');
+  ld.services.register('com.apple.mobile.heartbeat', owner, 1);
+  ld.services.register('com.apple.mobile.insecure_notification_proxy', owner, 2, { withoutSession: true });
   t.teardown(() => ld.close());
   const dynamicPort = (v: unknown) => typeof v === 'number' && v >= DYNAMIC_PORT_MIN && v <= DYNAMIC_PORT_MAX;
   const session = { session: { id: 'S', hostId: 'H' } };
@@ -206,7 +208,7 @@ t.test('heartbeat: Marco, Polo, Marco; silence closes', async (t) => {
   // The phone speaks first here, so a byte-for-byte client reads the Connect
   // result and whatever follows it from one buffer.
   const raw = await RawClient.open(t, setup.socketPath);
-  const heartbeatPort = peer.lockdownd.openServicePort(peer.lockdownd.services.get(HEARTBEAT_SERVICE)!);
+  const heartbeatPort = peer.lockdownd.openServicePort(peer.lockdownd.services.lookUp(HEARTBEAT_SERVICE));
   const swapped = ((heartbeatPort & 0xff) << 8) | (heartbeatPort >> 8);
   raw.send(plistRequest(1, { MessageType: 'Connect', DeviceID: device!.deviceId, PortNumber: swapped }));
   t.same((await raw.readPlist()).dict, { MessageType: 'Result', Number: 0 }, 'connected to the heartbeat port');

@@ -1,5 +1,8 @@
-// `tsmuxd sim`: simulated iPhones on a virtual cable (or one on a USB
-// gadget's FunctionFS mount, in the lab), in this process.
+// `tsmuxd sim`: simulated iPhones on a virtual cable, one child process each
+// under the supervisor (sim-supervised.ts), or one on a USB gadget's
+// FunctionFS mount (the lab) in this process. peer-main.js, the child, runs
+// its phone here (runPeerMain), taking the supervisor's prepared
+// environment (src/supervisor/sim-process.ts) as defaults for its flags.
 // Each prints JSON lines on stdout (ready, unplugged, plugged, link-lost),
 // and takes commands as lines on stdin ("trust", "deny", "unplug", "plug",
 // "replug [ms]", each optionally followed by a sim index) and as signals
@@ -15,6 +18,8 @@ import { PHONE_FFS_INTERFACES, type PhoneFfsInterface } from '../sim/descriptor.
 import { TRUST_MODES, type TrustMode } from '../sim/lockdown/lockdownd.js';
 import { startPeer, type Peer } from '../sim/peer.js';
 import { udidToSerial } from '../sim/state.js';
+import { SIM_ENV } from '../supervisor/sim-process.js';
+import { runSupervisedSims } from './sim-supervised.js';
 
 export const SIM_HELP = `usage: tsmuxd sim (--cable PATH | --ffs DIR) [options]
 
@@ -23,7 +28,8 @@ export const SIM_HELP = `usage: tsmuxd sim (--cable PATH | --ffs DIR) [options]
                            --serial must be the gadget's serial string)
   --ffs-interface KIND=DIR with --ffs: a placeholder interface a phone shows around the
                            mux (KIND ptp, audio or ethernet), repeatable
-  --count N                run N phones (default 1)
+  --count N                run N phones (default 1), one child process each under a
+                           supervisor that restarts a crashed one as the same phone
   --udid UDID              the phone's UDID (40 hex, or 8-16 hex with a dash); one phone only
   --trust MODE             auto (default), prompt or deny: how the Trust dialog is answered
   --trust-delay-ms N       auto: the dialog shows this long before it is accepted
@@ -36,6 +42,8 @@ export const SIM_HELP = `usage: tsmuxd sim (--cable PATH | --ffs DIR) [options]
   --window BYTES           the receive window the device advertises
   --max-packet-size N      the bulk endpoints' wMaxPacketSize (default 512)
   --socket-dir DIR         serve the services on Unix sockets in DIR
+                           (with --count N: one subdirectory per phone)
+  --json-log               the supervisor's log lines (stderr) as JSON
 
 stdin commands: trust|deny|unplug|plug|replug [INDEX] [MS]   (no index: every phone)
 signals: SIGUSR1 trust, SIGUSR2 deny, SIGHUP replug (with --ffs: print the data-plane
@@ -44,18 +52,20 @@ counters, as the lab's UDC owns plugging), SIGTERM quit
 
 const PLUG_RETRY_MS = 1000;
 
-function positive(name: string, v: string | undefined): number | undefined {
+export function positive(name: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} needs a whole number, not '${v}'`);
   return n;
 }
 
-function emit(line: Record<string, unknown>): void {
+export function emit(line: Record<string, unknown>): void {
   process.stdout.write(`${JSON.stringify(line)}\n`);
 }
 
-export async function runSimCommand(argv: string[]): Promise<number> {
+export type SimValues = ReturnType<typeof parseSimArgs>;
+
+export function parseSimArgs(argv: string[]) {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -75,28 +85,61 @@ export async function runSimCommand(argv: string[]): Promise<number> {
       window: { type: 'string' },
       'max-packet-size': { type: 'string' },
       'socket-dir': { type: 'string' },
+      'json-log': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
+  return values;
+}
+
+/** `tsmuxd sim`: a supervisor of one child per phone on a cable; a FunctionFS phone runs here. */
+export async function runSimCommand(argv: string[]): Promise<number> {
+  const values = parseSimArgs(argv);
   if (values.help) {
     process.stdout.write(SIM_HELP);
     return 0;
   }
   if (!values.cable === !values.ffs) throw new Error(`one of --cable and --ffs is required\n\n${SIM_HELP}`);
+  checkSimValues(values);
+  if (values.ffs) return runPhones(values);
+  return runSupervisedSims(values);
+}
+
+/** peer-main.js: the phones in this process, with the supervisor's environment as defaults. */
+export async function runPeerMain(argv: string[]): Promise<number> {
+  const values = parseSimArgs(argv);
+  values.cable ??= process.env[SIM_ENV.cable];
+  values['state-dir'] ??= process.env[SIM_ENV.stateDir];
+  if (!values.serial) values.udid ??= process.env[SIM_ENV.udid];
+  if (!values.cable === !values.ffs) throw new Error('one of --cable and --ffs is required');
+  checkSimValues(values);
+  return runPhones(values);
+}
+
+function checkSimValues(values: SimValues): void {
   const trust = values.trust as TrustMode | undefined;
   if (trust !== undefined && !TRUST_MODES.includes(trust)) throw new Error(`--trust is auto, prompt or deny, not '${trust}'`);
   const count = positive('count', values.count) ?? 1;
   if (count < 1) throw new Error('--count must be at least 1');
-  let serial = values.serial;
-  if (values.udid) serial = udidToSerial(values.udid);
-  if (serial && count > 1) throw new Error('--udid and --serial name one phone; leave them out with --count');
+  if ((values.udid || values.serial) && count > 1) throw new Error('--udid and --serial name one phone; leave them out with --count');
+  if (values.udid) udidToSerial(values.udid);
   if (values.ffs && count > 1) throw new Error('a FunctionFS mount carries one phone');
-  const ffsInterfaces: Partial<Record<PhoneFfsInterface, string>> = {};
   for (const spec of values['ffs-interface'] ?? []) {
     const [kind, dir] = spec.split('=', 2) as [string, string | undefined];
     if (!values.ffs || !dir || !(kind in PHONE_FFS_INTERFACES)) {
       throw new Error(`--ffs-interface wants KIND=DIR with --ffs, KIND one of ${Object.keys(PHONE_FFS_INTERFACES).join(', ')}`);
     }
+  }
+}
+
+/** The phones of `values` in this process, each on the shared engine. */
+async function runPhones(values: SimValues): Promise<number> {
+  const trust = values.trust as TrustMode | undefined;
+  const count = positive('count', values.count) ?? 1;
+  const serial = values.udid ? udidToSerial(values.udid) : values.serial;
+  const ffsInterfaces: Partial<Record<PhoneFfsInterface, string>> = {};
+  for (const spec of values['ffs-interface'] ?? []) {
+    const [kind, dir] = spec.split('=', 2) as [string, string];
     ffsInterfaces[kind as PhoneFfsInterface] = dir;
   }
 
@@ -197,7 +240,7 @@ export async function runSimCommand(argv: string[]): Promise<number> {
     });
     // The daemon that spawned us closes our stdin when it goes; so do we.
     lines.on('close', () => {
-      if (process.env.TSMUXD_SIM_STDIN_EXIT === '1') quit();
+      if (process.env[SIM_ENV.stdinExit] === '1') quit();
     });
   });
   await done;

@@ -179,7 +179,8 @@ export class UsbmuxClient {
   /**
    * tsmuxd's per-device and per-connection counters. Another daemon answers
    * Result 1 to the request: that throws a UsbmuxError with code
-   * ERR_STATS_UNSUPPORTED.
+   * ERR_STATS_UNSUPPORTED. tsmuxd answers other users than its own and root
+   * Result 13: ERR_STATS_DENIED.
    */
   async stats(): Promise<DaemonStats> {
     let answer: PlistDict;
@@ -188,6 +189,9 @@ export class UsbmuxClient {
     } catch (err) {
       if (err instanceof UsbmuxError && err.result === 1) {
         throw new UsbmuxError('the daemon does not support stats (it answered Result 1: not tsmuxd?)', 'ERR_STATS_UNSUPPORTED', 1);
+      }
+      if (err instanceof UsbmuxError && err.result === 13) {
+        throw new UsbmuxError("the daemon refused stats: only its own user and root may ask (Result 13, EACCES)", 'ERR_STATS_DENIED', 13);
       }
       throw err;
     }

@@ -7,7 +7,7 @@ import type { Socket } from 'node:net';
 import type { DeviceRecord, DeviceTable } from '../devices/device-table.js';
 import type { MuxEngine } from '../devices/mux-engine.js';
 import type { Logger } from '../log.js';
-import { NativeError } from '../native.js';
+import { NativeError, type PeerCredentials } from '../native.js';
 import { parsePlist, type PlistDict } from '../pairing/plist-codec.js';
 import type { PairRecordStore } from '../pairing/store.js';
 import { handlePlistCommand } from './plist-commands.js';
@@ -57,6 +57,8 @@ export class ClientSession {
     readonly id: number,
     readonly socket: Socket,
     private readonly ctx: ServerContext,
+    /** Who connected, as the kernel saw it (Unix sockets only). */
+    readonly peer?: PeerCredentials,
   ) {}
 
   start(): void {

@@ -12,7 +12,8 @@ import { prepareKeys } from '../pairing/certificates.js';
 import { PairRecordStore } from '../pairing/store.js';
 import { Preflight } from '../preflight/preflight.js';
 import type { TrustMode } from '../sim/lockdown/lockdownd.js';
-import { SimProcess, type SimCommand } from '../sim/sim-process.js';
+import type { SimCommand } from '../supervisor/sim-process.js';
+import { SimSupervisor } from '../supervisor/supervisor.js';
 import { loadUsbBackend, UsbDiscovery } from '../usb/discovery.js';
 import type { SocketAddress } from './address.js';
 import { UsbmuxServer } from './server.js';
@@ -29,6 +30,8 @@ export interface DaemonOptions {
   simTrust?: TrustMode;
   /** Keep each simulated phone's identity and pair records under DIR/sim-<i> (default: a temp dir). */
   simStateDir?: string;
+  /** On stop, how long a simulated phone gets after SIGTERM before SIGKILL (default 5 s). */
+  simStopTimeoutMs?: number;
   /** Owner of the pair-record directory (tsmuxd -U). */
   uid?: number;
   gid?: number;
@@ -52,7 +55,7 @@ export class Daemon {
   readonly log: Logger;
   readonly engine: MuxEngine;
   readonly devices: DeviceTable;
-  private readonly sims: SimProcess[] = [];
+  private sims?: SimSupervisor;
   preflight?: Preflight;
   private runDir?: string;
   private usb?: UsbDiscovery;
@@ -145,32 +148,31 @@ export class Daemon {
     const cable = join(this.simDir, 'cable');
     this.engine.listenCable(cable);
     const stateRoot = this.options.simStateDir ?? this.simDir;
-    const started = await Promise.allSettled(
-      Array.from({ length: count }, (_, index) =>
-        SimProcess.spawn({ cable, index, log: this.log, trust: this.options.simTrust, stateDir: join(stateRoot, `sim-${index}`) }),
-      ),
-    );
-    for (const r of started) if (r.status === 'fulfilled') this.sims.push(r.value);
-    const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) throw failed.reason;
-    this.log.notice(`${count} simulated phone(s) attached: ${this.sims.map((s) => s.ready.udid).join(', ')}`);
+    this.sims = await SimSupervisor.start({
+      cable,
+      count,
+      log: this.log,
+      trust: this.options.simTrust,
+      stateDir: (index) => join(stateRoot, `sim-${index}`),
+      stopTimeoutMs: this.options.simStopTimeoutMs,
+    });
+    this.log.notice(`${count} simulated phone(s) attached: ${this.sims.list().map((s) => s.udid).join(', ')}`);
   }
 
-  /** Where each simulated phone's services listen (device port -> TCP port or path). */
+  /** Where each running simulated phone's services listen (device port -> TCP port or path). */
   simServices(): Array<Record<number, string | number>> {
-    return this.sims.map((s) => s.ready.services);
+    return this.sims?.readyList().map((s) => s.services) ?? [];
   }
 
-  /** The simulated phones: index, UDID and process id. */
-  simList(): Array<{ index: number; udid: string; pid: number }> {
-    return this.sims.map((s) => ({ index: s.index, udid: s.ready.udid, pid: s.pid }));
+  /** The simulated phones: index, UDID, process id (while running) and restarts. */
+  simList(): Array<{ index: number; udid?: string; pid?: number; running: boolean; restarts: number }> {
+    return this.sims?.list() ?? [];
   }
 
   /** Taps Trust / Don't Trust, or pulls / plugs the cable of simulated phone `index`. */
   simControl(index: number, command: SimCommand): void {
-    const sim = this.sims[index];
-    if (!sim) throw new Error(`no simulated phone ${index}`);
-    sim.command(command);
+    if (!this.sims) throw new RangeError(`no simulated phone ${index}`);
+    this.sims.command(index, command);
   }
 
   /** Stops accepting, resets every connection, removes the socket. */
@@ -180,7 +182,7 @@ export class Daemon {
     await this.server.close();
     this.usb?.close();
     this.engine.close();
-    await Promise.all(this.sims.map((s) => s.stop()));
+    await this.sims?.stop();
     if (this.simDir) rmSync(this.simDir, { recursive: true, force: true });
     if (this.runDir) rmSync(this.runDir, { recursive: true, force: true });
   }

@@ -6,6 +6,7 @@ import type { ClientSession, ServerContext } from './client-session.js';
 import { Result } from './protocol.js';
 import { attachedDict, plistMessage, resultMessage } from './replies.js';
 import { STATS_MESSAGE, statsReply } from './stats.js';
+import { EXTENSION_MESSAGES, extensionAccess, RESULT_ACCESS_DENIED } from './access.js';
 
 export type Answer = (tag: number) => Buffer;
 
@@ -30,6 +31,15 @@ export async function handlePlistCommand(
   ctx: ServerContext,
   client: ClientSession,
 ): Promise<Answer> {
+  if (EXTENSION_MESSAGES.has(type)) {
+    const access = extensionAccess(client.peer);
+    if (!access.allowed) {
+      const who = client.peer ? ` (pid ${client.peer.pid}, uid ${client.peer.uid})` : '';
+      ctx.log.warning(`client ${client.id}${who}: ${type} refused: ${access.reason}`);
+      // The client stays connected: what every user may ask still works.
+      return result(RESULT_ACCESS_DENIED);
+    }
+  }
   switch (type) {
     case 'ListDevices':
       return dict({ DeviceList: ctx.devices.visible().map(attachedDict) });

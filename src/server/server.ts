@@ -7,6 +7,7 @@ import type { DeviceRecord, DeviceTable } from '../devices/device-table.js';
 import type { MuxEngine } from '../devices/mux-engine.js';
 import type { Logger } from '../log.js';
 import type { PairRecordStore } from '../pairing/store.js';
+import { peerCredentialsOf } from './access.js';
 import { formatSocketAddress, type SocketAddress } from './address.js';
 import { ClientSession, type ServerContext } from './client-session.js';
 import { ConnectionOwners } from './stats.js';
@@ -108,9 +109,10 @@ export class UsbmuxServer {
 
   private accept(socket: net.Socket): void {
     if (socket.remoteFamily) socket.setNoDelay(true);
-    const client = new ClientSession(this.nextClientId++, socket, this.ctx);
+    const peer = this.options.address.kind === 'unix' ? peerCredentialsOf(socket) : undefined;
+    const client = new ClientSession(this.nextClientId++, socket, this.ctx, peer);
     this.clients.add(client);
     client.start();
-    this.options.log.debug(`client ${client.id} accepted`);
+    this.options.log.debug(`client ${client.id} accepted`, peer ? { pid: peer.pid, uid: peer.uid } : {});
   }
 }

@@ -1,12 +1,14 @@
 #!/usr/bin/env node
-// `node dist/src/sim/peer-main.js --cable PATH ...`: the sim command
-// (`tsmuxd sim`, src/cli/sim-command.ts) without the CLI's other commands,
-// for the daemon, the tests and the benchmarks to spawn.
-import { runSimCommand } from '../cli/sim-command.js';
+// `node dist/src/sim/peer-main.js --cable PATH ...`: simulated phones in
+// this process (src/cli/sim-command.ts), without the CLI's other commands:
+// the child the supervisor spawns per phone (src/supervisor), and what the
+// tests and the benchmarks spawn.
+import { runPeerMain } from '../cli/sim-command.js';
+import { SIM_ENV } from '../supervisor/sim-process.js';
 
 try {
-  process.exitCode = await runSimCommand(process.argv.slice(2));
+  process.exitCode = await runPeerMain(process.argv.slice(2));
 } catch (err) {
-  process.stderr.write(`tsmuxd sim: ${(err as Error).message}\n`);
+  process.stderr.write(`${process.env[SIM_ENV.logPrefix] ?? 'tsmuxd sim'}: ${(err as Error).message}\n`);
   process.exitCode = 2;
 }

@@ -5,16 +5,17 @@
 // out on fresh one-connection ports (heartbeat, notification proxy, AFC).
 // It can be unplugged and plugged back, and re-enumerates when the user
 // taps Trust, as a phone does.
-import type { Server } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import { join } from 'node:path';
 
 import { MuxEngine } from '../devices/mux-engine.js';
-import type { DeviceRoleOptions, PortTarget } from '../native.js';
+import type { DeviceRoleOptions, PortTarget, TestServiceKind } from '../native.js';
+import { ServiceOwner, ServiceRegistry, type BootstrapNamespace, type ServiceDescription } from '../registry/index.js';
 import { iphoneDescriptor, PHONE_FFS_INTERFACES, type PhoneFfsInterface, type SimUsbIdentity } from './descriptor.js';
 import { simIdentity, type SimIdentity, type SimIdentityOptions } from './identity.js';
 import { REQUEST_PAIR_NOTIFICATION, startLockdownd, type Lockdownd, type TrustMode } from './lockdown/lockdownd.js';
-import { ECHO_PORT, LOCKDOWN_PORT, SINK_PORT, SOURCE_PORT } from './ports.js';
-import { AFC2_SERVICE, AFC_SERVICE, startAfc } from './services/afc.js';
+import { ECHO_PORT, ECHO_SERVICE, LOCKDOWN_PORT, SINK_PORT, SINK_SERVICE, SOURCE_PORT, SOURCE_SERVICE } from './ports.js';
+import { AFC2_SERVICE, AFC_SERVICE, afcConnectionHandler, startAfc } from './services/afc.js';
 import { portTarget } from './services/listen.js';
 import { startTlsFront } from './services/tls-front.js';
 import { HEARTBEAT_SERVICE, startHeartbeat, type HeartbeatOptions } from './services/heartbeat.js';
@@ -47,6 +48,8 @@ export interface PeerOptions extends Omit<DeviceRoleOptions, 'portMap'> {
   usb?: Partial<SimUsbIdentity>;
   /** What lockdownd reports (product type, iOS version, name...). */
   identity?: SimIdentityOptions;
+  /** Share a service registry between several peers (each gets the namespace of its UDID). */
+  registry?: ServiceRegistry;
   /** Share an engine (and its event thread) between several peers. */
   engine?: MuxEngine;
   /** How lockdownd answers Pair (default "auto"). */
@@ -80,6 +83,8 @@ export interface Peer {
   lockdownd: Lockdownd;
   /** Device port -> where its fixed-port service listens (a TCP port or a socket path). */
   services: Record<number, string | number>;
+  /** The phone's namespace in the service registry (its StartService table). */
+  namespace: BootstrapNamespace;
   readonly plugged: boolean;
   /** The user taps Trust on the pairing dialog. */
   trust(): void;
@@ -118,48 +123,80 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
   }
   const servers: Server[] = [];
   const at = (name: string) => (options.socketDir ? join(options.socketDir, `${name}.sock`) : undefined);
-  const start = async (name: string, run: (address?: string) => Promise<Started>) => {
+  const start = async (name: string, run: (address?: string) => Promise<Started>): Promise<Started> => {
     const s = await run(at(name));
     servers.push(s.server);
-    return s.address;
+    return s;
   };
-
-  const ownEngine = !options.engine;
-  const engine = options.engine ?? new MuxEngine();
-  // The measuring services run in C++ on the engine's thread: no JS on their data path.
-  const services: Record<number, string | number> = {};
-  services[ECHO_PORT] = engine.startTestService('echo', at('echo'));
-  services[SINK_PORT] = engine.startTestService('sink', at('sink'));
-  services[SOURCE_PORT] = engine.startTestService('source', at('source'));
 
   const state = options.stateDir
     ? openSimState(options.stateDir, { serial: options.usb?.serial, identity: options.identity, newSerial: () => simSerial() })
     : undefined;
   const serial = state?.serial ?? options.usb?.serial ?? simSerial();
   const identity = simIdentity(serial, state?.identity ?? options.identity, state?.deviceKey);
+
+  // The phone's services live in its own namespace of the registry: lockdownd's
+  // StartService table and (with RSD) the Services list both come from it.
+  const ownRegistry = !options.registry;
+  const registry =
+    options.registry ?? new ServiceRegistry({ socketDir: options.socketDir ? join(options.socketDir, 'registry') : undefined });
+  const namespace = registry.namespace(identity.udid);
+  const register = (name: string, started: Started, description?: ServiceDescription) =>
+    namespace.register(name, ServiceOwner.forServer(name, started.server), started.address, description);
+  /** Lives as long as the phone: it holds the on-demand services' check-ins. */
+  const phoneOwner = new ServiceOwner(`sim ${identity.udid}`);
+
+  const ownEngine = !options.engine;
+  const engine = options.engine ?? new MuxEngine();
+  // The measuring services run in C++ on the engine's thread (no JS on their
+  // data path) and live as long as the phone.
+  const measuring = (name: string, kind: TestServiceKind, devicePort: number) =>
+    namespace.register(name, phoneOwner, engine.startTestService(kind, at(kind)), { devicePort });
+  measuring(ECHO_SERVICE, 'echo', ECHO_PORT);
+  measuring(SINK_SERVICE, 'sink', SINK_PORT);
+  measuring(SOURCE_SERVICE, 'source', SOURCE_PORT);
+
   const lockdown = await startLockdownd(identity, at('lockdown'), {
     trust: options.trust,
     trustDelayMs: options.trustDelayMs,
     stateDir: state?.pairRecordDir,
+    services: namespace,
   });
   servers.push(lockdown.server);
-  services[LOCKDOWN_PORT] = lockdown.address;
   const lockdownd = lockdown.lockdownd;
 
-  lockdownd.services.set(HEARTBEAT_SERVICE, {
-    address: await start('heartbeat', (a) => startHeartbeat(a, options.heartbeat)),
-  });
+  register(HEARTBEAT_SERVICE, await start('heartbeat', (a) => startHeartbeat(a, options.heartbeat)));
   const np = await startNotificationProxy(at('notification_proxy'));
   servers.push(np.server);
-  lockdownd.services.set(NOTIFICATION_PROXY_SERVICE, { address: np.address });
-  lockdownd.services.set(INSECURE_NOTIFICATION_PROXY_SERVICE, { address: np.address, withoutSession: true });
+  register(NOTIFICATION_PROXY_SERVICE, np);
+  namespace.register(INSECURE_NOTIFICATION_PROXY_SERVICE, ServiceOwner.forServer('notification proxy', np.server), np.address, {
+    withoutSession: true,
+  });
   lockdownd.notificationListeners.push((name) => void np.post(name));
-  lockdownd.services.set(AFC_SERVICE, { address: await start('afc', (a) => startAfc(a, { root: options.afcRoot })) });
+  // AFC starts on demand, at the first StartService, as on a phone; its
+  // files outlive a restart of the service.
+  let afc: ((socket: Socket) => void) | undefined;
+  await namespace.declare(AFC_SERVICE, {
+    start: (name, ns) => {
+      afc ??= afcConnectionHandler({ root: options.afcRoot });
+      ns.checkIn(name, phoneOwner, afc);
+    },
+  });
   if (options.jailbroken) {
     const afc2 = await start('afc2', (a) => startAfc(a));
-    const front = await start('afc2-tls', (a) => startTlsFront(afc2, () => lockdownd.serviceTlsIdentity(), a));
-    lockdownd.services.set(AFC2_SERVICE, { address: front, tls: true });
+    const front = await start('afc2-tls', (a) => startTlsFront(afc2.address, () => lockdownd.serviceTlsIdentity(), a));
+    register(AFC2_SERVICE, front, { tls: 'full' });
   }
+
+  /** Device port -> where it is served: the fixed-port services of the namespace and lockdownd. */
+  const services: Record<number, string | number> = {};
+  for (const s of namespace.list()) if (s.devicePort !== undefined) services[s.devicePort] = s.address;
+  services[LOCKDOWN_PORT] = lockdown.address;
+  const closeServices = async () => {
+    phoneOwner.die('the phone closed');
+    if (ownRegistry) await registry.close();
+    else await registry.closeNamespace(identity.udid);
+  };
 
   const descriptor = iphoneDescriptor({ ...options.usb, serial });
   const roleOptions: DeviceRoleOptions = {
@@ -168,7 +205,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     controlLogs: options.controlLogs,
     defaultLoopback: options.defaultLoopback ?? false,
     // The measuring ports are served inside the engine (no loopback hop on the
-    // phone's side); their listeners above are for reaching them directly.
+    // phone's side); their listeners are for reaching them directly.
     portMap: Object.entries(services).map(([port, where]) => ({ port: Number(port), ...(MEASURING[Number(port)] ?? portTarget(where)) })),
   };
   let handle = 0;
@@ -257,6 +294,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     for (const h of placeholders) engine.closeDevice(h);
     for (const srv of servers) srv.close();
     if (ownEngine) engine.close();
+    await closeServices();
     throw err;
   }
 
@@ -269,6 +307,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     identity,
     lockdownd,
     services,
+    namespace,
     get plugged() {
       return handle !== 0;
     },
@@ -287,6 +326,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
       else for (const h of placeholders) engine.closeDevice(h);
       await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
       for (const s of servers) s.unref();
+      await closeServices();
     },
   };
 }

@@ -5,3 +5,8 @@ export const ECHO_PORT = 7;
 export const SINK_PORT = 9;
 export const SOURCE_PORT = 19;
 export const LOCKDOWN_PORT = 62078;
+
+/** The test services' names in the phone's registry namespace. */
+export const ECHO_SERVICE = 'com.tsmuxd.test.echo';
+export const SINK_SERVICE = 'com.tsmuxd.test.sink';
+export const SOURCE_SERVICE = 'com.tsmuxd.test.source';

@@ -1,8 +1,9 @@
 // Device port 62078: the simulated phone's lockdownd. QueryType, GetValue
 // (the pre-session allow-list; everything inside a session), SetValue of
 // UntrustedHostBUID, Pair / ValidatePair / Unpair / ResetPairing with a trust
-// dialog ("auto", "prompt" or "deny"), StartService from a small service
-// table (each call gets a fresh one-connection port), and StartSession, which turns
+// dialog ("auto", "prompt" or "deny"), StartService from the device's
+// namespace of the service registry (src/registry; each call gets a fresh
+// one-connection port, an on-demand service is launched), and StartSession, which turns
 // the same connection into a TLS server (reference §1.7), and StopSession,
 // which turns it back to plaintext (§1.7.5). Requests on a connection are
 // answered one at a time, in order; a bad frame or a failed TLS handshake
@@ -12,6 +13,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { createSecureContext, TLSSocket } from 'node:tls';
 
 import { isPlistDict, type PlistDict, type PlistValue } from '../../pairing/plist-codec.js';
+import { BootstrapError, ServiceRegistry, type BootstrapNamespace } from '../../registry/index.js';
 import type { SimIdentity } from '../identity.js';
 import { listenService, portTarget, type ServiceAddress } from '../services/listen.js';
 import { decodeBody, encodeFrame, FrameReader, MAX_FRAME, TLS_ALERT, TlsRecordSplitter } from '../../lockdown/framing.js';
@@ -75,13 +77,11 @@ export type TrustDialog = 'none' | 'pending' | 'accepted' | 'denied';
 /** Posted (through the notification proxy) when the user accepts the dialog. */
 export const REQUEST_PAIR_NOTIFICATION = 'com.apple.mobile.lockdown.request_pair';
 
-/** A lockdown service StartService can hand out. */
-export interface ServiceEntry {
+/** What StartService needs of a registry entry. */
+export interface ServiceTarget {
   /** Where the service listens: a loopback TCP port or a Unix socket path. */
   address: number | string;
-  /** Real phones give out a few services (insecure_notification_proxy) without a session. */
-  withoutSession?: boolean;
-  tls?: boolean;
+  tls?: 'none' | 'full' | 'handshakeOnly';
 }
 
 export interface LockdowndOptions {
@@ -93,6 +93,8 @@ export interface LockdowndOptions {
   trustDelayMs?: number;
   /** Hands out StartService's one-connection device ports (none mapped if omitted). */
   servicePorts?: ServicePorts;
+  /** The device's namespace in the service registry: StartService's table (a private one if omitted). */
+  services?: BootstrapNamespace;
 }
 
 /** The TLS versions and ciphers the simulated phone accepts (see §1.7.2). */
@@ -116,8 +118,8 @@ export class Lockdownd {
   /** "auto" only: the dialog shows this long before it is accepted (0: at once). */
   trustDelayMs: number;
   trustDialog: TrustDialog = 'none';
-  /** Service name -> where StartService sends the host. */
-  readonly services = new Map<string, ServiceEntry>();
+  /** The services StartService hands out, by name (the device's registry namespace). */
+  readonly services: BootstrapNamespace;
   readonly servicePorts: ServicePorts;
   private readonly serviceTlsHosts: string[] = [];
   /** Called with the name of each notification the phone posts itself. */
@@ -129,6 +131,7 @@ export class Lockdownd {
   constructor(readonly identity: SimIdentity, readonly options: LockdowndOptions = {}) {
     this.pairRecords = new DevicePairStore(options.stateDir);
     this.servicePorts = options.servicePorts ?? new ServicePorts(undefined);
+    this.services = options.services ?? new ServiceRegistry().namespace(identity.udid);
     this.trustMode = options.trust ?? 'auto';
     this.trustDelayMs = options.trustDelayMs ?? 0;
   }
@@ -156,8 +159,8 @@ export class Lockdownd {
   }
 
   /** A fresh one-connection device port to a service (what StartService hands out). */
-  openServicePort(entry: ServiceEntry, hostId?: string): number {
-    if (entry.tls && hostId) this.serviceTlsHosts.push(hostId);
+  openServicePort(entry: ServiceTarget, hostId?: string): number {
+    if (usesTls(entry) && hostId) this.serviceTlsHosts.push(hostId);
     return this.servicePorts.open(portTarget(entry.address));
   }
 
@@ -369,12 +372,19 @@ export class Lockdownd {
         return { Request: verb, Result: 'Success' };
       case 'StartService': {
         const name = typeof req.Service === 'string' ? req.Service : undefined;
-        const entry = name === undefined ? undefined : this.services.get(name);
-        if (!conn.session && !entry?.withoutSession) return fail('SessionInactive');
+        const known = name === undefined ? undefined : this.services.find(name);
+        if (!conn.session && !known?.withoutSession) return fail('SessionInactive');
         if (name === undefined) return fail('MissingService');
-        if (!entry) return fail('InvalidService', { Service: name });
+        let entry;
+        try {
+          // Launches an on-demand service; the host's connection waits for it.
+          entry = this.services.lookUp(name);
+        } catch (err) {
+          if (err instanceof BootstrapError) return fail('InvalidService', { Service: name });
+          throw err;
+        }
         const port = this.openServicePort(entry, conn.session?.hostId);
-        return { Request: verb, Service: name, Port: port, ...(entry.tls ? { EnableServiceSSL: true } : {}) };
+        return { Request: verb, Service: name, Port: port, ...(usesTls(entry) ? { EnableServiceSSL: true } : {}) };
       }
       case 'Goodbye':
         conn.after = 'close';
@@ -460,6 +470,10 @@ export class Lockdownd {
     if (!conn.session) return fail('SessionInactive');
     return fail('SetProhibited');
   }
+}
+
+function usesTls(entry: ServiceTarget): boolean {
+  return entry.tls === 'full' || entry.tls === 'handshakeOnly';
 }
 
 export async function startLockdownd(

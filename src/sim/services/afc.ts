@@ -2,7 +2,7 @@
 // Files live in memory under a byte budget by default, or in a host
 // directory (jailed) when `root` is given. One AfcSession per connection;
 // a connection that breaks framing is closed without touching the others.
-import { createServer, type Server } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 
 import { MAX_WRITE_PAYLOAD } from '../../afc/protocol.js';
 import { DirectoryAfcStore } from './afc-dir-store.js';
@@ -32,10 +32,8 @@ export interface AfcServiceOptions {
   model?: string;
 }
 
-export async function startAfc(
-  at?: ServiceAddress,
-  options: AfcServiceOptions = {},
-): Promise<{ server: Server; address: string | number }> {
+/** Serves each connection it is given (the sim hands it those of its registry socket). */
+export function afcConnectionHandler(options: AfcServiceOptions = {}): (socket: Socket) => void {
   const store =
     options.store ??
     (options.root ? new DirectoryAfcStore(options.root) : new MemoryAfcStore(options.capacityBytes ?? DEFAULT_MEMORY_CAPACITY));
@@ -45,9 +43,16 @@ export async function startAfc(
     maxOpenFiles: options.maxOpenFiles ?? 256,
     model: options.model ?? 'iPhone15,3',
   };
-  const server = createServer((socket) => {
+  return (socket) => {
     socket.on('error', () => socket.destroy());
     void new AfcSession(socket, store, limits).run();
-  });
+  };
+}
+
+export async function startAfc(
+  at?: ServiceAddress,
+  options: AfcServiceOptions = {},
+): Promise<{ server: Server; address: string | number }> {
+  const server = createServer(afcConnectionHandler(options));
   return { server, address: await listenService(server, at) };
 }

@@ -1,0 +1,35 @@
+// Who may use tsmuxd's own extension requests (stats today): the socket is
+// 0666 so that every user's tools can list and connect to phones, as with
+// usbmuxd, but the stats reveal other users' connections and programs. The
+// kernel tells us who connected (SO_PEERCRED, read once at accept); the
+// daemon's own user and root may ask, nobody else. A TCP client carries no
+// credentials and is refused.
+import type { Socket } from 'node:net';
+
+import { native, type PeerCredentials } from '../native.js';
+
+/** The plist MessageTypes of our own that the check guards. */
+export const EXTENSION_MESSAGES: ReadonlySet<string> = new Set(['tsmuxdStats']);
+
+/** EACCES: a refused extension request's Result (1 would mean "not tsmuxd" to clients). */
+export const RESULT_ACCESS_DENIED = 13;
+
+/** The connecting process's pid/uid/gid, or undefined for a socket without them (TCP). */
+export function peerCredentialsOf(socket: Socket): PeerCredentials | undefined {
+  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) return undefined;
+  try {
+    return native.peerCredentials(fd);
+  } catch {
+    return undefined;
+  }
+}
+
+export type AccessDecision = { allowed: true } | { allowed: false; reason: string };
+
+/** Same user as the daemon (its uid now, after -U), or root. */
+export function extensionAccess(peer: PeerCredentials | undefined, daemonUid = process.getuid?.() ?? 0): AccessDecision {
+  if (!peer) return { allowed: false, reason: 'the connection carries no peer credentials (not a Unix socket)' };
+  if (peer.uid === daemonUid || peer.uid === 0) return { allowed: true };
+  return { allowed: false, reason: `uid ${peer.uid} is neither the daemon's user (uid ${daemonUid}) nor root` };
+}
