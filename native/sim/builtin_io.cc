@@ -82,10 +82,14 @@ void BuiltinServiceIo::runDeferred() {
     conn_->ioFinished();
     return;
   }
-  // An echo alternates: sending frees room to take more of what waits.
+  // An echo alternates: sending frees room to take more of what waits, and
+  // taking more gives more to send. Stop when a round moves nothing, or the
+  // peer's window closed (sendReady() comes back then).
   for (;;) {
     size_t took = takeInbound();
-    if (!sendOutput() || took == 0) return;
+    size_t pending = protocol_.outSize();
+    if (!sendOutput()) return;
+    if (took == 0 && pending == 0) return;
   }
 }
 

@@ -30,7 +30,10 @@ class Measuring {
   void sent(size_t n);
   bool hasOutput();
 
-  static constexpr size_t kMaxPending = 256 << 10;
+  // As much as a TCP echo server's socket buffers would hold: a client that
+  // writes ahead of what it reads (iproxy blocks in send() while it has data
+  // for us, and only then reads) deadlocks against a smaller echo.
+  static constexpr size_t kMaxPending = 4 << 20;
 
  private:
   void appendDigest();
