@@ -16,7 +16,7 @@ import { simIdentity, type SimIdentity, type SimIdentityOptions } from './identi
 import { REQUEST_PAIR_NOTIFICATION, startLockdownd, type Lockdownd, type TrustMode } from './lockdown/lockdownd.js';
 import { ECHO_PORT, ECHO_SERVICE, LOCKDOWN_PORT, SINK_PORT, SINK_SERVICE, SOURCE_PORT, SOURCE_SERVICE } from './ports.js';
 import { AFC2_SERVICE, AFC_SERVICE, afcConnectionHandler, startAfc } from './services/afc.js';
-import { portTarget } from './services/listen.js';
+import { portTarget, removeStaleSocket } from './services/listen.js';
 import { startTlsFront } from './services/tls-front.js';
 import { HEARTBEAT_SERVICE, startHeartbeat, type HeartbeatOptions } from './services/heartbeat.js';
 import {
@@ -150,8 +150,11 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
   const engine = options.engine ?? new MuxEngine();
   // The measuring services run in C++ on the engine's thread (no JS on their
   // data path) and live as long as the phone.
-  const measuring = (name: string, kind: TestServiceKind, devicePort: number) =>
-    namespace.register(name, phoneOwner, engine.startTestService(kind, at(kind)), { devicePort });
+  const measuring = (name: string, kind: TestServiceKind, devicePort: number) => {
+    const path = at(kind);
+    if (path) removeStaleSocket(path);
+    namespace.register(name, phoneOwner, engine.startTestService(kind, path), { devicePort });
+  };
   measuring(ECHO_SERVICE, 'echo', ECHO_PORT);
   measuring(SINK_SERVICE, 'sink', SINK_PORT);
   measuring(SOURCE_SERVICE, 'source', SOURCE_PORT);
