@@ -27,6 +27,8 @@ import {
 import { startSink } from './services/sink.js';
 import { startSource } from './services/source.js';
 import { openSimState } from './state.js';
+import { simRsdProperties, startRsdServer, type RsdServer } from './rsd/rsd-server.js';
+import { simRsdServices } from './rsd/sim-services.js';
 
 export interface PeerOptions extends Omit<DeviceRoleOptions, 'portMap'> {
   /** A virtual cable's listening path (the daemon's --cable). */
@@ -67,6 +69,11 @@ export interface PeerOptions extends Omit<DeviceRoleOptions, 'portMap'> {
   afcRoot?: string;
   /** Offer com.apple.afc2 (the whole filesystem, with service TLS), as a jailbroken phone does. */
   jailbroken?: boolean;
+  /**
+   * Serve RemoteServiceDiscovery in direct mode on this loopback port (0: any
+   * free port), with RSDCheckin shims for the lockdown services (docs/xpc.md).
+   */
+  rsdPort?: number;
   /** The host answered the mux handshake on the current link. */
   onReady?: () => void;
   /** The link went away without unplug() (the host hung up, the cable broke). */
@@ -83,6 +90,8 @@ export interface Peer {
   lockdownd: Lockdownd;
   /** Device port -> where its fixed-port service listens (a TCP port or a socket path). */
   services: Record<number, string | number>;
+  /** The RSD endpoint, with `rsdPort`. */
+  rsd?: RsdServer;
   readonly plugged: boolean;
   /** The user taps Trust on the pairing dialog. */
   trust(): void;
@@ -153,6 +162,14 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     const afc2 = await start('afc2', (a) => startAfc(a));
     const front = await start('afc2-tls', (a) => startTlsFront(afc2, () => lockdownd.serviceTlsIdentity(), a));
     lockdownd.services.set(AFC2_SERVICE, { address: front, tls: true });
+  }
+
+  let rsd: RsdServer | undefined;
+  let closeRsdShims = async () => {};
+  if (options.rsdPort !== undefined) {
+    const rsdServices = simRsdServices(lockdownd, lockdown.address);
+    closeRsdShims = rsdServices.close;
+    rsd = await startRsdServer({ port: options.rsdPort, properties: simRsdProperties(identity), services: rsdServices.provider });
   }
 
   const ownEngine = !options.engine;
@@ -250,6 +267,8 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     lockdownd.close();
     for (const h of placeholders) engine.closeDevice(h);
     for (const srv of servers) srv.close();
+    void rsd?.close();
+    void closeRsdShims();
     if (ownEngine) engine.close();
     throw err;
   }
@@ -263,6 +282,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     identity,
     lockdownd,
     services,
+    rsd,
     get plugged() {
       return handle !== 0;
     },
@@ -279,6 +299,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
       lockdownd.close();
       if (ownEngine) engine.close();
       else for (const h of placeholders) engine.closeDevice(h);
+      await Promise.all([rsd?.close(), closeRsdShims()]);
       await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
       for (const s of servers) s.unref();
     },
