@@ -12,6 +12,7 @@ import { topCommand } from './commands/top.js';
 import { DAEMON_HELP, runDaemonCommand } from './daemon-command.js';
 import { infoCommand } from './commands/info.js';
 import { pairingCommand } from './commands/pairing.js';
+import { rsdCommand } from './commands/rsd.js';
 import { runSimCommand } from './sim-command.js';
 
 /** The user commands, in help order; each lives in src/cli/commands/. */
@@ -23,6 +24,7 @@ const COMMANDS: CliCommand[] = [
   pairingCommand('unpair', 'forget the pairing on both sides'),
   forwardCommand,
   topCommand,
+  rsdCommand,
 ];
 
 function commandHelp(): string {
