@@ -8,7 +8,7 @@ import { createServer, type AddressInfo, type Server } from 'node:net';
 
 import { DeviceConnection } from '../src/xpc/device-connection.js';
 import { deviceHandshakeRules } from '../src/xpc/device-rules.js';
-import { dataFrame, headersFrame, settingsAckFrame, settingsFrame, windowUpdateFrame } from '../src/xpc/http2-frames.js';
+import { dataFrame, headersFrame, pingFrame, settingsAckFrame, settingsFrame, windowUpdateFrame } from '../src/xpc/http2-frames.js';
 import { HostConnection, HANDSHAKE_ORDERINGS } from '../src/xpc/host-connection.js';
 import { encodeMessage } from '../src/xpc/message.js';
 import { buildPeerInfo, parsePeerInfo } from '../src/xpc/rsd.js';
@@ -190,4 +190,30 @@ t.test('messages bigger than a DATA frame reassemble both ways', async (t) => {
   const data = host.received.filter((f) => f.type === 0 && f.stream === 3);
   t.ok(data.length >= 7, `the reply came in ${data.length} DATA frames`);
   t.ok(data.every((f) => f.payload.length <= 16384), 'at most 16384 bytes per DATA frame');
+});
+
+t.test('PING is answered; too many streams or too much unfinished data ends the connection', async (t) => {
+  const { port, errors } = await device(t);
+  const p = await probe(t, port);
+  p.preface();
+  p.send(pingFrame(Buffer.from('12345678')));
+  t.same((await p.step(3)).slice(-1), ['type6/0'], 'a PING ACK');
+  t.same(p.frames.at(-1)!.payload, Buffer.from('12345678'));
+  for (let s = 1; s <= 203; s += 2) p.send(headersFrame(s));
+  t.equal((await p.step(51)).at(-1), 'goaway', 'the 101st stream is refused');
+  const q = await probe(t, port);
+  q.preface();
+  q.send(headersFrame(1), headersFrame(3));
+  // Two messages of 60 MiB each, both unfinished: 80 MiB buffered in all.
+  const head = encodeMessage({ flags: 0x101, messageId: 1n }).fill(0, 8, 16);
+  head.writeBigUInt64LE(60n * 1024n * 1024n, 8);
+  q.send(dataFrame(1, head), dataFrame(3, head));
+  const chunk = Buffer.alloc(10 * 1024 * 1024);
+  for (let i = 0; i < 4; i++) q.send(dataFrame(1, chunk), dataFrame(3, chunk));
+  t.ok(await q.until('goaway'), 'over 64 MiB of unfinished messages: GOAWAY');
+  t.ok(q.closed, 'and the connection is closed');
+  t.same(
+    errors.map((e) => (e as Error & { code: string }).code),
+    ['EH2PROTOCOL', 'EXPCLENGTH'],
+  );
 });

@@ -24,6 +24,7 @@ import {
   type Frame,
 } from './http2-frames.js';
 import { decodeMessage, encodeMessage, MessageAssembler, MAX_MESSAGE_BODY, XpcFlags, type XpcMessage } from './message.js';
+import { DEVICE_MAX_CONCURRENT_STREAMS } from './device-rules.js';
 import { RuleDispatcher, type PeerEvent, type Rule } from './rules.js';
 import type { XpcDictionary } from './values.js';
 
@@ -42,6 +43,8 @@ export interface DeviceConnectionOptions {
    */
   housekeeping?: boolean;
   maxMessageBody?: number;
+  /** Bound on partial messages buffered over all streams (default 64 MiB). */
+  maxBuffered?: number;
   /** Every frame written, for tests and logs. */
   onFrameOut?: (frame: Frame) => void;
   onError?: (err: Error) => void;
@@ -95,14 +98,19 @@ export class DeviceConnection {
         if (this.closed) return;
       }
     } catch (err) {
-      if (err instanceof Http2Error || err instanceof XpcError) this.fail(err);
-      else throw err;
+      // Whatever went wrong ends this connection only; the process stays up.
+      this.fail(err instanceof Error ? err : new Error(String(err)));
     }
   }
 
   private onFrame(frame: Frame): void {
     const housekeeping = this.options.housekeeping ?? true;
-    if (frame.type === FrameType.headers) this.opened.add(frame.stream);
+    if (frame.type === FrameType.headers) {
+      this.opened.add(frame.stream);
+      if (this.opened.size > DEVICE_MAX_CONCURRENT_STREAMS) {
+        throw new Http2Error('EH2PROTOCOL', `more than ${DEVICE_MAX_CONCURRENT_STREAMS} streams opened`);
+      }
+    }
     if (frame.type !== FrameType.data) {
       if (frame.type === FrameType.ping && !(frame.flags & 1) && housekeeping) this.write([pingFrame(frame.payload, true)]);
       this.react({ kind: 'frame', frame });
@@ -116,6 +124,11 @@ export class DeviceConnection {
       const message = decodeMessage(raw, this.options.maxMessageBody);
       this.react({ kind: 'message', stream: frame.stream, message, raw });
       if (frame.stream === ROOT_CHANNEL && message.flags & XpcFlags.wantingReply) void this.answer(message);
+    }
+    let buffered = 0;
+    for (const a of this.assemblers.values()) buffered += a.bufferedBytes;
+    if (buffered > (this.options.maxBuffered ?? MAX_MESSAGE_BODY)) {
+      throw new XpcError('EXPCLENGTH', `${buffered} bytes of unfinished XPC messages buffered`);
     }
     if (housekeeping) this.refill(frame.stream, frame.payload.length);
   }

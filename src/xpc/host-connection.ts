@@ -5,7 +5,7 @@
 // does; the device echoes ids and does not check them.
 import { connect, type Socket } from 'node:net';
 
-import { Http2Error, XpcError } from './errors.js';
+import { Http2Error } from './errors.js';
 import {
   dataFrames,
   dataOf,
@@ -88,8 +88,7 @@ export class HostConnection {
     try {
       for (const frame of this.parser.push(chunk)) this.onFrame(frame);
     } catch (err) {
-      if (!(err instanceof Http2Error || err instanceof XpcError)) throw err;
-      this.abort(err);
+      this.abort(err instanceof Error ? err : new Error(String(err)));
       this.socket.destroy();
     }
   }

@@ -180,7 +180,8 @@ function checkFrame(f: Frame): void {
  * on its header, before its payload is buffered.
  */
 export class FrameParser {
-  private buf: Buffer = Buffer.alloc(0);
+  private chunks: Buffer[] = [];
+  private buffered = 0;
   private prefaceLeft: boolean;
 
   constructor(
@@ -192,33 +193,55 @@ export class FrameParser {
 
   /** Adds bytes; returns the frames now complete. Throws Http2Error (the connection is then unusable). */
   push(chunk: Buffer): Frame[] {
-    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+    if (chunk.length) {
+      this.chunks.push(chunk);
+      this.buffered += chunk.length;
+    }
     if (this.prefaceLeft) {
-      const n = Math.min(this.buf.length, PREFACE.length);
-      if (!this.buf.subarray(0, n).equals(PREFACE.subarray(0, n))) throw new Http2Error('EH2PREFACE', 'not the HTTP/2 client preface');
-      if (this.buf.length < PREFACE.length) return [];
-      this.buf = this.buf.subarray(PREFACE.length);
+      const n = Math.min(this.buffered, PREFACE.length);
+      if (n === 0) return [];
+      if (!this.peek(n).equals(PREFACE.subarray(0, n))) throw new Http2Error('EH2PREFACE', 'not the HTTP/2 client preface');
+      if (n < PREFACE.length) return [];
+      this.take(PREFACE.length);
       this.prefaceLeft = false;
     }
     const frames: Frame[] = [];
-    while (this.buf.length >= FRAME_HEADER_SIZE) {
-      const length = this.buf.readUIntBE(0, 3);
+    // Bytes are joined only once a whole frame is in, so a big frame arriving
+    // in many chunks is copied once.
+    while (this.buffered >= FRAME_HEADER_SIZE) {
+      const header = this.peek(FRAME_HEADER_SIZE);
+      const length = header.readUIntBE(0, 3);
       if (length > this.maxPayload) throw new Http2Error('EH2FRAME', `a frame of ${length} bytes (limit ${this.maxPayload})`);
-      if (this.buf.length < FRAME_HEADER_SIZE + length) break;
+      if (this.buffered < FRAME_HEADER_SIZE + length) break;
+      const bytes = this.take(FRAME_HEADER_SIZE + length);
       const frame: Frame = {
-        type: this.buf[3]!,
-        flags: this.buf[4]!,
-        stream: this.buf.readUInt32BE(5) & 0x7fffffff,
-        payload: Buffer.from(this.buf.subarray(FRAME_HEADER_SIZE, FRAME_HEADER_SIZE + length)),
+        type: bytes[3]!,
+        flags: bytes[4]!,
+        stream: bytes.readUInt32BE(5) & 0x7fffffff,
+        payload: Buffer.from(bytes.subarray(FRAME_HEADER_SIZE)),
       };
       checkFrame(frame);
       frames.push(frame);
-      this.buf = this.buf.subarray(FRAME_HEADER_SIZE + length);
     }
     return frames;
   }
 
   get prefaceSeen(): boolean {
     return !this.prefaceLeft;
+  }
+
+  private peek(n: number): Buffer {
+    if (this.chunks[0]!.length < n) this.chunks = [Buffer.concat(this.chunks)];
+    return this.chunks[0]!.subarray(0, n);
+  }
+
+  private take(n: number): Buffer {
+    if (this.chunks[0]!.length < n) this.chunks = [Buffer.concat(this.chunks)];
+    const first = this.chunks[0]!;
+    const out = first.subarray(0, n);
+    if (first.length > n) this.chunks[0] = first.subarray(n);
+    else this.chunks.shift();
+    this.buffered -= n;
+    return out;
   }
 }

@@ -99,6 +99,14 @@ export class FrameProbe {
     return out;
   }
 
+  /** Waits until a frame with this label has come (or the connection closed); true if it came. */
+  async until(wanted: string, timeoutMs = 10_000): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.labels.includes(wanted) && !this.closed && Date.now() < deadline) await sleep(10);
+    await sleep(20);
+    return this.labels.includes(wanted);
+  }
+
   close(): void {
     this.socket.destroy();
   }
