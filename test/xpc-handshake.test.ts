@@ -112,6 +112,19 @@ t.test('go-ios: waits for SETTINGS, then A, B, C one reply at a time', async (t)
   t.same(await p.step(2), ['data/1:0x201', PEER_INFO], "C's answer, and peer-info as the very next stream-1 message");
 });
 
+t.test('an older pymobiledevice3 (A, C, then HEADERS#3 and B) is served too', async (t) => {
+  const { port } = await device(t);
+  const p = await probe(t, port);
+  p.preface();
+  p.send(clientSettings(1048576), windowUpdateFrame(0, 983041), headersFrame(1));
+  p.sendMessage(1, A);
+  p.sendMessage(1, C);
+  t.same(await p.step(6), ['settings', 'windowUpdate/0', 'settingsAck', 'headers/1', 'data/1:0x1', 'data/1:0x201']);
+  p.send(headersFrame(3));
+  p.sendMessage(3, B);
+  t.same(await p.step(3), ['headers/3', 'data/3:0x400001', PEER_INFO]);
+});
+
 t.test('no peer-info on ROOT_CHANNEL while HEADERS#3 and B are held back', async (t) => {
   const { port } = await device(t);
   const p = await probe(t, port);
@@ -183,9 +196,11 @@ t.test('messages bigger than a DATA frame reassemble both ways', async (t) => {
   t.teardown(() => host.close());
   await host.handshake('idevice');
   await host.nextRootMessage();
-  const blob = Buffer.alloc(100_000, 7);
+  const blob = Buffer.alloc(2_500_000, 7);
   const reply = await host.request(dict({ blob }));
-  t.strictSame(reply.body!.get('size'), int64(100_000));
+  t.strictSame(reply.body!.get('size'), int64(2_500_000));
+  const refills = host.received.filter((f) => f.type === 8).map((f) => f.stream);
+  t.same(refills, [0, 0, 1, 0, 1], 'the device tops up the connection and stream 1 every MiB (after its initial WINDOW_UPDATE)');
   t.same(reply.body!.get('blob'), blob);
   const data = host.received.filter((f) => f.type === 0 && f.stream === 3);
   t.ok(data.length >= 7, `the reply came in ${data.length} DATA frames`);
