@@ -232,3 +232,15 @@ t.test('PING is answered; too many streams or too much unfinished data ends the 
     ['EH2PROTOCOL', 'EXPCLENGTH'],
   );
 });
+
+t.test('the host role finds the device SETTINGS that came before its handshake started', async (t) => {
+  const { port } = await device(t);
+  for (const ordering of ['pymobiledevice3', 'go-ios'] as const) {
+    const host = await HostConnection.open('127.0.0.1', port);
+    t.teardown(() => host.close());
+    await new Promise((r) => setTimeout(r, 100));
+    t.equal(host.received[0]?.type, 4, 'SETTINGS is already in');
+    await host.handshake(ordering);
+    t.equal(parsePeerInfo((await host.nextRootMessage()).body!).udid, '00008120-0000000000000001', ordering);
+  }
+});

@@ -86,8 +86,8 @@ export class DeviceConnection {
     this.options.onError?.(err);
     this.write([goawayFrame(Math.max(0, ...this.opened), ErrorCode.protocolError, err.message.slice(0, 200))]);
     this.closed = true;
-    this.socket.end();
-    this.socket.destroySoon?.();
+    // GOAWAY goes out first; a peer that then keeps the socket open is cut off.
+    this.socket.end(() => this.socket.destroy());
   }
 
   private onData(chunk: Buffer): void {

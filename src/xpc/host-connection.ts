@@ -48,10 +48,14 @@ export class HostConnection {
   private frameWaiters: Array<{ type: number; resolve: (f: Frame) => void; reject: (e: Error) => void }> = [];
   private failure?: Error;
   private nextId = 1n;
+  private readonly framesHanded = new Map<number, number>();
   /** Every frame received, in order (for tests and logs). */
   readonly received: Frame[] = [];
 
   constructor(readonly socket: Socket) {
+    // The preface goes first, before anything this side could answer (a
+    // SETTINGS ACK for a device SETTINGS that comes before the handshake).
+    socket.write(PREFACE);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.abort(err));
     socket.on('close', () => this.abort(new Http2Error('EH2CLOSED', 'the RemoteXPC connection closed')));
@@ -95,6 +99,7 @@ export class HostConnection {
 
   private onFrame(frame: Frame): void {
     this.received.push(frame);
+    // A waiter registered before this frame came was counted as handed already.
     const i = this.frameWaiters.findIndex((w) => w.type === frame.type);
     if (i >= 0) this.frameWaiters.splice(i, 1)[0]!.resolve(frame);
     if (frame.type === FrameType.settings && !(frame.flags & 1)) this.send(settingsAckFrame());
@@ -130,8 +135,12 @@ export class HostConnection {
     });
   }
 
-  /** The next frame of a type (one already received counts only if nobody took it). */
+  /** The next frame of a type not handed out yet (it may have arrived already). */
   nextFrame(type: number): Promise<Frame> {
+    const handed = this.framesHanded.get(type) ?? 0;
+    const arrived = this.received.filter((f) => f.type === type);
+    this.framesHanded.set(type, handed + 1);
+    if (arrived.length > handed) return Promise.resolve(arrived[handed]!);
     if (this.failure) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => this.frameWaiters.push({ type, resolve, reject }));
   }
@@ -146,7 +155,6 @@ export class HostConnection {
       [Setting.initialWindowSize, ordering === 'pymobiledevice3' ? HOST_INITIAL_WINDOW : 1024 * 1024],
     ]);
     const increment = parseSettings(settings)[1]![1] - 65535;
-    this.socket.write(PREFACE);
     if (ordering === 'go-ios') {
       const deviceSettings = this.nextFrame(FrameType.settings);
       this.send(settings, windowUpdateFrame(0, increment));

@@ -24,7 +24,7 @@ export interface RsdServerOptions {
 export interface RsdServer {
   server: Server;
   port: number;
-  /** The UUID of each connection's peer-info, in order (tests check they differ). */
+  /** The UUID of the last 64 connections' peer-info, in order (tests check they differ). */
   sessionUuids: string[];
   close(): Promise<void>;
 }
@@ -68,6 +68,7 @@ export async function startRsdServer(options: RsdServerOptions): Promise<RsdServ
         if (socket.destroyed) return;
         const uuid = Uuid.random();
         sessionUuids.push(uuid.toString());
+        if (sessionUuids.length > 64) sessionUuids.shift();
         const peerInfo = buildPeerInfo({ uuid, properties: options.properties(), services });
         new DeviceConnection(socket, { rules: deviceHandshakeRules(peerInfo), onError: options.onError });
       },
