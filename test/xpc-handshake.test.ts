@@ -125,6 +125,28 @@ t.test('an older pymobiledevice3 (A, C, then HEADERS#3 and B) is served too', as
   t.same(await p.step(3), ['headers/3', 'data/3:0x400001', PEER_INFO]);
 });
 
+t.test("appium's SETTINGS ACK before it has read the device's SETTINGS is ignored", async (t) => {
+  const { port } = await device(t);
+  const p = await probe(t, port);
+  p.preface();
+  p.send(settingsAckFrame(), clientSettings(16777216), windowUpdateFrame(0, 16711681), headersFrame(1));
+  p.sendMessage(1, A);
+  p.send(headersFrame(3));
+  p.sendMessage(1, C);
+  p.sendMessage(3, B);
+  t.same(await p.step(9), [
+    'settings',
+    'windowUpdate/0',
+    'settingsAck',
+    'headers/1',
+    'data/1:0x1',
+    'headers/3',
+    'data/1:0x201',
+    'data/3:0x400001',
+    PEER_INFO,
+  ]);
+});
+
 t.test('no peer-info on ROOT_CHANNEL while HEADERS#3 and B are held back', async (t) => {
   const { port } = await device(t);
   const p = await probe(t, port);
