@@ -86,8 +86,10 @@ export class DeviceConnection {
     this.options.onError?.(err);
     this.write([goawayFrame(Math.max(0, ...this.opened), ErrorCode.protocolError, err.message.slice(0, 200))]);
     this.closed = true;
-    // GOAWAY goes out first; a peer that then keeps the socket open is cut off.
+    // GOAWAY goes out first; a peer that then keeps the socket open (or
+    // stops reading) is cut off.
     this.socket.end(() => this.socket.destroy());
+    setTimeout(() => this.socket.destroy(), 2000).unref();
   }
 
   private onData(chunk: Buffer): void {
