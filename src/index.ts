@@ -6,3 +6,4 @@ export { parseSocketAddress, formatSocketAddress, type SocketAddress } from './s
 export { MuxEngine } from './devices/mux-engine.js';
 export { NativeError } from './native.js';
 export { startPeer, type Peer } from './sim/peer.js';
+export * as xpc from './xpc/index.js';

@@ -13,6 +13,7 @@ import { topCommand } from './commands/top.js';
 import { DAEMON_HELP, runDaemonCommand } from './daemon-command.js';
 import { infoCommand } from './commands/info.js';
 import { pairingCommand } from './commands/pairing.js';
+import { rsdCommand } from './commands/rsd.js';
 import { runSimCommand } from './sim-command.js';
 
 /** The user commands, in help order; each lives in src/cli/commands/. */
@@ -25,6 +26,7 @@ const COMMANDS: CliCommand[] = [
   forwardCommand,
   topCommand,
   benchCommand,
+  rsdCommand,
 ];
 
 function commandHelp(): string {

@@ -44,6 +44,9 @@ export const SIM_HELP = `usage: tsmuxd sim (--cable PATH | --ffs DIR) [options]
   --socket-dir DIR         serve the services on Unix sockets in DIR
                            (with --count N: one subdirectory per phone)
   --json-log               the supervisor's log lines (stderr) as JSON
+  --rsd-port N             also serve RemoteServiceDiscovery (RemoteXPC, direct mode) on
+                           127.0.0.1:N (0: any free port; with --count, N+index); printed
+                           as an "rsd" event and in "ready"
 
 stdin commands: trust|deny|unplug|plug|replug [INDEX] [MS]   (no index: every phone)
 signals: SIGUSR1 trust, SIGUSR2 deny, SIGHUP replug (with --ffs: print the data-plane
@@ -86,6 +89,7 @@ export function parseSimArgs(argv: string[]) {
       'max-packet-size': { type: 'string' },
       'socket-dir': { type: 'string' },
       'json-log': { type: 'boolean' },
+      'rsd-port': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -143,6 +147,9 @@ async function runPhones(values: SimValues): Promise<number> {
     ffsInterfaces[kind as PhoneFfsInterface] = dir;
   }
 
+  const rsdPort = positive('rsd-port', values['rsd-port']);
+  if (rsdPort !== undefined && rsdPort + count - 1 > 65535) throw new Error('--rsd-port is past 65535');
+
   const engine = new MuxEngine();
   const peers: Peer[] = [];
   const cable = values.cable;
@@ -177,7 +184,18 @@ async function runPhones(values: SimValues): Promise<number> {
       reenumerateOnTrust: !values['no-reenumerate'],
       window: positive('window', values.window),
       socketDir: values['socket-dir'] && count > 1 ? join(values['socket-dir'], `sim-${index}`) : values['socket-dir'],
-      onReady: () => emit({ event: 'ready', ready: true, index, udid: peer.identity.udid, serial: peer.serial, pid: process.pid, services: peer.services }),
+      rsdPort: rsdPort === undefined ? undefined : rsdPort === 0 ? 0 : rsdPort + index,
+      onReady: () =>
+        emit({
+          event: 'ready',
+          ready: true,
+          index,
+          udid: peer.identity.udid,
+          serial: peer.serial,
+          pid: process.pid,
+          services: peer.services,
+          ...(peer.rsd ? { rsdPort: peer.rsd.port } : {}),
+        }),
       onLinkLost: (reason) => {
         emit({ event: 'link-lost', index, udid: peer.identity.udid, reason });
         // A gadget comes back by itself when its UDC is bound again.
@@ -185,6 +203,7 @@ async function runPhones(values: SimValues): Promise<number> {
       },
     });
     peers.push(peer);
+    if (peer.rsd) emit({ event: 'rsd', index, udid: peer.identity.udid, address: `127.0.0.1:${peer.rsd.port}`, port: peer.rsd.port });
     // The lab binds the gadget to its UDC once the descriptors are on ep0.
     if (values.ffs) emit({ event: 'descriptors', descriptors: true, ffs: values.ffs, serial: peer.serial, pid: process.pid });
   }

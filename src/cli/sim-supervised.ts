@@ -22,6 +22,8 @@ export async function runSupervisedSims(values: SimValues): Promise<number> {
   if (values['no-reenumerate']) args.push('--no-reenumerate');
   const perPhone = (dir: string | undefined) => (index: number) => (dir && count > 1 ? join(dir, `sim-${index}`) : dir);
   const log = new Logger({ json: values['json-log'], verbosity: 4 });
+  const rsdPort = positive('rsd-port', values['rsd-port']);
+  if (rsdPort !== undefined && rsdPort + count - 1 > 65535) throw new Error('--rsd-port is past 65535');
 
   const supervisor = await SimSupervisor.start({
     cable: values.cable!,
@@ -32,6 +34,8 @@ export async function runSupervisedSims(values: SimValues): Promise<number> {
     stateDir: perPhone(values['state-dir']),
     socketDir: perPhone(values['socket-dir']),
     args,
+    // Each phone its own RSD port: N + index (0 stays 0, any free port).
+    argsFor: (index) => (rsdPort === undefined ? [] : ['--rsd-port', String(rsdPort === 0 ? 0 : rsdPort + index)]),
     onEvent: (index, event) => emit({ ...event, index }),
   });
 

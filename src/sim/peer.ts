@@ -25,6 +25,8 @@ import {
   startNotificationProxy,
 } from './services/notification-proxy.js';
 import { openSimState } from './state.js';
+import { simRsdProperties, startRsdServer, type RsdServer } from './rsd/rsd-server.js';
+import { simRsdServices } from './rsd/sim-services.js';
 
 export interface PeerOptions extends Omit<DeviceRoleOptions, 'portMap'> {
   /** A virtual cable's listening path (the daemon's --cable). */
@@ -67,6 +69,11 @@ export interface PeerOptions extends Omit<DeviceRoleOptions, 'portMap'> {
   afcRoot?: string;
   /** Offer com.apple.afc2 (the whole filesystem, with service TLS), as a jailbroken phone does. */
   jailbroken?: boolean;
+  /**
+   * Serve RemoteServiceDiscovery in direct mode on this loopback port (0: any
+   * free port), with RSDCheckin shims for the lockdown services (docs/xpc.md).
+   */
+  rsdPort?: number;
   /** The host answered the mux handshake on the current link. */
   onReady?: () => void;
   /** The link went away without unplug() (the host hung up, the cable broke). */
@@ -85,6 +92,8 @@ export interface Peer {
   services: Record<number, string | number>;
   /** The phone's namespace in the service registry (its StartService table). */
   namespace: BootstrapNamespace;
+  /** The RSD endpoint, with `rsdPort`. */
+  rsd?: RsdServer;
   readonly plugged: boolean;
   /** The user taps Trust on the pairing dialog. */
   trust(): void;
@@ -201,6 +210,14 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     else await registry.closeNamespace(identity.udid);
   };
 
+  let rsd: RsdServer | undefined;
+  let closeRsdShims = async () => {};
+  if (options.rsdPort !== undefined) {
+    const rsdServices = simRsdServices(namespace, lockdown.address);
+    closeRsdShims = rsdServices.close;
+    rsd = await startRsdServer({ port: options.rsdPort, properties: simRsdProperties(identity), services: rsdServices.provider });
+  }
+
   const descriptor = iphoneDescriptor({ ...options.usb, serial });
   const roleOptions: DeviceRoleOptions = {
     window: options.window,
@@ -296,6 +313,8 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     lockdownd.close();
     for (const h of placeholders) engine.closeDevice(h);
     for (const srv of servers) srv.close();
+    void rsd?.close();
+    void closeRsdShims();
     if (ownEngine) engine.close();
     await closeServices();
     throw err;
@@ -311,6 +330,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     lockdownd,
     services,
     namespace,
+    rsd,
     get plugged() {
       return handle !== 0;
     },
@@ -327,6 +347,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
       lockdownd.close();
       if (ownEngine) engine.close();
       else for (const h of placeholders) engine.closeDevice(h);
+      await Promise.all([rsd?.close(), closeRsdShims()]);
       await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
       for (const s of servers) s.unref();
       await closeServices();

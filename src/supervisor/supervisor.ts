@@ -32,6 +32,8 @@ export interface SupervisorOptions {
   args?: string[];
   /** Where phone `i` serves its services on Unix sockets (none: loopback TCP). */
   socketDir?: (index: number) => string | undefined;
+  /** Arguments for one phone only (e.g. its own RSD port). */
+  argsFor?: (index: number) => string[];
   backoff?: BackoffOptions;
   /** How long stop() waits for a child after asking before it kills it. */
   stopTimeoutMs?: number;
@@ -153,7 +155,7 @@ export class SimSupervisor {
 
   private async spawn(slot: Slot): Promise<void> {
     const o = this.options;
-    const args = [...(o.args ?? [])];
+    const args = [...(o.args ?? []), ...(o.argsFor?.(slot.index) ?? [])];
     const socketDir = o.socketDir?.(slot.index);
     if (socketDir) args.push('--socket-dir', socketDir);
     const sim = await SimProcess.spawn({
