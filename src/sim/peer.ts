@@ -113,6 +113,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
   if ((options.cable === undefined) === (options.ffs === undefined)) {
     throw new TypeError('a simulated phone needs a cable or a FunctionFS mount (one of them)');
   }
+  if (options.raw && options.ffs === undefined) throw new TypeError('raw mode runs on a FunctionFS mount only');
   const servers: Server[] = [];
   const at = (name: string) => (options.socketDir ? join(options.socketDir, `${name}.sock`) : undefined);
   const start = async (name: string, run: (address?: string) => Promise<Started>) => {
@@ -163,6 +164,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     version: options.version,
     controlLogs: options.controlLogs,
     defaultLoopback: options.defaultLoopback ?? false,
+    raw: options.raw,
     portMap: Object.entries(services).map(([port, where]) => ({ port: Number(port), ...portTarget(where) })),
   };
   let handle = 0;
