@@ -6,6 +6,7 @@ import { join } from 'node:path';
 
 import { native, packageRoot } from '../native.js';
 import { UsageError, type CliCommand } from './commands/common.js';
+import { benchCommand } from './commands/bench.js';
 import { devicesCommand } from './commands/devices.js';
 import { forwardCommand } from './commands/forward.js';
 import { topCommand } from './commands/top.js';
@@ -23,6 +24,7 @@ const COMMANDS: CliCommand[] = [
   pairingCommand('unpair', 'forget the pairing on both sides'),
   forwardCommand,
   topCommand,
+  benchCommand,
 ];
 
 function commandHelp(): string {

@@ -1,0 +1,68 @@
+// What one benchmark measurement prints (one JSON object per line with
+// --json). The lab and cable benchmarks parse these lines, so the shapes are
+// a contract: add fields, never rename them.
+
+export interface ThroughputRecord {
+  kind: 'throughput';
+  direction: 'up' | 'down';
+  /** Connections per device, all moving at once. */
+  connections: number;
+  devices: number;
+  /** Bytes moved in all. */
+  bytes: number;
+  seconds: number;
+  /** 2^20 bytes per second. */
+  mibPerSec: number;
+  /** 10^6 bytes per second, the unit of the usbmuxd reference figures. */
+  mbPerSec: number;
+  /** The daemon's own CPU time over the transfer (null when its pid is unknown). */
+  daemonCpuSec: number | null;
+  cpuSecPerGiB: number | null;
+  /** Native-to-JS callbacks in a tsmuxd daemon over the transfer (null for other daemons). */
+  jsWakeups: number | null;
+  jsWakeupsPerGiB: number | null;
+  /** 'sim' (sink/source services) or 'afc' (a real phone's AFC file upload/download). */
+  via: 'sim' | 'afc';
+  repeat: number;
+}
+
+export interface RttRecord {
+  kind: 'rtt';
+  /** 'echo': payload round trips through the sim's echo; 'lockdown': QueryType round trips. */
+  via: 'echo' | 'lockdown';
+  payloadBytes: number;
+  count: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  repeat: number;
+}
+
+export interface ConnectRateRecord {
+  kind: 'connect-rate';
+  concurrency: number;
+  cycles: number;
+  seconds: number;
+  perSec: number;
+  repeat: number;
+}
+
+export interface IdleRecord {
+  kind: 'idle';
+  connections: number;
+  rssBeforeBytes: number;
+  rssAfterBytes: number;
+  rssBytesPerConnection: number;
+  /** Seconds to open them all. */
+  openSeconds: number;
+  repeat: number;
+}
+
+export type BenchRecord = ThroughputRecord | RttRecord | ConnectRateRecord | IdleRecord;
+
+export const GiB = 1 << 30;
+export const MiB = 1 << 20;
+
+export function perGiB(value: number | null, bytes: number): number | null {
+  return value === null || bytes === 0 ? null : (value * GiB) / bytes;
+}

@@ -1,0 +1,123 @@
+// Turns benchmark records into what people read: min/median/max per figure
+// over the repeats, a table, and an ASCII bar chart of throughput.
+import { table } from '../cli/commands/common.js';
+import type { BenchRecord, ThroughputRecord } from './records.js';
+
+export interface Spread {
+  min: number;
+  median: number;
+  max: number;
+  n: number;
+}
+
+export function spread(values: number[]): Spread {
+  const s = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+  if (s.length === 0) return { min: NaN, median: NaN, max: NaN, n: 0 };
+  const mid = s.length >> 1;
+  const median = s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+  return { min: s[0], median, max: s[s.length - 1], n: s.length };
+}
+
+/** A name for the thing a record measures, the same across repeats. */
+export function figureName(r: BenchRecord): string {
+  switch (r.kind) {
+    case 'throughput': {
+      const where = r.devices > 1 ? `${r.devices} devices` : r.connections > 1 ? `${r.connections} conns` : '1 conn';
+      return `${r.via === 'afc' ? 'AFC ' : ''}${r.direction === 'up' ? 'to device' : 'from device'}, ${where}`;
+    }
+    case 'rtt':
+      return r.via === 'echo' ? `${r.payloadBytes} B echo RTT` : 'lockdown QueryType RTT';
+    case 'connect-rate':
+      return `Connect rate (${r.concurrency} concurrent)`;
+    case 'idle':
+      return `${r.connections} idle connections`;
+  }
+}
+
+export interface SummaryRow {
+  name: string;
+  unit: string;
+  value: Spread;
+  /** CPU s/GiB for throughput; p99 for RTT. */
+  second?: { unit: string; value: Spread };
+  third?: { unit: string; value: Spread };
+}
+
+export function summarize(records: BenchRecord[]): SummaryRow[] {
+  const groups = new Map<string, BenchRecord[]>();
+  for (const r of records) {
+    const name = figureName(r);
+    groups.set(name, [...(groups.get(name) ?? []), r]);
+  }
+  return [...groups].map(([name, rs]) => {
+    const first = rs[0];
+    switch (first.kind) {
+      case 'throughput': {
+        const t = rs as ThroughputRecord[];
+        const cpu = t.map((x) => x.cpuSecPerGiB).filter((x): x is number => x !== null);
+        const wake = t.map((x) => x.jsWakeupsPerGiB).filter((x): x is number => x !== null);
+        return {
+          name,
+          unit: 'MB/s',
+          value: spread(t.map((x) => x.mbPerSec)),
+          ...(cpu.length ? { second: { unit: 'CPU s/GiB', value: spread(cpu) } } : {}),
+          ...(wake.length ? { third: { unit: 'JS wakeups/GiB', value: spread(wake) } } : {}),
+        };
+      }
+      case 'rtt':
+        return {
+          name,
+          unit: 'p50 ms',
+          value: spread(rs.map((x) => (x as typeof first).p50Ms)),
+          second: { unit: 'p99 ms', value: spread(rs.map((x) => (x as typeof first).p99Ms)) },
+        };
+      case 'connect-rate':
+        return { name, unit: '/s', value: spread(rs.map((x) => (x as typeof first).perSec)) };
+      case 'idle':
+        return { name, unit: 'B RSS/conn', value: spread(rs.map((x) => (x as typeof first).rssBytesPerConnection)) };
+    }
+  });
+}
+
+export function formatNumber(v: number): string {
+  if (!Number.isFinite(v)) return '-';
+  const a = Math.abs(v);
+  return a >= 1000 ? v.toFixed(0) : a >= 100 ? v.toFixed(1) : a >= 1 ? v.toFixed(2) : v.toFixed(3);
+}
+
+function formatSpread(s: Spread): string {
+  if (s.n <= 1) return formatNumber(s.median);
+  return `${formatNumber(s.median)} (${formatNumber(s.min)}–${formatNumber(s.max)})`;
+}
+
+export function summaryTable(rows: SummaryRow[]): string {
+  return table(
+    ['figure', 'median (min–max)', 'unit', 'second', 'unit', 'third', 'unit'],
+    rows.map((r) => [
+      r.name,
+      formatSpread(r.value),
+      r.unit,
+      r.second ? formatSpread(r.second.value) : '',
+      r.second?.unit ?? '',
+      r.third ? formatSpread(r.third.value) : '',
+      r.third?.unit ?? '',
+    ]),
+  ).join('\n');
+}
+
+/** Horizontal bars, scaled to the largest value. */
+export function barChart(bars: Array<{ label: string; value: number }>, unit: string, width = 50): string {
+  const max = Math.max(...bars.map((b) => (Number.isFinite(b.value) ? b.value : 0)), 1e-9);
+  const labelWidth = Math.max(...bars.map((b) => b.label.length));
+  return bars
+    .map((b) => {
+      const n = Number.isFinite(b.value) ? Math.round((b.value / max) * width) : 0;
+      return `${b.label.padEnd(labelWidth)} |${'#'.repeat(n)}${' '.repeat(width - n)}| ${formatNumber(b.value)} ${unit}`;
+    })
+    .join('\n');
+}
+
+export function throughputChart(rows: SummaryRow[]): string {
+  const bars = rows.filter((r) => r.unit === 'MB/s').map((r) => ({ label: r.name, value: r.value.median }));
+  return bars.length ? barChart(bars, 'MB/s') : '';
+}

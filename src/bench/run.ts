@@ -1,0 +1,218 @@
+// `tsmuxd bench`: measures a usbmuxd-compatible daemon (Apple's, libimobiledevice's
+// or ours) from the client side. With a simulated phone it drives the sim's
+// sink, source and echo services; with a real phone, which has none of them,
+// it falls back to AFC file transfers and lockdown round trips (phone.ts).
+// The daemon's CPU comes from /proc when its pid is known (given, or the
+// owner of the Unix socket); JS wakeups when the daemon is tsmuxd.
+import type net from 'node:net';
+
+import { UsbmuxClient, type UsbmuxDevice } from '../client/index.js';
+import type { SocketAddress } from '../server/address.js';
+import { connectRequest, cycleRate, muxConnect } from './connect-rate.js';
+import { benchPhone } from './phone.js';
+import { cpuSeconds, rssBytes, socketOwnerPid } from './proc.js';
+import { MiB, perGiB, type BenchRecord, type ThroughputRecord } from './records.js';
+import { download, ECHO_PORT, percentile, pingPong, SINK_PORT, SOURCE_PORT, upload } from './sim-services.js';
+
+export const BENCH_CASES = ['up', 'down', 'parallel', 'devices', 'rtt', 'connect', 'idle'] as const;
+export type BenchCase = (typeof BENCH_CASES)[number];
+
+export interface BenchOptions {
+  address: SocketAddress;
+  /** Measure this phone (and only it, in the per-device cases). */
+  udid?: string;
+  /** Bytes per throughput measurement, spread over its connections. */
+  bytes: number;
+  repeats: number;
+  cases: ReadonlySet<BenchCase>;
+  /** Connection counts of the `parallel` case. */
+  parallel: number[];
+  /** How many phones at once in the `devices` case (default: all listed). */
+  deviceCounts?: number[];
+  rttCount: number;
+  connectSeconds: number;
+  connectConcurrency: number;
+  idleConnections: number;
+  daemonPid?: number;
+  emit(record: BenchRecord): void;
+  log(line: string): void;
+}
+
+export interface BenchContext {
+  options: BenchOptions;
+  devices: UsbmuxDevice[];
+  daemonPid: number | undefined;
+  jsWakeups: (() => Promise<number>) | undefined;
+}
+
+export async function runBench(options: BenchOptions): Promise<void> {
+  const usbmux = new UsbmuxClient({ address: options.address, timeoutMs: 10_000, progName: 'tsmuxd-bench' });
+  const listed = await usbmux.listDevices();
+  const devices = options.udid ? listed.filter((d) => d.serialNumber === options.udid) : listed;
+  if (devices.length === 0) throw new Error(options.udid ? `no device with UDID ${options.udid}` : 'no device attached');
+  const daemonPid = options.daemonPid ?? (options.address.kind === 'unix' ? socketOwnerPid(options.address.path) : undefined);
+  options.log(
+    `daemon ${daemonPid === undefined ? 'pid unknown (no CPU figures; pass --daemon-pid)' : `pid ${daemonPid}`}, ` +
+      `${devices.length} device(s): ${devices.map((d) => d.serialNumber).join(', ')}`,
+  );
+  const ctx: BenchContext = { options, devices, daemonPid, jsWakeups: await wakeupCounter(options.address) };
+  if (await hasSimServices(options.address, devices[0])) await benchSim(ctx);
+  else {
+    options.log('the phone has no sink/source/echo services (a real phone): measuring AFC and lockdown instead');
+    await benchPhone(ctx);
+  }
+}
+
+/** tsmuxd answers its stats request; usbmuxd never answers an unknown one, hence the short timeout. */
+async function wakeupCounter(address: SocketAddress): Promise<(() => Promise<number>) | undefined> {
+  const client = new UsbmuxClient({ address, timeoutMs: 1500, progName: 'tsmuxd-bench' });
+  const read = async () => Number((await client.stats()).engine.jsWakeups ?? NaN);
+  try {
+    const n = await read();
+    return Number.isFinite(n) ? read : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function hasSimServices(address: SocketAddress, device: UsbmuxDevice): Promise<boolean> {
+  try {
+    await muxConnect(address, connectRequest(device.deviceId, SINK_PORT), false);
+    return true;
+  } catch (err) {
+    if ((err as { result?: number }).result === 3) return false;
+    throw err;
+  }
+}
+
+async function benchSim(ctx: BenchContext): Promise<void> {
+  const { options, devices } = ctx;
+  const first = [devices[0]];
+  for (let repeat = 1; repeat <= options.repeats; repeat++) {
+    if (options.cases.has('up')) options.emit(await simThroughput(ctx, 'up', first, 1, repeat));
+    if (options.cases.has('down')) options.emit(await simThroughput(ctx, 'down', first, 1, repeat));
+    if (options.cases.has('parallel')) {
+      for (const n of options.parallel) {
+        options.emit(await simThroughput(ctx, 'up', first, n, repeat));
+        options.emit(await simThroughput(ctx, 'down', first, n, repeat));
+      }
+    }
+    if (options.cases.has('devices')) {
+      for (const count of options.deviceCounts ?? (devices.length > 1 ? [devices.length] : [])) {
+        if (count > devices.length) {
+          options.log(`devices: ${count} asked for, ${devices.length} listed; skipped`);
+          continue;
+        }
+        options.emit(await simThroughput(ctx, 'up', devices.slice(0, count), 1, repeat));
+        options.emit(await simThroughput(ctx, 'down', devices.slice(0, count), 1, repeat));
+      }
+    }
+    if (options.cases.has('rtt')) options.emit(await echoRtt(ctx, repeat));
+    if (options.cases.has('connect')) {
+      const request = connectRequest(devices[0].deviceId, ECHO_PORT);
+      const rate = await cycleRate(() => muxConnect(options.address, request, false), options.connectSeconds, options.connectConcurrency);
+      options.emit({ kind: 'connect-rate', ...rate, repeat });
+    }
+  }
+  if (options.cases.has('idle')) await idleConnections(ctx);
+}
+
+export interface TransferShape {
+  direction: 'up' | 'down';
+  connections: number;
+  devices: number;
+  bytes: number;
+  via: 'sim' | 'afc';
+  repeat: number;
+}
+
+/** Times `run` (which moves `shape.bytes`), with the daemon's CPU and JS wakeups over it. */
+export async function measureThroughput(ctx: BenchContext, shape: TransferShape, run: () => Promise<void>): Promise<ThroughputRecord> {
+  const wakeBefore = ctx.jsWakeups ? await ctx.jsWakeups() : undefined;
+  const cpuBefore = ctx.daemonPid === undefined ? undefined : cpuSeconds(ctx.daemonPid);
+  const start = process.hrtime.bigint();
+  await run();
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  const daemonCpuSec = cpuBefore === undefined ? null : cpuSeconds(ctx.daemonPid!) - cpuBefore;
+  const jsWakeups = wakeBefore === undefined ? null : (await ctx.jsWakeups!()) - wakeBefore;
+  return {
+    kind: 'throughput',
+    ...shape,
+    seconds,
+    mibPerSec: shape.bytes / MiB / seconds,
+    mbPerSec: shape.bytes / 1e6 / seconds,
+    daemonCpuSec,
+    cpuSecPerGiB: perGiB(daemonCpuSec, shape.bytes),
+    jsWakeups,
+    jsWakeupsPerGiB: perGiB(jsWakeups, shape.bytes),
+  };
+}
+
+async function simThroughput(
+  ctx: BenchContext,
+  direction: 'up' | 'down',
+  devices: UsbmuxDevice[],
+  connections: number,
+  repeat: number,
+): Promise<ThroughputRecord> {
+  const port = direction === 'up' ? SINK_PORT : SOURCE_PORT;
+  const sockets = await Promise.all(
+    devices.flatMap((d) =>
+      Array.from({ length: connections }, () => muxConnect(ctx.options.address, connectRequest(d.deviceId, port), true)),
+    ),
+  );
+  // Every connection is open before the clock starts: the transfers alone are timed.
+  const each = Math.max(1, Math.floor(ctx.options.bytes / sockets.length));
+  const transfer = direction === 'up' ? upload : download;
+  const shape = { direction, connections, devices: devices.length, bytes: each * sockets.length, via: 'sim' as const, repeat };
+  try {
+    return await measureThroughput(ctx, shape, () => Promise.all(sockets.map((s) => transfer(s, each))).then(() => undefined));
+  } finally {
+    for (const s of sockets) s.destroy();
+  }
+}
+
+async function echoRtt(ctx: BenchContext, repeat: number): Promise<BenchRecord> {
+  const socket = await muxConnect(ctx.options.address, connectRequest(ctx.devices[0].deviceId, ECHO_PORT), true);
+  try {
+    await pingPong(socket, Math.min(50, ctx.options.rttCount));  // warm-up
+    const times = (await pingPong(socket, ctx.options.rttCount)).sort((a, b) => a - b);
+    return { kind: 'rtt', via: 'echo', payloadBytes: 64, count: times.length, p50Ms: percentile(times, 50), p99Ms: percentile(times, 99), maxMs: times[times.length - 1], repeat };
+  } finally {
+    socket.destroy();
+  }
+}
+
+/** Daemon RSS per idle connection: N Connects to the echo port, held open. */
+async function idleConnections(ctx: BenchContext): Promise<void> {
+  const { options, daemonPid } = ctx;
+  if (daemonPid === undefined) {
+    options.log('idle connections: skipped (the daemon pid is unknown)');
+    return;
+  }
+  const request = connectRequest(ctx.devices[0].deviceId, ECHO_PORT);
+  const rssBeforeBytes = rssBytes(daemonPid);
+  const sockets: net.Socket[] = [];
+  const start = process.hrtime.bigint();
+  const BATCH = 64;
+  try {
+    while (sockets.length < options.idleConnections) {
+      const n = Math.min(BATCH, options.idleConnections - sockets.length);
+      sockets.push(...(await Promise.all(Array.from({ length: n }, () => muxConnect(options.address, request, true)))));
+    }
+    const openSeconds = Number(process.hrtime.bigint() - start) / 1e9;
+    await new Promise((r) => setTimeout(r, 500));
+    const rssAfterBytes = rssBytes(daemonPid);
+    options.emit({
+      kind: 'idle',
+      connections: sockets.length,
+      rssBeforeBytes,
+      rssAfterBytes,
+      rssBytesPerConnection: (rssAfterBytes - rssBeforeBytes) / sockets.length,
+      openSeconds,
+      repeat: 1,
+    });
+  } finally {
+    for (const s of sockets) s.destroy();
+  }
+}

@@ -1,0 +1,119 @@
+// `tsmuxd bench`: measures whatever usbmuxd-compatible daemon answers on the
+// socket (Apple's, libimobiledevice's or ours) with a simulated phone's
+// measuring services, or AFC and lockdown on a real phone. The cable and lab
+// benchmarks (bench/) are built on this same client.
+import { writeFileSync } from 'node:fs';
+
+import type { BenchRecord } from '../../bench/records.js';
+import { summarize, summaryTable, throughputChart } from '../../bench/report.js';
+import { BENCH_CASES, runBench, type BenchCase } from '../../bench/run.js';
+import { COMMON_HELP, COMMON_OPTIONS, daemonAddress, parseCommandArgs, UsageError, type CliCommand } from './common.js';
+
+const HELP = `usage: tsmuxd bench [--socket ADDR] [--udid UDID] [--bytes N] [--repeats R]
+                    [--cases LIST] [--quick] [--json] [--out FILE]
+
+Measures the daemon on the socket from the client side. With a simulated
+phone (tsmuxd --sim, tsmuxd sim): throughput to its sink and from its source
+over 1, 4 and 16 connections and over all listed phones at once, 64-byte echo
+round trips, the Connect rate and the daemon's memory per idle connection.
+With a real phone: AFC file upload and download and lockdown round trips.
+The daemon's CPU time comes from /proc (Linux) when its pid is known; JS
+wakeups when it is tsmuxd.
+
+      --udid UDID         measure this phone (default: the first; all for 'devices')
+      --bytes N           bytes per throughput figure (default 256M; K, M, G suffixes)
+      --repeats R         repeat each figure R times (default 3)
+      --cases LIST        comma list of ${BENCH_CASES.join(', ')} (default: all)
+      --parallel LIST     connection counts of 'parallel' (default 4,16)
+      --rtt-count N       round trips per RTT figure (default 2000)
+      --connect-seconds S length of each Connect-rate figure (default 3)
+      --concurrency N     concurrent Connect loops (default 8)
+      --idle N            idle connections (default 10000)
+      --daemon-pid PID    charge CPU to this process (default: the socket's owner)
+      --quick             small sizes, one repeat: checks that everything runs
+      --out FILE          also write the records and summary as JSON
+${COMMON_HELP}`;
+
+export function parseSize(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)([KMG]?)i?B?$/i.exec(text.trim());
+  if (!m) throw new UsageError(`not a size: '${text}' (e.g. 64M)`);
+  const scale = { '': 1, K: 1 << 10, M: 1 << 20, G: 1 << 30 }[m[2].toUpperCase() as '' | 'K' | 'M' | 'G'];
+  const n = Math.floor(Number(m[1]) * scale);
+  if (n < 1) throw new UsageError(`size must be at least 1 byte: '${text}'`);
+  return n;
+}
+
+function positive(name: string, text: string | undefined, fallback: number): number {
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`--${name} needs a positive number, not '${text}'`);
+  return n;
+}
+
+function parseCases(text: string | undefined): Set<BenchCase> {
+  if (text === undefined) return new Set(BENCH_CASES);
+  const cases = text.split(',').map((c) => c.trim()).filter(Boolean);
+  for (const c of cases) {
+    if (!(BENCH_CASES as readonly string[]).includes(c)) throw new UsageError(`unknown case '${c}' (cases: ${BENCH_CASES.join(', ')})`);
+  }
+  return new Set(cases as BenchCase[]);
+}
+
+export const benchCommand: CliCommand = {
+  name: 'bench',
+  usage: 'tsmuxd bench [--socket ADDR] [--quick] [--json]',
+  summary: 'measure any usbmuxd: throughput, RTT, Connect rate, CPU per GiB',
+  async run(args) {
+    const { values } = parseCommandArgs({
+      args,
+      options: {
+        ...COMMON_OPTIONS,
+        udid: { type: 'string', short: 'u' },
+        bytes: { type: 'string' },
+        repeats: { type: 'string' },
+        cases: { type: 'string' },
+        parallel: { type: 'string' },
+        'rtt-count': { type: 'string' },
+        'connect-seconds': { type: 'string' },
+        concurrency: { type: 'string' },
+        idle: { type: 'string' },
+        'daemon-pid': { type: 'string' },
+        quick: { type: 'boolean' },
+        out: { type: 'string' },
+      },
+    });
+    if (values.help) {
+      process.stdout.write(HELP);
+      return 0;
+    }
+    const quick = values.quick ?? false;
+    const json = values.json ?? false;
+    const records: BenchRecord[] = [];
+    const address = daemonAddress(values.socket);
+    const parallel = (values.parallel ?? '4,16').split(',').map((n) => positive('parallel', n, 1));
+    await runBench({
+      address,
+      udid: values.udid,
+      bytes: values.bytes ? parseSize(values.bytes) : quick ? 16 << 20 : 256 << 20,
+      repeats: positive('repeats', values.repeats, quick ? 1 : 3),
+      cases: parseCases(values.cases),
+      parallel,
+      rttCount: positive('rtt-count', values['rtt-count'], quick ? 200 : 2000),
+      connectSeconds: positive('connect-seconds', values['connect-seconds'], quick ? 1 : 3),
+      connectConcurrency: positive('concurrency', values.concurrency, 8),
+      idleConnections: positive('idle', values.idle, quick ? 500 : 10_000),
+      daemonPid: values['daemon-pid'] ? positive('daemon-pid', values['daemon-pid'], 0) : undefined,
+      emit(record) {
+        records.push(record);
+        if (json) process.stdout.write(`${JSON.stringify(record)}\n`);
+      },
+      log(line) {
+        process.stderr.write(`bench: ${line}\n`);
+      },
+    });
+    const summary = summarize(records);
+    if (!json) process.stdout.write(`${summaryTable(summary)}\n\n${throughputChart(summary)}\n`);
+    if (values.out) writeFileSync(values.out, `${JSON.stringify({ date: new Date().toISOString(), records, summary }, null, 2)}\n`);
+    return 0;
+  },
+};
