@@ -12,6 +12,7 @@
  *       ends every transfer that fills whole packets with a ZLP) unless
  *       --no-zlp; the clock stops at the sim's 16-byte answer.
  * down: SOURCE N, --in-flight IN transfers of --transfer bytes kept pending.
+ * bad-command: a 17-byte command, which the sim must refuse (and live).
  * rtt:  ECHO, 64-byte OUT transfers, each answered before the next, with
  *       the IN transfer submitted first (a daemon keeps its IN reads queued).
  * Prints one JSON object per case on stdout, shaped like `tsmuxd bench
@@ -342,6 +343,19 @@ static void measure_rtt(int count)
 	free(ms);
 }
 
+/* A 17-byte "command": the sim must log it, close its transport and stay
+ * up (the harness checks); it answers nothing until the next ENABLE. */
+static void send_bad_command(void)
+{
+	unsigned char c[RAW_COMMAND_SIZE + 1] = { 'T', 'R', 'A', 'W', 1, RAW_SINK };
+	int moved = 0;
+	int rc = libusb_bulk_transfer(handle, ep_out, c, sizeof c, &moved, TIMEOUT_MS);
+	if (rc || moved != (int)sizeof c)
+		die("sending the bad command", rc);
+	printf("{\"kind\":\"check\",\"name\":\"bad-command-sent\",\"bytes\":%d}\n", (int)sizeof c);
+	fflush(stdout);
+}
+
 static uint64_t number(const char *flag, const char *v, uint64_t min, uint64_t max)
 {
 	char *end;
@@ -385,6 +399,8 @@ int main(int argc, char **argv)
 		measure_down(bytes, size, in_flight);
 	if (strstr(list, ",rtt,"))
 		measure_rtt(rtt_count);
+	if (strstr(list, ",bad-command,"))
+		send_bad_command();
 	libusb_release_interface(handle, mux_interface);
 	libusb_close(handle);
 	libusb_exit(NULL);

@@ -15,6 +15,8 @@ interface ClientResult {
   kind: 'throughput' | 'rtt';
   direction?: 'up' | 'down';
   bytes?: number;
+  connections?: number;
+  devices?: number;
   seconds?: number;
   mbPerSec?: number;
   mibPerSec?: number;
@@ -27,6 +29,8 @@ interface ClientResult {
 
 interface RecordLine {
   kind?: string;
+  name?: string;
+  ok?: boolean;
   round?: number;
   path?: string;
   case?: string;
@@ -86,7 +90,8 @@ function figuresFrom(records: RecordLine[]): Map<number, Map<PathName, Figures>>
     const f = byPath.get(r.path as PathName) ?? {};
     byPath.set(r.path as PathName, f);
     const res = r.result;
-    if (res.kind === 'throughput' && res.direction && res.bytes) {
+    // Single-connection, single-phone figures only (the client may add more).
+    if (res.kind === 'throughput' && res.direction && res.bytes && (res.connections ?? 1) === 1 && (res.devices ?? 1) === 1) {
       const mbps = res.mbPerSec ?? (res.seconds ? res.bytes / res.seconds / 1e6 : undefined);
       // The client's own daemon CPU when it measured one, else /proc around the run.
       const cpu = res.daemonCpuSec ?? r.daemonCpuProcSec ?? null;
@@ -197,6 +202,8 @@ function main(): void {
       out.push(`    ${p.padEnd(8)} |${bar.padEnd(chartWidth)} ${s ? `${s.median.toFixed(1)} (${s.min.toFixed(1)}-${s.max.toFixed(1)})` : 'no figure'}`);
     }
   }
+  const checks = records.filter((r) => r.kind === 'check').map((r) => ({ name: r.name, ok: r.ok }));
+  for (const c of checks) out.push(`check ${c.name}: ${c.ok ? 'ok' : 'FAILED'}`);
   if (errors.length) {
     out.push('');
     out.push('errors:');
@@ -220,9 +227,10 @@ function main(): void {
     summary,
     ratios,
     targets,
+    checks,
     rounds: roundNumbers.map((n) => ({ round: n, ...Object.fromEntries(rounds.get(n)!) })),
     errors,
-    records: records.filter((r) => r.kind !== 'guest'),
+    records: records.filter((r) => r.kind !== 'guest' && r.kind !== 'check'),
   };
   if (resultsDir) {
     mkdirSync(resultsDir, { recursive: true });
