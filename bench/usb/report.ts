@@ -31,11 +31,16 @@ interface RecordLine {
   kind?: string;
   name?: string;
   ok?: boolean;
+  seconds?: number;
+  daemonCpuSec?: number | null;
   round?: number;
   path?: string;
   case?: string;
   daemonCpuProcSec?: number | null;
   simCpuSec?: number | null;
+  simThreadCpuSec?: Record<string, number>;
+  /** sim-stats: the sim's SIGHUP line, {"event":"stats","stats":{...}}. */
+  line?: { stats?: Record<string, number> };
   result?: ClientResult;
   error?: string;
 }
@@ -43,7 +48,17 @@ interface RecordLine {
 /** One round's figures for one path; absent where a case failed or did not run. */
 type Figures = Partial<Record<MetricKey, number>>;
 
-type MetricKey = 'upMBps' | 'downMBps' | 'upCpuSecPerGiB' | 'downCpuSecPerGiB' | 'rttP50Ms' | 'rttP99Ms' | 'upSimCpuSecPerGiB' | 'downSimCpuSecPerGiB';
+type MetricKey =
+  | 'upMBps'
+  | 'downMBps'
+  | 'upCpuSecPerGiB'
+  | 'downCpuSecPerGiB'
+  | 'rttP50Ms'
+  | 'rttP99Ms'
+  | 'upSimCpuSecPerGiB'
+  | 'downSimCpuSecPerGiB'
+  | 'idleDaemonCpuPct'
+  | 'idleSimCpuPct';
 
 const METRICS: { key: MetricKey; label: string; digits: number }[] = [
   { key: 'upMBps', label: 'host->device MB/s', digits: 1 },
@@ -54,6 +69,8 @@ const METRICS: { key: MetricKey; label: string; digits: number }[] = [
   { key: 'rttP99Ms', label: '64 B RTT p99 ms', digits: 2 },
   { key: 'upSimCpuSecPerGiB', label: 'sim CPU s/GiB up', digits: 2 },
   { key: 'downSimCpuSecPerGiB', label: 'sim CPU s/GiB down', digits: 2 },
+  { key: 'idleDaemonCpuPct', label: 'idle: host side CPU %', digits: 1 },
+  { key: 'idleSimCpuPct', label: 'idle: sim CPU %', digits: 1 },
 ];
 
 // The issue's targets: each a ratio of tsmuxd to a reference within a round.
@@ -84,12 +101,19 @@ function spread(values: number[]): Spread | null {
 function figuresFrom(records: RecordLine[]): Map<number, Map<PathName, Figures>> {
   const rounds = new Map<number, Map<PathName, Figures>>();
   for (const r of records) {
-    if (r.round === undefined || !r.result || !PATHS.includes(r.path as PathName)) continue;
+    if (r.round === undefined || !PATHS.includes(r.path as PathName)) continue;
     const byPath = rounds.get(r.round) ?? new Map<PathName, Figures>();
     rounds.set(r.round, byPath);
     const f = byPath.get(r.path as PathName) ?? {};
     byPath.set(r.path as PathName, f);
+    // Connected and listed, no client: what the host side and the sim burn doing nothing.
+    if (r.kind === 'idle' && r.seconds) {
+      if (r.daemonCpuSec != null) f.idleDaemonCpuPct = (100 * r.daemonCpuSec) / r.seconds;
+      if (r.simCpuSec != null) f.idleSimCpuPct = (100 * r.simCpuSec) / r.seconds;
+      continue;
+    }
     const res = r.result;
+    if (!res) continue;
     // Single-connection, single-phone figures only (the client may add more).
     if (res.kind === 'throughput' && res.direction && res.bytes && (res.connections ?? 1) === 1 && (res.devices ?? 1) === 1) {
       const mbps = res.mbPerSec ?? (res.seconds ? res.bytes / res.seconds / 1e6 : undefined);
@@ -187,7 +211,8 @@ function main(): void {
     out.push(r.map((c, j) => c.padEnd(widths[j]!)).join('  ').trimEnd());
     if (i === 0) out.push(widths.map((w) => '-'.repeat(w)).join('  '));
   }
-  out.push('(raw libusb CPU is raw-libusb\'s own; a daemon\'s is the daemon process\'s; sim CPU is the device side)');
+  out.push("(host side CPU: raw-libusb's own for raw, the daemon process's otherwise; sim CPU is the device side;");
+  out.push(' in this guest a process is also charged for the dummy_hcd softirq work that interrupts it)');
 
   // ---- the chart ----
   const chartWidth = 50;
@@ -200,6 +225,31 @@ function main(): void {
       const s = summary[k]![p];
       const bar = s ? '#'.repeat(Math.max(s.median > 0 ? 1 : 0, Math.round((s.median / peak) * chartWidth))) : '';
       out.push(`    ${p.padEnd(8)} |${bar.padEnd(chartWidth)} ${s ? `${s.median.toFixed(1)} (${s.min.toFixed(1)}-${s.max.toFixed(1)})` : 'no figure'}`);
+    }
+  }
+  // Where the sim's time went (the device side bounds the daemons' paths
+  // here): its threads' CPU per case, and its transfer sizes, last round.
+  const last = roundNumbers[roundNumbers.length - 1];
+  const threadLines = records.filter((r) => r.round === last && r.simThreadCpuSec && r.result);
+  if (threadLines.length) {
+    out.push('');
+    out.push(`the sim's CPU by thread, round ${last} (seconds)`);
+    for (const r of threadLines) {
+      const top = Object.entries(r.simThreadCpuSec!).sort((a, b) => b[1] - a[1]).slice(0, 4);
+      out.push(`  ${String(r.path).padEnd(8)} ${String(r.case).padEnd(5)} ${top.map(([n, v]) => `${n} ${v.toFixed(2)}`).join(', ')}`);
+    }
+  }
+  const statLines = records.filter((r) => r.kind === 'sim-stats' && r.round === last && r.line?.stats);
+  if (statLines.length) {
+    out.push('');
+    out.push(`the sim's transfers over each path's run, round ${last}: OUT (host->device) and IN, count and mean size`);
+    for (const r of statLines) {
+      const st = r.line!.stats!;
+      const mean = (bytes?: number, n?: number) => (bytes && n ? `${(bytes / n / 1024).toFixed(1)} KiB` : '-');
+      out.push(
+        `  ${String(r.path).padEnd(8)} OUT ${st.transfersIn ?? '?'} x ${mean(st.usbBytesIn, st.transfersIn)} (+${st.zlpsIn ?? '?'} ZLPs), ` +
+          `IN ${st.transfersOut ?? '?'} x ${mean(st.usbBytesOut, st.transfersOut)} (+${st.zlpsOut ?? '?'} ZLPs)`,
+      );
     }
   }
   const checks = records.filter((r) => r.kind === 'check').map((r) => ({ name: r.name, ok: r.ok }));

@@ -39,6 +39,22 @@ cpu_delta() { [ "$1" = null ] || [ "$2" = null ] && { echo null; return; }; awk 
 
 note() { echo "[bench] $(uptime_s)s $*"; }
 
+# threads_of PID > FILE: "tid name ticks" per thread, for thread_cpu.
+threads_of() {
+  for t in /proc/"$1"/task/*; do
+    [ -r "$t/stat" ] || continue
+    printf '%s %s ' "${t##*/}" "$(tr ' ' _ < "$t/comm")"
+    sed 's/.*) //' "$t/stat" | awk '{ print $12 + $13 }'
+  done
+}
+# thread_cpu BEFORE AFTER: {"thread name": CPU seconds in between, ...}, where
+# in the sim the time went (its engine thread, node's main thread...).
+thread_cpu() {
+  awk -v t="$TICKS" 'NR == FNR { a[$1] = $3; next }
+    { s[$2] += $3 - a[$1] }
+    END { printf "{"; sep = ""; for (n in s) if (s[n] > 0) { printf "%s\"%s\":%.2f", sep, n, s[n] / t; sep = "," }; printf "}" }' "$1" "$2"
+}
+
 # measure PATH COMMAND...: runs COMMAND, which prints one JSON line as each
 # case ends, and records each line with the daemon's and the sim's CPU since
 # the previous line (the first: since the start). One run per path: a node
@@ -49,21 +65,24 @@ measure() {
   base=$OUT/r$ROUND-$path
   : > "$base.count"
   d0=$(cpu_of "$DAEMON_PID") s0=$(cpu_of "$SIM_PID")
+  threads_of "$SIM_PID" > "$base.threads0"
   timeout "${BENCH_TIMEOUT:-1800}" "$@" 2> "$base.err" | tee "$base.out" | while IFS= read -r line; do
     case $line in '{'*'}') ;; *) continue ;; esac
     d1=$(cpu_of "$DAEMON_PID") s1=$(cpu_of "$SIM_PID")
+    threads_of "$SIM_PID" > "$base.threads1"
     case $line in
       *'"kind":"rtt"'*) c=rtt ;;
       *'"direction":"up"'*) c=up ;;
       *'"direction":"down"'*) c=down ;;
       *) c=other ;;
     esac
-    rec="{\"round\":$ROUND,\"path\":\"$path\",\"case\":\"$c\",\"daemonCpuProcSec\":$(cpu_delta "$d0" "$d1"),\"simCpuSec\":$(cpu_delta "$s0" "$s1"),\"result\":$line}"
+    rec="{\"round\":$ROUND,\"path\":\"$path\",\"case\":\"$c\",\"daemonCpuProcSec\":$(cpu_delta "$d0" "$d1"),\"simCpuSec\":$(cpu_delta "$s0" "$s1"),\"simThreadCpuSec\":$(thread_cpu "$base.threads0" "$base.threads1"),\"result\":$line}"
     echo "$rec" >> "$OUT/bench.jsonl"
     echo "@@BENCH|$rec"
     echo x >> "$base.count"
     note "$path $c done"
     d0=$d1 s0=$s1
+    mv "$base.threads1" "$base.threads0"
   done
   n=$(grep -c x "$base.count")
   if [ "$n" -eq 0 ]; then
@@ -73,6 +92,34 @@ measure() {
     echo "@@BENCH|$rec"
   fi
   note "$path: $n result line(s)"
+  sim_stats "$path"
+}
+
+# sim_stats PATH: the sim's data-plane counters (SIGHUP prints one JSON line
+# with --ffs): transfers and bytes each way, ZLPs, for the report.
+sim_stats() {
+  before=$(grep -c '"stats"' "$SIM_OUT")
+  kill -HUP "$SIM_PID" 2>/dev/null
+  i=0
+  while [ "$(grep -c '"stats"' "$SIM_OUT")" -le "$before" ] && [ $i -lt 50 ]; do sleep 0.2; i=$((i + 1)); done
+  stats=$(grep '"stats"' "$SIM_OUT" | tail -1)
+  case $stats in '{'*'}') ;; *) return ;; esac
+  rec="{\"kind\":\"sim-stats\",\"round\":$ROUND,\"path\":\"$1\",\"line\":$stats}"
+  echo "$rec" >> "$OUT/bench.jsonl"
+  echo "@@BENCH|$rec"
+}
+
+# idle PATH: the host side's and the sim's CPU over BENCH_IDLE_SECONDS with
+# the phone connected and nobody using it.
+idle() {
+  secs=${BENCH_IDLE_SECONDS:-5}
+  [ "$secs" -gt 0 ] || return
+  d0=$(cpu_of "$DAEMON_PID") s0=$(cpu_of "$SIM_PID")
+  sleep "$secs"
+  d1=$(cpu_of "$DAEMON_PID") s1=$(cpu_of "$SIM_PID")
+  rec="{\"kind\":\"idle\",\"round\":$ROUND,\"path\":\"$1\",\"seconds\":$secs,\"daemonCpuSec\":$(cpu_delta "$d0" "$d1"),\"simCpuSec\":$(cpu_delta "$s0" "$s1")}"
+  echo "$rec" >> "$OUT/bench.jsonl"
+  echo "@@BENCH|$rec"
 }
 
 # plug_sim [SIM_ARG...]: a fresh sim on the gadget, bound and enumerated,
@@ -141,6 +188,7 @@ phase_daemon() {
   daemon_start "$name"
   if wait_until 120 test -S "$SOCKET" && wait_until 120 listed; then
     note "$name lists $UDID"
+    idle "$name"
     measure "$name" $CLIENT -S "UNIX:$SOCKET" --json --bytes "$BYTES" --rtt-count "$RTT_COUNT" --repeats 1 --cases "$CASES" --daemon-pid "$DAEMON_PID"
   else
     note "$name never listed $UDID"
@@ -159,9 +207,8 @@ note "bench start: $ROUNDS round(s) of $BYTES bytes, cases '$CASES', paths '$PAT
 ln -sf "$P/lab/.cache/udev/bin/udevadm" /run/systemd-udevd
 /run/systemd-udevd --daemon 2>> "$OUT/udevd.log"
 mkdir -p /var/lib/lockdown /var/lib/tsmuxd-lockdown /var/lib/sim-state
-usbmuxd_version=$(dpkg-query -W -f='${Version}' usbmuxd 2>/dev/null)
-libusb_version=$(dpkg-query -W -f='${Version}' libusb-1.0-0 2>/dev/null)
-facts="{\"kind\":\"guest\",\"kernel\":\"$(uname -r)\",\"node\":\"$(node -v)\",\"usbmuxd\":\"$usbmuxd_version\",\"libusb\":\"$libusb_version\",\"vcpus\":$(nproc),\"memMiB\":$(awk '/MemTotal/ { print int($2 / 1024) }' /proc/meminfo)}"
+# (package versions come from the host: the guest has its /usr, not its dpkg database)
+facts="{\"kind\":\"guest\",\"kernel\":\"$(uname -r)\",\"node\":\"$(node -v)\",\"vcpus\":$(nproc),\"memMiB\":$(awk '/MemTotal/ { print int($2 / 1024) }' /proc/meminfo)}"
 echo "$facts" >> "$OUT/bench.jsonl"
 echo "@@BENCH|$facts"
 

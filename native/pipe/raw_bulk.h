@@ -15,8 +15,8 @@
 // SINK N:   the next N bytes of OUT transfers are counted and dropped; then
 //           one 16-byte IN transfer answers: "TRAW", 1, the mode, 0, 0, N.
 // SOURCE N: N bytes go IN in kPieceSize pieces (no ZLP between them, so a
-//           host's larger IN transfers fill up completely; a ZLP after the
-//           last piece when N ends on a packet boundary).
+//           host's IN transfers fill up completely across them; a ZLP
+//           after the last piece when N ends on a packet boundary).
 // ECHO N:   each OUT transfer comes back as one IN transfer (with its ZLP
 //           when it ends on a packet boundary) until N bytes have.
 // After each command the function is idle again. Zero-length OUT transfers
@@ -38,9 +38,11 @@ class RawBulk : public usb::TransportHandler {
  public:
   static constexpr size_t kCommandSize = 16;
   static constexpr uint64_t kMaxCommandBytes = uint64_t(1) << 40;
-  // A multiple of every bulk wMaxPacketSize and below the transport's
-  // largest IN transfer; two make one 64 KiB host transfer.
-  static constexpr size_t kPieceSize = 32 << 10;
+  // The largest multiple of every bulk wMaxPacketSize (64, 512, 1024) below
+  // the transport's largest IN transfer (65535): as few requests per byte
+  // as the pipe allows, and no short packet between pieces, so a host's
+  // 64 KiB IN transfers fill up across them.
+  static constexpr size_t kPieceSize = 63 * 1024;
   enum class Mode : uint8_t { Idle = 0, Sink = 1, Source = 2, Echo = 3 };
   // level ("info", "error"...), text
   using Logger = std::function<void(const char*, std::string)>;
