@@ -106,9 +106,21 @@ Napi::Object snapshotToJs(Napi::Env env, const pipe::EngineSnapshot& snap) {
   return o;
 }
 
-// {path} | {host?, targetPort} -> where a device port's connections go.
+std::optional<sim::TestServiceKind> testServiceKind(const std::string& name) {
+  if (name == "echo") return sim::TestServiceKind::Echo;
+  if (name == "sink") return sim::TestServiceKind::Sink;
+  if (name == "source") return sim::TestServiceKind::Source;
+  return std::nullopt;
+}
+
+// {path} | {host?, targetPort} | {builtin} -> where a device port's connections go.
 pipe::LocalTarget localTargetFromJs(const Napi::Object& o) {
   pipe::LocalTarget t;
+  if (o.Get("builtin").IsString()) {
+    std::string name = o.Get("builtin").As<Napi::String>().Utf8Value();
+    t.builtin = testServiceKind(name);
+    if (!t.builtin) throwError(o.Env(), codes::kInvalidArgument, "builtin must be 'echo', 'sink' or 'source', not '" + name + "'");
+  }
   if (o.Get("path").IsString()) t.path = o.Get("path").As<Napi::String>().Utf8Value();
   if (o.Get("host").IsString()) t.host = o.Get("host").As<Napi::String>().Utf8Value();
   if (o.Get("targetPort").IsNumber()) t.port = uint16_t(o.Get("targetPort").As<Napi::Number>().Uint32Value());
@@ -136,6 +148,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
             InstanceMethod<&EngineWrap::mapDevicePort>("mapDevicePort"),
             InstanceMethod<&EngineWrap::attachDeviceRoleFfs>("attachDeviceRoleFfs"),
             InstanceMethod<&EngineWrap::attachFfsPlaceholder>("attachFfsPlaceholder"),
+            InstanceMethod<&EngineWrap::startTestService>("startTestService"),
             InstanceMethod<&EngineWrap::stats>("stats"),
             InstanceMethod<&EngineWrap::snapshot>("snapshot"),
             InstanceMethod<&EngineWrap::ref>("ref"),
@@ -310,6 +323,20 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     uint32_t handle = live(env).attachFfsPlaceholder(dir, spec, error);
     if (!handle) throwError(env, codes::kSystem, error);
     return Napi::Number::New(env, handle);
+  }
+
+  // (kind: 'echo' | 'sink' | 'source', path?: string) -> TCP port or the path
+  Napi::Value startTestService(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::string kind = argString(info, 0, "kind");
+    std::optional<sim::TestServiceKind> k = testServiceKind(kind);
+    if (!k) throwError(env, codes::kInvalidArgument, "kind must be 'echo', 'sink' or 'source', not '" + kind + "'");
+    std::string path = info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
+    std::string error;
+    std::string address = live(env).startTestService(*k, path, error);
+    if (address.empty()) throwError(env, codes::kSystem, error);
+    if (path.empty()) return Napi::Number::New(env, std::stoi(address));
+    return Napi::String::New(env, address);
   }
 
   static pipe::DeviceRoleOptions deviceRoleOptions(const Napi::CallbackInfo& info, size_t index) {

@@ -172,9 +172,11 @@ export interface PortMapEntry {
   targetPort?: number;
   /** Serve one connection, then forget the mapping (ports StartService hands out). */
   once?: boolean;
+  /** A measuring service inside the engine, with no socket (see startTestService). */
+  builtin?: TestServiceKind;
 }
 
-/** Where a device port's connections go: a Unix socket, or TCP (127.0.0.1 unless `host`). */
+/** Where a device port's connections go: a Unix socket, TCP (127.0.0.1 unless `host`), or a built-in service. */
 export type PortTarget = Omit<PortMapEntry, 'port'>;
 
 export interface DeviceRoleOptions {
@@ -194,6 +196,8 @@ export interface DeviceRoleOptions {
   raw?: boolean;
   portMap?: PortMapEntry[];
 }
+
+export type TestServiceKind = 'echo' | 'sink' | 'source';
 
 export interface NativeEngine {
   listenCable(path: string): number;
@@ -223,6 +227,12 @@ export interface NativeEngine {
    * held (events logged, control requests stalled) until closeDevice().
    */
   attachFfsPlaceholder(ffsDir: string, spec: FfsInterfaceSpec): number;
+  /**
+   * The simulated phone's echo, sink or source (protocol: src/sim/services/measuring.ts),
+   * served in C++ on the event thread; on 127.0.0.1 (returns the port) or on
+   * a Unix path (returns it). Served until close().
+   */
+  startTestService(kind: TestServiceKind, path?: string): number | string;
   stats(): EngineStats;
   /** Built on the event thread (the caller waits up to `timeoutMs`, default 5000); throws ERR_TIMEOUT. */
   snapshot(timeoutMs?: number): EngineSnapshot;

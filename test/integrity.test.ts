@@ -20,7 +20,8 @@ t.test('256 MiB host -> device through one connection reach the sink intact', as
   t.equal(r.answer.toString('hex'), r.sent.toString('hex'), "the sink's SHA-256 equals the client's");
   const after = host.engine.stats();
   t.equal(after.payloadBytesToDevice - before.payloadBytesToDevice, total + 8, 'the engine carried exactly the request');
-  t.ok(after.zlpsOut > before.zlpsOut, 'full-size packets were followed by ZLPs');
+  const packets = after.packetsOut - before.packetsOut;
+  t.ok(after.zlpsOut - before.zlpsOut <= packets / 100, `full-size packets (49151 bytes) need no ZLP: ${after.zlpsOut - before.zlpsOut} ZLPs for ${packets} packets`);
   t.comment(`host -> device: ${mibPerSecond(total, r.ms)} MiB/s (${total / MiB} MiB in ${Math.round(r.ms)} ms)`);
 });
 

@@ -35,12 +35,12 @@ async function waitFor(check: () => boolean, what: string, timeoutMs = 20_000): 
   }
 }
 
-export async function startDaemon(dir: string): Promise<{ child: ChildProcess; socket: string; cable: string }> {
+export async function startDaemon(dir: string, extraArgs: string[] = []): Promise<{ child: ChildProcess; socket: string; cable: string }> {
   const socket = join(dir, 'usbmuxd.sock');
   const cable = join(dir, 'cable');
   const child = spawn(
     process.execPath,
-    [CLI, '-f', '-p', '-n', '-S', socket, '-P', join(dir, 'tsmuxd.pid'), '-C', join(dir, 'lockdown'), '--cable', cable],
+    [CLI, '-f', '-p', '--no-usb', ...extraArgs, '-S', socket, '-P', join(dir, 'tsmuxd.pid'), '-C', join(dir, 'lockdown'), '--cable', cable],
     { stdio: ['ignore', 'ignore', 'inherit'] },
   );
   await waitFor(() => existsSync(socket) && existsSync(cable), 'the daemon socket');

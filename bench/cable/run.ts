@@ -126,7 +126,7 @@ try {
     log(`round ${repeat}: SOCK_SEQPACKET relay`);
     await reference('relay', relayPorts, base, repeat);
     const direct = await cycleRate(() => directConnect(sims[0].services[ECHO_PORT]), base.connectSeconds, base.connectConcurrency);
-    records.push({ path: 'direct', kind: 'connect-rate', ...direct, repeat });
+    records.push({ path: 'direct', kind: 'connect-rate', ...direct, daemonCpuUsPerConnect: null, repeat });
     log(`round ${repeat}: ${deviceCounts.join(', ')} phones at once`);
     await runBench({ ...base, udid: undefined, cases: new Set(['devices']), deviceCounts, emit: (r) => records.push({ path: 'tsmuxd', ...r, repeat }) });
   }

@@ -74,8 +74,12 @@ void Connection::setIo(std::shared_ptr<ConnectionIo> io) {
 }
 
 size_t Connection::maxPayload() const {
+  // One byte short of kMaxSendLength: a message that ends on a packet
+  // boundary (49152 is 96 x 512) must be followed by a ZLP, a second USB
+  // transfer per message on both ends (and a second FunctionFS request on the
+  // phone's). A message one byte shorter ends with a short packet instead.
   size_t header = session_ ? session_->headerSize() : kHeaderSizeV2;
-  return kMaxSendLength - header - kTcpHeaderSize;
+  return kMaxSendLength - 1 - header - kTcpHeaderSize;
 }
 
 void Connection::cancelTimer() {

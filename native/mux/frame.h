@@ -24,7 +24,6 @@ constexpr uint32_t kMagic = 0xFEEDFACE;
 constexpr size_t kMaxPacketLength = 65535;
 // What we send at most: 3 x 16 KiB, as every known host does.
 constexpr size_t kMaxSendLength = 49152;
-constexpr size_t kMaxTcpPayload = kMaxSendLength - kHeaderSizeV2 - kTcpHeaderSize;
 constexpr unsigned kWindowShift = 8;
 constexpr uint32_t kMaxWindow = 0xFFFFu << kWindowShift;
 constexpr uint8_t kSetupLogLevel = 0x07;

@@ -78,6 +78,14 @@ void DeviceLink::onTransportDrained() {
 
 void DeviceLink::onTransportClosed(const Fault& why) { engine_.linkClosed(*this, why); }
 
+std::optional<sim::TestServiceKind> DeviceLink::takeBuiltin(uint16_t port) {
+  auto it = portMap_.find(port);
+  if (it == portMap_.end() || !it->second.builtin) return std::nullopt;
+  std::optional<sim::TestServiceKind> kind = it->second.builtin;
+  if (it->second.once) portMap_.erase(it);
+  return kind;
+}
+
 int DeviceLink::openLocal(uint16_t port, bool& connecting, int& error) {
   LocalTarget target;
   auto it = portMap_.find(port);

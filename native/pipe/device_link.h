@@ -3,10 +3,12 @@
 // control plane has accepted it, its mux session. In the host role the first
 // transfer is the cable's descriptor, which JS sees before anything opens.
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
 #include "mux/device_session.h"
+#include "sim/measuring.h"
 #include "usb/cable_descriptor.h"
 #include "usb/transport.h"
 
@@ -21,6 +23,8 @@ struct LocalTarget {
   std::string path;  // a Unix socket
   // A port StartService hands out serves one connection, as on a phone.
   bool once = false;
+  // A measuring service served inside the engine (sim/builtin_io.h), no socket.
+  std::optional<sim::TestServiceKind> builtin;
 };
 
 class DeviceLink : public usb::TransportHandler {
@@ -47,6 +51,9 @@ class DeviceLink : public usb::TransportHandler {
   void mapPort(uint16_t port, LocalTarget target) { portMap_[port] = std::move(target); }
   void unmapPort(uint16_t port) { portMap_.erase(port); }
   void setDefaultLoopback(bool on) { defaultLoopback_ = on; }
+  // Device role: the built-in service a port maps to, if any (a one-shot
+  // mapping is used up by asking).
+  std::optional<sim::TestServiceKind> takeBuiltin(uint16_t port);
   // Device role: opens the local socket for a SYN; returns fd, or -1 with errno.
   int openLocal(uint16_t port, bool& connecting, int& error);
 

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "pipe/fd_pump.h"
+#include "sim/builtin_io.h"
 #include "usb/ffs.h"
 #include "usb/libusb_transport.h"
 
@@ -30,6 +31,8 @@ void Engine::stop() {
     for (auto& o : opening_) o.second->cancel();
     opening_.clear();
     for (auto& l : listeners_) l.second->close();
+    for (auto& t : testServices_) t->close();
+    testServices_.clear();
     // Links first: a FunctionFS transport cancels its requests on endpoint
     // files its function still holds open.
     for (auto& l : links_) l.second->shutdown();
@@ -359,6 +362,12 @@ void Engine::onIncomingConnection(mux::DeviceSession& s,
                                   const std::shared_ptr<mux::Connection>& conn) {
   conns_[conn->id()] = conn;
   DeviceLink* link = findLink(s.handle());
+  if (std::optional<sim::TestServiceKind> builtin = link ? link->takeBuiltin(conn->localPort()) : std::nullopt) {
+    auto io = std::make_shared<sim::BuiltinServiceIo>(loop_, *builtin);
+    conn->setIo(io);
+    io->start(conn.get());
+    return;
+  }
   bool connecting = false;
   int error = ECONNREFUSED;
   int fd = link ? link->openLocal(conn->localPort(), connecting, error) : -1;

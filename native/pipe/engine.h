@@ -16,6 +16,7 @@
 #include "pipe/events.h"
 #include "pipe/snapshot.h"
 #include "pipe/stats.h"
+#include "sim/test_service.h"
 #include "usb/cable.h"
 #include "usb/libusb_context.h"
 #include "usb/libusb_open.h"
@@ -73,6 +74,10 @@ class Engine : public mux::SessionObserver {
   // PTP, audio or network interface around the mux), held until closeDevice().
   uint32_t attachFfsPlaceholder(const std::string& dir, const usb::FfsInterfaceSpec& spec,
                                 std::string& error);
+  // The simulated phone's echo, sink or source, in C++ on the event thread
+  // (sim/test_service.h): on 127.0.0.1 when `path` is empty (the address is
+  // the port), else on that Unix path. Served until the engine stops.
+  std::string startTestService(sim::TestServiceKind kind, const std::string& path, std::string& error);
 
   // ---- event thread ----
   EventLoop& loop() { return loop_; }
@@ -128,6 +133,7 @@ class Engine : public mux::SessionObserver {
     std::shared_ptr<RawBulk> raw;  // with DeviceRoleOptions::raw, per ENABLE
   };
   std::unordered_map<uint32_t, FfsEntry> ffs_;
+  std::vector<std::shared_ptr<sim::TestServiceListener>> testServices_;
 };
 
 }  // namespace tsmuxd::pipe

@@ -11,8 +11,8 @@ import { UsbmuxClient } from '../client/index.js';
 import { findDevice, openLockdown, readRecord, startSession } from '../cli/commands/lockdown-session.js';
 import { LOCKDOWN_PORT, startServiceTls } from '../lockdown/client.js';
 import { hostCredentials } from '../pairing/certificates.js';
-import { connectRequest, cycleRate, muxConnect } from './connect-rate.js';
-import { measureThroughput, type BenchContext } from './run.js';
+import { connectRequest } from './connect-rate.js';
+import { connectRate, measureThroughput, type BenchContext } from './run.js';
 import { percentile } from './sim-services.js';
 
 const BENCH_FILE = '/tsmuxd-bench.bin';
@@ -86,8 +86,7 @@ export async function benchPhone(ctx: BenchContext): Promise<void> {
     }
     if (options.cases.has('connect')) {
       const request = connectRequest(ctx.devices[0].deviceId, LOCKDOWN_PORT);
-      const rate = await cycleRate(() => muxConnect(options.address, request, false), options.connectSeconds, 1);
-      options.emit({ kind: 'connect-rate', ...rate, repeat });
+      options.emit(await connectRate(ctx, request, 1, repeat));
     }
   }
 }

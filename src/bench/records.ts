@@ -44,6 +44,8 @@ export interface ConnectRateRecord {
   cycles: number;
   seconds: number;
   perSec: number;
+  /** The daemon's CPU time per Connect cycle, in µs (null when its pid is unknown). */
+  daemonCpuUsPerConnect: number | null;
   repeat: number;
 }
 

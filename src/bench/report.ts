@@ -71,8 +71,15 @@ export function summarize(records: BenchRecord[]): SummaryRow[] {
           value: spread(rs.map((x) => (x as typeof first).p50Ms)),
           second: { unit: 'p99 ms', value: spread(rs.map((x) => (x as typeof first).p99Ms)) },
         };
-      case 'connect-rate':
-        return { name, unit: '/s', value: spread(rs.map((x) => (x as typeof first).perSec)) };
+      case 'connect-rate': {
+        const cpu = rs.map((x) => (x as typeof first).daemonCpuUsPerConnect).filter((x): x is number => x !== null);
+        return {
+          name,
+          unit: '/s',
+          value: spread(rs.map((x) => (x as typeof first).perSec)),
+          ...(cpu.length ? { second: { unit: 'daemon CPU µs/Connect', value: spread(cpu) } } : {}),
+        };
+      }
       case 'idle':
         return { name, unit: 'B RSS/conn', value: spread(rs.map((x) => (x as typeof first).rssBytesPerConnection)) };
     }

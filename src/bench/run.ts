@@ -10,8 +10,8 @@ import { UsbmuxClient, type UsbmuxDevice } from '../client/index.js';
 import type { SocketAddress } from '../server/address.js';
 import { connectRequest, cycleRate, muxConnect } from './connect-rate.js';
 import { benchPhone } from './phone.js';
-import { cpuSeconds, rssBytes, socketOwnerPid } from './proc.js';
-import { MiB, perGiB, type BenchRecord, type ThroughputRecord } from './records.js';
+import { cpuSeconds, rssBytes, socketOwnerPid, withCpu } from './proc.js';
+import { MiB, perGiB, type BenchRecord, type ConnectRateRecord, type ThroughputRecord } from './records.js';
 import { download, ECHO_PORT, percentile, pingPong, SINK_PORT, SOURCE_PORT, upload } from './sim-services.js';
 
 export const BENCH_CASES = ['up', 'down', 'parallel', 'devices', 'rtt', 'connect', 'idle'] as const;
@@ -110,11 +110,18 @@ async function benchSim(ctx: BenchContext): Promise<void> {
     if (options.cases.has('rtt')) options.emit(await echoRtt(ctx, repeat));
     if (options.cases.has('connect')) {
       const request = connectRequest(devices[0].deviceId, ECHO_PORT);
-      const rate = await cycleRate(() => muxConnect(options.address, request, false), options.connectSeconds, options.connectConcurrency);
-      options.emit({ kind: 'connect-rate', ...rate, repeat });
+      options.emit(await connectRate(ctx, request, options.connectConcurrency, repeat));
     }
   }
   if (options.cases.has('idle')) await idleConnections(ctx);
+}
+
+/** Connect cycles per second, and the daemon's CPU per cycle. */
+export async function connectRate(ctx: BenchContext, request: Buffer, concurrency: number, repeat: number): Promise<ConnectRateRecord> {
+  const { value: rate, cpu } = await withCpu(ctx.daemonPid, () =>
+    cycleRate(() => muxConnect(ctx.options.address, request, false), ctx.options.connectSeconds, concurrency),
+  );
+  return { kind: 'connect-rate', ...rate, daemonCpuUsPerConnect: cpu === null ? null : (cpu * 1e6) / rate.cycles, repeat };
 }
 
 export interface TransferShape {

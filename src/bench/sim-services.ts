@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import { randomFillSync } from 'node:crypto';
 import type { Socket } from 'node:net';
 
-import { DIGEST_LENGTH, UNHASHED } from '../sim/services/sink.js';
+import { DIGEST_LENGTH, UNHASHED } from '../sim/services/measuring.js';
 
 export { ECHO_PORT, SINK_PORT, SOURCE_PORT } from '../sim/ports.js';
 

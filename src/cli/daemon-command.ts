@@ -37,6 +37,7 @@ export const DAEMON_HELP = `usage: tsmuxd [options]
       --sim-state DIR    keep their identities and pair records here
                          (default /var/lib/tsmuxd/sims as root, else ~/.local/state/tsmuxd/sims)
       --no-usb           do not use libusb
+      --window BYTES     receive window we advertise per connection (default 256K; K/M suffixes)
 `;
 
 function defaultPidfile(): string {
@@ -47,6 +48,14 @@ function defaultPidfile(): string {
 function defaultSimStateDir(): string {
   if (process.getuid?.() === 0) return '/var/lib/tsmuxd/sims';
   return join(process.env.XDG_STATE_HOME ?? join(homedir(), '.local', 'state'), 'tsmuxd', 'sims');
+}
+
+/** The mux window is 16 bits scaled by 256: 256 bytes to just under 16 MiB. */
+function parseWindow(text: string): number {
+  const m = /^(\d+)([KM]?)$/i.exec(text.trim());
+  const bytes = m ? Number(m[1]) * { '': 1, K: 1024, M: 1 << 20 }[m[2].toUpperCase() as '' | 'K' | 'M'] : NaN;
+  if (!(bytes >= 256 && bytes <= 0xffff * 256)) throw new Error(`--window is 256 to ${0xffff * 256} bytes (K/M suffixes), not '${text}'`);
+  return bytes;
 }
 
 /** uid and gid of a user, from /etc/passwd. */
@@ -122,6 +131,7 @@ export async function runDaemonCommand(argv: string[]): Promise<number> {
       'sim-trust': { type: 'string' },
       'sim-state': { type: 'string' },
       'no-usb': { type: 'boolean' },
+      window: { type: 'string' },
     },
   });
   if (values.help) {
@@ -137,6 +147,7 @@ export async function runDaemonCommand(argv: string[]): Promise<number> {
 
   const sims = values.sim ? Number(values.sim) : 0;
   if (!Number.isInteger(sims) || sims < 0) throw new Error(`--sim needs a count, not '${values.sim}'`);
+  const window = values.window === undefined ? undefined : parseWindow(values.window);
   const simTrust = values['sim-trust'] as TrustMode | undefined;
   if (simTrust !== undefined && !TRUST_MODES.includes(simTrust)) {
     throw new Error(`--sim-trust is auto, prompt or deny, not '${simTrust}'`);
@@ -189,6 +200,7 @@ export async function runDaemonCommand(argv: string[]): Promise<number> {
       usb: values['no-usb'] ? 'off' : values['disable-hotplug'] ? 'manual' : 'hotplug',
       uid: owner?.uid,
       gid: owner?.gid,
+      window,
     });
   } catch (err) {
     log.error(`cannot start: ${(err as Error).message}`);

@@ -11,6 +11,7 @@ import {
   type CableDescriptor,
   type DeviceRoleOptions,
   type PortTarget,
+  type TestServiceKind,
   type EngineSnapshot,
   type EngineStats,
   type FfsInterfaceSpec,
@@ -158,6 +159,11 @@ export class MuxEngine extends EventEmitter<MuxEngineEvents> {
     return this.native.attachDeviceRoleFfs(ffsDir, options);
   }
 
+  /** A native echo, sink or source for the simulated phone; see NativeEngine.startTestService. */
+  startTestService(kind: TestServiceKind, path?: string): number | string {
+    return this.native.startTestService(kind, path);
+  }
+
   /** An interface-only FunctionFS function; see NativeEngine.attachFfsPlaceholder. */
   attachFfsPlaceholder(ffsDir: string, spec: FfsInterfaceSpec): number {
     return this.native.attachFfsPlaceholder(ffsDir, spec);
@@ -187,40 +193,54 @@ export class MuxEngine extends EventEmitter<MuxEngineEvents> {
   }
 
   private dispatch(events: NativeEvent[]): void {
+    // A throwing listener must not lose the rest of the batch, nor escape
+    // into the addon's callback (where node only prints a warning).
     for (const ev of events) {
-      switch (ev.type) {
-        case 'attached':
-          this.onAttached(ev.handle, ev.descriptor, ev.link, ev.locationId);
-          break;
-        case 'ready':
-          this.readyHandles.add(ev.handle);
-          this.emit('ready', { handle: ev.handle, version: ev.version });
-          break;
-        case 'detached':
-          this.devices.delete(ev.handle);
-          this.readyHandles.delete(ev.handle);
-          this.emit('detached', { handle: ev.handle, code: ev.code, reason: ev.reason });
-          break;
-        case 'log':
-          this.emit('log', { handle: ev.handle, conn: ev.conn, level: ev.level, text: ev.text });
-          break;
-        case 'connected': {
-          const p = this.pending.get(ev.conn);
-          this.pending.delete(ev.conn);
-          if (p) p.resolve(ev.conn);
-          else this.native.closeConnection(ev.conn);
-          break;
+      try {
+        this.handleEvent(ev);
+      } catch (err) {
+        try {
+          this.emit('log', { level: 'error', text: `a listener of the '${ev.type}' event threw: ${(err as Error)?.stack ?? String(err)}` });
+        } catch {
+          // the log listener itself throws: nothing left to tell
         }
-        case 'connectFailed': {
-          const p = this.pending.get(ev.conn);
-          this.pending.delete(ev.conn);
-          p?.reject(new NativeError(ev.reason, ev.code));
-          break;
-        }
-        case 'closed':
-          this.emit('closed', ev.conn, { reason: ev.reason, bytesIn: ev.bytesIn, bytesOut: ev.bytesOut });
-          break;
       }
+    }
+  }
+
+  private handleEvent(ev: NativeEvent): void {
+    switch (ev.type) {
+      case 'attached':
+        this.onAttached(ev.handle, ev.descriptor, ev.link, ev.locationId);
+        break;
+      case 'ready':
+        this.readyHandles.add(ev.handle);
+        this.emit('ready', { handle: ev.handle, version: ev.version });
+        break;
+      case 'detached':
+        this.devices.delete(ev.handle);
+        this.readyHandles.delete(ev.handle);
+        this.emit('detached', { handle: ev.handle, code: ev.code, reason: ev.reason });
+        break;
+      case 'log':
+        this.emit('log', { handle: ev.handle, conn: ev.conn, level: ev.level, text: ev.text });
+        break;
+      case 'connected': {
+        const p = this.pending.get(ev.conn);
+        this.pending.delete(ev.conn);
+        if (p) p.resolve(ev.conn);
+        else this.native.closeConnection(ev.conn);
+        break;
+      }
+      case 'connectFailed': {
+        const p = this.pending.get(ev.conn);
+        this.pending.delete(ev.conn);
+        p?.reject(new NativeError(ev.reason, ev.code));
+        break;
+      }
+      case 'closed':
+        this.emit('closed', ev.conn, { reason: ev.reason, bytesIn: ev.bytesIn, bytesOut: ev.bytesOut });
+        break;
     }
   }
 

@@ -21,6 +21,7 @@ import {
 } from './protocol.js';
 import { attachedMessage, detachedMessage, pairedMessage, resultMessage } from './replies.js';
 import type { ConnectionOwners } from './stats.js';
+import { parseFlatRequest } from './flat-request.js';
 
 export interface ServerContext {
   engine: MuxEngine;
@@ -156,7 +157,7 @@ export class ClientSession {
     if (header.message !== MessageType.Plist) return this.reply(header.tag, Result.BADCOMMAND);
     let request: PlistDict;
     try {
-      const parsed = parsePlist(body);
+      const parsed = parseFlatRequest(body) ?? parsePlist(body);
       if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed) || Buffer.isBuffer(parsed)) {
         throw new Error('the body is not a dictionary');
       }

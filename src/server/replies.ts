@@ -15,10 +15,18 @@ export function plistMessage(tag: number, dict: PlistDict): Buffer {
   return encodeMessage(ProtocolVersion.Plist, MessageType.Plist, tag, Buffer.from(toXml(dict), 'utf8'));
 }
 
+// Every Connect is answered with a Result, so its few distinct bodies are
+// built once (the XML builder costs tens of µs a call).
+const resultBodies = new Map<number, Buffer>();
+
 export function resultMessage(version: number, tag: number, result: number): Buffer {
-  return version === ProtocolVersion.Plist
-    ? plistMessage(tag, { MessageType: 'Result', Number: result })
-    : encodeResultBinary(tag, result);
+  if (version !== ProtocolVersion.Plist) return encodeResultBinary(tag, result);
+  let body = resultBodies.get(result);
+  if (!body) {
+    body = Buffer.from(toXml({ MessageType: 'Result', Number: result }), 'utf8');
+    if (resultBodies.size < 64) resultBodies.set(result, body);
+  }
+  return encodeMessage(ProtocolVersion.Plist, MessageType.Plist, tag, body);
 }
 
 export function deviceProperties(d: DeviceRecord): PlistDict {

@@ -9,13 +9,12 @@ import type { Server } from 'node:net';
 import { join } from 'node:path';
 
 import { MuxEngine } from '../devices/mux-engine.js';
-import type { DeviceRoleOptions } from '../native.js';
+import type { DeviceRoleOptions, PortTarget } from '../native.js';
 import { iphoneDescriptor, PHONE_FFS_INTERFACES, type PhoneFfsInterface, type SimUsbIdentity } from './descriptor.js';
 import { simIdentity, type SimIdentity, type SimIdentityOptions } from './identity.js';
 import { REQUEST_PAIR_NOTIFICATION, startLockdownd, type Lockdownd, type TrustMode } from './lockdown/lockdownd.js';
 import { ECHO_PORT, LOCKDOWN_PORT, SINK_PORT, SOURCE_PORT } from './ports.js';
 import { AFC2_SERVICE, AFC_SERVICE, startAfc } from './services/afc.js';
-import { startEcho } from './services/echo.js';
 import { portTarget } from './services/listen.js';
 import { startTlsFront } from './services/tls-front.js';
 import { HEARTBEAT_SERVICE, startHeartbeat, type HeartbeatOptions } from './services/heartbeat.js';
@@ -24,8 +23,6 @@ import {
   NOTIFICATION_PROXY_SERVICE,
   startNotificationProxy,
 } from './services/notification-proxy.js';
-import { startSink } from './services/sink.js';
-import { startSource } from './services/source.js';
 import { openSimState } from './state.js';
 
 export interface PeerOptions extends Omit<DeviceRoleOptions, 'portMap'> {
@@ -109,6 +106,12 @@ export function simSerial(index = ++serialCounter): string {
 
 type Started = { server: Server; address: string | number };
 
+const MEASURING: Record<number, PortTarget> = {
+  [ECHO_PORT]: { builtin: 'echo' },
+  [SINK_PORT]: { builtin: 'sink' },
+  [SOURCE_PORT]: { builtin: 'source' },
+};
+
 export async function startPeer(options: PeerOptions): Promise<Peer> {
   if ((options.cable === undefined) === (options.ffs === undefined)) {
     throw new TypeError('a simulated phone needs a cable or a FunctionFS mount (one of them)');
@@ -122,10 +125,13 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     return s.address;
   };
 
+  const ownEngine = !options.engine;
+  const engine = options.engine ?? new MuxEngine();
+  // The measuring services run in C++ on the engine's thread: no JS on their data path.
   const services: Record<number, string | number> = {};
-  services[ECHO_PORT] = await start('echo', startEcho);
-  services[SINK_PORT] = await start('sink', startSink);
-  services[SOURCE_PORT] = await start('source', startSource);
+  services[ECHO_PORT] = engine.startTestService('echo', at('echo'));
+  services[SINK_PORT] = engine.startTestService('sink', at('sink'));
+  services[SOURCE_PORT] = engine.startTestService('source', at('source'));
 
   const state = options.stateDir
     ? openSimState(options.stateDir, { serial: options.usb?.serial, identity: options.identity, newSerial: () => simSerial() })
@@ -156,8 +162,6 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     lockdownd.services.set(AFC2_SERVICE, { address: front, tls: true });
   }
 
-  const ownEngine = !options.engine;
-  const engine = options.engine ?? new MuxEngine();
   const descriptor = iphoneDescriptor({ ...options.usb, serial });
   const roleOptions: DeviceRoleOptions = {
     window: options.window,
@@ -165,7 +169,9 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     controlLogs: options.controlLogs,
     defaultLoopback: options.defaultLoopback ?? false,
     raw: options.raw,
-    portMap: Object.entries(services).map(([port, where]) => ({ port: Number(port), ...portTarget(where) })),
+    // The measuring ports are served inside the engine (no loopback hop on the
+    // phone's side); their listeners above are for reaching them directly.
+    portMap: Object.entries(services).map(([port, where]) => ({ port: Number(port), ...(MEASURING[Number(port)] ?? portTarget(where)) })),
   };
   let handle = 0;
   const placeholders: number[] = [];

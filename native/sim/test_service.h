@@ -1,0 +1,48 @@
+#pragma once
+// The simulated phone's measuring services (echo on device port 7, sink on 9,
+// source on 19; protocol in src/sim/services/sink.ts and source.ts), served
+// on the engine's event thread in C++. In JS they cost a callback per chunk,
+// which under QEMU's TCG (the USB lab, where JIT code runs translated) made
+// the sim, not the daemon, the bottleneck of every figure. Each listens on a
+// loopback TCP port or a Unix path, like the other sim services, so the
+// device role reaches them the same way and benchmarks can also reach them
+// directly.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "pipe/event_loop.h"
+#include "sim/measuring.h"
+
+namespace tsmuxd::sim {
+
+class TestServiceConn;
+
+class TestServiceListener : public pipe::Pollable {
+ public:
+  // Binds and listens now (on the caller's thread) so the address is known
+  // at once; start() on the loop thread begins accepting. `address` is the
+  // TCP port in decimal, or the path.
+  static std::shared_ptr<TestServiceListener> open(pipe::EventLoop& loop, TestServiceKind kind,
+                                                   const std::string& path, std::string& address,
+                                                   std::string& error);
+  ~TestServiceListener() override;
+
+  void start();
+  // Closes the listening socket and every connection (loop thread).
+  void close();
+  void onPoll(uint32_t events) override;
+  void connectionClosed(TestServiceConn* conn);
+
+ private:
+  TestServiceListener(pipe::EventLoop& loop, TestServiceKind kind, int fd, std::string path);
+
+  pipe::EventLoop& loop_;
+  TestServiceKind kind_;
+  int fd_;
+  std::string path_;  // unlinked on close
+  std::unordered_map<TestServiceConn*, std::shared_ptr<TestServiceConn>> conns_;
+};
+
+}  // namespace tsmuxd::sim
