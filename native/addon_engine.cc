@@ -347,6 +347,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       if (o.Get("window").IsNumber()) options.window = o.Get("window").As<Napi::Number>().Uint32Value();
       if (o.Get("version").IsNumber()) options.version = o.Get("version").As<Napi::Number>().Int32Value();
       if (o.Get("controlLogs").IsBoolean()) options.controlLogs = o.Get("controlLogs").ToBoolean();
+      if (o.Get("raw").IsBoolean()) options.raw = o.Get("raw").ToBoolean();
       if (o.Get("defaultLoopback").IsBoolean()) {
         options.defaultLoopback = o.Get("defaultLoopback").ToBoolean();
       }

@@ -188,6 +188,12 @@ export interface DeviceRoleOptions {
   controlLogs?: boolean;
   /** Unmapped ports connect to 127.0.0.1:<port> (default) or are refused. */
   defaultLoopback?: boolean;
+  /**
+   * FunctionFS only: no mux. Each ENABLE starts the raw bulk measuring device
+   * of native/pipe/raw_bulk.h (SINK, SOURCE, ECHO commands) on the same
+   * transport, for the lab's benchmark ceiling (docs/benchmarks.md).
+   */
+  raw?: boolean;
   portMap?: PortMapEntry[];
 }
 

@@ -11,6 +11,7 @@ import t from 'tap';
 import { MuxEngine } from '../src/devices/mux-engine.js';
 import { NativeError } from '../src/native.js';
 import { PHONE_FFS_INTERFACES } from '../src/sim/descriptor.js';
+import { runSimCommand } from '../src/cli/sim-command.js';
 import { startPeer } from '../src/sim/peer.js';
 import { tempDir, wire } from './helpers/harness.js';
 
@@ -138,4 +139,14 @@ t.test('startPeer takes exactly one of cable and ffs, and cleans up when Functio
   const err = await startPeer({ ffs: join(dir, 'nothing'), socketDir: dir }).catch((e: unknown) => e);
   t.ok(err instanceof NativeError, 'a NativeError');
   t.equal((err as NativeError).code, 'ERR_SYSTEM');
+});
+
+t.test('raw mode (the lab benchmark\'s measuring device) is FunctionFS only; a bad mount is still refused', async (t) => {
+  await t.rejects(startPeer({ cable: '/tmp/x', raw: true }), { name: 'TypeError', message: /FunctionFS mount only/ });
+  await t.rejects(runSimCommand(['--cable', '/tmp/x', '--raw']), /--raw needs --ffs/);
+  const engine = new MuxEngine();
+  t.teardown(() => engine.close());
+  const dir = tempDir(t);
+  t.throws(() => engine.attachDeviceRoleFfs(join(dir, 'nowhere'), { raw: true }), { code: 'ERR_SYSTEM', message: /nowhere\/ep0/ });
+  t.equal(engine.stats().devicesActive, 0);
 });

@@ -51,18 +51,22 @@ gadget_create() {
   done
 }
 
-# gadget_start_sim SERIAL: the sim writes its descriptors to ep0 and says so
-# on its first stdout line; only then can the gadget bind.
+# gadget_start_sim SERIAL [SIM_ARG...]: the sim writes its descriptors to ep0
+# and says so on its first stdout line; only then can the gadget bind. Its
+# stdout goes to $SIM_OUT ($OUT/sim.out unless set).
 gadget_start_sim() {
-  : > "$OUT/sim.out"
-  set --  --ffs "$FFS_DIR" --serial "$1"
+  SIM_OUT=${SIM_OUT:-$OUT/sim.out}
+  : > "$SIM_OUT"
+  serial=$1
+  shift
+  set -- "$@" --ffs "$FFS_DIR" --serial "$serial"
   # every mounted function needs its descriptors before the UDC can bind
   [ "${LAB_CONFIGS:-phone}" = single ] ||
     set -- "$@" --ffs-interface ptp=/dev/ffs-ptp --ffs-interface audio=/dev/ffs-audio --ffs-interface ethernet=/dev/ffs-eth
-  node "$LAB_PROJECT/dist/src/sim/peer-main.js" "$@" >> "$OUT/sim.out" 2>> "$OUT/sim.err" &
+  node "$LAB_PROJECT/dist/src/sim/peer-main.js" "$@" >> "$SIM_OUT" 2>> "$OUT/sim.err" &
   SIM_PID=$!
   i=0
-  while ! grep -q '"descriptors":true' "$OUT/sim.out" 2>/dev/null; do
+  while ! grep -q '"descriptors":true' "$SIM_OUT" 2>/dev/null; do
     kill -0 "$SIM_PID" 2>/dev/null || { echo "sim exited: $(tail -3 "$OUT/sim.err")"; return 1; }
     i=$((i + 1)); [ $i -gt 600 ] && { echo "sim wrote no descriptors in 60 s"; return 1; }
     sleep 0.1

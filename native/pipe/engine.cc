@@ -36,7 +36,10 @@ void Engine::stop() {
     // Links first: a FunctionFS transport cancels its requests on endpoint
     // files its function still holds open.
     for (auto& l : links_) l.second->shutdown();
-    for (auto& f : ffs_) f.second.function->close();
+    for (auto& f : ffs_) {
+      f.second.raw.reset();
+      f.second.function->close();
+    }
     std::vector<std::shared_ptr<mux::Connection>> left;
     for (auto& c : conns_) left.push_back(c.second);
     for (auto& c : left) c->reset("the daemon is stopping");
@@ -133,6 +136,7 @@ void Engine::closeDevice(uint32_t handle, bool unplugged) {
     // Closing ep0 takes the function off the gadget: the host sees an unplug.
     auto f = ffs_.find(handle);
     if (f != ffs_.end()) {
+      f->second.raw.reset();
       f->second.function->close();
       loop_.retire(f->second.function);
       ffs_.erase(f);

@@ -24,11 +24,14 @@
 
 namespace tsmuxd::pipe {
 
+class RawBulk;
+
 struct DeviceRoleOptions {
   uint32_t window = 128 << 10;  // what a phone advertises
   int version = 2;
   bool controlLogs = true;
   bool defaultLoopback = true;  // unmapped ports go to 127.0.0.1:<port>
+  bool raw = false;  // FunctionFS: a RawBulk measuring device instead of mux sessions
   std::vector<std::pair<uint16_t, LocalTarget>> portMap;
 };
 
@@ -127,6 +130,7 @@ class Engine : public mux::SessionObserver {
     std::shared_ptr<usb::FfsFunction> function;
     DeviceRoleOptions options;
     bool sessions = true;  // false: a placeholder, events are only logged
+    std::shared_ptr<RawBulk> raw;  // with DeviceRoleOptions::raw, per ENABLE
   };
   std::unordered_map<uint32_t, FfsEntry> ffs_;
   std::vector<std::shared_ptr<sim::TestServiceListener>> testServices_;

@@ -28,6 +28,9 @@ export const SIM_HELP = `usage: tsmuxd sim (--cable PATH | --ffs DIR) [options]
                            --serial must be the gadget's serial string)
   --ffs-interface KIND=DIR with --ffs: a placeholder interface a phone shows around the
                            mux (KIND ptp, audio or ethernet), repeatable
+  --raw                    with --ffs: no mux; the function is the raw bulk measuring
+                           device (SINK/SOURCE/ECHO, native/pipe/raw_bulk.h) the lab's
+                           benchmark uses as its ceiling; its logs go to stdout
   --count N                run N phones (default 1), one child process each under a
                            supervisor that restarts a crashed one as the same phone
   --udid UDID              the phone's UDID (40 hex, or 8-16 hex with a dash); one phone only
@@ -75,6 +78,7 @@ export function parseSimArgs(argv: string[]) {
       cable: { type: 'string' },
       ffs: { type: 'string' },
       'ffs-interface': { type: 'string', multiple: true },
+      raw: { type: 'boolean' },
       count: { type: 'string' },
       udid: { type: 'string' },
       serial: { type: 'string' },
@@ -128,6 +132,7 @@ function checkSimValues(values: SimValues): void {
   if ((values.udid || values.serial) && count > 1) throw new Error('--udid and --serial name one phone; leave them out with --count');
   if (values.udid) udidToSerial(values.udid);
   if (values.ffs && count > 1) throw new Error('a FunctionFS mount carries one phone');
+  if (values.raw && !values.ffs) throw new Error('--raw needs --ffs (the raw bulk device is a FunctionFS function)');
   for (const spec of values['ffs-interface'] ?? []) {
     const [kind, dir] = spec.split('=', 2) as [string, string | undefined];
     if (!values.ffs || !dir || !(kind in PHONE_FFS_INTERFACES)) {
@@ -151,6 +156,8 @@ async function runPhones(values: SimValues): Promise<number> {
   if (rsdPort !== undefined && rsdPort + count - 1 > 65535) throw new Error('--rsd-port is past 65535');
 
   const engine = new MuxEngine();
+  // The raw device has no mux events to print; its logs are what it says.
+  if (values.raw) engine.on('log', (l) => emit({ event: 'log', level: l.level, text: l.text }));
   const peers: Peer[] = [];
   const cable = values.cable;
   const stateDir = values['state-dir'];
@@ -171,6 +178,7 @@ async function runPhones(values: SimValues): Promise<number> {
       cable,
       ffs: values.ffs,
       ffsInterfaces,
+      raw: values.raw,
       engine,
       stateDir: stateDir && count > 1 ? join(stateDir, `sim-${index}`) : stateDir,
       usb: { serial, maxPacketSize: positive('max-packet-size', values['max-packet-size']) },

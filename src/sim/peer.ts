@@ -130,6 +130,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
   if ((options.cable === undefined) === (options.ffs === undefined)) {
     throw new TypeError('a simulated phone needs a cable or a FunctionFS mount (one of them)');
   }
+  if (options.raw && options.ffs === undefined) throw new TypeError('raw mode runs on a FunctionFS mount only');
   const servers: Server[] = [];
   const at = (name: string) => (options.socketDir ? join(options.socketDir, `${name}.sock`) : undefined);
   const start = async (name: string, run: (address?: string) => Promise<Started>): Promise<Started> => {
@@ -224,6 +225,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     version: options.version,
     controlLogs: options.controlLogs,
     defaultLoopback: options.defaultLoopback ?? false,
+    raw: options.raw,
     // The measuring ports are served inside the engine (no loopback hop on the
     // phone's side); their listeners are for reaching them directly.
     portMap: Object.entries(services).map(([port, where]) => ({ port: Number(port), ...(MEASURING[Number(port)] ?? portTarget(where)) })),
