@@ -164,7 +164,8 @@ daemon_start() {
   case $1 in
     usbmuxd) usbmuxd -f -v >> "$OUT/usbmuxd.log" 2>&1 & ;;
     # its own lockdown dir: usbmuxd's records stay usbmuxd's
-    tsmuxd) node "$P/dist/src/cli/main.js" -f -v -S "$SOCKET" -P NONE -C /var/lib/tsmuxd-lockdown >> "$OUT/tsmuxd.log" 2>&1 & ;;
+    tsmuxd) node "$P/dist/src/cli/main.js" -f -v -S "$SOCKET" -P NONE -C /var/lib/tsmuxd-lockdown \
+      ${BENCH_TSMUXD_WINDOW:+--window "$BENCH_TSMUXD_WINDOW"} >> "$OUT/tsmuxd.log" 2>&1 & ;;
   esac
   DAEMON_PID=$!
 }
