@@ -22,7 +22,7 @@ const LIBUSBMUXD_CONNECT = wrap(
 
 const ACCEPTED: Array<[string, Buffer]> = [
   ['libusbmuxd Connect', LIBUSBMUXD_CONNECT],
-  ['tsmuxd bench Connect (one line)', connectRequest(3, 62078).subarray(16)],
+  ['tsmuxd bench Connect', connectRequest(3, 62078).subarray(16)],
   ['Listen', wrap('<key>MessageType</key><string>Listen</string>')],
   ['empty string forms', wrap('<key>A</key><string></string><key>B</key><string/>')],
   ['booleans', wrap('<key>t</key><true/><key>f</key><false/>')],

@@ -14,8 +14,8 @@ import { parseArgs } from 'node:util';
 
 import { cycleRate, directConnect } from '../../src/bench/connect-rate.js';
 import type { BenchRecord } from '../../src/bench/records.js';
-import { runBench, measureThroughput, type BenchContext, type BenchOptions } from '../../src/bench/run.js';
-import { download, ECHO_PORT, percentile, pingPong, SINK_PORT, SOURCE_PORT, upload } from '../../src/bench/sim-services.js';
+import { rttOver, runBench, transferOver, type BenchContext, type BenchOptions } from '../../src/bench/run.js';
+import { ECHO_PORT, SINK_PORT, SOURCE_PORT } from '../../src/bench/sim-services.js';
 import { UsbmuxClient } from '../../src/client/index.js';
 import { parseSize } from '../../src/cli/commands/bench.js';
 import { packageRoot } from '../../src/native.js';
@@ -65,24 +65,10 @@ async function reference(path: 'direct' | 'relay', ports: Record<number, number>
   for (const direction of ['up', 'down'] as const) {
     for (const connections of [1, ...options.parallel]) {
       const sockets = await Promise.all(Array.from({ length: connections }, () => tcp(ports[direction === 'up' ? SINK_PORT : SOURCE_PORT])));
-      const each = Math.floor(options.bytes / connections);
-      const transfer = direction === 'up' ? upload : download;
-      const shape = { direction, connections, devices: 1, bytes: each * connections, via: 'sim' as const, repeat };
-      try {
-        records.push({ path, ...(await measureThroughput(ctx, shape, () => Promise.all(sockets.map((s) => transfer(s, each))).then(() => undefined))) });
-      } finally {
-        for (const s of sockets) s.destroy();
-      }
+      records.push({ path, ...(await transferOver(ctx, sockets, direction, 1, repeat)) });
     }
   }
-  const echo = await tcp(ports[ECHO_PORT]);
-  try {
-    await pingPong(echo, 50);
-    const times = (await pingPong(echo, options.rttCount)).sort((a, b) => a - b);
-    records.push({ path, kind: 'rtt', via: 'echo', payloadBytes: 64, count: times.length, p50Ms: percentile(times, 50), p99Ms: percentile(times, 99), maxMs: times[times.length - 1], repeat });
-  } finally {
-    echo.destroy();
-  }
+  records.push({ path, ...(await rttOver(await tcp(ports[ECHO_PORT]), options.rttCount, repeat)) });
 }
 
 try {

@@ -6,30 +6,21 @@
 import net from 'node:net';
 
 import type { SocketAddress } from '../server/address.js';
+import { swapPort } from '../server/protocol.js';
+import { plistMessage } from '../server/replies.js';
 
 const CYCLE_TIMEOUT_MS = 10_000;
 
-/** A plist Connect request (version 1, message 8, tag 1). */
+/** A plist Connect request (version 1, message 8, tag 1), built once per run. */
 export function connectRequest(deviceId: number, port: number): Buffer {
-  const swapped = ((port & 0xff) << 8) | ((port >> 8) & 0xff);  // the port goes in network order
-  const xml =
-    '<?xml version="1.0" encoding="UTF-8"?>\n' +
-    '<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">\n' +
-    '<plist version="1.0"><dict>' +
-    '<key>MessageType</key><string>Connect</string>' +
-    `<key>DeviceID</key><integer>${deviceId}</integer>` +
-    `<key>PortNumber</key><integer>${swapped}</integer>` +
-    '<key>ProgName</key><string>tsmuxd-bench</string>' +
-    '<key>ClientVersionString</key><string>tsmuxd bench</string>' +
-    '<key>kLibUSBMuxVersion</key><integer>3</integer>' +
-    '</dict></plist>\n';
-  const body = Buffer.from(xml, 'utf8');
-  const header = Buffer.alloc(16);
-  header.writeUInt32LE(16 + body.length, 0);
-  header.writeUInt32LE(1, 4);
-  header.writeUInt32LE(8, 8);
-  header.writeUInt32LE(1, 12);
-  return Buffer.concat([header, body]);
+  return plistMessage(1, {
+    MessageType: 'Connect',
+    DeviceID: deviceId,
+    PortNumber: swapPort(port),
+    ProgName: 'tsmuxd-bench',
+    ClientVersionString: 'tsmuxd bench',
+    kLibUSBMuxVersion: 3,
+  });
 }
 
 export function connectSocket(address: SocketAddress): net.Socket {

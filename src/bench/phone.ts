@@ -8,7 +8,7 @@ import type { Duplex } from 'node:stream';
 
 import { AFC_CHUNK, AfcClient } from '../afc/client.js';
 import { UsbmuxClient } from '../client/index.js';
-import { findDevice, openLockdown, readRecord, startSession } from '../cli/commands/lockdown-session.js';
+import { findDevice, openLockdown, startSession } from '../cli/commands/lockdown-session.js';
 import { LOCKDOWN_PORT, startServiceTls } from '../lockdown/client.js';
 import { hostCredentials } from '../pairing/certificates.js';
 import { connectRequest } from './connect-rate.js';
@@ -22,13 +22,10 @@ async function openAfc(ctx: BenchContext): Promise<AfcClient> {
   const device = await findDevice(usbmux, ctx.devices[0].serialNumber);
   const lockdown = await openLockdown(usbmux, device);
   try {
-    await startSession(usbmux, lockdown, device.serialNumber);
+    const record = await startSession(usbmux, lockdown, device.serialNumber);
     const { port, ssl } = await lockdown.startService('com.apple.afc');
     let socket: Duplex = await usbmux.connect(device.deviceId, port);
-    if (ssl) {
-      const record = await readRecord(usbmux, device.serialNumber);
-      socket = await startServiceTls(socket as never, hostCredentials(record!));
-    }
+    if (ssl) socket = await startServiceTls(socket as never, hostCredentials(record));
     return new AfcClient(socket);
   } finally {
     await lockdown.close();

@@ -11,7 +11,7 @@ import type { SocketAddress } from '../server/address.js';
 import { connectRequest, cycleRate, muxConnect } from './connect-rate.js';
 import { benchPhone } from './phone.js';
 import { cpuSeconds, rssBytes, socketOwnerPid, withCpu } from './proc.js';
-import { MiB, perGiB, type BenchRecord, type ConnectRateRecord, type ThroughputRecord } from './records.js';
+import { MiB, perGiB, type BenchRecord, type ConnectRateRecord, type RttRecord, type ThroughputRecord } from './records.js';
 import { download, ECHO_PORT, percentile, pingPong, SINK_PORT, SOURCE_PORT, upload } from './sim-services.js';
 
 export const BENCH_CASES = ['up', 'down', 'parallel', 'devices', 'rtt', 'connect', 'idle'] as const;
@@ -168,10 +168,25 @@ async function simThroughput(
       Array.from({ length: connections }, () => muxConnect(ctx.options.address, connectRequest(d.deviceId, port), true)),
     ),
   );
-  // Every connection is open before the clock starts: the transfers alone are timed.
+  return transferOver(ctx, sockets, direction, devices.length, repeat);
+}
+
+/**
+ * Moves the options' bytes, split evenly, over sockets already open to sinks
+ * (up) or sources (down), then closes them. Every connection is open before
+ * the clock starts: the transfers alone are timed.
+ */
+export async function transferOver(
+  ctx: BenchContext,
+  sockets: net.Socket[],
+  direction: 'up' | 'down',
+  devices: number,
+  repeat: number,
+): Promise<ThroughputRecord> {
   const each = Math.max(1, Math.floor(ctx.options.bytes / sockets.length));
   const transfer = direction === 'up' ? upload : download;
-  const shape = { direction, connections, devices: devices.length, bytes: each * sockets.length, via: 'sim' as const, repeat };
+  const connections = sockets.length / devices;
+  const shape = { direction, connections, devices, bytes: each * sockets.length, via: 'sim' as const, repeat };
   try {
     return await measureThroughput(ctx, shape, () => Promise.all(sockets.map((s) => transfer(s, each))).then(() => undefined));
   } finally {
@@ -179,11 +194,16 @@ async function simThroughput(
   }
 }
 
-async function echoRtt(ctx: BenchContext, repeat: number): Promise<BenchRecord> {
+async function echoRtt(ctx: BenchContext, repeat: number): Promise<RttRecord> {
   const socket = await muxConnect(ctx.options.address, connectRequest(ctx.devices[0].deviceId, ECHO_PORT), true);
+  return rttOver(socket, ctx.options.rttCount, repeat);
+}
+
+/** 64-byte round trips over an open echo socket, after a warm-up; closes it. */
+export async function rttOver(socket: net.Socket, count: number, repeat: number): Promise<RttRecord> {
   try {
-    await pingPong(socket, Math.min(50, ctx.options.rttCount));  // warm-up
-    const times = (await pingPong(socket, ctx.options.rttCount)).sort((a, b) => a - b);
+    await pingPong(socket, Math.min(50, count));
+    const times = (await pingPong(socket, count)).sort((a, b) => a - b);
     return { kind: 'rtt', via: 'echo', payloadBytes: 64, count: times.length, p50Ms: percentile(times, 50), p99Ms: percentile(times, 99), maxMs: times[times.length - 1], repeat };
   } finally {
     socket.destroy();
