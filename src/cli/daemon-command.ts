@@ -10,6 +10,7 @@ import { native, NativeError } from '../native.js';
 import { defaultConfigDir } from '../pairing/store.js';
 import { defaultSocketPath, formatSocketAddress, parseSocketAddress } from '../server/address.js';
 import { Daemon } from '../server/daemon.js';
+import { dropPrivileges, lookupAccount, type Account } from './privileges.js';
 import { TRUST_MODES, type TrustMode } from '../sim/lockdown/lockdownd.js';
 
 export const DAEMON_HELP = `usage: tsmuxd [options]
@@ -59,14 +60,6 @@ function parseWindow(text: string): number {
 }
 
 /** uid and gid of a user, from /etc/passwd. */
-function lookupUser(name: string): { uid: number; gid: number } {
-  for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
-    const f = line.split(':');
-    if (f[0] === name) return { uid: Number(f[2]), gid: Number(f[3]) };
-  }
-  throw new Error(`no such user: ${name}`);
-}
-
 function signalRunning(pidfile: string, signal: NodeJS.Signals): number {
   if (!existsSync(pidfile)) {
     process.stderr.write(`tsmuxd: no pidfile at ${pidfile}; is it running?\n`);
@@ -185,7 +178,15 @@ export async function runDaemonCommand(argv: string[]): Promise<number> {
   }
 
   const address = parseSocketAddress(values.socket ?? defaultSocketPath());
-  const owner = values.user ? lookupUser(values.user) : undefined;
+  let owner: Account | undefined;
+  try {
+    owner = values.user ? lookupAccount(values.user) : undefined;
+  } catch (err) {
+    log.error(`cannot start: ${(err as Error).message}`);
+    tellParent(`error: ${(err as Error).message}\n`);
+    if (lockFd !== undefined) unlinkSync(pidfile);
+    return 1;
+  }
   let daemon: Daemon;
   try {
     daemon = await Daemon.start({
@@ -208,11 +209,18 @@ export async function runDaemonCommand(argv: string[]): Promise<number> {
     if (lockFd !== undefined) unlinkSync(pidfile);
     return 1;
   }
-  if (values.user && owner) {
-    (process as { initgroups?: (user: string, gid: number) => void }).initgroups?.(values.user, owner.gid);
-    process.setgid?.(owner.gid);
-    process.setuid?.(owner.uid);
-    log.notice(`running as ${values.user}`);
+  if (owner) {
+    try {
+      dropPrivileges(owner);
+    } catch (err) {
+      // Serving clients with privileges we were told to give up is worse than not serving.
+      log.error(`cannot drop privileges: ${(err as Error).message}`);
+      tellParent(`error: ${(err as Error).message}\n`);
+      await daemon.stop();
+      if (lockFd !== undefined) unlinkSync(pidfile);
+      return 1;
+    }
+    log.notice(`running as ${owner.name} (uid ${owner.uid}, gid ${owner.gid}); root cannot be regained`);
   }
   if (values['no-usb']) log.info('USB is off (--no-usb)');
   if (values['no-preflight']) log.info('preflight is off: devices are visible at once');
