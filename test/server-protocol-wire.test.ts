@@ -340,3 +340,34 @@ t.test('unplugging a phone closes its connected clients; its id then answers BAD
   sim.send(plistRequest(3, { MessageType: 'Connect', DeviceID: 1, PortNumber: ECHO_PORT << 8 }));
   t.same((await sim.readPlist()).dict, { MessageType: 'Result', Number: 0 }, 'the other phone is unaffected');
 });
+
+t.test('a client still writing when its phone goes gets EOF, not a reset', async (t) => {
+  const cable = join(tempDir(t), 'cable');
+  const setup = await startDaemon(t, { sims: 0, cables: [cable] });
+  const peer = await startPeer({ cable });
+  t.teardown(() => peer.close());
+  const [dev] = await visibleDevices(setup.address, 1);
+  const client = new UsbmuxClient({ address: `UNIX:${setup.socketPath}` });
+  const socket = await client.connect(dev!.deviceId, ECHO_PORT);
+  const chunk = Buffer.alloc(256 * 1024, 0x5a);
+  let echoed = 0;
+  let writing = true;
+  const ended = new Promise<string>((resolve) => {
+    socket.on('data', (d: Buffer) => (echoed += d.length));
+    socket.once('end', () => resolve('eof'));
+    socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+  });
+  // Writes without pause, so bytes the daemon has not read yet sit in its
+  // socket when the phone goes: closing then would reset the client.
+  const pump = () => {
+    while (writing && socket.write(chunk));
+    if (writing) socket.once('drain', pump);
+  };
+  pump();
+  await waitUntil(() => echoed > 4 * chunk.length, 'echoed bytes');
+  await peer.close();
+  const how = await within(ended, SLOW, 'the end of the client socket');
+  writing = false;
+  t.equal(how, 'eof', 'the client reads a clean end of file');
+  socket.destroy();
+});

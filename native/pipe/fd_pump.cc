@@ -50,7 +50,7 @@ void FdPump::onPoll(uint32_t events) {
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) readable_ = true;
   if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) writable_ = true;
   if (writable_) pumpIn();
-  if (readable_ && !closed_) pumpOut();
+  if (readable_ && !closed_) discarding_ ? discardInput() : pumpOut();
 }
 
 void FdPump::runDeferred() {
@@ -74,7 +74,7 @@ void FdPump::runDeferred() {
     return;
   }
   pumpIn();
-  if (!closed_ && readable_) pumpOut();
+  if (!closed_ && readable_) discarding_ ? discardInput() : pumpOut();
 }
 
 void FdPump::localFailed(const std::string& reason) {
@@ -146,11 +146,35 @@ void FdPump::pumpIn() {
     }
     conn_->consumed(size_t(n));
   }
-  if (finishing_ && q.empty()) {
-    shutdown(fd_, SHUT_RDWR);
+  if (finishing_ && q.empty() && !discarding_) {
+    // End of file after the peer's last byte. Closing now, with bytes the
+    // local end sent still unread, would make the kernel answer them with a
+    // reset: the client would see ECONNRESET, not EOF. So its further bytes
+    // are read and dropped until it closes (bounded by the connection's
+    // drain timeout).
+    shutdown(fd_, SHUT_WR);
+    discarding_ = true;
+    readable_ = true;
+    discardInput();
+  }
+}
+
+void FdPump::discardInput() {
+  uint8_t scratch[16384];
+  for (int i = 0; i < kReadsPerTurn; ++i) {
+    ssize_t n = recv(fd_, scratch, sizeof scratch, MSG_DONTWAIT);
+    if (n > 0) continue;
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      readable_ = false;
+      return;
+    }
+    // 0: the local end closed; an error: it is gone just the same.
     closeFd();
     conn_->ioFinished();
+    return;
   }
+  loop_.defer(this);  // more next turn
 }
 
 size_t FdPump::sendPipelined(size_t room) {

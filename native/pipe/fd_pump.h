@@ -38,6 +38,7 @@ class FdPump : public mux::ConnectionIo, public Pollable, public Deferred {
  private:
   void pumpOut();
   void pumpIn();
+  void discardInput();
   void closeFd();
   void localFailed(const std::string& reason);
   size_t sendPipelined(size_t room);
@@ -50,6 +51,9 @@ class FdPump : public mux::ConnectionIo, public Pollable, public Deferred {
   bool readable_ = false;
   bool writable_ = false;
   bool finishing_ = false;
+  // After the peer's last byte: our side is shut for writing and what the
+  // local end still sends is read and dropped until it closes.
+  bool discarding_ = false;
   bool hungUp_ = false;  // epoll reported RDHUP/HUP: read until EOF
   std::string failure_;  // a local I/O error, reported from runDeferred()
   std::vector<uint8_t> pipelined_;
