@@ -18,6 +18,8 @@ UDID=$(echo "$SERIAL" | sed 's/^\(........\)\(................\)$/\1-\2/')  # us
 ECHO_MIB=${LAB_ECHO_MIB:-64}
 # Unplug/replug cycles under load for the storm check (0: no storm).
 STORM=${LAB_STORM:-0}
+# MiB moved through hashed connections to the sim's sink and from its source (0: none).
+INTEGRITY_MIB=${LAB_INTEGRITY_MIB:-0}
 DAEMONS=$(echo "${LAB_DAEMONS:-usbmuxd,tsmuxd}" | tr , " ")  # commas: kernel command-line words have no spaces
 SOCKET=/var/run/usbmuxd
 DAEMON_PID=
@@ -40,6 +42,7 @@ daemon_tsmuxd_start() {
 daemon_tsmuxd_stop() { kill "$DAEMON_PID" 2>/dev/null; wait "$DAEMON_PID" 2>/dev/null; DAEMON_PID=; }
 # After the common checks: unplug under load, DeviceIDs, fds, a stranger.
 daemon_tsmuxd_extra() {
+  [ "$INTEGRITY_MIB" -gt 0 ] && check "$PHASE" "integrity-${INTEGRITY_MIB}MiB" c_integrity
   if ! check "$PHASE" unplug-busy c_unplug_busy; then
     skip_rest "$PHASE" "the unplug under load failed" replug-new-id no-fd-leak non-apple
     return
@@ -172,6 +175,8 @@ probe() { node "$G/mux-probe.mjs" "$@"; }
 # device_id: the DeviceID ListDevices gives our UDID, empty if none.
 device_id() { probe devices 2>/dev/null | tr '{' '\n' | sed -n "s/.*\"deviceId\":\([0-9]*\),\"serial\":\"$UDID\".*/\1/p"; }
 daemon_fds() { ls "/proc/$DAEMON_PID/fd" 2>/dev/null | wc -l; }
+# rss_kib PID: resident memory in KiB
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
 daemon_usbfs_fds() { ls -l "/proc/$DAEMON_PID/fd" 2>/dev/null | grep -c ' -> /dev/bus/usb/'; }
 both_flowing() { grep -q flowing "$OUT/$PHASE-idle.out" && grep -q flowing "$OUT/$PHASE-stream.out"; }
 fds_back() { [ "$(daemon_fds)" -eq "$FDS_BEFORE" ]; }
@@ -229,14 +234,40 @@ c_no_fd_leak() {
 # count at the end is the one before the first cycle.
 c_unplug_storm() {
   fds_start=$(daemon_fds)
+  rss_start=$(rss_kib "$DAEMON_PID")
+  sim_fds_start=$(ls "/proc/$SIM_PID/fd" | wc -l)
   storm_start=$(uptime_s)  # not $t: the cycles' own checks set that
+  eofs=0
+  echo "cycle daemon_fds daemon_rss_kib sim_fds sim_rss_kib stream_end" > "$OUT/$PHASE-storm.tsv"
   for i in $(seq 1 "$STORM"); do
     c_unplug_busy > "$OUT/$PHASE-storm-$i.out" 2>&1 || { echo "cycle $i, unplug: $(tail -1 "$OUT/$PHASE-storm-$i.out")"; return 1; }
     c_replug_new_id >> "$OUT/$PHASE-storm-$i.out" 2>&1 || { echo "cycle $i, replug: $(tail -1 "$OUT/$PHASE-storm-$i.out")"; return 1; }
+    end=$(sed -n 's/.*"end":"\([a-z]*\)".*/\1/p' "$OUT/$PHASE-stream.out")
+    [ "$end" = eof ] && eofs=$((eofs + 1))
+    echo "$i $(daemon_fds) $(rss_kib "$DAEMON_PID") $(ls "/proc/$SIM_PID/fd" | wc -l) $(rss_kib "$SIM_PID") $end" >> "$OUT/$PHASE-storm.tsv"
+    [ "$i" -eq 1 ] && rss_warm=$(rss_kib "$DAEMON_PID")
   done
   FDS_BEFORE=$fds_start
   wait_until 15 fds_back || { echo "daemon fds: $fds_start before the storm, $(daemon_fds) after"; return 1; }
-  echo "$STORM unplug/replug cycles under load in $(elapsed "$storm_start") s: daemon up, clients ended each time, new DeviceID each time, fds $fds_start -> $(daemon_fds)"
+  rss_end=$(rss_kib "$DAEMON_PID")
+  sim_fds_end=$(ls "/proc/$SIM_PID/fd" | wc -l)
+  cat "$OUT/$PHASE-storm.tsv"
+  [ "$eofs" -eq "$STORM" ] || { echo "the streaming client got EOF in $eofs of $STORM cycles"; return 1; }
+  [ "$sim_fds_end" -eq "$sim_fds_start" ] || { echo "sim fds: $sim_fds_start before the storm, $sim_fds_end after"; return 1; }
+  # Allocator and JIT warm-up after the first cycle are not a leak; growth
+  # over the 49 cycles after it would be.
+  [ $((rss_end - rss_warm)) -lt 16384 ] || { echo "daemon RSS grew from $rss_warm KiB after cycle 1 to $rss_end KiB"; return 1; }
+  echo "$STORM unplug/replug cycles under load in $(elapsed "$storm_start") s: daemon up, both clients got EOF every time, new DeviceID each time; daemon fds $fds_start -> $(daemon_fds), RSS $rss_start KiB -> $rss_warm after cycle 1 -> $rss_end KiB; sim fds $sim_fds_start -> $sim_fds_end"
+}
+
+# INTEGRITY_MIB through hashed connections, half up to the sink and half
+# down from the source: every digest must match.
+c_integrity() {
+  node "$G/integrity.mjs" "$UDID" "$INTEGRITY_MIB" 4 > "$OUT/$PHASE-integrity.out" 2>&1
+  rc=$?
+  cat "$OUT/$PHASE-integrity.out"
+  [ $rc -eq 0 ] || { echo "integrity run failed (rc $rc)"; return 1; }
+  tail -1 "$OUT/$PHASE-integrity.out" | sed 's/^/summary: /'
 }
 
 # The same gadget as vendor 1234: tsmuxd must not open it (no usbfs fd, no
