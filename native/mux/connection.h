@@ -43,6 +43,8 @@ class ConnectionIo {
   virtual void finish() = 0;
   // Close the local side at once.
   virtual void abort() = 0;
+  // The local side has bytes waiting that the peer's shut window holds back.
+  virtual bool outputWaiting() { return true; }
 };
 
 class Connection : public std::enable_shared_from_this<Connection> {
@@ -127,6 +129,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void transmit(pipe::OutPacket packet, uint8_t flags, uint32_t seq, size_t payloadLen);
   void deliver(const uint8_t* payload, size_t len, bool inTransfer);
   void noteAckDue();
+  // The zero-window limit (connection_window.cc): armed when the peer's
+  // window stops us, disarmed when it opens or the connection ends.
+  void watchZeroWindow();
+  void unwatchZeroWindow();
+  void zeroWindowExpired();
   void connectTimedOut();
   void closeFromHandshake(const char* code, const std::string& reason);
   // The ACK covering the timed byte arrived.
@@ -159,6 +166,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool ackQueued_ = false;
   bool wantSend_ = false;   // the local side has bytes but the window or transport is shut
   pipe::EventLoop::TimerId timer_ = 0;
+  pipe::EventLoop::TimerId zeroWindowTimer_ = 0;
+  uint64_t zeroWindowTimeoutMs_;
   uint64_t bytesIn_ = 0;
   uint64_t bytesOut_ = 0;
   uint64_t stalls_ = 0;

@@ -87,14 +87,16 @@ DeviceLink* Engine::findLink(uint32_t handle) {
   return it == links_.end() ? nullptr : it->second.get();
 }
 
-void Engine::openDevice(uint32_t handle, uint32_t window, uint16_t maxPacketSize) {
-  loop_.post([this, handle, window, maxPacketSize] {
+void Engine::openDevice(uint32_t handle, uint32_t window, uint16_t maxPacketSize,
+                        uint64_t zeroWindowTimeoutMs) {
+  loop_.post([this, handle, window, maxPacketSize, zeroWindowTimeoutMs] {
     DeviceLink* link = findLink(handle);
     if (!link || link->session()) return;
     link->transport().setMaxPacketSize(maxPacketSize);
     mux::SessionOptions options;
     options.role = mux::Role::Host;
     options.window = window;
+    options.zeroWindowTimeoutMs = zeroWindowTimeoutMs;
     link->startSession(options);
   });
 }
