@@ -327,6 +327,9 @@ void Engine::startDeviceSession(uint32_t handle, std::unique_ptr<usb::Transport>
   so.window = options.window;
   so.deviceVersion = options.version;
   so.controlLogs = options.controlLogs;
+  // A phone waits on a host that stops reading for as long as it takes (the
+  // host's own client may simply be paused); the limit is the daemon's.
+  so.zeroWindowTimeoutMs = 0;
   link->startSession(so);
 }
 
