@@ -119,3 +119,30 @@ t.test('a window shut because our own client is not reading is not held against 
   const got = await conn.client.read(sent, SLOW);
   t.ok(got.equals(data.subarray(0, sent)), 'everything the phone sent arrives intact');
 });
+
+t.test('a phone that reads slowly but steadily is never reset', async (t) => {
+  const { setup, phone } = await daemonWithRawPhone(t, limits);
+  const conn = await clientConnect(t, setup, phone, 4005, 0);
+  const data = pattern(64 * KiB, 6);
+  conn.client.send(data);
+  // Every half limit the phone takes 4 KiB and shuts its window again: shut
+  // for most of the time, but never for a whole limit.
+  const parts: Buffer[] = [];
+  let got = 0;
+  for (let i = 0; i < 8; i++) {
+    await sleep(ZERO_WINDOW_MS / 2);
+    phone.port.sendTcp(conn.reply({ seq: 1, ack: 1 + got, window: 4 * KiB }));
+    const p = await phone.port.expect('4 KiB more', (x) => x.tcp?.sport === conn.hostPort, SLOW);
+    if (p.tcp!.flags !== TH_ACK) {
+      t.fail(`round ${i}: flags ${p.tcp!.flags} instead of data`);
+      return;
+    }
+    parts.push(p.payload);
+    got += p.payload.length;
+    phone.port.sendTcp(conn.reply({ seq: 1, ack: 1 + got, window: 0 }));
+  }
+  t.equal(got, 32 * KiB, `8 rounds of 4 KiB over ${4 * ZERO_WINDOW_MS} ms, no RST`);
+  t.ok(Buffer.concat(parts).equals(data.subarray(0, got)), 'in order');
+  t.notOk(conn.client.closed, 'the client is still connected');
+  t.equal(setup.daemon.engine.stats().zeroWindowResets, 0, 'no zero-window reset');
+});

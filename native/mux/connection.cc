@@ -86,7 +86,7 @@ size_t Connection::maxPayload() const {
 void Connection::cancelTimer() {
   if (timer_) loop_.cancelTimer(timer_);
   timer_ = 0;
-  unwatchZeroWindow();
+  stopZeroWindowWatch();
 }
 
 void Connection::transmit(pipe::OutPacket packet, uint8_t flags, uint32_t seq, size_t payloadLen) {
@@ -261,7 +261,7 @@ void Connection::onSegment(const TcpHeader& th, const uint8_t* payload, size_t l
     wantSend_ = false;
     if (io_) io_->sendReady();
   }
-  if (int32_t(sndUna_ + sndWnd_ - sndNxt_) > 0) unwatchZeroWindow();
+  if (int32_t(sndUna_ + sndWnd_ - sndNxt_) > 0) windowOpened();
 }
 
 void Connection::deliver(const uint8_t* payload, size_t len, bool inTransfer) {

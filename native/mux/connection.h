@@ -129,10 +129,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void transmit(pipe::OutPacket packet, uint8_t flags, uint32_t seq, size_t payloadLen);
   void deliver(const uint8_t* payload, size_t len, bool inTransfer);
   void noteAckDue();
-  // The zero-window limit (connection_window.cc): armed when the peer's
-  // window stops us, disarmed when it opens or the connection ends.
+  // The zero-window limit (connection_window.cc): the clock starts when the
+  // peer's window stops us and resets when it opens; the timer is only
+  // cancelled when the connection ends, so a busy transfer that stalls on
+  // every ACK costs a clock read, not a timer, per stall.
   void watchZeroWindow();
-  void unwatchZeroWindow();
+  void windowOpened() { zeroWindowSinceMs_ = 0; }
+  void stopZeroWindowWatch();
+  void armZeroWindowTimer(uint64_t delayMs);
   void zeroWindowExpired();
   void connectTimedOut();
   void closeFromHandshake(const char* code, const std::string& reason);
@@ -167,6 +171,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool wantSend_ = false;   // the local side has bytes but the window or transport is shut
   pipe::EventLoop::TimerId timer_ = 0;
   pipe::EventLoop::TimerId zeroWindowTimer_ = 0;
+  uint64_t zeroWindowSinceMs_ = 0;  // 0: the peer's window is open
   uint64_t zeroWindowTimeoutMs_;
   uint64_t bytesIn_ = 0;
   uint64_t bytesOut_ = 0;
