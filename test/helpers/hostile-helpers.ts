@@ -2,7 +2,10 @@
 // in-process daemon's cable (so a test can play the device and a usbmuxd
 // client at once), a hash-checked transfer with a healthy simulated phone,
 // and a device-side sender that respects the host's window.
+import { mkdtempSync, rmSync } from 'node:fs';
 import type net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 import type { DecodedPacket } from '../../src/native.js';
 import { SINK_PORT, SOURCE_PORT } from '../../src/sim/ports.js';
@@ -26,10 +29,7 @@ export async function daemonWithRawPhone(
   t: Teardown,
   options: { connectTimeoutMs?: number; zeroWindowTimeoutMs?: number; serial?: string } = {},
 ): Promise<{ setup: DaemonSetup; phone: RawPhone; cable: string }> {
-  // startDaemon makes the temp dir; the cable path must exist before it starts.
-  const { mkdtempSync, rmSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
-  const { join } = await import('node:path');
+  // The cable's path is chosen before the daemon (and its own temp dir) exists.
   const dir = mkdtempSync(join(tmpdir(), 'tsmuxd-hostile-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const cable = join(dir, 'raw.cable');
