@@ -210,6 +210,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     Napi::Object opts = argObject(info, 1, "options");
     Napi::Value w = opts.Get("window");
     Napi::Value m = opts.Get("maxPacketSize");
+    Napi::Value z = opts.Get("zeroWindowTimeoutMs");
+    uint64_t zeroWindowMs = z.IsNumber() ? uint64_t(z.As<Napi::Number>().Int64Value()) : mux::kZeroWindowTimeoutMs;
     uint32_t window = w.IsNumber() ? w.As<Napi::Number>().Uint32Value() : (256u << 10);
     uint32_t maxPacket = m.IsNumber() ? m.As<Napi::Number>().Uint32Value() : 512;
     if (window < 256 || window > mux::kMaxWindow) {
@@ -218,7 +220,10 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     if (maxPacket < 8 || maxPacket > 1024) {
       throwError(info.Env(), codes::kInvalidArgument, "maxPacketSize must be 8 .. 1024");
     }
-    live(info.Env()).openDevice(handle, window, uint16_t(maxPacket));
+    if (z.IsNumber() && z.As<Napi::Number>().DoubleValue() < 0) {
+      throwError(info.Env(), codes::kInvalidArgument, "zeroWindowTimeoutMs must be 0 (off) or more");
+    }
+    live(info.Env()).openDevice(handle, window, uint16_t(maxPacket), zeroWindowMs);
     return info.Env().Undefined();
   }
 
@@ -406,6 +411,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     put("jsWakeups", s.jsWakeups);
     put("jsEvents", s.jsEvents);
     put("windowStalls", s.windowStalls);
+    put("zeroWindowResets", s.zeroWindowResets);
     put("devicesActive", s.devicesActive);
     put("connectionsActive", s.connectionsActive);
     put("connectionsTotal", s.connectionsTotal);

@@ -101,6 +101,8 @@ export interface EngineStats {
   jsWakeups: number;
   jsEvents: number;
   windowStalls: number;
+  /** Connections reset because the peer's window stayed shut past the limit. */
+  zeroWindowResets: number;
   devicesActive: number;
   connectionsActive: number;
   connectionsTotal: number;
@@ -202,7 +204,7 @@ export type TestServiceKind = 'echo' | 'sink' | 'source';
 export interface NativeEngine {
   listenCable(path: string): number;
   closeListener(id: number): void;
-  openDevice(handle: number, options: { window?: number; maxPacketSize?: number }): void;
+  openDevice(handle: number, options: { window?: number; maxPacketSize?: number; zeroWindowTimeoutMs?: number }): void;
   /** `unplugged`: the device is gone (no RSTs are sent), detached with ERR_UNPLUGGED. */
   closeDevice(handle: number, unplugged?: boolean): void;
   /** Starts the engine's own libusb context; throws NativeError ERR_USB_UNAVAILABLE. */

@@ -54,6 +54,7 @@ Connection::Connection(DeviceSession& session, uint32_t id, Role role, uint16_t 
       state_(role == Role::Host ? State::SynSent : State::SynReceived),
       inbound_(session.pool()),
       rcvWnd_(window & ~((1u << kWindowShift) - 1)),
+      zeroWindowTimeoutMs_(session.options().zeroWindowTimeoutMs),
       createdUs_(pipe::EventLoop::nowUs()) {
   EngineStats::add(session.stats().connectionsActive, 1);
   EngineStats::add(session.stats().connectionsTotal, 1);
@@ -85,6 +86,7 @@ size_t Connection::maxPayload() const {
 void Connection::cancelTimer() {
   if (timer_) loop_.cancelTimer(timer_);
   timer_ = 0;
+  stopZeroWindowWatch();
 }
 
 void Connection::transmit(pipe::OutPacket packet, uint8_t flags, uint32_t seq, size_t payloadLen) {
@@ -259,6 +261,7 @@ void Connection::onSegment(const TcpHeader& th, const uint8_t* payload, size_t l
     wantSend_ = false;
     if (io_) io_->sendReady();
   }
+  if (int32_t(sndUna_ + sndWnd_ - sndNxt_) > 0) windowOpened();
 }
 
 void Connection::deliver(const uint8_t* payload, size_t len, bool inTransfer) {
@@ -337,6 +340,7 @@ void Connection::blocked() {
     wantSend_ = true;
     ++stalls_;
     EngineStats::add(stats_->windowStalls, 1);
+    watchZeroWindow();
   }
 }
 

@@ -43,6 +43,8 @@ class ConnectionIo {
   virtual void finish() = 0;
   // Close the local side at once.
   virtual void abort() = 0;
+  // The local side has bytes waiting that the peer's shut window holds back.
+  virtual bool outputWaiting() { return true; }
 };
 
 class Connection : public std::enable_shared_from_this<Connection> {
@@ -127,6 +129,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void transmit(pipe::OutPacket packet, uint8_t flags, uint32_t seq, size_t payloadLen);
   void deliver(const uint8_t* payload, size_t len, bool inTransfer);
   void noteAckDue();
+  // The zero-window limit (connection_window.cc): the clock starts when the
+  // peer's window stops us and resets when it opens; the timer is only
+  // cancelled when the connection ends, so a busy transfer that stalls on
+  // every ACK costs a clock read, not a timer, per stall.
+  void watchZeroWindow();
+  void windowOpened() { zeroWindowSinceMs_ = 0; }
+  void stopZeroWindowWatch();
+  void armZeroWindowTimer(uint64_t delayMs);
+  void zeroWindowExpired();
   void connectTimedOut();
   void closeFromHandshake(const char* code, const std::string& reason);
   // The ACK covering the timed byte arrived.
@@ -159,6 +170,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool ackQueued_ = false;
   bool wantSend_ = false;   // the local side has bytes but the window or transport is shut
   pipe::EventLoop::TimerId timer_ = 0;
+  pipe::EventLoop::TimerId zeroWindowTimer_ = 0;
+  uint64_t zeroWindowSinceMs_ = 0;  // 0: the peer's window is open
+  uint64_t zeroWindowTimeoutMs_;
   uint64_t bytesIn_ = 0;
   uint64_t bytesOut_ = 0;
   uint64_t stalls_ = 0;

@@ -39,9 +39,20 @@ class SessionObserver {
   virtual void onConnectionLog(Connection& c, const std::string& text) = 0;
 };
 
+// How long the peer's window may stay shut on a connection that has bytes to
+// send before we give up on it (RST to the peer, the local side closed). Real
+// TCP persists forever, but over USB nothing is lost, so a window that stays
+// shut is a peer that has stopped reading, and a phone that wedges a service
+// would otherwise hold the client's Connect open for good (usbmuxd has no such
+// limit). Two minutes outlasts a phone that is merely busy (a debugger stop,
+// a backup hashing files). Stalls we cause ourselves (our client not reading
+// what the peer sent) never count. 0 turns the limit off.
+constexpr uint64_t kZeroWindowTimeoutMs = 120000;
+
 struct SessionOptions {
   Role role = Role::Host;
   uint32_t window = 256 << 10;  // what we advertise per connection
+  uint64_t zeroWindowTimeoutMs = kZeroWindowTimeoutMs;
   int deviceVersion = 2;        // device role: the version it answers with
   bool controlLogs = true;      // device role: send CONTROL log lines as a phone does
 };

@@ -87,14 +87,16 @@ DeviceLink* Engine::findLink(uint32_t handle) {
   return it == links_.end() ? nullptr : it->second.get();
 }
 
-void Engine::openDevice(uint32_t handle, uint32_t window, uint16_t maxPacketSize) {
-  loop_.post([this, handle, window, maxPacketSize] {
+void Engine::openDevice(uint32_t handle, uint32_t window, uint16_t maxPacketSize,
+                        uint64_t zeroWindowTimeoutMs) {
+  loop_.post([this, handle, window, maxPacketSize, zeroWindowTimeoutMs] {
     DeviceLink* link = findLink(handle);
     if (!link || link->session()) return;
     link->transport().setMaxPacketSize(maxPacketSize);
     mux::SessionOptions options;
     options.role = mux::Role::Host;
     options.window = window;
+    options.zeroWindowTimeoutMs = zeroWindowTimeoutMs;
     link->startSession(options);
   });
 }
@@ -325,6 +327,9 @@ void Engine::startDeviceSession(uint32_t handle, std::unique_ptr<usb::Transport>
   so.window = options.window;
   so.deviceVersion = options.version;
   so.controlLogs = options.controlLogs;
+  // A phone waits on a host that stops reading for as long as it takes (the
+  // host's own client may simply be paused); the limit is the daemon's.
+  so.zeroWindowTimeoutMs = 0;
   link->startSession(so);
 }
 

@@ -47,7 +47,7 @@ class Engine : public mux::SessionObserver {
   // ---- called from JS; errors come back in `error` ----
   uint32_t listenCable(const std::string& path, std::string& error);
   void closeListener(uint32_t id);
-  void openDevice(uint32_t handle, uint32_t window, uint16_t maxPacketSize);
+  void openDevice(uint32_t handle, uint32_t window, uint16_t maxPacketSize, uint64_t zeroWindowTimeoutMs);
   // `unplugged`: discovery saw the device go; no RSTs are sent to it.
   void closeDevice(uint32_t handle, bool unplugged = false);
   // libusb: once per engine; false with `error` when there is no USB here.

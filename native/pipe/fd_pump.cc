@@ -109,6 +109,15 @@ void FdPump::inboundReady() {
   if (!closed_ && writable_) loop_.defer(this);
 }
 
+bool FdPump::outputWaiting() {
+  if (closed_ || finishing_) return false;
+  if (pipelinedSent_ < pipelined_.size()) return true;
+  // Asked rarely (when the zero-window limit expires), so a peek is cheap
+  // enough, and readable_ cannot say: sendReady() sets it on a guess.
+  uint8_t byte;
+  return recv(fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
 void FdPump::sendReady() {
   if (closed_ || connecting_) return;
   // Nothing may be readable yet: read once anyway, the edge may have passed.

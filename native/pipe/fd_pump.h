@@ -31,6 +31,7 @@ class FdPump : public mux::ConnectionIo, public Pollable, public Deferred {
   void sendReady() override;
   void finish() override;
   void abort() override;
+  bool outputWaiting() override;
 
   void onPoll(uint32_t events) override;
   void runDeferred() override;

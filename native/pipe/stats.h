@@ -26,6 +26,7 @@ struct EngineStats {
   Counter jsWakeups{0};
   Counter jsEvents{0};
   Counter windowStalls{0};  // times a sender found the peer's window closed
+  Counter zeroWindowResets{0};  // connections given up on: the peer's window stayed shut
   Counter devicesActive{0};
   Counter connectionsActive{0};
   Counter connectionsTotal{0};

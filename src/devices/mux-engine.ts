@@ -49,6 +49,11 @@ export interface MuxEngineOptions {
   /** Receive window we advertise per connection, in bytes. */
   window?: number;
   connectTimeoutMs?: number;
+  /**
+   * How long a device's window may stay shut while a client has bytes for it
+   * before the connection is reset (native default 120 s; 0 = never).
+   */
+  zeroWindowTimeoutMs?: number;
 }
 
 export interface MuxEngineEvents {
@@ -69,6 +74,7 @@ export class MuxEngine extends EventEmitter<MuxEngineEvents> {
   readonly native: NativeEngine;
   readonly window: number;
   readonly connectTimeoutMs: number;
+  readonly zeroWindowTimeoutMs: number | undefined;
   private readonly pending = new Map<number, PendingConnect>();
   private readonly devices = new Map<number, AttachedDevice>();
   private readonly readyHandles = new Set<number>();
@@ -78,6 +84,7 @@ export class MuxEngine extends EventEmitter<MuxEngineEvents> {
     super();
     this.window = options.window ?? 256 * 1024;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
+    this.zeroWindowTimeoutMs = options.zeroWindowTimeoutMs;
     this.native = new native.Engine((events) => this.dispatch(events));
   }
 
@@ -266,7 +273,11 @@ export class MuxEngine extends EventEmitter<MuxEngineEvents> {
       selection: check.selection,
     };
     this.devices.set(handle, device);
-    this.native.openDevice(handle, { window: this.window, maxPacketSize: check.selection.maxPacketSize });
+    this.native.openDevice(handle, {
+      window: this.window,
+      maxPacketSize: check.selection.maxPacketSize,
+      zeroWindowTimeoutMs: this.zeroWindowTimeoutMs,
+    });
     this.emit('attached', device);
   }
 }

@@ -131,18 +131,21 @@ export class ClientSession {
   }
 
   private async handle({ header, body }: Message): Promise<void> {
+    if (this.state === 'listen') {
+      // usbmuxd accepts nothing after Listen; frida relies on the close. It
+      // checks the state before the version, so a listener that sends
+      // garbage with a bad version field is closed too, not kept.
+      const known = header.version === ProtocolVersion.Binary || header.version === ProtocolVersion.Plist;
+      this.send(resultMessage(known ? header.version : this.version, header.tag, known ? Result.BADCOMMAND : Result.BADVERSION));
+      this.close(`a message after Listen (version ${header.version}, type ${header.message}, ${header.length} bytes)`);
+      return;
+    }
     if (header.version !== ProtocolVersion.Binary && header.version !== ProtocolVersion.Plist) {
       this.ctx.log.info(`client ${this.id}: protocol version ${header.version} is not 0 or 1`);
       this.send(resultMessage(ProtocolVersion.Binary, header.tag, Result.BADVERSION));
       return;
     }
     this.version = header.version;
-    if (this.state === 'listen') {
-      // usbmuxd accepts nothing after Listen; frida relies on the close.
-      this.reply(header.tag, Result.BADCOMMAND);
-      this.close('a command after Listen');
-      return;
-    }
     if (header.version === ProtocolVersion.Binary) {
       if (header.message === MessageType.Listen) return this.listen(header.tag);
       if (header.message === MessageType.Connect) {

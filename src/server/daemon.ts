@@ -36,6 +36,8 @@ export interface DaemonOptions {
   uid?: number;
   gid?: number;
   connectTimeoutMs?: number;
+  /** A device window shut this long with client bytes waiting resets the connection (MuxEngine's default when omitted). */
+  zeroWindowTimeoutMs?: number;
   /** Receive window advertised per connection (MuxEngine's default when omitted). */
   window?: number;
   /** Check each phone through lockdownd (and pair it) before listing it; default true, off is usbmuxd's -p. */
@@ -78,7 +80,11 @@ export class Daemon {
   static async start(options: DaemonOptions): Promise<Daemon> {
     const log = options.log ?? new Logger();
     const store = await PairRecordStore.open({ dir: options.configDir, uid: options.uid, gid: options.gid });
-    const engine = new MuxEngine({ connectTimeoutMs: options.connectTimeoutMs, window: options.window });
+    const engine = new MuxEngine({
+      connectTimeoutMs: options.connectTimeoutMs,
+      window: options.window,
+      zeroWindowTimeoutMs: options.zeroWindowTimeoutMs,
+    });
     const devices = new DeviceTable(engine);
     engine.on('log', (l) => log.log(l.level === 'warning' ? 'warning' : l.level, l.text, { handle: l.handle }));
     engine.on('rejected', (r) => log.notice(`ignoring a device: ${r.reason}`, { handle: r.handle }));

@@ -37,6 +37,7 @@ export interface StartOptions {
   cables?: string[];
   configDir?: string;
   connectTimeoutMs?: number;
+  zeroWindowTimeoutMs?: number;
   /** Options for every simulated phone. */
   sim?: Partial<PeerOptions>;
   /** Run the daemon's preflight (off by default, so tests pair by hand). */
@@ -87,6 +88,7 @@ export async function startDaemon(t: Teardown, options: StartOptions = {}): Prom
     configDir,
     cables: [...(options.cables ?? []), ...(sims > 0 ? [simCable] : [])],
     connectTimeoutMs: options.connectTimeoutMs,
+    zeroWindowTimeoutMs: options.zeroWindowTimeoutMs,
     preflight: options.preflight ?? false,
     preflightRetryMs: options.preflightRetryMs,
     usb: options.usb,
