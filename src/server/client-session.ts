@@ -32,6 +32,8 @@ export interface ServerContext {
   owners: ConnectionOwners;
   /** Clients in LISTEN state, for ListListeners. */
   listeners(): ClientSession[];
+  /** Notifications a listener may leave unread (beyond the kernel's buffer) before it is closed. */
+  maxUnreadNotificationBytes: number;
   forget(client: ClientSession): void;
 }
 
@@ -75,15 +77,26 @@ export class ClientSession {
   }
 
   notifyAttached(d: DeviceRecord): void {
-    if (this.state === 'listen') this.send(attachedMessage(this.version, d));
+    if (this.state === 'listen') this.notify(attachedMessage(this.version, d));
   }
 
   notifyDetached(d: DeviceRecord): void {
-    if (this.state === 'listen') this.send(detachedMessage(this.version, d));
+    if (this.state === 'listen') this.notify(detachedMessage(this.version, d));
   }
 
   notifyPaired(d: DeviceRecord): void {
-    if (this.state === 'listen') this.send(pairedMessage(this.version, d));
+    if (this.state === 'listen') this.notify(pairedMessage(this.version, d));
+  }
+
+  // A listener that never reads would have every later event queued for it
+  // in our memory, for as long as phones come and go.
+  private notify(bytes: Buffer): void {
+    this.send(bytes);
+    if (this.socket.writableLength > this.ctx.maxUnreadNotificationBytes) {
+      this.ctx.log.warning(`client ${this.id} closed: a listener with ${this.socket.writableLength} bytes of notifications unread`);
+      this.state = 'closed';
+      this.socket.destroy();
+    }
   }
 
   close(reason: string): void {

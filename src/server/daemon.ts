@@ -40,6 +40,8 @@ export interface DaemonOptions {
   zeroWindowTimeoutMs?: number;
   /** Receive window advertised per connection (MuxEngine's default when omitted). */
   window?: number;
+  /** Unread notifications after which a Listen client is closed (1 MiB when omitted). */
+  maxUnreadNotificationBytes?: number;
   /** Check each phone through lockdownd (and pair it) before listing it; default true, off is usbmuxd's -p. */
   preflight?: boolean;
   /** Preflight: how often Pair is asked again while the Trust dialog shows. */
@@ -91,7 +93,14 @@ export class Daemon {
     engine.on('detached', (d) => log.info(`device link ${d.handle} gone: ${d.reason}`, { code: d.code }));
     devices.on('attached', (d) => log.notice(`device ${d.deviceId} attached: ${d.serialNumber}`));
     devices.on('detached', (d) => log.notice(`device ${d.deviceId} detached: ${d.serialNumber}`));
-    const server = new UsbmuxServer({ address: options.address, engine, devices, store, log });
+    const server = new UsbmuxServer({
+      address: options.address,
+      engine,
+      devices,
+      store,
+      log,
+      maxUnreadNotificationBytes: options.maxUnreadNotificationBytes,
+    });
     const daemon = new Daemon(options, store, server, engine, devices, log);
     if (options.preflight !== false) {
       prepareKeys();

@@ -18,6 +18,8 @@ export interface ServerOptions {
   devices: DeviceTable;
   store: PairRecordStore;
   log: Logger;
+  /** See ServerContext.maxUnreadNotificationBytes (default 1 MiB). */
+  maxUnreadNotificationBytes?: number;
 }
 
 /** Is something answering on this Unix socket path? */
@@ -47,6 +49,7 @@ export class UsbmuxServer {
       log: options.log,
       owners: new ConnectionOwners(options.engine),
       listeners: () => [...this.clients].filter((c) => c.state === 'listen'),
+      maxUnreadNotificationBytes: options.maxUnreadNotificationBytes ?? 1 << 20,
       forget: (c) => this.clients.delete(c),
     };
     const each = (fn: (c: ClientSession, d: DeviceRecord) => void) => (d: DeviceRecord) => {

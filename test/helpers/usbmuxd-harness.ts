@@ -38,6 +38,7 @@ export interface StartOptions {
   configDir?: string;
   connectTimeoutMs?: number;
   zeroWindowTimeoutMs?: number;
+  maxUnreadNotificationBytes?: number;
   /** Options for every simulated phone. */
   sim?: Partial<PeerOptions>;
   /** Run the daemon's preflight (off by default, so tests pair by hand). */
@@ -89,6 +90,7 @@ export async function startDaemon(t: Teardown, options: StartOptions = {}): Prom
     cables: [...(options.cables ?? []), ...(sims > 0 ? [simCable] : [])],
     connectTimeoutMs: options.connectTimeoutMs,
     zeroWindowTimeoutMs: options.zeroWindowTimeoutMs,
+    maxUnreadNotificationBytes: options.maxUnreadNotificationBytes,
     preflight: options.preflight ?? false,
     preflightRetryMs: options.preflightRetryMs,
     usb: options.usb,
