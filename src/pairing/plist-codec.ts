@@ -11,6 +11,8 @@ import * as bplist from 'bplist-parser';
 import * as plist from 'plist';
 import { randomUUID } from 'node:crypto';
 
+import { checkBplistStructure } from './bplist-guard.js';
+
 export type PlistValue = string | number | bigint | boolean | Date | Uint8Array | PlistValue[] | PlistDict;
 
 export interface PlistDict {
@@ -46,6 +48,7 @@ export function parsePlist(bytes: Buffer | Uint8Array): PlistValue {
   let raw: unknown;
   let marker: string | undefined;
   if (buf.length >= 8 && buf.subarray(0, 8).equals(BPLIST_MAGIC)) {
+    checkBplistStructure(buf, MAX_DEPTH);
     raw = quietly('binary plist', () => bplist.parseBuffer(buf)[0]);
   } else {
     const text = buf.toString('utf8').replace(/^\uFEFF/, '');
@@ -62,11 +65,11 @@ export function parsePlist(bytes: Buffer | Uint8Array): PlistValue {
 }
 
 export function toXml(value: PlistValue): string {
-  checkEncodable(value, 0);
+  const encodable = checkEncodable(value, 0);
   try {
     // Tabs and a final newline make the output byte-for-byte the shape
     // libplist writes, which is what usbmuxd clients have always seen.
-    return plist.build(value as plist.PlistValue, { indent: '\t' }) + '\n';
+    return plist.build(encodable as plist.PlistValue, { indent: '\t' }) + '\n';
   } catch (err) {
     // xmlbuilder refuses characters XML 1.0 cannot carry (most C0 controls).
     throw new PlistError(`cannot encode as XML plist: ${(err as Error).message}`, { cause: err });
@@ -181,15 +184,20 @@ function normalise(v: unknown, marker: string | undefined, depth: number): Plist
 
 // plist.build skips null without a word, and for a function or symbol in a
 // dict writes a <key> with no value; a reply missing a key is a protocol bug
-// better caught here than by a client.
-function checkEncodable(v: unknown, depth: number): void {
+// better caught here than by a client. It also writes any integral number as
+// <integer> with toString(), which for 1e21 and up is "1e+21", an integer
+// nobody can read back (a bplist real or a 16-byte UID gives such numbers):
+// those become bigints, written digit by digit. Returns the value to build,
+// copied only where a number had to change.
+function checkEncodable(v: unknown, depth: number): unknown {
   if (depth > MAX_DEPTH) throw new PlistError('value nested too deeply (or cyclic) for a plist');
   switch (typeof v) {
-    case 'string':
     case 'number':
+      return Number.isInteger(v) && !Number.isSafeInteger(v) ? BigInt(v) : v;
+    case 'string':
     case 'bigint':
     case 'boolean':
-      return;
+      return v;
     case 'object':
       break;
     default:
@@ -198,16 +206,24 @@ function checkEncodable(v: unknown, depth: number): void {
   if (v === null) throw new PlistError('null has no XML plist form');
   if (v instanceof Date) {
     if (Number.isNaN(v.getTime())) throw new PlistError('invalid Date');
-    return;
+    return v;
   }
-  if (v instanceof Uint8Array) return;
+  if (v instanceof Uint8Array) return v;
   if (Array.isArray(v)) {
-    for (const item of v) checkEncodable(item, depth + 1);
-    return;
+    let out: unknown[] | undefined;
+    v.forEach((item, i) => {
+      const e = checkEncodable(item, depth + 1);
+      if (e !== item) (out ??= [...v])[i] = e;
+    });
+    return out ?? v;
   }
-  for (const item of Object.values(v)) {
+  let out: Record<string, unknown> | undefined;
+  for (const [key, item] of Object.entries(v)) {
     // Omitted like JSON.stringify does, so optional reply fields can be
     // written as `{ Key: maybe }`.
-    if (item !== undefined) checkEncodable(item, depth + 1);
+    if (item === undefined) continue;
+    const e = checkEncodable(item, depth + 1);
+    if (e !== item) (out ??= { ...v })[key] = e;
   }
+  return out ?? v;
 }
