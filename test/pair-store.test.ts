@@ -468,3 +468,14 @@ t.test('toXml writes integral doubles past 2^53 as digits that read back', async
   }
   t.match(toXml({ r: 0.5, i: 7 }), /<real>0.5<\/real>[\s\S]*<integer>7<\/integer>/, 'other numbers unchanged');
 });
+
+t.test('deeply nested XML is refused before the XML parser recurses into it', async (t) => {
+  const nested = (n: number) => Buffer.from(`<plist>${'<array>'.repeat(n)}${'</array>'.repeat(n)}</plist>`);
+  for (const n of [1000, 20000]) {
+    const t0 = performance.now();
+    t.throws(() => parsePlist(nested(n)), { name: 'PlistError', message: /nested too deeply/ }, `${n} levels`);
+    t.ok(performance.now() - t0 < 100, `${n} levels: rejected quickly`);
+  }
+  t.doesNotThrow(() => parsePlist(nested(100)), '100 levels still parse');
+  t.same(parsePlist(Buffer.from('<plist><!-- <a><a><a> --><dict><key>k</key><string><![CDATA[<b><b>]]></string></dict></plist>')), { k: '<b><b>' });
+});
