@@ -91,11 +91,17 @@ function execute(target: Target, input: Buffer): Outcome {
   }
 }
 
-/** Runs one input and applies the time limit (a slow input is re-run twice; the fastest run counts). */
+/**
+ * Runs one input and applies the time limit. A slow input is re-run four
+ * times and the fastest run counts: on a shared machine one run can stall
+ * for a scheduler's time slice, but a parse that is really slow is slow
+ * every time.
+ */
 export function runOne(target: Target, input: Buffer, slowMs = 100): Outcome {
   const out = execute(target, input);
   if (out.finding || out.ms <= slowMs) return out;
-  const best = Math.min(out.ms, execute(target, input).ms, execute(target, input).ms);
+  let best = out.ms;
+  for (let i = 0; i < 4 && best > slowMs; i++) best = Math.min(best, execute(target, input).ms);
   if (best <= slowMs) return out;
   return { finding: { kind: 'slow', message: `took ${best.toFixed(1)} ms (limit ${slowMs} ms)` }, ms: best };
 }
@@ -147,7 +153,11 @@ export function fuzz(target: Target, seeds: readonly Buffer[], options: FuzzOpti
     return out;
   };
 
+  const kept = new WeakSet<Buffer>();
   const keep = (input: Buffer) => {
+    // An input can be new twice over (a new outcome, then new blocks).
+    if (kept.has(input)) return;
+    kept.add(input);
     corpus.push(input);
     newEntries++;
     if (options.corpusOut) saveEntry(options.corpusOut, input);
@@ -177,7 +187,7 @@ export function fuzz(target: Target, seeds: readonly Buffer[], options: FuzzOpti
     if (!coverage || inputs.length === 0) return;
     coverage.reset();
     for (const input of inputs) run(input);
-    if (!coverage.novel(inputs.length > 1 ? false : true)) return;
+    if (!coverage.novel(inputs.length === 1)) return;
     if (inputs.length === 1) return keep(inputs[0]!);
     const mid = inputs.length >> 1;
     locate(inputs.slice(0, mid));

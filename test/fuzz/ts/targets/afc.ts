@@ -23,10 +23,10 @@ function run(input: Buffer): string {
       break;
     }
     const data = input.subarray(at + AFC_HEADER_SIZE, at + AFC_HEADER_SIZE + dataLength);
-    parts.push(`${h.operation <= 0x40 ? h.operation : 'x'}:${bucket(decodeStrings(data).length)}:${Object.keys(decodeKeyValues(data)).length > 0 ? 'kv' : '-'}`);
+    parts.push(`${h.operation <= 0x30 ? h.operation : 'x'}:${decodeStrings(data).length > 1 ? 'n' : decodeStrings(data).length}:${Object.keys(decodeKeyValues(data)).length > 0 ? 'kv' : '-'}`);
     at = end;
   }
-  return summary(parts);
+  return `${bucket(parts.length)}|${summary(parts)}`;
 }
 
 function fields(input: Buffer): Field[] {

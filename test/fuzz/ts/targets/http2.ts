@@ -14,7 +14,7 @@ function use(f: Frame): string {
     if (data.length > f.payload.length) throw new Mismatch('DATA without padding is longer than the payload');
     return `d${data.length ? '+' : '0'}`;
   }
-  return `t${f.type}`;
+  return `t${f.type <= FrameType.continuation ? f.type : 'x'}`;
 }
 
 function run(input: Buffer, rnd: Rng): string {
