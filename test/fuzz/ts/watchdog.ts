@@ -8,7 +8,7 @@ const MAX_KEPT = 256 * 1024;
 
 const WORKER = `
 const { workerData } = require('node:worker_threads');
-const { mkdirSync, writeFileSync } = require('node:fs');
+const { mkdirSync, writeFileSync, writeSync } = require('node:fs');
 const { createHash } = require('node:crypto');
 const beat = new Int32Array(workerData.sab, 0, 2);
 const bytes = new Uint8Array(workerData.sab, 8);
@@ -21,7 +21,8 @@ setInterval(() => {
   const file = workerData.dir + '/hang-' + createHash('sha1').update(input).digest('hex').slice(0, 16);
   writeFileSync(file, input);
   writeFileSync(file + '.txt', 'no progress for ' + workerData.ms + ' ms on this input\\n');
-  process.stderr.write('fuzz: HANG on an input, saved to ' + file + '\\n');
+  // process.stderr in a worker goes through the main thread, which is stuck.
+  writeSync(2, 'fuzz: HANG on an input, saved to ' + file + '\\n');
   process.kill(process.pid, 'SIGKILL');
 }, workerData.ms);
 `;
