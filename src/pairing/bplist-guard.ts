@@ -5,7 +5,6 @@
 // millions loops that many times reading past the end. Here the graph is
 // walked once, with memoised sizes, and rejected when it is cyclic, too deep,
 // expands far beyond its own size, or points outside the object table.
-import { PlistError } from './plist-codec.js';
 
 const TRAILER = 32;
 /** bplist-parser's own object-count bound. */
@@ -17,12 +16,24 @@ function readUInt(buf: Buffer, at: number, width: number): number {
   return v;
 }
 
+class Refused extends Error {}
+
 /**
- * Throws a PlistError unless the object graph is a tree-like DAG at most
+ * Why the object graph is unacceptable, or undefined when it is a DAG at most
  * `maxDepth` containers deep that expands to a bounded number of values.
  */
-export function checkBplistStructure(buf: Buffer, maxDepth: number): void {
-  const bad = (why: string) => new PlistError(`unparsable binary plist: ${why}`);
+export function bplistStructureProblem(buf: Buffer, maxDepth: number): string | undefined {
+  try {
+    walkGraph(buf, maxDepth);
+    return undefined;
+  } catch (err) {
+    if (err instanceof Refused) return err.message;
+    throw err;
+  }
+}
+
+function walkGraph(buf: Buffer, maxDepth: number): void {
+  const bad = (why: string) => new Refused(why);
   if (buf.length < 8 + TRAILER) throw bad('no trailer');
   const t = buf.length - TRAILER;
   const offsetSize = buf[t + 6]!;

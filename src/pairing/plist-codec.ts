@@ -11,7 +11,7 @@ import * as bplist from 'bplist-parser';
 import * as plist from 'plist';
 import { randomUUID } from 'node:crypto';
 
-import { checkBplistStructure } from './bplist-guard.js';
+import { bplistStructureProblem } from './bplist-guard.js';
 
 export type PlistValue = string | number | bigint | boolean | Date | Uint8Array | PlistValue[] | PlistDict;
 
@@ -48,7 +48,8 @@ export function parsePlist(bytes: Buffer | Uint8Array): PlistValue {
   let raw: unknown;
   let marker: string | undefined;
   if (buf.length >= 8 && buf.subarray(0, 8).equals(BPLIST_MAGIC)) {
-    checkBplistStructure(buf, MAX_DEPTH);
+    const problem = bplistStructureProblem(buf, MAX_DEPTH);
+    if (problem) throw new PlistError(`unparsable binary plist: ${problem}`);
     raw = quietly('binary plist', () => bplist.parseBuffer(buf)[0]);
   } else {
     const text = buf.toString('utf8').replace(/^\uFEFF/, '');
