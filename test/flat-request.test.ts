@@ -49,6 +49,12 @@ const DECLINED: Array<[string, Buffer]> = [
   ['trailing junk', Buffer.concat([wrap('<key>k</key><string>v</string>'), Buffer.from('<x/>')])],
   ['a BOM', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), wrap('<key>k</key><string>v</string>')])],
   ['invalid UTF-8', wrap('<key>k</key><string>\u00ff</string>').fill(0xff, HEAD.length + 30, HEAD.length + 31)],
+  // Found by the TypeScript fuzzer: JavaScript's \s is wider than XML's
+  // whitespace, and nothing may precede an XML declaration.
+  ['a space before the XML declaration', Buffer.concat([Buffer.from(' '), wrap('<key>k</key><string>v</string>')])],
+  ['a vertical tab between prolog parts', Buffer.from(wrap('<key>k</key><string>v</string>').toString().replace('?>\n', '?>\v'))],
+  ['a form feed between entries', wrap('<key>a</key><string>1</string>\f<key>b</key><string>2</string>')],
+  ['a no-break space after the dict', Buffer.from(wrap('').toString().replace('</dict>\n', '</dict>\u00a0'))],
 ];
 
 t.test('flat requests parse exactly as the general parser parses them', async (t) => {
@@ -63,6 +69,9 @@ t.test('flat requests parse exactly as the general parser parses them', async (t
 
 t.test('anything outside the subset is left to the general parser', async (t) => {
   for (const [name, body] of DECLINED) t.equal(parseFlatRequest(body), undefined, name);
+  for (const name of ['a space before the XML declaration', 'a vertical tab between prolog parts']) {
+    t.throws(() => parsePlist(DECLINED.find(([n]) => n === name)![1]), `${name}: the general parser refuses it`);
+  }
 });
 
 // A deterministic mutational sweep: whatever the fast path accepts, the general

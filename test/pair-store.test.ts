@@ -419,3 +419,63 @@ t.test('plist codec', async (t) => {
   t.notMatch(xml, /<key>u<\/key>/, 'undefined dict values are omitted');
   t.match(xml, /<\/plist>\n$/);
 });
+
+/** A bplist00 from raw objects (one-byte offsets and references), top object first. */
+function bplistOf(objects: number[][]): Buffer {
+  const head = Buffer.from('bplist00', 'latin1');
+  const offsets: number[] = [];
+  let at = head.length;
+  for (const o of objects) {
+    offsets.push(at);
+    at += o.length;
+  }
+  const trailer = Buffer.alloc(32);
+  trailer[6] = 1;
+  trailer[7] = 1;
+  trailer.writeBigUInt64BE(BigInt(objects.length), 8);
+  trailer.writeBigUInt64BE(0n, 16);
+  trailer.writeBigUInt64BE(BigInt(at), 24);
+  return Buffer.concat([head, ...objects.map((o) => Buffer.from(o)), Buffer.from(offsets), trailer]);
+}
+
+// Found by the TypeScript fuzzer (test/fuzz/ts): bplist-parser follows the
+// object graph blindly, so these cost a stack overflow, 2^40 values or a
+// 100-million-step loop before the structural check turned them away.
+t.test('binary plists with hostile object graphs are PlistErrors, fast', async (t) => {
+  const cases: Array<[string, Buffer]> = [
+    ['an array that contains itself', bplistOf([[0xa1, 0]])],
+    ['a dict whose value is the dict', bplistOf([[0xd1, 1, 0], [0x51, 0x6b]])],
+    ['40 arrays each holding the next twice', bplistOf([...Array.from({ length: 40 }, (_, i) => [0xa2, i + 1, i + 1]), [0x09]])],
+    ['an array claiming 100 million entries', bplistOf([[0xaf, 0x12, 0x05, 0xf5, 0xe1, 0x00]])],
+    ['a reference past the object table', bplistOf([[0xa1, 7]])],
+    ['arrays nested 200 deep', bplistOf([...Array.from({ length: 200 }, (_, i) => [0xa1, i + 1]), [0x09]])],
+  ];
+  for (const [name, bytes] of cases) {
+    const t0 = performance.now();
+    t.throws(() => parsePlist(bytes), PlistError, name);
+    t.ok(performance.now() - t0 < 50, `${name}: rejected quickly`);
+  }
+  t.same(parsePlist(bplistOf([[0xa2, 1, 1], [0x51, 0x78]])), ['x', 'x'], 'a shared (uniqued) string is fine');
+});
+
+t.test('toXml writes integral doubles past 2^53 as digits that read back', async (t) => {
+  // A bplist real of 1e300, or a 16-byte UID, reads as such a number; plist
+  // wrote it as <integer>1e+300</integer>, which nothing can parse.
+  for (const n of [1e21, 1.4330739329556124e36, -1e300]) {
+    const back = parsePlist(Buffer.from(toXml({ n, UID: { UID: n } }), 'utf8')) as PlistDict;
+    t.equal(back.n, BigInt(n), `${n} reads back as the same integer`);
+    t.same(back.UID, { UID: BigInt(n) });
+  }
+  t.match(toXml({ r: 0.5, i: 7 }), /<real>0.5<\/real>[\s\S]*<integer>7<\/integer>/, 'other numbers unchanged');
+});
+
+t.test('deeply nested XML is refused before the XML parser recurses into it', async (t) => {
+  const nested = (n: number) => Buffer.from(`<plist>${'<array>'.repeat(n)}${'</array>'.repeat(n)}</plist>`);
+  for (const n of [1000, 20000]) {
+    const t0 = performance.now();
+    t.throws(() => parsePlist(nested(n)), { name: 'PlistError', message: /nested too deeply/ }, `${n} levels`);
+    t.ok(performance.now() - t0 < 100, `${n} levels: rejected quickly`);
+  }
+  t.doesNotThrow(() => parsePlist(nested(100)), '100 levels still parse');
+  t.same(parsePlist(Buffer.from('<plist><!-- <a><a><a> --><dict><key>k</key><string><![CDATA[<b><b>]]></string></dict></plist>')), { k: '<b><b>' });
+});

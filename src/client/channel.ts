@@ -4,7 +4,7 @@
 import { once } from 'node:events';
 import net from 'node:net';
 
-import { parsePlist, toXml, type PlistDict } from '../pairing/plist-codec.js';
+import { isPlistDict, parsePlist, toXml, type PlistDict } from '../pairing/plist-codec.js';
 import { clientSocketAddress, formatSocketAddress, parseSocketAddress, type SocketAddress } from '../server/address.js';
 import {
   decodeDeviceAdd,
@@ -40,24 +40,32 @@ export type Reply =
   | { kind: 'attached'; deviceId: number; productId: number; serial: string; location: number }
   | { kind: 'removed' | 'paired'; deviceId: number };
 
-function decodeReply({ header, body }: Message): Reply {
+export function decodeReply({ header, body }: Message): Reply {
   switch (header.message) {
     case MessageType.Result:
-      return { kind: 'result', tag: header.tag, result: body.readUInt32LE(0) };
+      return { kind: 'result', tag: header.tag, result: u32Body(body, 'Result') };
     case MessageType.Plist: {
-      const dict = parsePlist(body) as PlistDict;
+      const dict = parsePlist(body);
+      // A daemon's reply is always a dict; anything else would be read as one below.
+      if (!isPlistDict(dict)) throw new UsbmuxError('a plist reply that is not a dictionary', 'ERR_USBMUX_PROTOCOL');
       if (dict.MessageType === 'Result') return { kind: 'result', tag: header.tag, result: Number(dict.Number) };
       return { kind: 'plist', tag: header.tag, dict };
     }
     case MessageType.DeviceAdd:
       return { kind: 'attached', ...decodeDeviceAdd(body) };
     case MessageType.DeviceRemove:
-      return { kind: 'removed', deviceId: body.readUInt32LE(0) };
+      return { kind: 'removed', deviceId: u32Body(body, 'DeviceRemove') };
     case MessageType.DevicePaired:
-      return { kind: 'paired', deviceId: body.readUInt32LE(0) };
+      return { kind: 'paired', deviceId: u32Body(body, 'DevicePaired') };
     default:
       throw new UsbmuxError(`unknown message type ${header.message}`, 'ERR_USBMUX_PROTOCOL');
   }
+}
+
+/** The u32 a binary reply carries; a shorter body is a broken daemon, not a RangeError. */
+function u32Body(body: Buffer, what: string): number {
+  if (body.length < 4) throw new UsbmuxError(`a ${what} message with a ${body.length}-byte body`, 'ERR_USBMUX_PROTOCOL');
+  return body.readUInt32LE(0);
 }
 
 export interface ChannelOptions {

@@ -11,6 +11,8 @@ import * as bplist from 'bplist-parser';
 import * as plist from 'plist';
 import { randomUUID } from 'node:crypto';
 
+import { bplistStructureProblem } from './bplist-guard.js';
+
 export type PlistValue = string | number | bigint | boolean | Date | Uint8Array | PlistValue[] | PlistDict;
 
 export interface PlistDict {
@@ -46,12 +48,15 @@ export function parsePlist(bytes: Buffer | Uint8Array): PlistValue {
   let raw: unknown;
   let marker: string | undefined;
   if (buf.length >= 8 && buf.subarray(0, 8).equals(BPLIST_MAGIC)) {
+    const problem = bplistStructureProblem(buf, MAX_DEPTH);
+    if (problem) throw new PlistError(`unparsable binary plist: ${problem}`);
     raw = quietly('binary plist', () => bplist.parseBuffer(buf)[0]);
   } else {
     const text = buf.toString('utf8').replace(/^\uFEFF/, '');
     // plist.parse would also take OpenStep text and other bplist versions;
     // neither is a format usbmuxd accepts, so only XML gets through.
     if (!text.trimStart().startsWith('<')) throw new PlistError('not an XML or bplist00 plist');
+    checkXmlDepth(text);
     const tagged = tagIntegers(text);
     marker = tagged.marker;
     raw = quietly('XML plist', () => plist.parse(tagged.text));
@@ -62,11 +67,11 @@ export function parsePlist(bytes: Buffer | Uint8Array): PlistValue {
 }
 
 export function toXml(value: PlistValue): string {
-  checkEncodable(value, 0);
+  const encodable = checkEncodable(value, 0);
   try {
     // Tabs and a final newline make the output byte-for-byte the shape
     // libplist writes, which is what usbmuxd clients have always seen.
-    return plist.build(value as plist.PlistValue, { indent: '\t' }) + '\n';
+    return plist.build(encodable as plist.PlistValue, { indent: '\t' }) + '\n';
   } catch (err) {
     // xmlbuilder refuses characters XML 1.0 cannot carry (most C0 controls).
     throw new PlistError(`cannot encode as XML plist: ${(err as Error).message}`, { cause: err });
@@ -87,6 +92,22 @@ function tagIntegers(text: string): { text: string; marker: string } {
     digits === undefined ? whole : `<string>${marker}${digits}</string>`,
   );
   return { text: out, marker };
+}
+
+// xmldom and plist.parse both recurse per element, and deep nesting is slow
+// long before the stack runs out: 1,000 nested <array>s (15 KB) took over
+// 100 ms, 20,000 (300 KB, well inside a lockdown frame) 2.7 s before a
+// stack overflow. One linear pass over the tags turns that away first.
+// Comments, CDATA and processing instructions are skipped like the parser
+// skips them; the count only has to be an upper bound of the real nesting.
+function checkXmlDepth(text: string): void {
+  const re = /<!--[\s\S]*?-->|<!\[CDATA\[[\s\S]*?\]\]>|<[?!][^>]*>|<(\/?)[^\s/>]+[^>]*?(\/?)>/g;
+  let depth = 0;
+  for (let m = re.exec(text); m; m = re.exec(text)) {
+    if (m[1] === undefined) continue;
+    if (m[1] === '/') depth--;
+    else if (m[2] !== '/' && ++depth > MAX_DEPTH + 2) throw new PlistError('plist nested too deeply');
+  }
 }
 
 function parseInteger(text: string): number | bigint {
@@ -181,15 +202,20 @@ function normalise(v: unknown, marker: string | undefined, depth: number): Plist
 
 // plist.build skips null without a word, and for a function or symbol in a
 // dict writes a <key> with no value; a reply missing a key is a protocol bug
-// better caught here than by a client.
-function checkEncodable(v: unknown, depth: number): void {
+// better caught here than by a client. It also writes any integral number as
+// <integer> with toString(), which for 1e21 and up is "1e+21", an integer
+// nobody can read back (a bplist real or a 16-byte UID gives such numbers):
+// those become bigints, written digit by digit. Returns the value to build,
+// copied only where a number had to change.
+function checkEncodable(v: unknown, depth: number): unknown {
   if (depth > MAX_DEPTH) throw new PlistError('value nested too deeply (or cyclic) for a plist');
   switch (typeof v) {
-    case 'string':
     case 'number':
+      return Number.isInteger(v) && !Number.isSafeInteger(v) ? BigInt(v) : v;
+    case 'string':
     case 'bigint':
     case 'boolean':
-      return;
+      return v;
     case 'object':
       break;
     default:
@@ -198,16 +224,24 @@ function checkEncodable(v: unknown, depth: number): void {
   if (v === null) throw new PlistError('null has no XML plist form');
   if (v instanceof Date) {
     if (Number.isNaN(v.getTime())) throw new PlistError('invalid Date');
-    return;
+    return v;
   }
-  if (v instanceof Uint8Array) return;
+  if (v instanceof Uint8Array) return v;
   if (Array.isArray(v)) {
-    for (const item of v) checkEncodable(item, depth + 1);
-    return;
+    let out: unknown[] | undefined;
+    v.forEach((item, i) => {
+      const e = checkEncodable(item, depth + 1);
+      if (e !== item) (out ??= [...v])[i] = e;
+    });
+    return out ?? v;
   }
-  for (const item of Object.values(v)) {
+  let out: Record<string, unknown> | undefined;
+  for (const [key, item] of Object.entries(v)) {
     // Omitted like JSON.stringify does, so optional reply fields can be
     // written as `{ Key: maybe }`.
-    if (item !== undefined) checkEncodable(item, depth + 1);
+    if (item === undefined) continue;
+    const e = checkEncodable(item, depth + 1);
+    if (e !== item) (out ??= { ...v })[key] = e;
   }
+  return out ?? v;
 }

@@ -9,15 +9,22 @@
 // (test/flat-request.test.ts checks that both agree).
 import type { PlistDict } from '../pairing/plist-codec.js';
 
+// XML whitespace is space, tab, CR and LF only (JavaScript's \s also takes
+// \v, \f, NBSP, U+2028 ...), and nothing may come before an XML declaration:
+// the general parser rejects both, so the fast path must not accept them.
+// CR is left out as well (see above).
+const WS = '[ \\t\\n]';
 const PROLOG = new RegExp(
-  String.raw`\s*(?:<\?xml version="1\.0"(?: encoding="(?:UTF|utf)-8")?\s*\?>\s*)?` +
-    String.raw`(?:<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1\.0//EN" "http://www\.apple\.com/DTDs/PropertyList-1\.0\.dtd">\s*)?` +
-    String.raw`<plist(?: version="1\.0")?>\s*<dict>\s*`,
+  String.raw`(?:<\?xml version="1\.0"(?: encoding="(?:UTF|utf)-8")?${WS}*\?>${WS}*|${WS}*)` +
+    String.raw`(?:<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1\.0//EN" "http://www\.apple\.com/DTDs/PropertyList-1\.0\.dtd">${WS}*)?` +
+    String.raw`<plist(?: version="1\.0")?>${WS}*<dict>${WS}*`,
   'y',
 );
-const ENTRY =
-  /<key>([^<&\r]*)<\/key>\s*(?:<string>([^<&\r]*)<\/string>|(<string\/>)|<integer>(-?\d{1,15})<\/integer>|<(true|false)\/>)\s*/y;
-const EPILOG = /<\/dict>\s*<\/plist>\s*$/y;
+const ENTRY = new RegExp(
+  String.raw`<key>([^<&\r]*)<\/key>${WS}*(?:<string>([^<&\r]*)<\/string>|(<string\/>)|<integer>(-?\d{1,15})<\/integer>|<(true|false)\/>)${WS}*`,
+  'y',
+);
+const EPILOG = new RegExp(String.raw`<\/dict>${WS}*<\/plist>${WS}*$`, 'y');
 
 export function parseFlatRequest(body: Buffer): PlistDict | undefined {
   if (body.length === 0 || body.length > 16384 || body[0] === 0x62 /* 'b': bplist00 */) return undefined;
