@@ -104,4 +104,26 @@ void Harness::checkConnections() {
   }
 }
 
+// After quiet turns nothing may stall that could move: a lost ACK or a lost
+// "window open" wake-up would hang a real transfer for good.
+void Harness::checkLiveness() {
+  if (!session_ || tainted_ || transport_.congested_) return;
+  for (auto& mp : models_) {
+    PeerConn& m = *mp;
+    if (!m.conn || m.conn->state() != Connection::State::Established || !m.haveIsn) continue;
+    // Every byte the local side took has been ACKed, so the peer may go on.
+    uint32_t taken = m.peerIsn + 1 + uint32_t(m.takenByLocal);
+    FUZZ_CHECK(m.sessionAdvertised && m.sessionAck == taken,
+               "connection %u last ACKed %u; the local side took up to %u", m.conn->id(),
+               m.sessionAck, taken);
+    auto client = m.client.lock();
+    if (!client || !client->active() || !m.haveEdge) continue;
+    // Bytes to send and room in the peer's window: they must have gone.
+    int32_t room = int32_t(m.rightEdge - m.sessionNext);
+    FUZZ_CHECK(room <= 0 || client->pendingOut_ == 0,
+               "connection %u holds %llu bytes to send with %d bytes of window open",
+               m.conn->id(), (unsigned long long)client->pendingOut_, room);
+  }
+}
+
 }  // namespace tsmuxd::fuzz

@@ -304,9 +304,12 @@ void Harness::onConnectFailed(Connection& c, const char*, const std::string&) { 
 void Harness::onConnectionClosed(Connection& c, const std::string&) { ended(c); }
 
 void Harness::finish() {
+  // Quiet turns first: whatever deferred work was left settles, and nothing
+  // may be left waiting that could go.
+  for (int i = 0; i < 8; ++i) endTurn();
+  checkLiveness();
   // Tear down as the daemon does, then let every timer run out: by then every
   // connection must have reported its end.
-  endTurn();
   shutdown();
   endTurn();
   for (int i = 0; i < 4; ++i) {

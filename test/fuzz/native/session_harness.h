@@ -68,6 +68,8 @@ class FakeClient : public mux::ConnectionIo, public pipe::Deferred {
   void poke() {
     if (!closed_) loop_.defer(this);
   }
+  // Open, connected, and not flushing a connection the peer ended.
+  bool active() const { return !closed_ && !finishing_ && decided_ && !closeWanted_; }
 
   uint64_t capacity_ = 0;    // bytes the local side will still take
   uint64_t pendingOut_ = 0;  // bytes the local side still wants to send
@@ -207,6 +209,7 @@ class Harness : public mux::SessionObserver {
   void ended(mux::Connection& c);
   PeerConn* modelFor(const mux::Connection& c);
   void checkConnections();
+  void checkLiveness();
   void dropSession();
 
   Config config_;
