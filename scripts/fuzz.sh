@@ -179,7 +179,17 @@ if [[ $only != native ]]; then
     echo "fuzz: --replay covers the native corpora only"
   elif [[ -f test/fuzz/ts/run.ts ]]; then
     npm run build
-    if node dist/test/fuzz/ts/run.js --seconds "$seconds"; then ts_status=ok; else ts_status=FAILED; failed=1; fi
+    if [[ ! -f dist/test/fuzz/ts/run.js ]]; then
+      # tsconfig.build.json must include test/fuzz/ts for npm run build to emit it.
+      echo "fuzz: npm run build did not emit dist/test/fuzz/ts/run.js" >&2
+      ts_status=FAILED
+      failed=1
+    elif node dist/test/fuzz/ts/run.js --seconds "$seconds"; then
+      ts_status=ok
+    else
+      ts_status=FAILED
+      failed=1
+    fi
   else
     echo "fuzz: the TypeScript fuzzers are absent (no test/fuzz/ts/run.ts); skipped"
     ts_status=absent
