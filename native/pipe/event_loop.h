@@ -17,6 +17,9 @@
 namespace tsmuxd::pipe {
 
 class EventLoop;
+// Drives a loop's turns by hand, with no thread or epoll (the fuzz harnesses
+// in test/fuzz/native/); defined there, never in the addon.
+class LoopDriver;
 
 // Something with an fd in the epoll set. Registration is edge-triggered: a
 // Pollable remembers readiness itself and clears it on EAGAIN.
@@ -80,6 +83,7 @@ class EventLoop {
   static uint64_t nowUs();
 
  private:
+  friend class LoopDriver;
   void run();
   void runPosted();
   void runTimers();
