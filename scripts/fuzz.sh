@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
-# npm run fuzz -- [--seconds N] [--target NAME] [--only native|ts] [--jobs J] [--replay]
+# npm run fuzz -- [--seconds N] [--ts-seconds N] [--target NAME] [--only native|ts] [--jobs J] [--replay]
 #
 # Builds the libFuzzer harnesses of test/fuzz/native/ into build-fuzz/ and
 # runs each for N seconds (default 60) on a scratch copy of its committed
 # corpus (test/fuzz/corpus/<target>/), so a run never writes into the repo.
 # A crash input is kept under build-fuzz/crashes/ and fails the run. Then,
-# unless --only native, the TypeScript fuzzers run (test/fuzz/ts/run.ts).
+# unless --only native, the TypeScript fuzzers run (test/fuzz/ts/run.ts), one
+# target after another, --ts-seconds each (default: --seconds).
 #
-# --replay runs every committed corpus file once through its harness, with no
-# fuzzing: the regression check that keeps a fixed crash fixed.
+# --replay runs every committed corpus file once through its harness (native
+# and TS), with no fuzzing: the regression check that keeps a fixed crash fixed.
 # docs/fuzzing.md has the targets, what they check and measured numbers.
 set -euo pipefail
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo_root"
 
 seconds=60
+ts_seconds=
 only=
 jobs=1
 replay=0
@@ -22,16 +24,18 @@ targets=()
 while (($#)); do
   case $1 in
     --seconds) seconds=${2:?--seconds needs a value}; shift 2 ;;
+    --ts-seconds) ts_seconds=${2:?--ts-seconds needs a value}; shift 2 ;;
     --target) targets+=("${2:?--target needs a name}"); shift 2 ;;
     --only) only=${2:?--only needs native or ts}; shift 2 ;;
     --jobs) jobs=${2:?--jobs needs a count}; shift 2 ;;
     --replay) replay=1; shift ;;
-    -h|--help) sed -n '2,13p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "fuzz: unknown argument $1" >&2; exit 2 ;;
   esac
 done
 [[ -z $only || $only == native || $only == ts ]] || { echo "fuzz: --only takes native or ts" >&2; exit 2; }
-[[ $seconds =~ ^[0-9]+$ && $jobs =~ ^[1-9][0-9]*$ ]] || { echo "fuzz: --seconds and --jobs take numbers" >&2; exit 2; }
+ts_seconds=${ts_seconds:-$seconds}
+[[ $seconds =~ ^[0-9]+$ && $ts_seconds =~ ^[0-9]+$ && $jobs =~ ^[1-9][0-9]*$ ]] || { echo "fuzz: --seconds, --ts-seconds and --jobs take numbers" >&2; exit 2; }
 
 # Each target: its harness, then the native sources it links (no N-API, no node).
 declare -A sources=(
@@ -175,16 +179,16 @@ fi
 
 ts_status=skipped
 if [[ $only != native ]]; then
-  if ((replay)); then
-    echo "fuzz: --replay covers the native corpora only"
-  elif [[ -f test/fuzz/ts/run.ts ]]; then
+  if [[ -f test/fuzz/ts/run.ts ]]; then
     npm run build
+    ts_args=(--seconds "$ts_seconds")
+    ((replay)) && ts_args=(--replay)
     if [[ ! -f dist/test/fuzz/ts/run.js ]]; then
       # tsconfig.build.json must include test/fuzz/ts for npm run build to emit it.
       echo "fuzz: npm run build did not emit dist/test/fuzz/ts/run.js" >&2
       ts_status=FAILED
       failed=1
-    elif node dist/test/fuzz/ts/run.js --seconds "$seconds"; then
+    elif node dist/test/fuzz/ts/run.js "${ts_args[@]}"; then
       ts_status=ok
     else
       ts_status=FAILED
