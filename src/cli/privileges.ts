@@ -62,7 +62,10 @@ function assertCannotRegainRoot(account: Account): void {
     throw new PrivilegeError('EREGAIN', `after the drop to ${account.name} the ids are ${ids.join('/')}`);
   }
   if (account.uid === 0) return;  // -U root: nothing was dropped, nothing to regain
-  for (const attempt of [() => process.setuid?.(0), () => process.seteuid?.(0), () => process.setgid?.(0)]) {
+  const attempts = [() => process.setuid?.(0), () => process.seteuid?.(0)];
+  // A user whose own group is root's keeps gid 0 by right; that is no way back.
+  if (account.gid !== 0) attempts.push(() => process.setgid?.(0));
+  for (const attempt of attempts) {
     let regained = true;
     try {
       attempt();
