@@ -105,7 +105,10 @@ build_native() {
       [[ $out/obj/${src%.cc}.o -nt $bin ]] && relink=1
     done
     [[ -f $bin ]] || relink=1
-    ((relink)) && "$CXX" "${flags[@]}" "${objs[@]}" -o "$bin"
+    # (An && list would not stop the script: a link error must not pass for a crash later.)
+    if ((relink)); then
+      "$CXX" "${flags[@]}" "${objs[@]}" -o "$bin" || { echo "fuzz: linking $t failed" >&2; rm -f "$bin"; return 1; }
+    fi
   done
   return 0
 }
