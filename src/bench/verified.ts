@@ -21,52 +21,81 @@ export interface VerifiedResult {
   ms: number;
 }
 
-function lengthHeader(total: number): Buffer {
-  const header = Buffer.alloc(8);
-  header.writeBigUInt64BE(BigInt(total));
-  return header;
+export function lengthHeader(n: number): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64BE(BigInt(n));
+  return b;
 }
 
-/** Hashes exactly `skip` payload bytes, then collects the 32-byte digest the phone appends. */
-function readHashedThenTrailer(socket: Socket, skip: number, onBytes?: (n: number) => void): Promise<{ digest: string; trailer: Buffer; bytes: number }> {
+export interface HashedRead {
+  /** SHA-256 of the first n bytes. */
+  digest: Buffer;
+  /** The `trailer` bytes that followed them. */
+  trailer: Buffer;
+  bytes: number;
+}
+
+/**
+ * Reads n bytes (hashing them as they arrive, never holding them) and then
+ * `trailerLength` more. `onProgress` sees the running count after each chunk.
+ */
+export function readHashed(
+  socket: Socket,
+  n: number,
+  trailerLength = DIGEST_LENGTH,
+  onProgress?: (bytes: number) => void,
+): Promise<HashedRead> {
   return new Promise((resolve, reject) => {
     const hash = createHash('sha256');
-    let bytes = 0;
+    let got = 0;
     const trailer: Buffer[] = [];
-    let trailerBytes = 0;
-    const done = (err?: Error) => {
-      socket.off('data', onData);
-      socket.off('close', onClose);
-      socket.off('error', done);
-      if (err) return reject(err);
-      resolve({ digest: hash.digest('hex'), trailer: Buffer.concat(trailer), bytes });
-    };
+    let trailerGot = 0;
     const onData = (chunk: Buffer) => {
-      const body = Math.min(chunk.length, skip - bytes);
-      if (body > 0) {
-        hash.update(body === chunk.length ? chunk : chunk.subarray(0, body));
-        bytes += body;
-        onBytes?.(body);
+      let data = chunk;
+      if (got < n) {
+        const take = Math.min(n - got, data.length);
+        hash.update(data.subarray(0, take));
+        got += take;
+        data = data.subarray(take);
       }
-      if (body < chunk.length) {
-        trailer.push(chunk.subarray(body));
-        trailerBytes += chunk.length - body;
+      if (data.length > 0 && trailerGot < trailerLength) {
+        const take = Math.min(trailerLength - trailerGot, data.length);
+        trailer.push(data.subarray(0, take));
+        trailerGot += take;
+        data = data.subarray(take);
       }
-      if (trailerBytes > DIGEST_LENGTH) done(new Error(`${trailerBytes - DIGEST_LENGTH} bytes more than were asked for`));
-      else if (trailerBytes === DIGEST_LENGTH) done();
+      onProgress?.(got + trailerGot);
+      if (got === n && trailerGot === trailerLength) {
+        cleanup();
+        if (data.length > 0) socket.unshift(data);
+        resolve({ digest: hash.digest(), trailer: Buffer.concat(trailer), bytes: got });
+      }
     };
-    const onClose = () => done(new Error(`closed after ${bytes} of ${skip} bytes and ${trailerBytes} of ${DIGEST_LENGTH} digest bytes`));
+    const onEnd = () => {
+      cleanup();
+      reject(new Error(`socket ended after ${got} of ${n} bytes (+${trailerGot} of ${trailerLength} trailer bytes)`));
+    };
+    const onError = (err: Error) => {
+      cleanup();
+      reject(err);
+    };
+    const cleanup = () => {
+      socket.off('data', onData);
+      socket.off('end', onEnd);
+      socket.off('close', onEnd);
+      socket.off('error', onError);
+    };
     socket.on('data', onData);
-    socket.on('close', onClose);
-    socket.on('error', done);
-    socket.resume();
+    socket.on('end', onEnd);
+    socket.on('close', onEnd);
+    socket.on('error', onError);
   });
 }
 
 /** Sends `total` numbered bytes to a sink (device port 9); the sink answers with its SHA-256. */
 export async function uploadVerified(socket: Socket, total: number, streamId: number, onBytes?: (n: number) => void): Promise<VerifiedResult> {
   const started = performance.now();
-  const answer = readHashedThenTrailer(socket, 0);
+  const answer = readHashed(socket, 0);
   const hash = createHash('sha256');
   socket.write(lengthHeader(total));
   for (let sent = 0, index = 0; sent < total; index++) {
@@ -84,14 +113,27 @@ export async function uploadVerified(socket: Socket, total: number, streamId: nu
     if (!socket.write(chunk)) await Promise.race([once(socket, 'drain'), answer]);
   }
   const got = await answer;
+  assertNothingMore(socket);
   return { bytes: total, local: hash.digest('hex'), remote: got.trailer.toString('hex'), ms: performance.now() - started };
 }
 
 /** Asks a source (device port 19) for `total` random bytes and their SHA-256, and hashes what arrives. */
 export async function downloadVerified(socket: Socket, total: number, onBytes?: (n: number) => void): Promise<VerifiedResult> {
   const started = performance.now();
-  const reading = readHashedThenTrailer(socket, total, onBytes);
+  let counted = 0;
+  const progress = onBytes && ((sofar: number) => {
+    const payload = Math.min(sofar, total);
+    onBytes(payload - counted);
+    counted = payload;
+  });
+  const reading = readHashed(socket, total, DIGEST_LENGTH, progress);
   socket.write(lengthHeader(total));
   const got = await reading;
-  return { bytes: got.bytes, local: got.digest, remote: got.trailer.toString('hex'), ms: performance.now() - started };
+  assertNothingMore(socket);
+  return { bytes: got.bytes, local: got.digest.toString('hex'), remote: got.trailer.toString('hex'), ms: performance.now() - started };
+}
+
+/** One request, one answer: bytes past the digest mean the phone sent more than was asked. */
+function assertNothingMore(socket: Socket): void {
+  if (socket.readableLength > 0) throw new Error(`${socket.readableLength} bytes more than were asked for`);
 }

@@ -6,12 +6,14 @@ import { createHash } from 'node:crypto';
 import { randomFillSync } from 'node:crypto';
 import type net from 'node:net';
 
+import { lengthHeader, readHashed, type HashedRead } from '../../src/bench/verified.js';
 import type { DecodedPacket, RawCable } from '../../src/native.js';
 import { PROTO_TCP, PROTO_VERSION, recvTransfer, wire } from './harness.js';
 
 export const MiB = 1024 * 1024;
 export const KiB = 1024;
 export const DIGEST_LENGTH = 32;
+export { lengthHeader, readHashed, type HashedRead } from '../../src/bench/verified.js';
 
 export {
   PROTO_CONTROL,
@@ -67,77 +69,6 @@ export async function writeRandom(socket: net.Socket, total: number, chunkSize =
     if (!socket.write(chunk)) await drained(socket);
   }
   return hash.digest();
-}
-
-export function lengthHeader(n: number): Buffer {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64BE(BigInt(n));
-  return b;
-}
-
-export interface HashedRead {
-  /** SHA-256 of the first n bytes. */
-  digest: Buffer;
-  /** The `trailer` bytes that followed them. */
-  trailer: Buffer;
-  bytes: number;
-}
-
-/**
- * Reads n bytes (hashing them as they arrive, never holding them) and then
- * `trailerLength` more. `onProgress` sees the running count after each chunk.
- */
-export function readHashed(
-  socket: net.Socket,
-  n: number,
-  trailerLength = DIGEST_LENGTH,
-  onProgress?: (bytes: number) => void,
-): Promise<HashedRead> {
-  return new Promise((resolve, reject) => {
-    const hash = createHash('sha256');
-    let got = 0;
-    const trailer: Buffer[] = [];
-    let trailerGot = 0;
-    const onData = (chunk: Buffer) => {
-      let data = chunk;
-      if (got < n) {
-        const take = Math.min(n - got, data.length);
-        hash.update(data.subarray(0, take));
-        got += take;
-        data = data.subarray(take);
-      }
-      if (data.length > 0 && trailerGot < trailerLength) {
-        const take = Math.min(trailerLength - trailerGot, data.length);
-        trailer.push(data.subarray(0, take));
-        trailerGot += take;
-        data = data.subarray(take);
-      }
-      onProgress?.(got + trailerGot);
-      if (got === n && trailerGot === trailerLength) {
-        cleanup();
-        if (data.length > 0) socket.unshift(data);
-        resolve({ digest: hash.digest(), trailer: Buffer.concat(trailer), bytes: got });
-      }
-    };
-    const onEnd = () => {
-      cleanup();
-      reject(new Error(`socket ended after ${got} of ${n} bytes (+${trailerGot} of ${trailerLength} trailer bytes)`));
-    };
-    const onError = (err: Error) => {
-      cleanup();
-      reject(err);
-    };
-    const cleanup = () => {
-      socket.off('data', onData);
-      socket.off('end', onEnd);
-      socket.off('close', onEnd);
-      socket.off('error', onError);
-    };
-    socket.on('data', onData);
-    socket.on('end', onEnd);
-    socket.on('close', onEnd);
-    socket.on('error', onError);
-  });
 }
 
 export interface SinkResult {
