@@ -8,12 +8,13 @@ import type net from 'node:net';
 
 import { lengthHeader, readHashed, type HashedRead } from '../../src/bench/verified.js';
 import type { DecodedPacket, RawCable } from '../../src/native.js';
+import { DIGEST_LENGTH } from '../../src/sim/services/measuring.js';
 import { PROTO_TCP, PROTO_VERSION, recvTransfer, wire } from './harness.js';
 
 export const MiB = 1024 * 1024;
 export const KiB = 1024;
-export const DIGEST_LENGTH = 32;
 export { lengthHeader, readHashed, type HashedRead } from '../../src/bench/verified.js';
+export { DIGEST_LENGTH };
 
 export {
   PROTO_CONTROL,
