@@ -6,6 +6,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 
 import { UsbmuxClient } from '../../src/client/index.js';
+import { encodeHeader, encodeMessage, MessageType, ProtocolVersion } from '../../src/server/protocol.js';
 import { RawPhone, TH_ACK, TH_RST, TH_SYN, type Tcp } from './raw-phone.js';
 
 export const ATTACKS = ['control-rst-flood', 'zero-window', 'past-window', 'half-open', 'stuck-reader', 'garbage-listen'] as const;
@@ -29,15 +30,9 @@ export interface Attack {
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const HOSTILE_SERIAL = '00008101000AB0BAB0BAB0BA';
 
-function header(length: number, version: number, message: number, tag: number): Buffer {
-  const b = Buffer.alloc(16);
-  b.writeUInt32LE(length, 0);
-  b.writeUInt32LE(version, 4);
-  b.writeUInt32LE(message, 8);
-  b.writeUInt32LE(tag, 12);
-  return b;
-}
-const LISTEN = header(16, 0, 3, 1);
+const header = (length: number, version: number, message: number, tag: number): Buffer =>
+  encodeHeader({ length, version, message, tag });
+const LISTEN = encodeMessage(ProtocolVersion.Binary, MessageType.Listen, 1);
 
 async function openSocket(path: string): Promise<net.Socket> {
   for (let attempt = 0; ; attempt++) {
