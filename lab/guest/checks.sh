@@ -175,6 +175,7 @@ probe() { node "$G/mux-probe.mjs" "$@"; }
 # device_id: the DeviceID ListDevices gives our UDID, empty if none.
 device_id() { probe devices 2>/dev/null | tr '{' '\n' | sed -n "s/.*\"deviceId\":\([0-9]*\),\"serial\":\"$UDID\".*/\1/p"; }
 daemon_fds() { ls "/proc/$DAEMON_PID/fd" 2>/dev/null | wc -l; }
+sim_fds() { ls "/proc/$SIM_PID/fd" 2>/dev/null | wc -l; }
 # rss_kib PID: resident memory in KiB
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
 daemon_usbfs_fds() { ls -l "/proc/$DAEMON_PID/fd" 2>/dev/null | grep -c ' -> /dev/bus/usb/'; }
@@ -235,7 +236,7 @@ c_no_fd_leak() {
 c_unplug_storm() {
   fds_start=$(daemon_fds)
   rss_start=$(rss_kib "$DAEMON_PID")
-  sim_fds_start=$(ls "/proc/$SIM_PID/fd" | wc -l)
+  sim_fds_start=$(sim_fds)
   storm_start=$(uptime_s)  # not $t: the cycles' own checks set that
   eofs=0
   echo "cycle daemon_fds daemon_rss_kib sim_fds sim_rss_kib stream_end" > "$OUT/$PHASE-storm.tsv"
@@ -244,13 +245,13 @@ c_unplug_storm() {
     c_replug_new_id >> "$OUT/$PHASE-storm-$i.out" 2>&1 || { echo "cycle $i, replug: $(tail -1 "$OUT/$PHASE-storm-$i.out")"; return 1; }
     end=$(sed -n 's/.*"end":"\([a-z]*\)".*/\1/p' "$OUT/$PHASE-stream.out")
     [ "$end" = eof ] && eofs=$((eofs + 1))
-    echo "$i $(daemon_fds) $(rss_kib "$DAEMON_PID") $(ls "/proc/$SIM_PID/fd" | wc -l) $(rss_kib "$SIM_PID") $end" >> "$OUT/$PHASE-storm.tsv"
+    echo "$i $(daemon_fds) $(rss_kib "$DAEMON_PID") $(sim_fds) $(rss_kib "$SIM_PID") $end" >> "$OUT/$PHASE-storm.tsv"
     [ "$i" -eq 1 ] && rss_warm=$(rss_kib "$DAEMON_PID")
   done
   FDS_BEFORE=$fds_start
   wait_until 15 fds_back || { echo "daemon fds: $fds_start before the storm, $(daemon_fds) after"; return 1; }
   rss_end=$(rss_kib "$DAEMON_PID")
-  sim_fds_end=$(ls "/proc/$SIM_PID/fd" | wc -l)
+  sim_fds_end=$(sim_fds)
   cat "$OUT/$PHASE-storm.tsv"
   [ "$eofs" -eq "$STORM" ] || { echo "the streaming client got EOF in $eofs of $STORM cycles"; return 1; }
   [ "$sim_fds_end" -eq "$sim_fds_start" ] || { echo "sim fds: $sim_fds_start before the storm, $sim_fds_end after"; return 1; }
