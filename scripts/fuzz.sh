@@ -5,8 +5,9 @@
 # runs each for N seconds (default 60) on a scratch copy of its committed
 # corpus (test/fuzz/corpus/<target>/), so a run never writes into the repo.
 # A crash input is kept under build-fuzz/crashes/ and fails the run. Then,
-# unless --only native, the TypeScript fuzzers run (test/fuzz/ts/run.ts), one
-# target after another, --ts-seconds each (default: --seconds).
+# unless --only native, the TypeScript fuzzers run (test/fuzz/ts/run.ts),
+# --ts-seconds each (default: --seconds). --jobs J runs J targets at a time,
+# native and TypeScript alike.
 #
 # --replay runs every committed corpus file once through its harness (native
 # and TS), with no fuzzing: the regression check that keeps a fixed crash fixed.
@@ -184,7 +185,7 @@ ts_status=skipped
 if [[ $only != native ]]; then
   if [[ -f test/fuzz/ts/run.ts ]]; then
     npm run build
-    ts_args=(--seconds "$ts_seconds")
+    ts_args=(--seconds "$ts_seconds" --jobs "$jobs")
     ((replay)) && ts_args=(--replay)
     if [[ ! -f dist/test/fuzz/ts/run.js ]]; then
       # tsconfig.build.json must include test/fuzz/ts for npm run build to emit it.

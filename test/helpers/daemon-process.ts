@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 
 import { packageRoot } from '../../src/native.js';
+import { patience } from './sanitizers.js';
 
 type Teardown = { teardown(fn: () => void | Promise<void>): void };
 
@@ -45,6 +46,7 @@ export async function waitUntil<T>(
   what: string,
   everyMs = 25,
 ): Promise<T> {
+  timeoutMs = patience(timeoutMs);
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await check();
@@ -109,7 +111,7 @@ export function run(command: string, args: string[], options: RunOptions = {}): 
   const timer = setTimeout(() => {
     timedOut = true;
     child.kill('SIGKILL');
-  }, options.timeoutMs ?? 30_000);
+  }, patience(options.timeoutMs ?? 30_000));
   return new Promise((resolve, reject) => {
     child.once('error', (err) => {
       clearTimeout(timer);
@@ -149,6 +151,7 @@ export class OutputWatch {
 
   /** Resolves with the first match of `re` in everything written so far (or later). */
   waitFor(re: RegExp, timeoutMs: number, exited?: Promise<Exit>): Promise<RegExpMatchArray> {
+    timeoutMs = patience(timeoutMs);
     const m = this.text.match(re);
     if (m) return Promise.resolve(m);
     return new Promise((resolve, reject) => {

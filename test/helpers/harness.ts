@@ -13,6 +13,7 @@ import { openLoopbackClient } from '../../src/devices/loopback-client.js';
 import { MuxEngine, type MuxEngineOptions } from '../../src/devices/mux-engine.js';
 import { native, packageRoot, type RawCable } from '../../src/native.js';
 import { iphoneDescriptor } from '../../src/sim/descriptor.js';
+import { patience } from './sanitizers.js';
 
 export const wire = native.wire;
 
@@ -22,6 +23,16 @@ export function tempDir(t: { teardown(fn: () => void): void }): string {
   return dir;
 }
 
+/** `p`, or a timeout error naming `what` (the deadline stretched under ASan). */
+export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  ms = patience(ms);
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
 /** Resolves with the first `event` whose payload passes `match`. */
 export function waitFor<T>(
   emitter: NodeJS.EventEmitter,
@@ -29,6 +40,7 @@ export function waitFor<T>(
   match: (value: T) => boolean = () => true,
   timeoutMs = 10_000,
 ): Promise<T> {
+  timeoutMs = patience(timeoutMs);
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       emitter.off(event, listener);

@@ -12,7 +12,8 @@ import { UsbmuxClient, type UsbmuxDevice } from '../../src/client/usbmux-client.
 import { silentLogger, type Logger } from '../../src/log.js';
 import { Daemon } from '../../src/server/daemon.js';
 import { startPeer, type Peer, type PeerOptions } from '../../src/sim/peer.js';
-import { sleep, tempDir } from './harness.js';
+import { sleep, tempDir, within } from './harness.js';
+import { patience } from './sanitizers.js';
 
 export { sleep, tempDir };
 
@@ -51,7 +52,7 @@ export interface StartOptions {
 
 /** Polls `check` until it returns a truthy value; throws after `timeoutMs`. */
 export async function waitUntil<T>(check: () => T | Promise<T>, what: string, timeoutMs = SLOW, everyMs = 20): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = Date.now() + patience(timeoutMs);
   let lastError: unknown;
   for (;;) {
     try {
@@ -68,14 +69,7 @@ export async function waitUntil<T>(check: () => T | Promise<T>, what: string, ti
   }
 }
 
-/** Rejects if `p` has not settled within `ms`. */
-export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
+export { within };
 
 /** Starts a daemon with `sims` simulated phones and waits until ListDevices shows them all. */
 export async function startDaemon(t: Teardown, options: StartOptions = {}): Promise<DaemonSetup> {

@@ -10,7 +10,7 @@ import { NativeError, type DecodedPacket, type RawCable } from '../../src/native
 import { iphoneDescriptor } from '../../src/sim/descriptor.js';
 import { startPeer } from '../../src/sim/peer.js';
 import { ECHO_PORT } from '../../src/sim/ports.js';
-import { openClient, RawDevice, readExactly, recvTransfer, sleep, TH_ACK, TH_SYN, waitFor, wire, type HostSetup } from './harness.js';
+import { openClient, RawDevice, readExactly, recvTransfer, sleep, TH_ACK, TH_SYN, waitFor, within as withTimeout, wire, type HostSetup } from './harness.js';
 
 export { recvTransfer, sleep };
 
@@ -19,14 +19,7 @@ type Teardown = { teardown(fn: () => void): void };
 /** Generous default for anything that waits on the engine's thread. */
 export const SLOW = 20_000;
 
-/** Rejects if `p` has not settled within `ms`. */
-export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
+export { withTimeout };
 
 /** Like recvTransfer, but skips ZLPs. */
 export async function recvPacket(cable: RawCable, timeoutMs = SLOW): Promise<Buffer | null> {

@@ -1,11 +1,12 @@
 // The TypeScript fuzzer's command line:
 //   node dist/test/fuzz/ts/run.js [--seconds N] [--execs N] [--target NAME[,NAME]] [--seed S]
-//                                 [--no-coverage] [--replay]
+//                                 [--jobs J] [--no-coverage] [--replay]
 // Fuzzes each target for N seconds (default 60) on a scratch copy of its
 // committed corpus (test/fuzz/corpus/ts-<target>/), or with --replay runs
 // every committed corpus file once. Findings go to
 // build-fuzz/ts-crashes/<target>/; any finding makes the exit status 1.
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
@@ -20,6 +21,8 @@ interface Args {
   execs?: number;
   targets: Target[];
   seed: number;
+  /** Targets fuzzed at once, each in its own process. */
+  jobs: number;
   coverage: boolean;
   replay: boolean;
   keep: boolean;
@@ -28,13 +31,13 @@ interface Args {
 }
 
 function usage(why: string): never {
-  process.stderr.write(`${why}\nusage: run.js [--seconds N] [--execs N] [--target NAME[,NAME]] [--seed S] [--no-coverage] [--keep] [--replay]\n`);
+  process.stderr.write(`${why}\nusage: run.js [--seconds N] [--execs N] [--target NAME[,NAME]] [--seed S] [--jobs J] [--no-coverage] [--keep] [--replay]\n`);
   process.stderr.write(`targets: ${TARGETS.map((t) => t.name).join(', ')}\n`);
   process.exit(2);
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { seconds: 60, targets: [...TARGETS], seed: Date.now() % 0x100000000, coverage: true, replay: false, keep: false };
+  const args: Args = { seconds: 60, targets: [...TARGETS], seed: Date.now() % 0x100000000, jobs: 1, coverage: true, replay: false, keep: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = () => argv[++i] ?? usage(`${a} needs a value`);
@@ -46,6 +49,7 @@ function parseArgs(argv: string[]): Args {
     if (a === '--seconds') args.seconds = number();
     else if (a === '--execs') args.execs = number();
     else if (a === '--seed') args.seed = number() >>> 0;
+    else if (a === '--jobs') args.jobs = Math.max(1, Math.floor(number()));
     else if (a === '--no-coverage') args.coverage = false;
     else if (a === '--replay') args.replay = true;
     else if (a === '--keep') args.keep = true;
@@ -63,7 +67,7 @@ function parseArgs(argv: string[]): Args {
 function withoutTargetArgs(argv: string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === '--target' || argv[i] === '--seed') i++;
+    if (argv[i] === '--target' || argv[i] === '--seed' || argv[i] === '--jobs') i++;
     else out.push(argv[i]!);
   }
   return out;
@@ -95,13 +99,18 @@ async function main(): Promise<number> {
     // under an earlier target's coverage session (usbmux-v1 after lockdown
     // saw 272 blocks instead of 867), and each target starts from a clean heap.
     let status = 0;
-    for (const target of args.targets) {
-      const rest = withoutTargetArgs(process.argv.slice(2));
-      const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), ...rest, '--seed', String(args.seed), '--target', target.name, '--quiet-seed'], {
-        stdio: 'inherit',
-      });
-      if (child.status !== 0) status = 1;
-    }
+    const rest = withoutTargetArgs(process.argv.slice(2));
+    const queue = [...args.targets];
+    const worker = async () => {
+      for (let target = queue.shift(); target; target = queue.shift()) {
+        const child = spawn(process.execPath, [fileURLToPath(import.meta.url), ...rest, '--seed', String(args.seed), '--target', target.name, '--quiet-seed'], {
+          stdio: 'inherit',
+        });
+        const [code] = (await once(child, 'exit')) as [number | null];
+        if (code !== 0) status = 1;
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(args.jobs, args.targets.length) }, worker));
     return status;
   }
   for (const target of args.targets) {
