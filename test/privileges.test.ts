@@ -1,15 +1,15 @@
 // -U USER: the daemon binds as root, then becomes USER on every thread and
 // cannot become root again; it still serves clients and writes pair records.
 import t from 'tap';
-import { spawn } from 'node:child_process';
-import { chmodSync, statSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as plist from 'plist';
 
 import { lookupAccount, PrivilegeError, threadCredentials } from '../src/cli/privileges.js';
 import { UsbmuxClient } from '../src/client/index.js';
 import { packageRoot } from '../src/native.js';
-import { spawnDaemon, tempDir } from './helpers/daemon-process.js';
+import { childrenOf, spawnDaemon, tempDir, waitUntil } from './helpers/daemon-process.js';
 
 const asRoot = process.getuid?.() === 0;
 const nobody = (() => {
@@ -100,6 +100,43 @@ t.test('the daemon with -U nobody: every thread is nobody, clients and pair reco
   t.match(await client.readBUID(), /^[0-9A-F-]{36}$/, 'ReadBUID creates the SystemBUID after the drop');
   t.equal(statSync(join(config, 'SystemConfiguration.plist')).uid, nobody!.uid, 'in a file nobody owns');
   await daemon.stop();
+});
+
+/** Why nobody cannot run a sim from this checkout (a parent dir it cannot reach), or false. */
+function checkoutUnreadable(): string | false {
+  if (skipDrop) return skipDrop;
+  const script = join(packageRoot, 'dist', 'src', 'sim', 'peer-main.js');
+  const probe = spawnSync(process.execPath, ['-e', `require('fs').accessSync(${JSON.stringify(script)}, 4)`], { uid: nobody!.uid, gid: nobody!.gid });
+  return probe.status === 0 ? false : `nobody cannot read ${script}`;
+}
+
+function uidsOf(pid: number): number[] {
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('Uid:'))!;
+  return line.split(/\s+/).slice(1, 5).map(Number);
+}
+
+t.test('-U nobody with --sim: the sim runs as nobody, and one killed after the drop comes back as the same phone', { skip: checkoutUnreadable() }, async (t) => {
+  const dir = tempDir(t, 'tsmuxd-priv-');
+  chmodSync(dir, 0o711);
+  const state = join(dir, 'state', 'sims');
+  const socket = join(dir, 'usbmuxd.sock');
+  const daemon = spawnDaemon(t, ['-f', '--no-usb', '-p', '-U', 'nobody', '--sim', '1', '-S', socket, '-P', 'NONE', '-C', join(dir, 'lockdown'), '--sim-state', state]);
+  const client = new UsbmuxClient({ address: await daemon.ready() });
+  const listed = async () => (await client.listDevices()).map((d) => d.serialNumber);
+  const [udid] = await waitUntil(async () => ((await listed()).length === 1 ? listed() : null), 30_000, 'the sim to be listed');
+  const [sim] = childrenOf(daemon.pid);
+  t.ok(sim, 'the daemon has its sim child');
+  t.same(uidsOf(sim!.pid), [nobody!.uid, nobody!.uid, nobody!.uid, nobody!.uid], 'the sim runs as nobody from the start');
+  t.equal(statSync(state).uid, nobody!.uid, 'its state root belongs to nobody');
+  t.equal(statSync(state).mode & 0o777, 0o700, 'and is 0700');
+  t.equal(statSync(join(state, 'sim-0')).uid, nobody!.uid, 'as does the phone\'s own state');
+
+  process.kill(sim!.pid, 'SIGKILL');
+  await daemon.stderr.waitFor(/sim 0: restarted, pid \d+/, 30_000, daemon.exited);
+  const back = await waitUntil(async () => ((await listed()).length === 1 ? listed() : null), 30_000, 'the restarted sim to be listed');
+  t.same(back, [udid], 'the restarted sim read its identity back: the same UDID');
+  t.notOk(/EACCES|permission denied/i.test(daemon.stderr.text), 'no permission error in the log');
+  t.same(await daemon.stop(), { code: 0, signal: null }, 'and the daemon stops cleanly');
 });
 
 t.test('-U with an unknown user: a clear error and exit 1, nothing served', async (t) => {

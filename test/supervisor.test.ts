@@ -5,35 +5,15 @@
 // idevice_id lists them all, a killed one is restarted, and SIGTERM to the
 // daemon takes every child with it.
 import t from 'tap';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { UsbmuxClient } from '../src/client/index.js';
 import { Logger } from '../src/log.js';
 import { SimSupervisor } from '../src/supervisor/supervisor.js';
-import { findOnPath, run, spawnDaemon, waitUntil } from './helpers/daemon-process.js';
+import { childrenOf, findOnPath, run, spawnDaemon, waitUntil } from './helpers/daemon-process.js';
 import { startHost, tempDir, waitFor } from './helpers/harness.js';
 import { scaledForSanitizers } from './helpers/sanitizers.js';
-
-/** pid -> [state letter, parent pid] for every process, from /proc. */
-function processTable(): Map<number, { state: string; ppid: number }> {
-  const table = new Map<number, { state: string; ppid: number }>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      table.set(Number(entry), { state: state!, ppid: Number(ppid) });
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return table;
-}
-
-function childrenOf(pid: number): Array<{ pid: number; state: string }> {
-  return [...processTable()].filter(([, p]) => p.ppid === pid).map(([child, p]) => ({ pid: child, state: p.state }));
-}
 
 function jsonLines(text: string): Array<Record<string, unknown>> {
   return text

@@ -162,3 +162,19 @@ export async function removeStaleTemps(dir: string, minAgeMs: number): Promise<n
   }
   return removed;
 }
+
+/**
+ * Gives `dir` and everything under it to uid:gid (tsmuxd -U handing its sim
+ * state to the user the sims run as). lchown throughout: a symlink is
+ * re-owned itself and never followed, so nothing outside `dir` changes.
+ */
+export async function chownTree(dir: string, uid: number, gid: number): Promise<void> {
+  const st = await fs.lstat(dir);
+  if (st.uid !== uid || st.gid !== gid) await fs.lchown(dir, uid, gid);
+  if (!st.isDirectory()) return;
+  for (const entry of await fs.readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) await chownTree(path, uid, gid);
+    else await fs.lchown(path, uid, gid);
+  }
+}

@@ -1,14 +1,15 @@
 // The daemon assembled: data-plane engine, device table, pair-record store and
 // the usbmuxd socket, plus cable listeners and simulated phones. The command
 // (src/cli/daemon-command.ts) and the tests both start it through here.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chownSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 import { DeviceTable } from '../devices/device-table.js';
 import { MuxEngine } from '../devices/mux-engine.js';
 import { Logger } from '../log.js';
 import { prepareKeys } from '../pairing/certificates.js';
+import { chownTree } from '../pairing/safe-fs.js';
 import { PairRecordStore } from '../pairing/store.js';
 import { Preflight } from '../preflight/preflight.js';
 import type { TrustMode } from '../sim/lockdown/lockdownd.js';
@@ -32,7 +33,7 @@ export interface DaemonOptions {
   simStateDir?: string;
   /** On stop, how long a simulated phone gets after SIGTERM before SIGKILL (default 5 s). */
   simStopTimeoutMs?: number;
-  /** Owner of the pair-record directory (tsmuxd -U). */
+  /** Owner of the pair-record directory, and the user the simulated phones run as (tsmuxd -U). */
   uid?: number;
   gid?: number;
   connectTimeoutMs?: number;
@@ -163,12 +164,25 @@ export class Daemon {
     const cable = join(this.simDir, 'cable');
     this.engine.listenCable(cable);
     const stateRoot = this.options.simStateDir ?? this.simDir;
+    // With -U the sims run as that user from the start, so one restarted
+    // after our own drop finds its cable and its identity still its own.
+    const { uid, gid } = this.options;
+    const user = uid !== undefined && process.getuid?.() === 0 ? { uid, gid: gid ?? uid } : undefined;
+    if (user) {
+      // Parents at the umask's mode, so the user can reach the 0700 leaf.
+      mkdirSync(dirname(stateRoot), { recursive: true });
+      mkdirSync(stateRoot, { recursive: true, mode: 0o700 });
+      await chownTree(stateRoot, user.uid, user.gid);
+      chownSync(this.simDir, user.uid, user.gid);
+      chownSync(cable, user.uid, user.gid);
+    }
     this.sims = await SimSupervisor.start({
       cable,
       count,
       log: this.log,
       trust: this.options.simTrust,
       stateDir: (index) => join(stateRoot, `sim-${index}`),
+      user,
       stopTimeoutMs: this.options.simStopTimeoutMs,
     });
     this.log.notice(`${count} simulated phone(s) attached: ${this.sims.list().map((s) => s.udid).join(', ')}`);

@@ -33,6 +33,8 @@ export interface SimProcessOptions {
   trust?: TrustMode;
   /** Extra `tsmuxd sim` arguments. */
   args?: string[];
+  /** Run the child as this user (tsmuxd -U): a sim needs no root. Applied only while we are root. */
+  user?: { uid: number; gid: number };
   readyTimeoutMs?: number;
   /** Every JSON line the child prints (ready, unplugged, plugged, link-lost...). */
   onEvent?: (event: Record<string, unknown>) => void;
@@ -80,7 +82,9 @@ export class SimProcess {
     delete env[SIM_ENV.udid];
     if (options.stateDir) env[SIM_ENV.stateDir] = options.stateDir;
     if (options.udid) env[SIM_ENV.udid] = options.udid;
-    const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'], env });
+    // After the daemon's own drop to the same user, children inherit it.
+    const as = options.user && process.getuid?.() === 0 ? options.user : {};
+    const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'], env, ...as });
     // EPIPE on a dead child's stdin is its exit's business, not ours.
     child.stdin!.on('error', () => {});
     const exited = new Promise<SimExit>((resolve) => {

@@ -30,6 +30,8 @@ export interface SupervisorOptions {
   trust?: TrustMode;
   /** Extra `tsmuxd sim` arguments for every child. */
   args?: string[];
+  /** The children's user (tsmuxd -U), so a restart after the drop is the same user. */
+  user?: { uid: number; gid: number };
   /** Where phone `i` serves its services on Unix sockets (none: loopback TCP). */
   socketDir?: (index: number) => string | undefined;
   /** Arguments for one phone only (e.g. its own RSD port). */
@@ -166,6 +168,7 @@ export class SimSupervisor {
       udid: slot.udid,
       stateDir: o.stateDir?.(slot.index),
       args,
+      user: o.user,
       readyTimeoutMs: o.readyTimeoutMs,
       onEvent: (ev) => o.onEvent?.(slot.index, ev),
     });

@@ -2,7 +2,7 @@
 // commands with a deadline, and small polling helpers, for the tests that
 // treat tsmuxd and the real libimobiledevice tools as black boxes.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -198,10 +198,24 @@ export interface DaemonProcess {
   stop(graceMs?: number): Promise<Exit>;
 }
 
+const running = new Set<ChildProcess>();
+process.on('exit', () => running.forEach((c) => c.kill('SIGKILL')));
+
+/**
+ * Kills `child` when this test process exits, whatever way it ends. A test
+ * file that dies of an unhandled rejection never runs its teardowns, and a
+ * sim left behind then waits for its cable forever.
+ */
+export function killOnExit(child: ChildProcess): ChildProcess {
+  running.add(child);
+  child.once('exit', () => running.delete(child));
+  return child;
+}
+
 /** Starts `node dist/src/cli/main.js ARGS`; it is killed at teardown if still running. */
 export function spawnDaemon(t: Teardown, args: string[], env: NodeJS.ProcessEnv = process.env): DaemonProcess {
   assertBuilt();
-  const child = spawn(process.execPath, [MAIN_JS, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  const child = killOnExit(spawn(process.execPath, [MAIN_JS, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env }));
   let status: Exit | null = null;
   const exited = new Promise<Exit>((resolve) =>
     child.once('exit', (code, signal) => {
@@ -310,4 +324,25 @@ export function socketAccepts(path: string, timeoutMs = 2_000): Promise<boolean>
       resolve(false);
     });
   });
+}
+
+/** pid -> [state letter, parent pid] for every process, from /proc. */
+export function processTable(): Map<number, { state: string; ppid: number }> {
+  const table = new Map<number, { state: string; ppid: number }>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      table.set(Number(entry), { state: state!, ppid: Number(ppid) });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return table;
+}
+
+/** The processes whose parent is `pid`, with their state letters. */
+export function childrenOf(pid: number): Array<{ pid: number; state: string }> {
+  return [...processTable()].filter(([, p]) => p.ppid === pid).map(([child, p]) => ({ pid: child, state: p.state }));
 }

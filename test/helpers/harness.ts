@@ -13,6 +13,7 @@ import { openLoopbackClient } from '../../src/devices/loopback-client.js';
 import { MuxEngine, type MuxEngineOptions } from '../../src/devices/mux-engine.js';
 import { native, packageRoot, type RawCable } from '../../src/native.js';
 import { iphoneDescriptor } from '../../src/sim/descriptor.js';
+import { killOnExit } from './daemon-process.js';
 import { patience } from './sanitizers.js';
 
 export const wire = native.wire;
@@ -78,9 +79,11 @@ export async function startDeviceProcess(
   args: string[] = [],
 ): Promise<ChildProcess> {
   const script = join(packageRoot, 'dist', 'src', 'sim', 'peer-main.js');
-  const child = spawn(process.execPath, [script, '--cable', cable, ...args], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = killOnExit(
+    spawn(process.execPath, [script, '--cable', cable, ...args], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    }),
+  );
   t.teardown(() => {
     if (child.exitCode === null) child.kill('SIGKILL');
   });
