@@ -1,9 +1,10 @@
 // The Connect fast path (src/server/flat-request.ts) must give exactly what
 // the general plist parser gives, or step aside (undefined) for it.
+import creator from 'bplist-creator';
 import t from 'tap';
 
 import { parsePlist } from '../src/pairing/plist-codec.js';
-import { parseFlatRequest } from '../src/server/flat-request.js';
+import { MAX_REQUEST_NODES, parseFlatRequest, parseRequestPlist } from '../src/server/flat-request.js';
 import { connectRequest } from '../src/bench/connect-rate.js';
 
 const HEAD = '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">\n<plist version="1.0">\n';
@@ -111,4 +112,25 @@ t.test('mutated requests: the fast path never disagrees with the general parser'
   }
   t.equal(disagreements, 0, `no disagreements (${accepted} mutants taken by the fast path)`);
   t.ok(accepted > 500, 'the sweep exercised the fast path');
+});
+
+t.test('client requests are bounded to MAX_REQUEST_NODES plist nodes, on both paths', async (t) => {
+  // Short entries, so the dict at the bound is inside the fast path's 16 KiB.
+  const entries = (n: number) => Array.from({ length: n }, (_, i) => `<key>${i}</key><true/>`).join('');
+  const atBound = (MAX_REQUEST_NODES - 1) / 2 - 1;  // plus MessageType: dict + 2 per entry = MAX_REQUEST_NODES - 1
+  const fits = wrap(`<key>MessageType</key><string>Listen</string>${entries(atBound)}`);
+  const over = wrap(`<key>MessageType</key><string>Listen</string>${entries(atBound + 1)}`);
+  t.match(parseFlatRequest(fits), { MessageType: 'Listen' }, 'the fast path takes a flat dict within the bound');
+  t.match(parseRequestPlist(fits), { MessageType: 'Listen' });
+  t.equal(parseFlatRequest(over), undefined, 'past it the fast path steps aside');
+  t.throws(() => parseRequestPlist(over), { code: 'EPLIST', message: /more than 1024 elements/ }, 'and the general parser refuses it');
+  t.match(parsePlist(over), { MessageType: 'Listen' }, 'the bound is the server\'s: parsePlist alone takes it');
+
+  const array = (n: number) => wrap(`<key>MessageType</key><string>Listen</string><key>x</key><array>${'<true/>'.repeat(n)}</array>`);
+  t.throws(() => parseRequestPlist(array(9000)), { message: /more than 1024 elements/ }, '9,000 tiny elements are refused before xmldom sees them');
+  t.match(parseRequestPlist(array(1000)), { MessageType: 'Listen' }, 'a nested array within the bound is fine');
+
+  const bplist = (n: number) => creator({ MessageType: 'Listen', x: Array.from({ length: n }, () => true) });
+  t.match(parseRequestPlist(bplist(1000)), { MessageType: 'Listen' }, 'a bplist within the bound');
+  t.throws(() => parseRequestPlist(bplist(2000)), { message: /more than 1024 values/ }, 'a bplist past it');
 });

@@ -20,11 +20,12 @@ class Refused extends Error {}
 
 /**
  * Why the object graph is unacceptable, or undefined when it is a DAG at most
- * `maxDepth` containers deep that expands to a bounded number of values.
+ * `maxDepth` containers deep that expands to a bounded number of values: at
+ * most `maxValues` when given, else 4 per byte of the file plus 1024.
  */
-export function bplistStructureProblem(buf: Buffer, maxDepth: number): string | undefined {
+export function bplistStructureProblem(buf: Buffer, maxDepth: number, maxValues?: number): string | undefined {
   try {
-    walkGraph(buf, maxDepth);
+    walkGraph(buf, maxDepth, maxValues ?? 4 * buf.length + 1024);
     return undefined;
   } catch (err) {
     if (err instanceof Refused) return err.message;
@@ -32,7 +33,7 @@ export function bplistStructureProblem(buf: Buffer, maxDepth: number): string | 
   }
 }
 
-function walkGraph(buf: Buffer, maxDepth: number): void {
+function walkGraph(buf: Buffer, maxDepth: number, maxValues: number): void {
   const bad = (why: string) => new Refused(why);
   if (buf.length < 8 + TRAILER) throw bad('no trailer');
   const t = buf.length - TRAILER;
@@ -57,7 +58,6 @@ function walkGraph(buf: Buffer, maxDepth: number): void {
   // The number of values the parsed result will hold, per object (memoised);
   // -1 marks an object being walked, so meeting it again is a cycle.
   const sizes = new Map<number, number>();
-  const maxValues = 4 * buf.length + 1024;
 
   const walk = (ref: number, depth: number): number => {
     const known = sizes.get(ref);

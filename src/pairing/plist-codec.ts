@@ -43,12 +43,22 @@ const BPLIST_MAGIC = Buffer.from('bplist00', 'latin1');
 // into a PlistError instead of a RangeError from deep inside a parser.
 const MAX_DEPTH = 128;
 
-export function parsePlist(bytes: Buffer | Uint8Array): PlistValue {
+export interface ParseOptions {
+  /**
+   * At most this many nodes (XML elements, keys included; bplist values),
+   * checked before the parser runs. Parsing costs about 5 µs per node, so a
+   * sender that may not make us spend 50 ms on one 64 KiB message (a usbmuxd
+   * client) gets a bound far above any real request.
+   */
+  maxNodes?: number;
+}
+
+export function parsePlist(bytes: Buffer | Uint8Array, options: ParseOptions = {}): PlistValue {
   const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let raw: unknown;
   let marker: string | undefined;
   if (buf.length >= 8 && buf.subarray(0, 8).equals(BPLIST_MAGIC)) {
-    const problem = bplistStructureProblem(buf, MAX_DEPTH);
+    const problem = bplistStructureProblem(buf, MAX_DEPTH, options.maxNodes);
     if (problem) throw new PlistError(`unparsable binary plist: ${problem}`);
     raw = quietly('binary plist', () => bplist.parseBuffer(buf)[0]);
   } else {
@@ -56,7 +66,7 @@ export function parsePlist(bytes: Buffer | Uint8Array): PlistValue {
     // plist.parse would also take OpenStep text and other bplist versions;
     // neither is a format usbmuxd accepts, so only XML gets through.
     if (!text.trimStart().startsWith('<')) throw new PlistError('not an XML or bplist00 plist');
-    checkXmlDepth(text);
+    checkXmlShape(text, options.maxNodes ?? Number.POSITIVE_INFINITY);
     const tagged = tagIntegers(text);
     marker = tagged.marker;
     raw = quietly('XML plist', () => plist.parse(tagged.text));
@@ -97,16 +107,23 @@ function tagIntegers(text: string): { text: string; marker: string } {
 // xmldom and plist.parse both recurse per element, and deep nesting is slow
 // long before the stack runs out: 1,000 nested <array>s (15 KB) took over
 // 100 ms, 20,000 (300 KB, well inside a lockdown frame) 2.7 s before a
-// stack overflow. One linear pass over the tags turns that away first.
-// Comments, CDATA and processing instructions are skipped like the parser
-// skips them; the count only has to be an upper bound of the real nesting.
-function checkXmlDepth(text: string): void {
+// stack overflow. One linear pass over the tags turns that away first, and
+// counts the elements against maxNodes. Comments, CDATA and processing
+// instructions are skipped like the parser skips them; the counts only have
+// to be upper bounds of the real ones.
+function checkXmlShape(text: string, maxNodes: number): void {
   const re = /<!--[\s\S]*?-->|<!\[CDATA\[[\s\S]*?\]\]>|<[?!][^>]*>|<(\/?)[^\s/>]+[^>]*?(\/?)>/g;
   let depth = 0;
+  let elements = 0;
   for (let m = re.exec(text); m; m = re.exec(text)) {
     if (m[1] === undefined) continue;
-    if (m[1] === '/') depth--;
-    else if (m[2] !== '/' && ++depth > MAX_DEPTH + 2) throw new PlistError('plist nested too deeply');
+    if (m[1] === '/') {
+      depth--;
+      continue;
+    }
+    // <plist> itself is not a node of the value.
+    if (++elements > maxNodes + 1) throw new PlistError(`plist has more than ${maxNodes} elements`);
+    if (m[2] !== '/' && ++depth > MAX_DEPTH + 2) throw new PlistError('plist nested too deeply');
   }
 }
 

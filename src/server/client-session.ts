@@ -8,7 +8,7 @@ import type { DeviceRecord, DeviceTable } from '../devices/device-table.js';
 import type { MuxEngine } from '../devices/mux-engine.js';
 import type { Logger } from '../log.js';
 import { NativeError, type PeerCredentials } from '../native.js';
-import { parsePlist, type PlistDict } from '../pairing/plist-codec.js';
+import type { PlistDict } from '../pairing/plist-codec.js';
 import type { PairRecordStore } from '../pairing/store.js';
 import { handlePlistCommand } from './plist-commands.js';
 import {
@@ -21,7 +21,7 @@ import {
 } from './protocol.js';
 import { attachedMessage, detachedMessage, pairedMessage, resultMessage } from './replies.js';
 import type { ConnectionOwners } from './stats.js';
-import { parseFlatRequest } from './flat-request.js';
+import { parseRequestPlist } from './flat-request.js';
 
 export interface ServerContext {
   engine: MuxEngine;
@@ -175,7 +175,7 @@ export class ClientSession {
     if (header.message !== MessageType.Plist) return this.reply(header.tag, Result.BADCOMMAND);
     let request: PlistDict;
     try {
-      const parsed = parseFlatRequest(body) ?? parsePlist(body);
+      const parsed = parseRequestPlist(body);
       if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed) || Buffer.isBuffer(parsed)) {
         throw new Error('the body is not a dictionary');
       }
