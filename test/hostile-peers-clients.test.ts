@@ -48,6 +48,22 @@ t.before(async () => {
 });
 
 const fds = () => readdirSync(`/proc/${daemon.pid}/fd`).length;
+
+/**
+ * The daemon's fd count once it has held still for 300 ms: a client that
+ * just left (the before() hook's ListDevices) may still hold its fd for a
+ * moment, and a baseline taken then is one too high for good.
+ */
+async function settledFds(): Promise<number> {
+  let last = fds();
+  for (let same = 0, tries = 0; same < 3 && tries < 50; tries++) {
+    await new Promise((r) => setTimeout(r, 100));
+    const now = fds();
+    same = now === last ? same + 1 : 0;
+    last = now;
+  }
+  return last;
+}
 const rss = () => rssBytes(daemon.pid);
 const mib = (n: number) => `${(n / MiB).toFixed(1)} MiB`;
 
@@ -92,12 +108,15 @@ function idleClients(t: Test, args: string[]): { child: ChildProcess; next(what:
 const count = Math.max(100, Math.min(scaledForSanitizers(10_000, 5), fdLimit() - 500));
 
 t.test(`${count} half-open clients holding a partial header`, async (t) => {
-  const fds0 = fds();
+  const fds0 = await settledFds();
   const rss0 = rss();
   const idle = idleClients(t, [String(count), '1']);
   const opened = await idle.next('the clients to connect');
   t.equal(opened.opened, count, `all ${count} connected (${JSON.stringify(opened)})`);
-  await waitUntil(() => fds() >= fds0 + count, 60_000, 'the daemon to accept them all');
+  // Two fds of slack for anything else of the daemon's that closes meanwhile:
+  // in CI a baseline one too high once made this wait forever at 29 -> 2029.
+  const accepted = await waitUntil(() => fds() >= fds0 + count - 2 && fds(), 60_000, 'the daemon to accept them all').catch(() => fds());
+  t.ok(accepted >= fds0 + count - 2, `the daemon accepted them all (fds ${fds0} -> ${accepted}, ${count} clients)`);
   const held = rss();
   const perSocket = (held - rss0) / count;
   t.comment(`daemon: ${fds()} fds, RSS ${mib(rss0)} -> ${mib(held)} (${(perSocket / 1024).toFixed(1)} KiB per socket)`);
@@ -115,7 +134,7 @@ t.test(`${count} half-open clients holding a partial header`, async (t) => {
 });
 
 t.test(`${count} clients that half-close after a partial or whole Listen or Connect`, async (t) => {
-  const fds0 = fds();
+  const fds0 = await settledFds();
   const rss0 = rss();
   let peak = rss0;
   const sampler = setInterval(() => (peak = Math.max(peak, rss())), 50);
