@@ -10,36 +10,10 @@ import { native, NativeError } from '../native.js';
 import { defaultConfigDir } from '../pairing/store.js';
 import { defaultSocketPath, formatSocketAddress, parseSocketAddress } from '../server/address.js';
 import { Daemon } from '../server/daemon.js';
+import { DAEMON_HELP } from './daemon-help.js';
 import { dropPrivileges, lookupAccount, type Account } from './privileges.js';
 import { TRUST_MODES, type TrustMode } from '../sim/lockdown/lockdownd.js';
 
-export const DAEMON_HELP = `usage: tsmuxd [options]
-
-  -h, --help             this text
-  -f, --foreground       do not daemonize; log to stderr
-  -v, --verbose          more log output (repeat for more)
-  -V, --version          print the version
-  -U, --user USER        drop privileges to USER after creating the socket
-  -n, --disable-hotplug  no USB hotplug: look for devices at start and on SIGUSR2
-  -z, --enable-exit      honour SIGUSR1 (exit if no devices)
-  -p, --no-preflight     skip the lockdown preflight (devices are visible at once)
-  -u, --udev             udev mode: -n -z
-  -s, --systemd          systemd mode: -z -f
-  -C, --config-dir DIR   pair records (default /var/lib/lockdown as root, else per user)
-  -S, --socket ADDR      UNIX:PATH, PATH or HOST:PORT (default /var/run/usbmuxd as root, else per user)
-  -P, --pidfile PATH     pidfile with a lock, or NONE
-  -x, --exit             ask a running instance to exit if it has no devices (SIGUSR1)
-  -X, --force-exit       make a running instance exit (SIGTERM)
-  -l, --logfile FILE     append the log to FILE
-      --json-log         log JSON lines
-      --cable PATH       accept virtual-cable devices on PATH (repeatable)
-      --sim N            attach N simulated phones (child processes; see tsmuxd sim)
-      --sim-trust MODE   how they answer Pair: auto (default), prompt or deny
-      --sim-state DIR    keep their identities and pair records here
-                         (default /var/lib/tsmuxd/sims as root, else ~/.local/state/tsmuxd/sims)
-      --no-usb           do not use libusb
-      --window BYTES     receive window we advertise per connection (default 256K; K/M suffixes)
-`;
 
 function defaultPidfile(): string {
   if (process.getuid?.() === 0) return '/var/run/usbmuxd.pid';

@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import type { BenchRecord } from '../../bench/records.js';
 import { summarize, summaryTable, throughputChart } from '../../bench/report.js';
 import { BENCH_CASES, runBench, type BenchCase } from '../../bench/run.js';
-import { COMMON_HELP, COMMON_OPTIONS, daemonAddress, parseCommandArgs, UsageError, type CliCommand } from './common.js';
+import { COMMON_HELP, COMMON_OPTIONS, daemonAddress, parseCommandArgs, UsageError } from './common.js';
 
 const HELP = `usage: tsmuxd bench [--socket ADDR] [--udid UDID] [--bytes N] [--repeats R]
                     [--cases LIST] [--quick] [--json] [--out FILE]
@@ -59,61 +59,56 @@ function parseCases(text: string | undefined): Set<BenchCase> {
   return new Set(cases as BenchCase[]);
 }
 
-export const benchCommand: CliCommand = {
-  name: 'bench',
-  usage: 'tsmuxd bench [--socket ADDR] [--quick] [--json]',
-  summary: 'measure any usbmuxd: throughput, RTT, Connect rate, CPU per GiB',
-  async run(args) {
-    const { values } = parseCommandArgs({
-      args,
-      options: {
-        ...COMMON_OPTIONS,
-        udid: { type: 'string', short: 'u' },
-        bytes: { type: 'string' },
-        repeats: { type: 'string' },
-        cases: { type: 'string' },
-        parallel: { type: 'string' },
-        'rtt-count': { type: 'string' },
-        'connect-seconds': { type: 'string' },
-        concurrency: { type: 'string' },
-        idle: { type: 'string' },
-        'daemon-pid': { type: 'string' },
-        quick: { type: 'boolean' },
-        out: { type: 'string' },
-      },
-    });
-    if (values.help) {
-      process.stdout.write(HELP);
-      return 0;
-    }
-    const quick = values.quick ?? false;
-    const json = values.json ?? false;
-    const records: BenchRecord[] = [];
-    const address = daemonAddress(values.socket);
-    const parallel = (values.parallel ?? '4,16').split(',').map((n) => positive('parallel', n, 1));
-    await runBench({
-      address,
-      udid: values.udid,
-      bytes: values.bytes ? parseSize(values.bytes) : quick ? 16 << 20 : 256 << 20,
-      repeats: positive('repeats', values.repeats, quick ? 1 : 3),
-      cases: parseCases(values.cases),
-      parallel,
-      rttCount: positive('rtt-count', values['rtt-count'], quick ? 200 : 2000),
-      connectSeconds: positive('connect-seconds', values['connect-seconds'], quick ? 1 : 3),
-      connectConcurrency: positive('concurrency', values.concurrency, 8),
-      idleConnections: positive('idle', values.idle, quick ? 500 : 10_000),
-      daemonPid: values['daemon-pid'] ? positive('daemon-pid', values['daemon-pid'], 0) : undefined,
-      emit(record) {
-        records.push(record);
-        if (json) process.stdout.write(`${JSON.stringify(record)}\n`);
-      },
-      log(line) {
-        process.stderr.write(`bench: ${line}\n`);
-      },
-    });
-    const summary = summarize(records);
-    if (!json) process.stdout.write(`${summaryTable(summary)}\n\n${throughputChart(summary)}\n`);
-    if (values.out) writeFileSync(values.out, `${JSON.stringify({ date: new Date().toISOString(), records, summary }, null, 2)}\n`);
+export async function runBenchCommand(args: string[]): Promise<number> {
+  const { values } = parseCommandArgs({
+    args,
+    options: {
+      ...COMMON_OPTIONS,
+      udid: { type: 'string', short: 'u' },
+      bytes: { type: 'string' },
+      repeats: { type: 'string' },
+      cases: { type: 'string' },
+      parallel: { type: 'string' },
+      'rtt-count': { type: 'string' },
+      'connect-seconds': { type: 'string' },
+      concurrency: { type: 'string' },
+      idle: { type: 'string' },
+      'daemon-pid': { type: 'string' },
+      quick: { type: 'boolean' },
+      out: { type: 'string' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(HELP);
     return 0;
-  },
-};
+  }
+  const quick = values.quick ?? false;
+  const json = values.json ?? false;
+  const records: BenchRecord[] = [];
+  const address = daemonAddress(values.socket);
+  const parallel = (values.parallel ?? '4,16').split(',').map((n) => positive('parallel', n, 1));
+  await runBench({
+    address,
+    udid: values.udid,
+    bytes: values.bytes ? parseSize(values.bytes) : quick ? 16 << 20 : 256 << 20,
+    repeats: positive('repeats', values.repeats, quick ? 1 : 3),
+    cases: parseCases(values.cases),
+    parallel,
+    rttCount: positive('rtt-count', values['rtt-count'], quick ? 200 : 2000),
+    connectSeconds: positive('connect-seconds', values['connect-seconds'], quick ? 1 : 3),
+    connectConcurrency: positive('concurrency', values.concurrency, 8),
+    idleConnections: positive('idle', values.idle, quick ? 500 : 10_000),
+    daemonPid: values['daemon-pid'] ? positive('daemon-pid', values['daemon-pid'], 0) : undefined,
+    emit(record) {
+      records.push(record);
+      if (json) process.stdout.write(`${JSON.stringify(record)}\n`);
+    },
+    log(line) {
+      process.stderr.write(`bench: ${line}\n`);
+    },
+  });
+  const summary = summarize(records);
+  if (!json) process.stdout.write(`${summaryTable(summary)}\n\n${throughputChart(summary)}\n`);
+  if (values.out) writeFileSync(values.out, `${JSON.stringify({ date: new Date().toISOString(), records, summary }, null, 2)}\n`);
+  return 0;
+}

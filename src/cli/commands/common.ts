@@ -1,5 +1,5 @@
-// What the user commands share: their entry in the dispatch table, the
-// --socket/--json options, where the daemon is by default, and output.
+// What the user commands share: the --socket/--json options, where the
+// daemon is by default, and output. Their table is index.ts.
 import { existsSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
@@ -12,24 +12,9 @@ import {
   SYSTEM_SOCKET,
   type SocketAddress,
 } from '../../server/address.js';
+import { UsageError } from '../usage-error.js';
 
-/** One `tsmuxd <name>` command: main.ts lists these in its table. */
-export interface CliCommand {
-  name: string;
-  /** The one-line usage shown by `tsmuxd help`. */
-  usage: string;
-  summary: string;
-  /** Returns the exit code; throws a UsageError for bad arguments. */
-  run(args: string[]): Promise<number>;
-}
-
-/** Bad arguments: main.ts prints the message and exits 2. */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
+export { UsageError };
 
 export const COMMON_OPTIONS = {
   socket: { type: 'string', short: 'S' },

@@ -12,7 +12,6 @@ import {
   parseCommandArgs,
   table,
   untilSignal,
-  type CliCommand,
 } from './common.js';
 
 const HELP = `usage: tsmuxd devices [--watch] [--json] [--socket ADDR]
@@ -102,18 +101,13 @@ async function watch(address: ReturnType<typeof daemonAddress>, json: boolean): 
   return 0;
 }
 
-export const devicesCommand: CliCommand = {
-  name: 'devices',
-  usage: 'devices [--watch] [--json] [--socket ADDR]',
-  summary: 'list devices, or stream attach/detach/pair events',
-  async run(args) {
-    const { values } = parseCommandArgs({ args, options: { ...COMMON_OPTIONS, watch: { type: 'boolean', short: 'w' } } });
-    if (values.help) {
-      process.stdout.write(HELP);
-      return 0;
-    }
-    const address = daemonAddress(values.socket);
-    if (values.watch) return watch(address, values.json ?? false);
-    return list(address, values.json ?? false);
-  },
-};
+export async function runDevices(args: string[]): Promise<number> {
+  const { values } = parseCommandArgs({ args, options: { ...COMMON_OPTIONS, watch: { type: 'boolean', short: 'w' } } });
+  if (values.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  const address = daemonAddress(values.socket);
+  if (values.watch) return watch(address, values.json ?? false);
+  return list(address, values.json ?? false);
+}

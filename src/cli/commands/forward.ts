@@ -15,7 +15,6 @@ import {
   parseCommandArgs,
   untilSignal,
   UsageError,
-  type CliCommand,
 } from './common.js';
 import { ForwardReporter } from './forward-report.js';
 
@@ -201,46 +200,41 @@ export class Forwarder {
   }
 }
 
-export const forwardCommand: CliCommand = {
-  name: 'forward',
-  usage: 'forward [--udid UDID] [--json] [--socket ADDR] [ADDR:]LOCAL:DEVICE_PORT ...',
-  summary: 'forward local TCP ports to device ports, like iproxy',
-  async run(args) {
-    const { values, positionals } = parseCommandArgs({
-      args,
-      options: { ...COMMON_OPTIONS, udid: { type: 'string', short: 'u' } },
-      allowPositionals: true,
-    });
-    if (values.help) {
-      process.stdout.write(HELP);
-      return 0;
-    }
-    if (positionals.length === 0) throw new UsageError('give at least one LOCAL:DEVICE_PORT mapping');
-    const mappings = positionals.map(parseMapping);
-    const address = daemonAddress(values.socket);
-    const client = clientFor(address);
-    const report = new ForwardReporter({ json: values.json ?? false, tty: process.stdout.isTTY === true });
-    const watcher = new DeviceWatcher(client);
-    await watcher.start();
-    watcher.on('lost', (err) => report.error(`lost the daemon (${err.message}); retrying`));
-    watcher.on('restored', () => report.notice('the daemon is back'));
-    watcher.on('attached', (d) => report.device('attached', d));
-    watcher.on('detached', (d) => report.device('detached', d));
-    const forwarder = new Forwarder(mappings, client, watcher, report, values.udid);
-    const signal = untilSignal();
-    try {
-      await forwarder.listen();
-    } catch (err) {
-      signal.cancel();
-      forwarder.stop();
-      watcher.close();
-      throw err;
-    }
-    report.start(forwarder.states);
-    await signal.done;
+export async function runForward(args: string[]): Promise<number> {
+  const { values, positionals } = parseCommandArgs({
+    args,
+    options: { ...COMMON_OPTIONS, udid: { type: 'string', short: 'u' } },
+    allowPositionals: true,
+  });
+  if (values.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  if (positionals.length === 0) throw new UsageError('give at least one LOCAL:DEVICE_PORT mapping');
+  const mappings = positionals.map(parseMapping);
+  const address = daemonAddress(values.socket);
+  const client = clientFor(address);
+  const report = new ForwardReporter({ json: values.json ?? false, tty: process.stdout.isTTY === true });
+  const watcher = new DeviceWatcher(client);
+  await watcher.start();
+  watcher.on('lost', (err) => report.error(`lost the daemon (${err.message}); retrying`));
+  watcher.on('restored', () => report.notice('the daemon is back'));
+  watcher.on('attached', (d) => report.device('attached', d));
+  watcher.on('detached', (d) => report.device('detached', d));
+  const forwarder = new Forwarder(mappings, client, watcher, report, values.udid);
+  const signal = untilSignal();
+  try {
+    await forwarder.listen();
+  } catch (err) {
+    signal.cancel();
     forwarder.stop();
     watcher.close();
-    report.stop(forwarder.states);
-    return 0;
-  },
-};
+    throw err;
+  }
+  report.start(forwarder.states);
+  await signal.done;
+  forwarder.stop();
+  watcher.close();
+  report.stop(forwarder.states);
+  return 0;
+}

@@ -3,7 +3,6 @@
 // without one (or with --simple) only what a phone gives out before a session.
 import { parseArgs } from 'node:util';
 
-import type { CliCommand } from './common.js';
 import { LockdownError } from '../../lockdown/errors.js';
 import { findDevice, formatValue, openLockdown, readRecord, startSession, toJson, usbmuxClient } from './lockdown-session.js';
 
@@ -52,10 +51,3 @@ export async function runInfo(argv: string[]): Promise<number> {
     lockdown.destroy();
   }
 }
-
-export const infoCommand: CliCommand = {
-  name: 'info',
-  usage: 'info [UDID] [--domain D] [KEY] [--simple] [--json]',
-  summary: 'lockdown values, read in a TLS session with the stored pair record',
-  run: runInfo,
-};

@@ -4,7 +4,6 @@
 // (SavePairRecord), which broadcasts Paired.
 import { parseArgs } from 'node:util';
 
-import type { CliCommand } from './common.js';
 import type { UsbmuxClient, UsbmuxDevice } from '../../client/index.js';
 import type { LockdownClient } from '../../lockdown/client.js';
 import { LockdownError } from '../../lockdown/errors.js';
@@ -101,7 +100,9 @@ async function unpair(usbmux: UsbmuxClient, device: UsbmuxDevice, json?: boolean
   return report(json, { udid, result: 'unpaired' }, `SUCCESS: Unpaired with device ${udid}`);
 }
 
-export async function runPairing(verb: 'pair' | 'validate' | 'unpair', argv: string[]): Promise<number> {
+export type PairingVerb = 'pair' | 'validate' | 'unpair';
+
+export async function runPairing(verb: PairingVerb, argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -123,13 +124,4 @@ export async function runPairing(verb: 'pair' | 'validate' | 'unpair', argv: str
   if (verb === 'pair') return pair(usbmux, device, wait, values.json);
   if (verb === 'validate') return validate(usbmux, device, values.json);
   return unpair(usbmux, device, values.json);
-}
-
-export function pairingCommand(name: 'pair' | 'validate' | 'unpair', summary: string): CliCommand {
-  return {
-    name,
-    usage: `${name} [UDID]${name === 'pair' ? ' [--wait SECONDS]' : ''} [--json]`,
-    summary,
-    run: (args) => runPairing(name, args),
-  };
 }

@@ -4,7 +4,7 @@
 // properties and the services it lists with their ports.
 import { HostConnection, HANDSHAKE_ORDERINGS, type HandshakeOrdering } from '../../xpc/host-connection.js';
 import { parsePeerInfo, xpcToJson } from '../../xpc/rsd.js';
-import { parseCommandArgs, table, UsageError, type CliCommand } from './common.js';
+import { parseCommandArgs, table, UsageError } from './common.js';
 
 export const RSD_HELP = `usage: tsmuxd rsd --address HOST:PORT [--json] [--ordering pymobiledevice3|idevice|go-ios]
   the RemoteServiceDiscovery peer-info of a device: its properties and services
@@ -66,10 +66,3 @@ export async function runRsd(argv: string[]): Promise<number> {
     connection.close();
   }
 }
-
-export const rsdCommand: CliCommand = {
-  name: 'rsd',
-  usage: 'rsd --address HOST:PORT [--json]',
-  summary: 'RemoteServiceDiscovery: a device\'s properties and services over RemoteXPC',
-  run: runRsd,
-};

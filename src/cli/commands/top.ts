@@ -17,7 +17,6 @@ import {
   table,
   untilSignal,
   UsageError,
-  type CliCommand,
 } from './common.js';
 
 const HELP = `usage: tsmuxd top [--once] [--interval SECONDS] [--json] [--socket ADDR]
@@ -166,60 +165,55 @@ function keyQuit(): { done: Promise<void>; release(): void } {
   };
 }
 
-export const topCommand: CliCommand = {
-  name: 'top',
-  usage: 'top [--once] [--interval SECONDS] [--json] [--socket ADDR]',
-  summary: 'live per-device and per-connection bytes, rates, windows and RTT (tsmuxd only)',
-  async run(args) {
-    const { values } = parseCommandArgs({
-      args,
-      options: { ...COMMON_OPTIONS, once: { type: 'boolean', short: '1' }, interval: { type: 'string', short: 'i' } },
-    });
-    if (values.help) {
-      process.stdout.write(HELP);
-      return 0;
-    }
-    const interval = values.interval === undefined ? 1 : Number(values.interval);
-    if (!Number.isFinite(interval) || interval < 0.1) throw new UsageError('--interval needs seconds, at least 0.1');
-    const address = daemonAddress(values.socket);
-    const shown = formatSocketAddress(address);
-    const client = clientFor(address);
-    const json = values.json ?? false;
-    const live = process.stdout.isTTY === true && !json && !values.once;
-
-    if (values.once) {
-      const frame = frameFrom(await fetchStats(client, shown), null);
-      process.stdout.write(json ? `${JSON.stringify(frame)}\n` : `${renderFrame(frame, shown).join('\n')}\n`);
-      return 0;
-    }
-
-    const signal = untilSignal();
-    const keys = live ? keyQuit() : { done: new Promise<void>(() => {}), release: () => {} };
-    const stop = Promise.race([signal.done, keys.done]);
-    let stopped = false;
-    void stop.then(() => (stopped = true));
-    if (live) process.stdout.write('\x1b[?25l\x1b[H\x1b[2J');
-    let before: DaemonStats | null = null;
-    try {
-      while (!stopped) {
-        const now = await fetchStats(client, shown);
-        const frame = frameFrom(now, before);
-        before = now;
-        if (json) {
-          process.stdout.write(`${JSON.stringify(frame)}\n`);
-        } else if (live) {
-          const lines = renderFrame(frame, shown, (process.stdout.rows ?? 40) - 1);
-          process.stdout.write(`\x1b[H${lines.map((l) => `${l}\x1b[K`).join('\n')}\x1b[J`);
-        } else {
-          process.stdout.write(`${renderFrame(frame, shown).join('\n')}\n\n`);
-        }
-        await sleep(interval * 1000, stop);
-      }
-    } finally {
-      signal.cancel();
-      keys.release();
-      if (live) process.stdout.write('\x1b[?25h\n');
-    }
+export async function runTop(args: string[]): Promise<number> {
+  const { values } = parseCommandArgs({
+    args,
+    options: { ...COMMON_OPTIONS, once: { type: 'boolean', short: '1' }, interval: { type: 'string', short: 'i' } },
+  });
+  if (values.help) {
+    process.stdout.write(HELP);
     return 0;
-  },
-};
+  }
+  const interval = values.interval === undefined ? 1 : Number(values.interval);
+  if (!Number.isFinite(interval) || interval < 0.1) throw new UsageError('--interval needs seconds, at least 0.1');
+  const address = daemonAddress(values.socket);
+  const shown = formatSocketAddress(address);
+  const client = clientFor(address);
+  const json = values.json ?? false;
+  const live = process.stdout.isTTY === true && !json && !values.once;
+
+  if (values.once) {
+    const frame = frameFrom(await fetchStats(client, shown), null);
+    process.stdout.write(json ? `${JSON.stringify(frame)}\n` : `${renderFrame(frame, shown).join('\n')}\n`);
+    return 0;
+  }
+
+  const signal = untilSignal();
+  const keys = live ? keyQuit() : { done: new Promise<void>(() => {}), release: () => {} };
+  const stop = Promise.race([signal.done, keys.done]);
+  let stopped = false;
+  void stop.then(() => (stopped = true));
+  if (live) process.stdout.write('\x1b[?25l\x1b[H\x1b[2J');
+  let before: DaemonStats | null = null;
+  try {
+    while (!stopped) {
+      const now = await fetchStats(client, shown);
+      const frame = frameFrom(now, before);
+      before = now;
+      if (json) {
+        process.stdout.write(`${JSON.stringify(frame)}\n`);
+      } else if (live) {
+        const lines = renderFrame(frame, shown, (process.stdout.rows ?? 40) - 1);
+        process.stdout.write(`\x1b[H${lines.map((l) => `${l}\x1b[K`).join('\n')}\x1b[J`);
+      } else {
+        process.stdout.write(`${renderFrame(frame, shown).join('\n')}\n\n`);
+      }
+      await sleep(interval * 1000, stop);
+    }
+  } finally {
+    signal.cancel();
+    keys.release();
+    if (live) process.stdout.write('\x1b[?25h\n');
+  }
+  return 0;
+}

@@ -1,0 +1,63 @@
+// The user commands, in help order: what `tsmuxd help` shows of each, and the
+// module that runs it, imported only when that command runs. `tsmuxd devices`
+// then loads the client and nothing of the daemon, the addon or node-forge.
+import type { PairingVerb } from './pairing.js';
+
+/** One `tsmuxd <name>` command. */
+export interface CliCommand {
+  name: string;
+  /** The one-line usage shown by `tsmuxd help`. */
+  usage: string;
+  summary: string;
+  /** Returns the exit code; throws a UsageError for bad arguments. */
+  run(args: string[]): Promise<number>;
+}
+
+const pairing = (name: PairingVerb, summary: string): CliCommand => ({
+  name,
+  usage: `${name} [UDID]${name === 'pair' ? ' [--wait SECONDS]' : ''} [--json]`,
+  summary,
+  run: async (args) => (await import('./pairing.js')).runPairing(name, args),
+});
+
+export const COMMANDS: CliCommand[] = [
+  {
+    name: 'devices',
+    usage: 'devices [--watch] [--json] [--socket ADDR]',
+    summary: 'list devices, or stream attach/detach/pair events',
+    run: async (args) => (await import('./devices.js')).runDevices(args),
+  },
+  {
+    name: 'info',
+    usage: 'info [UDID] [--domain D] [KEY] [--simple] [--json]',
+    summary: 'lockdown values, read in a TLS session with the stored pair record',
+    run: async (args) => (await import('./info.js')).runInfo(args),
+  },
+  pairing('pair', 'pair with a phone, waiting while it shows the Trust dialog'),
+  pairing('validate', 'check the pairing with a TLS session'),
+  pairing('unpair', 'forget the pairing on both sides'),
+  {
+    name: 'forward',
+    usage: 'forward [--udid UDID] [--json] [--socket ADDR] [ADDR:]LOCAL:DEVICE_PORT ...',
+    summary: 'forward local TCP ports to device ports, like iproxy',
+    run: async (args) => (await import('./forward.js')).runForward(args),
+  },
+  {
+    name: 'top',
+    usage: 'top [--once] [--interval SECONDS] [--json] [--socket ADDR]',
+    summary: 'live per-device and per-connection bytes, rates, windows and RTT (tsmuxd only)',
+    run: async (args) => (await import('./top.js')).runTop(args),
+  },
+  {
+    name: 'bench',
+    usage: 'bench [--socket ADDR] [--quick] [--json]',
+    summary: 'measure any usbmuxd: throughput, RTT, Connect rate, CPU per GiB',
+    run: async (args) => (await import('./bench.js')).runBenchCommand(args),
+  },
+  {
+    name: 'rsd',
+    usage: 'rsd --address HOST:PORT [--json]',
+    summary: "RemoteServiceDiscovery: a device's properties and services over RemoteXPC",
+    run: async (args) => (await import('./rsd.js')).runRsd(args),
+  },
+];
