@@ -124,7 +124,7 @@ for (const [name, body] of [
   ['a MessageType that is not a string', Buffer.from('<?xml version="1.0"?><plist version="1.0"><dict><key>MessageType</key><integer>3</integer></dict></plist>')],
   ['an unknown MessageType', Buffer.from('<?xml version="1.0"?><plist version="1.0"><dict><key>MessageType</key><string>FormatDisk</string></dict></plist>')],
   ['an empty body', Buffer.alloc(0)],
-  // 48 ms of xmldom per request before the node bound (MAX_REQUEST_NODES).
+  // 9.5 ms of xmldom per request (48 ms loaded) before the node bound (MAX_REQUEST_NODES).
   ['64 KiB of 9,000 tiny elements', Buffer.from(`<?xml version="1.0"?><plist version="1.0"><dict><key>MessageType</key><string>ListDevices</string><key>x</key><array>${'<true/>'.repeat(9000)}</array></dict></plist>`)],
 ] as const) {
   t.test(`${name} answers Result 1 (BADCOMMAND)`, async (t) => {
