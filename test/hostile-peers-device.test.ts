@@ -12,7 +12,7 @@ import { PacketPort, pattern, TH_ACK, TH_RST, type TcpFields } from './helpers/f
 import { readyDevice, startDeviceProcess, startHost, waitFor } from './helpers/harness.js';
 import { deviceSend, healthyTransfer, readToEnd, replyFor } from './helpers/hostile-helpers.js';
 import { rssBounded } from './helpers/sanitizers.js';
-import { attachRawDevice, healthyPeerWorks, openRawClient, SLOW, sleep, withTimeout } from './helpers/wire-helpers.js';
+import { attachRawDevice, healthyPeerWorks, openRawClient, SLOW, sleep, within } from './helpers/wire-helpers.js';
 
 const MiB = 1 << 20;
 const KiB = 1 << 10;
@@ -49,7 +49,7 @@ t.test('a CONTROL and RST flood while the same phone and another one transfer', 
   const data = pattern(4 * MiB, 11);
   const conn = { hostPort: live.sport, devicePort: 1234, reply: replyFor(1234, live.sport) };
   const [healthy] = await Promise.all([healthyTransfer(t, host, good, 16 * MiB), deviceSend(port, conn, data, flood)]);
-  await withTimeout(
+  await within(
     (async () => {
       while (received.reduce((n, c) => n + c.length, 0) < data.length) await sleep(10);
     })(),
@@ -96,7 +96,7 @@ t.test('an RST with a nonsense sequence number ends only the connection it names
   t.equal(ping.payload.toString(), 'ping', 'B still carries data to the phone');
   const pong = new Promise<string>((resolve) => b.socket.once('data', (c: Buffer) => resolve(c.toString())));
   port.sendTcp(bReply({ seq: 1, ack: 5, window: 128 * KiB }), Buffer.from('pong'));
-  t.equal(await withTimeout(pong, SLOW, 'B\'s reply'), 'pong', 'and from it');
+  t.equal(await within(pong, SLOW, 'B\'s reply'), 'pong', 'and from it');
   t.ok(host.engine.isReady(handle), 'the phone is still up');
 });
 

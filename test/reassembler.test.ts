@@ -10,7 +10,7 @@ import { MuxEngine } from '../src/devices/mux-engine.js';
 import { NativeError } from '../src/native.js';
 import { iphoneDescriptor } from '../src/sim/descriptor.js';
 import { readExactly, startHost, tempDir, TH_ACK, TH_RST, waitFor, wire } from './helpers/harness.js';
-import { attachRawDevice, collectFor, openRawClient, recvPacket, sleep, SLOW, tcpOf, withTimeout } from './helpers/wire-helpers.js';
+import { attachRawDevice, collectFor, openRawClient, recvPacket, sleep, SLOW, tcpOf, within } from './helpers/wire-helpers.js';
 
 
 // ---- building packet streams ----
@@ -344,7 +344,7 @@ t.test('host over a cable: device packets split at 4096, merged and laced with Z
   ];
   const zlpsSent = transfers.filter((tr) => tr.length === 0).length;
   const zlpsBefore = host.engine.stats().zlpsIn;
-  const received = withTimeout(readExactly(socket, data.length), SLOW, 'the client bytes');
+  const received = within(readExactly(socket, data.length), SLOW, 'the client bytes');
   for (const tr of transfers) dev.cable.send(tr);
   t.ok((await received).equals(data), 'the client gets every byte, in order');
   // The trailing ZLPs may still be in flight when the last byte lands.

@@ -10,7 +10,7 @@ import { NativeError, type DecodedPacket, type RawCable } from '../../src/native
 import { iphoneDescriptor } from '../../src/sim/descriptor.js';
 import { startPeer } from '../../src/sim/peer.js';
 import { ECHO_PORT } from '../../src/sim/ports.js';
-import { openClient, RawDevice, readExactly, recvTransfer, sleep, TH_ACK, TH_SYN, waitFor, within as withTimeout, wire, type HostSetup } from './harness.js';
+import { openClient, RawDevice, readExactly, recvTransfer, sleep, TH_ACK, TH_SYN, waitFor, within, wire, type HostSetup } from './harness.js';
 
 export { recvTransfer, sleep };
 
@@ -19,7 +19,7 @@ type Teardown = { teardown(fn: () => void): void };
 /** Generous default for anything that waits on the engine's thread. */
 export const SLOW = 20_000;
 
-export { withTimeout };
+export { within };
 
 /** Like recvTransfer, but skips ZLPs. */
 export async function recvPacket(cable: RawCable, timeoutMs = SLOW): Promise<Buffer | null> {
@@ -166,7 +166,7 @@ export async function healthyPeerWorks(t: Teardown, host: HostSetup, payload = '
   const { handle } = await ready;
   const { socket } = await openClient(t, host, handle, ECHO_PORT);
   socket.write(payload);
-  const echoed = (await withTimeout(readExactly(socket, Buffer.byteLength(payload)), SLOW, 'the echo')).toString();
+  const echoed = (await within(readExactly(socket, Buffer.byteLength(payload)), SLOW, 'the echo')).toString();
   return { handle, echoed };
 }
 
