@@ -22,9 +22,12 @@ const char* eventTypeName(pipe::NativeEvent::Type t) {
     case T::Connected: return "connected";
     case T::ConnectFailed: return "connectFailed";
     case T::Closed: return "closed";
+    case T::Snapshot: return "snapshot";
   }
   return "unknown";
 }
+
+Napi::Object snapshotToJs(Napi::Env env, const pipe::EngineSnapshot& snap);
 
 Napi::Value eventToJs(Napi::Env env, const pipe::NativeEvent& ev) {
   using T = pipe::NativeEvent::Type;
@@ -54,6 +57,10 @@ Napi::Value eventToJs(Napi::Env env, const pipe::NativeEvent& ev) {
       o.Set("reason", ev.text);
       break;
     case T::Connected: break;
+    case T::Snapshot:
+      o.Set("requestId", ev.requestId);
+      if (ev.snapshot) o.Set("snapshot", snapshotToJs(env, *ev.snapshot));
+      break;
   }
   return o;
 }
@@ -150,7 +157,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
             InstanceMethod<&EngineWrap::attachFfsPlaceholder>("attachFfsPlaceholder"),
             InstanceMethod<&EngineWrap::startTestService>("startTestService"),
             InstanceMethod<&EngineWrap::stats>("stats"),
-            InstanceMethod<&EngineWrap::snapshot>("snapshot"),
+            InstanceMethod<&EngineWrap::requestSnapshot>("requestSnapshot"),
             InstanceMethod<&EngineWrap::ref>("ref"),
             InstanceMethod<&EngineWrap::unref>("unref"),
             InstanceMethod<&EngineWrap::close>("close"),
@@ -418,14 +425,13 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return o;
   }
 
-  Napi::Value snapshot(const Napi::CallbackInfo& info) {
+  Napi::Value requestSnapshot(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    uint32_t timeoutMs = info.Length() > 0 ? argUint(info, 0, "timeoutMs", 60000) : 5000;
-    pipe::EngineSnapshot snap;
-    if (!live(env).snapshot(snap, timeoutMs)) {
-      throwError(env, codes::kTimeout, "the event thread did not answer the snapshot request");
+    uint32_t requestId = argUint(info, 0, "requestId", UINT32_MAX);
+    if (!live(env).requestSnapshot(requestId)) {
+      throwError(env, codes::kEngineClosed, "the event thread is not running");
     }
-    return snapshotToJs(env, snap);
+    return env.Undefined();
   }
 
   Napi::Value ref(const Napi::CallbackInfo& info) {

@@ -80,7 +80,8 @@ export type NativeEvent =
   | { type: 'log'; handle?: number; conn?: number; level: 'error' | 'warning' | 'info' | 'debug'; text: string }
   | { type: 'connected'; handle: number; conn: number }
   | { type: 'connectFailed'; handle?: number; conn: number; code: string; reason: string }
-  | { type: 'closed'; conn: number; reason: string; bytesIn: number; bytesOut: number };
+  | { type: 'closed'; conn: number; reason: string; bytesIn: number; bytesOut: number }
+  | { type: 'snapshot'; requestId: number; snapshot: EngineSnapshot };
 
 export interface EngineStats {
   transfersOut: number;
@@ -108,7 +109,7 @@ export interface EngineStats {
   connectionsTotal: number;
 }
 
-/** One device link as the event thread saw it (`engine.snapshot()`). */
+/** One device link as the event thread saw it (`MuxEngine.snapshot()`). */
 export interface DeviceSnapshot {
   handle: number;
   role: 'host' | 'device';
@@ -236,8 +237,11 @@ export interface NativeEngine {
    */
   startTestService(kind: TestServiceKind, path?: string): number | string;
   stats(): EngineStats;
-  /** Built on the event thread (the caller waits up to `timeoutMs`, default 5000); throws ERR_TIMEOUT. */
-  snapshot(timeoutMs?: number): EngineSnapshot;
+  /**
+   * Asks the event thread for a snapshot; it arrives as a `snapshot` event
+   * carrying `requestId`. Nothing waits. Throws ERR_ENGINE_CLOSED once stopped.
+   */
+  requestSnapshot(requestId: number): void;
   ref(): void;
   unref(): void;
   close(): void;

@@ -52,7 +52,7 @@ t.test('every case through a tsmuxd daemon with a simulated phone', async (t) =>
   t.ok(connect && connect.cycles > 0 && connect.concurrency === 4, 'Connect cycles ran from 4 workers');
   const idle = records.find((r): r is IdleRecord => r.kind === 'idle');
   t.equal(idle?.connections, 40, '40 idle connections were held open');
-  t.equal(setup.daemon.engine.snapshot().connections.length, 0, 'every benchmark connection is closed afterwards');
+  t.equal((await setup.daemon.engine.snapshot()).connections.length, 0, 'every benchmark connection is closed afterwards');
 
   const both: BenchRecord[] = [];
   await runBench(options(setup.socketPath, (r) => both.push(r), { cases: new Set(['devices']), deviceCounts: [2, 5] }));

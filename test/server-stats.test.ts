@@ -136,11 +136,31 @@ t.test('the client says when a daemon does not support stats', async (t) => {
   t.same(foreign.requests, ['tsmuxdStats']);
 });
 
-t.test('a snapshot of an idle engine is empty; a closed engine throws ERR_ENGINE_CLOSED', async (t) => {
+t.test('a snapshot of an idle engine is empty; a closed engine rejects with ERR_ENGINE_CLOSED', async (t) => {
   const setup = await startDaemon(t, { sims: 0 });
-  const snap = setup.daemon.engine.snapshot();
+  const snap = await setup.daemon.engine.snapshot();
   t.same(snap.devices, [], 'no devices yet');
   t.same(snap.connections, []);
   setup.daemon.engine.close();
-  t.throws(() => setup.daemon.engine.snapshot(), { code: 'ERR_ENGINE_CLOSED' });
+  await t.rejects(setup.daemon.engine.snapshot(), { code: 'ERR_ENGINE_CLOSED' });
+});
+
+t.test('the snapshot is asynchronous: callers at once share one collection, and the JS thread never waits', async (t) => {
+  const setup = await startDaemon(t, { sims: 0 });
+  const wakeupsBefore = setup.daemon.engine.stats().jsWakeups;
+  const first = setup.daemon.engine.snapshot();
+  const second = setup.daemon.engine.snapshot();
+  t.equal(first, second, 'a second caller while one is in flight shares its promise');
+  let settled = false;
+  void first.then(() => (settled = true));
+  await Promise.resolve();
+  t.notOk(settled, 'the answer comes from the event thread later, not from a call that waited');
+  const snap = await first;
+  t.ok(Array.isArray(snap.connections), 'it resolves with the snapshot');
+  t.ok(setup.daemon.engine.stats().jsWakeups > wakeupsBefore, 'it arrived as an event batch');
+  const third = setup.daemon.engine.snapshot();
+  t.not(third, first, 'once answered, the next call asks again');
+  await third;
+  setup.daemon.engine.close();
+  await t.rejects(setup.daemon.engine.snapshot(), { code: 'ERR_ENGINE_CLOSED' });
 });

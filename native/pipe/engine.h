@@ -68,8 +68,9 @@ class Engine : public mux::SessionObserver {
   uint32_t attachDeviceRoleFfs(const std::string& dir, const DeviceRoleOptions& options,
                                std::string& error);
   // Every link and connection as the event thread sees them between two
-  // turns; false if it did not answer within `timeoutMs` (or is stopped).
-  bool snapshot(EngineSnapshot& out, uint64_t timeoutMs);
+  // turns, delivered as a Snapshot event carrying `requestId`. The JS thread
+  // never waits for it. False if the engine is not running.
+  bool requestSnapshot(uint32_t requestId);
   // A FunctionFS function that only shows an interface to the host (a phone's
   // PTP, audio or network interface around the mux), held until closeDevice().
   uint32_t attachFfsPlaceholder(const std::string& dir, const usb::FfsInterfaceSpec& spec,

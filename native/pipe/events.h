@@ -1,16 +1,18 @@
 #pragma once
 // What the data plane tells the control plane. Only rare things travel this
-// way (attach, handshake, connect result, close, log lines); bytes never do.
+// way (attach, handshake, connect result, close, log lines, the snapshots JS
+// asked for); bytes never do.
 #include <cstdint>
 #include <memory>
 #include <string>
 
+#include "pipe/snapshot.h"
 #include "usb/cable_descriptor.h"
 
 namespace tsmuxd::pipe {
 
 struct NativeEvent {
-  enum class Type { Attached, Ready, Detached, Log, Connected, ConnectFailed, Closed };
+  enum class Type { Attached, Ready, Detached, Log, Connected, ConnectFailed, Closed, Snapshot };
   explicit NativeEvent(Type t) : type(t) {}
   Type type;
   uint32_t handle = 0;
@@ -26,6 +28,9 @@ struct NativeEvent {
   // usbmuxd's LocationID ((bus << 16) | address).
   const char* link = "cable";
   uint32_t locationId = 0;
+  // Snapshot: the answer to requestSnapshot(requestId).
+  uint32_t requestId = 0;
+  std::shared_ptr<EngineSnapshot> snapshot;
 };
 
 class EventSink {

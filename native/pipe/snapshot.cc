@@ -1,9 +1,7 @@
-// Engine::snapshot: the JS thread posts a collection to the event thread and
-// waits for it. A turn is short (bounded epoll batch and deferred rounds), so
-// the wait is too; the event thread never waits for JS, so it cannot deadlock.
-#include <chrono>
-#include <future>
-
+// Engine::requestSnapshot: the JS thread posts a collection to the event
+// thread, which answers with a Snapshot event in the same batch as its other
+// events. Neither thread waits for the other: a stats request from any local
+// client can never block the JS thread.
 #include "pipe/engine.h"
 
 namespace tsmuxd::pipe {
@@ -21,14 +19,14 @@ const char* sessionStateName(const mux::DeviceSession* s) {
 }
 }  // namespace
 
-bool Engine::snapshot(EngineSnapshot& out, uint64_t timeoutMs) {
+bool Engine::requestSnapshot(uint32_t requestId) {
   if (!started_) return false;
-  // Shared, so a collection that finishes after we gave up writes into live memory.
-  auto result = std::make_shared<std::promise<EngineSnapshot>>();
-  std::future<EngineSnapshot> ready = result->get_future();
-  loop_.post([this, result] { result->set_value(collectSnapshot()); });
-  if (ready.wait_for(std::chrono::milliseconds(timeoutMs)) != std::future_status::ready) return false;
-  out = ready.get();
+  loop_.post([this, requestId] {
+    NativeEvent ev(NativeEvent::Type::Snapshot);
+    ev.requestId = requestId;
+    ev.snapshot = std::make_shared<EngineSnapshot>(collectSnapshot());
+    emit(std::move(ev));
+  });
   return true;
 }
 

@@ -65,6 +65,17 @@ export interface MuxEngineEvents {
   closed: [number, ClosedInfo];
 }
 
+/** How long a snapshot may take before its callers get ERR_TIMEOUT. */
+export const SNAPSHOT_TIMEOUT_MS = 5_000;
+
+interface PendingSnapshot {
+  id: number;
+  promise: Promise<EngineSnapshot>;
+  resolve: (snap: EngineSnapshot) => void;
+  reject: (err: NativeError) => void;
+  timer: NodeJS.Timeout;
+}
+
 interface PendingConnect {
   resolve: (conn: number) => void;
   reject: (err: NativeError) => void;
@@ -78,6 +89,9 @@ export class MuxEngine extends EventEmitter<MuxEngineEvents> {
   private readonly pending = new Map<number, PendingConnect>();
   private readonly devices = new Map<number, AttachedDevice>();
   private readonly readyHandles = new Set<number>();
+  /** At most one collection is asked for at a time; callers meanwhile share it. */
+  private snapshotInFlight: PendingSnapshot | undefined;
+  private nextSnapshotId = 1;
   private closed = false;
 
   constructor(options: MuxEngineOptions = {}) {
@@ -182,11 +196,42 @@ export class MuxEngine extends EventEmitter<MuxEngineEvents> {
 
   /**
    * Every device link and connection with their counters, windows and RTT,
-   * taken on the event thread between two turns (the call waits for it).
+   * taken on the event thread between two turns. The JS thread never waits:
+   * the answer comes back as an event. Callers that ask while a collection
+   * is under way share it, so any number of stats requests cost one pass.
    */
-  snapshot(): EngineSnapshot {
-    if (this.closed) throw new NativeError('the engine is closed', 'ERR_ENGINE_CLOSED');
-    return this.native.snapshot();
+  snapshot(): Promise<EngineSnapshot> {
+    if (this.closed) return Promise.reject(new NativeError('the engine is closed', 'ERR_ENGINE_CLOSED'));
+    if (this.snapshotInFlight) return this.snapshotInFlight.promise;
+    const id = this.nextSnapshotId;
+    this.nextSnapshotId = id >= 0xffffffff ? 1 : id + 1;
+    let resolve!: PendingSnapshot['resolve'];
+    let reject!: PendingSnapshot['reject'];
+    const promise = new Promise<EngineSnapshot>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    const timer = setTimeout(() => {
+      this.settleSnapshot(id, new NativeError(`the event thread did not answer the snapshot request within ${SNAPSHOT_TIMEOUT_MS} ms`, 'ERR_TIMEOUT'));
+    }, SNAPSHOT_TIMEOUT_MS);
+    timer.unref();
+    this.snapshotInFlight = { id, promise, resolve, reject, timer };
+    try {
+      this.native.requestSnapshot(id);
+    } catch (err) {
+      this.settleSnapshot(id, err instanceof NativeError ? err : new NativeError(String(err), 'ERR_ENGINE_CLOSED'));
+    }
+    return promise;
+  }
+
+  /** Answers the snapshot in flight if it is `id`; a late answer to a timed-out one is dropped. */
+  private settleSnapshot(id: number, outcome: EngineSnapshot | NativeError): void {
+    const pending = this.snapshotInFlight;
+    if (!pending || pending.id !== id) return;
+    this.snapshotInFlight = undefined;
+    clearTimeout(pending.timer);
+    if (outcome instanceof NativeError) pending.reject(outcome);
+    else pending.resolve(outcome);
   }
 
   close(): void {
@@ -197,6 +242,7 @@ export class MuxEngine extends EventEmitter<MuxEngineEvents> {
       p.reject(new NativeError(`connection ${conn} aborted: the engine closed`, 'ERR_ENGINE_CLOSED'));
     }
     this.pending.clear();
+    if (this.snapshotInFlight) this.settleSnapshot(this.snapshotInFlight.id, new NativeError('the engine closed', 'ERR_ENGINE_CLOSED'));
   }
 
   private dispatch(events: NativeEvent[]): void {
@@ -247,6 +293,9 @@ export class MuxEngine extends EventEmitter<MuxEngineEvents> {
       }
       case 'closed':
         this.emit('closed', ev.conn, { reason: ev.reason, bytesIn: ev.bytesIn, bytesOut: ev.bytesOut });
+        break;
+      case 'snapshot':
+        this.settleSnapshot(ev.requestId, ev.snapshot);
         break;
     }
   }

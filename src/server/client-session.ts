@@ -1,7 +1,20 @@
 // One usbmuxd client, with usbmuxd's state machine: COMMAND, then either
 // LISTEN (a notification pipe, for good) or CONNECTING and CONNECTED (a raw
-// byte pipe owned by native code, for good). Messages are handled one at a
-// time, in order; a reply never overtakes the reply to an earlier request.
+// byte pipe owned by native code, for good).
+//
+// Every local user is a client (the socket is 0666), so everything one client
+// can make the daemon hold is bounded here, and a failure inside one request
+// ends at most that request (docs/server.md, "Bounds"):
+// - one request in flight: the socket is not read while a request is served,
+//   so what a client pipelines waits in the kernel's buffer, counted against
+//   the client, and JS holds at most the one 64 KiB read it came in;
+// - replies: reading stays stopped while more than MAX_QUEUED_REPLY_BYTES
+//   wait to go out, and a client that leaves them unread for
+//   STUCK_OUTPUT_TIMEOUT_MS is closed;
+// - Connect: bytes sent behind it stay in the kernel and go to native code
+//   with the fd;
+// - every handler's error is caught here, answered and logged with the
+//   client's id and pid.
 import type { Socket } from 'node:net';
 
 import type { DeviceRecord, DeviceTable } from '../devices/device-table.js';
@@ -10,18 +23,27 @@ import type { Logger } from '../log.js';
 import { NativeError, type PeerCredentials } from '../native.js';
 import type { PlistDict } from '../pairing/plist-codec.js';
 import type { PairRecordStore } from '../pairing/store.js';
-import { handlePlistCommand } from './plist-commands.js';
+import { parseRequestPlist } from './flat-request.js';
+import { handlePlistCommand, RESULT_EIO } from './plist-commands.js';
 import {
   decodeConnectBinary,
   MessageFramer,
   MessageType,
   ProtocolVersion,
   Result,
+  type Header,
   type Message,
 } from './protocol.js';
 import { attachedMessage, detachedMessage, pairedMessage, resultMessage } from './replies.js';
+import { resumeReading, stopReading } from './socket-reading.js';
 import type { ConnectionOwners } from './stats.js';
-import { parseRequestPlist } from './flat-request.js';
+
+/** Replies a client may leave unread (beyond the kernel's buffer) before we stop reading its requests. */
+export const MAX_QUEUED_REPLY_BYTES = 256 * 1024;
+/** How long replies may stay above MAX_QUEUED_REPLY_BYTES before the client is closed. */
+export const STUCK_OUTPUT_TIMEOUT_MS = 10_000;
+/** Requests served back to back before other clients' I/O gets a turn. */
+const REQUESTS_PER_TURN = 32;
 
 export interface ServerContext {
   engine: MuxEngine;
@@ -34,6 +56,8 @@ export interface ServerContext {
   listeners(): ClientSession[];
   /** Notifications a listener may leave unread (beyond the kernel's buffer) before it is closed. */
   maxUnreadNotificationBytes: number;
+  /** See STUCK_OUTPUT_TIMEOUT_MS; tests shorten it. */
+  stuckOutputTimeoutMs: number;
   forget(client: ClientSession): void;
 }
 
@@ -46,14 +70,15 @@ export interface ClientInfo {
   libusbmuxVersion?: number;
 }
 
+const yieldToIo = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 export class ClientSession {
   state: ClientState = 'command';
   /** The protocol of the client's latest request; replies and notifications use it. */
   version: number = ProtocolVersion.Binary;
   readonly info: ClientInfo = {};
   private readonly framer = new MessageFramer();
-  private pipelined: Buffer[] = [];
-  private pumping = false;
+  private serving = false;
 
   constructor(
     readonly id: number,
@@ -63,9 +88,14 @@ export class ClientSession {
     readonly peer?: PeerCredentials,
   ) {}
 
+  /** "client 7 (pid 1234, uid 1000)", for log lines. */
+  get label(): string {
+    return this.peer ? `client ${this.id} (pid ${this.peer.pid}, uid ${this.peer.uid})` : `client ${this.id}`;
+  }
+
   start(): void {
     this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    this.socket.on('error', (err) => this.ctx.log.debug(`client ${this.id}: ${err.message}`));
+    this.socket.on('error', (err) => this.ctx.log.debug(`${this.label}: ${err.message}`));
     this.socket.on('close', () => {
       if (this.state !== 'connected') this.state = 'closed';
       this.ctx.forget(this);
@@ -73,7 +103,7 @@ export class ClientSession {
   }
 
   send(bytes: Buffer): void {
-    if (this.state !== 'closed' && this.state !== 'connected') this.socket.write(bytes);
+    if (this.state !== 'closed' && this.state !== 'connected' && !this.socket.destroyed) this.socket.write(bytes);
   }
 
   notifyAttached(d: DeviceRecord): void {
@@ -93,50 +123,107 @@ export class ClientSession {
   private notify(bytes: Buffer): void {
     this.send(bytes);
     if (this.socket.writableLength > this.ctx.maxUnreadNotificationBytes) {
-      this.ctx.log.warning(`client ${this.id} closed: a listener with ${this.socket.writableLength} bytes of notifications unread`);
+      this.ctx.log.warning(`${this.label} closed: a listener with ${this.socket.writableLength} bytes of notifications unread`);
       this.state = 'closed';
       this.socket.destroy();
     }
   }
 
   close(reason: string): void {
-    this.ctx.log.info(`client ${this.id} closed: ${reason}`);
+    this.ctx.log.info(`${this.label} closed: ${reason}`);
     this.state = 'closed';
     this.socket.end();
     this.socket.destroySoon?.();
   }
 
   private onData(chunk: Buffer): void {
-    if (this.state === 'connecting') {
-      // Bytes sent after Connect belong to the connection, not to us.
-      this.pipelined.push(chunk);
-      return;
-    }
     if (this.state !== 'command' && this.state !== 'listen') return;
     this.framer.push(chunk);
-    void this.pump();
+    if (this.serving) return;
+    // Nothing more is read until the messages in hand are answered.
+    this.serving = true;
+    stopReading(this.socket);
+    this.serveBuffered().then(
+      () => {
+        this.serving = false;
+        if (this.state === 'command' || this.state === 'listen') resumeReading(this.socket);
+      },
+      (err: unknown) => {
+        // serve() catches per request; this is the loop itself failing.
+        this.serving = false;
+        this.ctx.log.error(`${this.label}: request loop failed: ${(err as Error)?.stack ?? String(err)}`);
+        this.state = 'closed';
+        this.socket.destroy();
+      },
+    );
   }
 
-  private async pump(): Promise<void> {
-    if (this.pumping) return;
-    this.pumping = true;
-    try {
-      while (this.state === 'command' || this.state === 'listen') {
-        let message: Message | null;
-        try {
-          message = this.framer.next();
-        } catch (err) {
-          this.ctx.log.warning(`client ${this.id}: ${(err as Error).message}; closing it`);
-          this.state = 'closed';
-          this.socket.destroy();
-          return;
-        }
-        if (!message) return;
-        await this.handle(message);
+  /** Answers every whole message buffered, one at a time, in order. */
+  private async serveBuffered(): Promise<void> {
+    let servedThisTurn = 0;
+    while (this.state === 'command' || this.state === 'listen') {
+      let message: Message | null;
+      try {
+        message = this.framer.next();
+      } catch (err) {
+        this.ctx.log.warning(`${this.label}: ${(err as Error).message}; closing it`);
+        this.state = 'closed';
+        this.socket.destroy();
+        return;
       }
-    } finally {
-      this.pumping = false;
+      if (!message) return;
+      await this.serve(message);
+      if (!(await this.repliesTaken())) return;
+      if (++servedThisTurn >= REQUESTS_PER_TURN) {
+        servedThisTurn = 0;
+        await yieldToIo();
+      }
     }
+  }
+
+  // The client boundary: whatever a handler throws ends this request only.
+  private async serve(message: Message): Promise<void> {
+    try {
+      await this.handle(message);
+    } catch (err) {
+      const { header } = message;
+      this.ctx.log.error(
+        `${this.label}: request (version ${header.version}, type ${header.message}, tag ${header.tag}) failed: ${(err as Error)?.stack ?? String(err)}`,
+      );
+      if (this.state === 'command') this.reply(header.tag, RESULT_EIO);
+    }
+  }
+
+  /**
+   * Waits while more than MAX_QUEUED_REPLY_BYTES of replies are queued; false
+   * if the client was closed meanwhile (for leaving them unread too long).
+   */
+  private async repliesTaken(): Promise<boolean> {
+    if (this.state !== 'command' && this.state !== 'listen') return false;
+    const limit = this.ctx.stuckOutputTimeoutMs;
+    while (this.socket.writableLength > MAX_QUEUED_REPLY_BYTES) {
+      const drained = await new Promise<boolean>((resolve) => {
+        const done = (value: boolean) => {
+          clearTimeout(timer);
+          this.socket.off('drain', onDrain);
+          this.socket.off('close', onClose);
+          resolve(value);
+        };
+        const onDrain = () => done(true);
+        const onClose = () => done(true);
+        const timer = setTimeout(() => done(false), limit);
+        this.socket.on('drain', onDrain);
+        this.socket.on('close', onClose);
+      });
+      if (this.socket.destroyed || (this.state as ClientState) === 'closed') return false;
+      if (!drained && this.socket.writableLength > MAX_QUEUED_REPLY_BYTES) {
+        this.ctx.log.warning(`${this.label} closed: ${this.socket.writableLength} bytes of replies left unread for ${limit} ms`);
+        this.state = 'closed';
+        this.socket.destroy();
+        return false;
+      }
+    }
+    return true;
   }
 
   private reply(tag: number, result: number): void {
@@ -154,24 +241,12 @@ export class ClientSession {
       return;
     }
     if (header.version !== ProtocolVersion.Binary && header.version !== ProtocolVersion.Plist) {
-      this.ctx.log.info(`client ${this.id}: protocol version ${header.version} is not 0 or 1`);
+      this.ctx.log.info(`${this.label}: protocol version ${header.version} is not 0 or 1`);
       this.send(resultMessage(ProtocolVersion.Binary, header.tag, Result.BADVERSION));
       return;
     }
     this.version = header.version;
-    if (header.version === ProtocolVersion.Binary) {
-      if (header.message === MessageType.Listen) return this.listen(header.tag);
-      if (header.message === MessageType.Connect) {
-        let target;
-        try {
-          target = decodeConnectBinary(body);
-        } catch {
-          return this.reply(header.tag, Result.BADCOMMAND);
-        }
-        return this.connect(header.tag, target.deviceId, target.port);
-      }
-      return this.reply(header.tag, Result.BADCOMMAND);
-    }
+    if (header.version === ProtocolVersion.Binary) return this.handleBinary(header, body);
     if (header.message !== MessageType.Plist) return this.reply(header.tag, Result.BADCOMMAND);
     let request: PlistDict;
     try {
@@ -182,13 +257,13 @@ export class ClientSession {
       request = parsed as PlistDict;
     } catch (err) {
       // usbmuxd stays silent here and the client waits for its timeout.
-      this.ctx.log.info(`client ${this.id}: unparsable plist request: ${(err as Error).message}`);
+      this.ctx.log.info(`${this.label}: unparsable plist request: ${(err as Error).message}`);
       return this.reply(header.tag, Result.BADCOMMAND);
     }
     this.noteClientInfo(request);
     const type = request.MessageType;
     if (typeof type !== 'string') {
-      this.ctx.log.info(`client ${this.id}: plist request without a MessageType`);
+      this.ctx.log.info(`${this.label}: plist request without a MessageType`);
       return this.reply(header.tag, Result.BADCOMMAND);
     }
     if (type === 'Listen') return this.listen(header.tag);
@@ -203,6 +278,18 @@ export class ClientSession {
     }
     const answer = await handlePlistCommand(type, request, this.ctx, this);
     this.send(answer(header.tag));
+  }
+
+  private handleBinary(header: Header, body: Buffer): void | Promise<void> {
+    if (header.message === MessageType.Listen) return this.listen(header.tag);
+    if (header.message !== MessageType.Connect) return this.reply(header.tag, Result.BADCOMMAND);
+    let target;
+    try {
+      target = decodeConnectBinary(body);
+    } catch {
+      return this.reply(header.tag, Result.BADCOMMAND);
+    }
+    return this.connect(header.tag, target.deviceId, target.port);
   }
 
   private noteClientInfo(request: PlistDict): void {
@@ -220,27 +307,30 @@ export class ClientSession {
     for (const d of this.ctx.devices.visible()) this.notifyAttached(d);
   }
 
+  // Reading is stopped for the whole Connect (serve's caller stopped it), so
+  // what the client sends behind the request waits in the kernel and reaches
+  // native code with the fd. Only the rest of the read that carried the
+  // request (at most 64 KiB) is held here.
   private async connect(tag: number, deviceId: number, port: number): Promise<void> {
     const device = this.ctx.devices.byId(deviceId);
     if (!device) return this.reply(tag, Result.BADDEV);
     if (port === 0) return this.reply(tag, Result.CONNREFUSED);
     this.state = 'connecting';
-    this.pipelined = [this.framer.takeRemainder()];
+    const pipelined = this.framer.takeRemainder();
     let conn: number;
     try {
       conn = await this.ctx.engine.connect(device.handle, port);
     } catch (err) {
       if (this.state !== 'connecting') return;
       const code = err instanceof NativeError ? err.code : 'ERR';
-      this.ctx.log.info(`client ${this.id}: connect to device ${deviceId} port ${port} failed: ${(err as Error).message}`);
+      this.ctx.log.info(`${this.label}: connect to device ${deviceId} port ${port} failed: ${(err as Error).message}`);
       this.state = 'command';
       this.reply(tag, code === 'ENODEV' ? Result.BADDEV : Result.CONNREFUSED);
       // Connect failed, so what the client sent behind it are commands after all.
-      this.framer.push(Buffer.concat(this.pipelined));
-      this.pipelined = [];
+      this.framer.push(pipelined);
       return;
     }
-    if (this.state !== 'connecting') {
+    if (this.state !== 'connecting' || this.socket.destroyed) {
       this.ctx.engine.closeConnection(conn);  // the client left while we connected
       return;
     }
@@ -253,13 +343,12 @@ export class ClientSession {
       this.state = 'connected';
       this.socket.removeAllListeners('data');
       try {
-        this.ctx.engine.adoptSocket(conn, this.socket, Buffer.concat(this.pipelined));
+        this.ctx.engine.adoptSocket(conn, this.socket, pipelined);
       } catch (adoptErr) {
-        this.ctx.log.error(`client ${this.id}: handing the socket over failed: ${(adoptErr as Error).message}`);
+        this.ctx.log.error(`${this.label}: handing the socket over failed: ${(adoptErr as Error).message}`);
         this.ctx.engine.closeConnection(conn);
         this.socket.destroy();
       }
-      this.pipelined = [];
       this.ctx.forget(this);
     });
   }

@@ -10,14 +10,28 @@ import { EXTENSION_MESSAGES, extensionAccess, RESULT_ACCESS_DENIED } from './acc
 
 export type Answer = (tag: number) => Buffer;
 
+/**
+ * The daemon could not do what was asked (a store it cannot read, the data
+ * plane not answering, a handler that threw). Not 1: to a client, Result 1
+ * means the daemon does not know the request.
+ */
+export const RESULT_EIO = 5;
+
 const result = (n: number): Answer => (tag) => resultMessage(1, tag, n);
 const dict = (d: PlistDict): Answer => (tag) => plistMessage(tag, d);
 
 /** errno for a pair-record failure: 22 for bad input, 2 for a missing record. */
-function pairError(err: unknown, ctx: ServerContext, what: string): Answer {
-  // usbmuxd answers 2 for a failed write too.
-  if (err instanceof PairRecordError) return result(err.code === 'EIO' ? Result.ENOENT : err.errno);
-  ctx.log.error(`${what} failed: ${(err as Error).message}`);
+function pairError(err: unknown, ctx: ServerContext, client: ClientSession, what: string): Answer {
+  const message = `${client.label}: ${what} failed: ${(err as Error)?.message ?? String(err)}`;
+  if (err instanceof PairRecordError) {
+    // A missing record or a bad id is the client's business; anything else
+    // (corrupt, unreadable, a full disk) is the host's, and logged as such.
+    if (err.code === 'EIO') ctx.log.error(message);
+    else ctx.log.debug(message);
+    // usbmuxd answers 2 for a failed write too.
+    return result(err.code === 'EIO' ? Result.ENOENT : err.errno);
+  }
+  ctx.log.error(message);
   return result(Result.ENOENT);
 }
 
@@ -34,8 +48,7 @@ export async function handlePlistCommand(
   if (EXTENSION_MESSAGES.has(type)) {
     const access = extensionAccess(client.peer);
     if (!access.allowed) {
-      const who = client.peer ? ` (pid ${client.peer.pid}, uid ${client.peer.uid})` : '';
-      ctx.log.warning(`client ${client.id}${who}: ${type} refused: ${access.reason}`);
+      ctx.log.warning(`${client.label}: ${type} refused: ${access.reason}`);
       // The client stays connected: what every user may ask still works.
       return result(RESULT_ACCESS_DENIED);
     }
@@ -61,7 +74,15 @@ export async function handlePlistCommand(
       });
 
     case 'ReadBUID':
-      return dict({ BUID: await ctx.store.systemBUID() });
+      try {
+        return dict({ BUID: await ctx.store.systemBUID() });
+      } catch (err) {
+        // The store's message names the file and what is wrong with it. No
+        // new BUID is made over an unreadable one: it would orphan every
+        // existing pairing.
+        ctx.log.error(`${client.label}: ReadBUID failed: ${(err as Error).message}`);
+        return result(RESULT_EIO);
+      }
 
     case 'ReadPairRecord': {
       const id = recordId(request);
@@ -69,7 +90,7 @@ export async function handlePlistCommand(
       try {
         return dict({ PairRecordData: await ctx.store.read(id) });
       } catch (err) {
-        return pairError(err, ctx, `ReadPairRecord ${id}`);
+        return pairError(err, ctx, client, `ReadPairRecord ${id}`);
       }
     }
 
@@ -80,12 +101,12 @@ export async function handlePlistCommand(
       try {
         await ctx.store.save(id, Buffer.from(data.buffer, data.byteOffset, data.byteLength));
       } catch (err) {
-        return pairError(err, ctx, `SavePairRecord ${id}`);
+        return pairError(err, ctx, client, `SavePairRecord ${id}`);
       }
       const deviceId = Number(request.DeviceID ?? 0);
       const device = deviceId > 0 ? ctx.devices.byId(deviceId) : undefined;
       if (device && device.serialNumber === id) ctx.devices.paired(deviceId);
-      ctx.log.info(`client ${client.id}: saved the pair record of ${id}`);
+      ctx.log.info(`${client.label}: saved the pair record of ${id}`);
       return result(Result.OK);
     }
 
@@ -95,22 +116,22 @@ export async function handlePlistCommand(
       try {
         await ctx.store.delete(id);
       } catch (err) {
-        return pairError(err, ctx, `DeletePairRecord ${id}`);
+        return pairError(err, ctx, client, `DeletePairRecord ${id}`);
       }
       return result(Result.OK);
     }
 
     case STATS_MESSAGE:
       try {
-        return dict(statsReply(ctx.engine, ctx.devices, ctx.owners));
+        return dict(await statsReply(ctx.engine, ctx.devices, ctx.owners));
       } catch (err) {
-        ctx.log.error(`client ${client.id}: stats failed: ${(err as Error).message}`);
+        ctx.log.error(`${client.label}: stats failed: ${(err as Error).message}`);
         // EIO, not 1: Result 1 means "no stats here" (another daemon) to clients.
-        return result(5);
+        return result(RESULT_EIO);
       }
 
     default:
-      ctx.log.info(`client ${client.id}: unknown MessageType '${type}'`);
+      ctx.log.info(`${client.label}: unknown MessageType '${type}'`);
       return result(Result.BADCOMMAND);
   }
 }

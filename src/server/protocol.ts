@@ -76,35 +76,98 @@ export function encodeMessage(version: number, message: number, tag: number, bod
  * Cuts a byte stream into messages, one at a time, so that a caller can stop
  * after a Connect and take the bytes behind it raw. A length outside
  * 16..64 KiB is not recoverable (the stream has lost its framing).
+ *
+ * Chunks are kept as a list and only the bytes of one message are ever
+ * copied (when it straddles chunks), so the cost is linear in the bytes
+ * read however many requests a client piles up. Re-concatenating the whole
+ * buffer on every chunk was quadratic.
  */
 export class MessageFramer {
-  private buffered: Buffer = Buffer.alloc(0);
+  private chunks: Buffer[] = [];
+  /** Offset of the first unread byte in chunks[0]. */
+  private offset = 0;
+  private total = 0;
+
+  /** Bytes held: received and not yet returned as a message. */
+  get bufferedBytes(): number {
+    return this.total;
+  }
 
   push(chunk: Buffer): void {
-    if (chunk.length) this.buffered = this.buffered.length ? Buffer.concat([this.buffered, chunk]) : chunk;
+    if (!chunk.length) return;
+    this.chunks.push(chunk);
+    this.total += chunk.length;
   }
 
   /** The next whole message, or null until more bytes arrive. */
   next(): Message | null {
-    if (this.buffered.length < HEADER_SIZE) return null;
-    const header = decodeHeader(this.buffered);
+    if (this.total < HEADER_SIZE) return null;
+    const header = decodeHeader(this.peek(HEADER_SIZE));
     if (header.length < HEADER_SIZE || header.length > MAX_MESSAGE_LENGTH) {
       throw new ProtocolError(
         `message length ${header.length} is outside ${HEADER_SIZE}..${MAX_MESSAGE_LENGTH}`,
         'ERR_USBMUX_BAD_LENGTH',
       );
     }
-    if (this.buffered.length < header.length) return null;
-    const message = { header, body: this.buffered.subarray(HEADER_SIZE, header.length) };
-    this.buffered = this.buffered.subarray(header.length);
-    return message;
+    if (this.total < header.length) return null;
+    const bytes = this.take(header.length);
+    return { header, body: bytes.subarray(HEADER_SIZE) };
   }
 
   /** Bytes received after the last whole message. */
   takeRemainder(): Buffer {
-    const rest = this.buffered;
-    this.buffered = Buffer.alloc(0);
-    return rest;
+    return this.take(this.total);
+  }
+
+  /** The first n buffered bytes, without consuming them (n <= total). */
+  private peek(n: number): Buffer {
+    const first = this.chunks[0]!;
+    if (first.length - this.offset >= n) return first.subarray(this.offset, this.offset + n);
+    return this.gather(n, false);
+  }
+
+  /** Consumes and returns the first n buffered bytes (n <= total). */
+  private take(n: number): Buffer {
+    if (n === 0) return Buffer.alloc(0);
+    const first = this.chunks[0]!;
+    if (first.length - this.offset >= n) {
+      const out = first.subarray(this.offset, this.offset + n);
+      this.offset += n;
+      this.total -= n;
+      if (this.offset === first.length) {
+        this.chunks.shift();
+        this.offset = 0;
+      }
+      return out;
+    }
+    return this.gather(n, true);
+  }
+
+  // Copies n bytes that straddle chunks into one buffer: at most one
+  // message (64 KiB) per call, so a body byte is copied at most once (a
+  // header's 16 bytes twice, by peek and then take).
+  private gather(n: number, consume: boolean): Buffer {
+    const out = Buffer.allocUnsafe(n);
+    let filled = 0;
+    let index = 0;
+    let offset = this.offset;
+    while (filled < n) {
+      const chunk = this.chunks[index]!;
+      const count = Math.min(n - filled, chunk.length - offset);
+      chunk.copy(out, filled, offset, offset + count);
+      filled += count;
+      offset += count;
+      if (offset === chunk.length) {
+        index++;
+        offset = 0;
+      }
+    }
+    if (consume) {
+      this.chunks.splice(0, index);
+      this.offset = offset;
+      this.total -= n;
+    }
+    return out;
   }
 }
 

@@ -9,7 +9,7 @@ import type { Logger } from '../log.js';
 import type { PairRecordStore } from '../pairing/store.js';
 import { peerCredentialsOf } from './access.js';
 import { formatSocketAddress, type SocketAddress } from './address.js';
-import { ClientSession, type ServerContext } from './client-session.js';
+import { ClientSession, STUCK_OUTPUT_TIMEOUT_MS, type ServerContext } from './client-session.js';
 import { ConnectionOwners } from './stats.js';
 
 export interface ServerOptions {
@@ -20,6 +20,8 @@ export interface ServerOptions {
   log: Logger;
   /** See ServerContext.maxUnreadNotificationBytes (default 1 MiB). */
   maxUnreadNotificationBytes?: number;
+  /** See STUCK_OUTPUT_TIMEOUT_MS (the default). */
+  stuckOutputTimeoutMs?: number;
 }
 
 /** Is something answering on this Unix socket path? */
@@ -50,6 +52,7 @@ export class UsbmuxServer {
       owners: new ConnectionOwners(options.engine),
       listeners: () => [...this.clients].filter((c) => c.state === 'listen'),
       maxUnreadNotificationBytes: options.maxUnreadNotificationBytes ?? 1 << 20,
+      stuckOutputTimeoutMs: options.stuckOutputTimeoutMs ?? STUCK_OUTPUT_TIMEOUT_MS,
       forget: (c) => this.clients.delete(c),
     };
     const each = (fn: (c: ClientSession, d: DeviceRecord) => void) => (d: DeviceRecord) => {

@@ -51,8 +51,8 @@ function plistRecord(record: object): PlistDict {
   return out;
 }
 
-export function statsReply(engine: MuxEngine, devices: DeviceTable, owners: ConnectionOwners): PlistDict {
-  const snap = engine.snapshot();
+export async function statsReply(engine: MuxEngine, devices: DeviceTable, owners: ConnectionOwners): Promise<PlistDict> {
+  const snap = await engine.snapshot();
   const live = new Set(snap.connections.map((c) => c.conn));
   owners.prune(live);
   const identity = (handle: number) => {
