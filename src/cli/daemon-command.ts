@@ -51,7 +51,8 @@ function signalRunning(pidfile: string, signal: NodeJS.Signals): number {
 
 /** Starts a foreground copy of ourselves in the background and waits until it listens. */
 async function daemonize(argv: string[]): Promise<number> {
-  const child = spawn(process.execPath, [process.argv[1], ...argv, '--foreground'], {
+  // node's own flags (--unhandled-rejections=strict, say) carry over.
+  const child = spawn(process.execPath, [...process.execArgv, process.argv[1], ...argv, '--foreground'], {
     detached: true,
     stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
     env: { ...process.env, TSMUXD_READY_FD: '3' },

@@ -212,10 +212,25 @@ export function killOnExit(child: ChildProcess): ChildProcess {
   return child;
 }
 
-/** Starts `node dist/src/cli/main.js ARGS`; it is killed at teardown if still running. */
+/**
+ * What node prints when a process dies of an uncaught exception or (with
+ * --unhandled-rejections=strict) of a promise nobody handled: the stack,
+ * then its own version line.
+ */
+export const NODE_FATAL_RE = /^Node\.js v\d+\.\d+\.\d+$/m;
+
+/** Node's flags for every daemon a test starts: a floating rejection kills it at once, loudly. */
+export const DAEMON_NODE_FLAGS = ['--unhandled-rejections=strict'];
+
+/**
+ * Starts `node --unhandled-rejections=strict dist/src/cli/main.js ARGS`; it
+ * is killed at teardown if still running, and the teardown fails the test if
+ * the daemon died of an uncaught exception or an unhandled rejection, even
+ * when the test itself never noticed.
+ */
 export function spawnDaemon(t: Teardown, args: string[], env: NodeJS.ProcessEnv = process.env): DaemonProcess {
   assertBuilt();
-  const child = killOnExit(spawn(process.execPath, [MAIN_JS, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env }));
+  const child = killOnExit(spawn(process.execPath, [...DAEMON_NODE_FLAGS, MAIN_JS, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env }));
   let status: Exit | null = null;
   const exited = new Promise<Exit>((resolve) =>
     child.once('exit', (code, signal) => {
@@ -261,6 +276,10 @@ export function spawnDaemon(t: Teardown, args: string[], env: NodeJS.ProcessEnv 
   };
   t.teardown(async () => {
     if (!status) await proc.stop(3_000);
+    const fatal = NODE_FATAL_RE.exec(stderr.text) ?? NODE_FATAL_RE.exec(stdout.text);
+    if (fatal) {
+      throw new Error(`the daemon (pid ${child.pid}) died of an uncaught exception or an unhandled rejection:\n${stderr.text.slice(-4000)}`);
+    }
   });
   return proc;
 }
