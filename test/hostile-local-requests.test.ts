@@ -80,13 +80,13 @@ t.test(`${crowd} clients at once: half flood behind pending Connects, half pipel
   stopPhone(t, stopped);
   const half = crowd / 2;
   const watch = watchDaemon(ld);
-  const floods = attack(t, { path: ld.socketPath, mode: 'connect-flood', count: half, deviceId: stopped.deviceId, port: ECHO_PORT, bytesEach: 64 * MiB, seconds: 40 });
-  const pipes = attack(t, { path: ld.socketPath, mode: 'pipeline', count: half, request: readPairRecord(), bytesEach: 16 * MiB, seconds: 40 });
+  const floods = attack(t, { path: ld.socketPath, mode: 'connect-flood', count: half, deviceId: stopped.deviceId, port: ECHO_PORT, bytesEach: 4 * MiB, seconds: 40 });
+  const pipes = attack(t, { path: ld.socketPath, mode: 'pipeline', count: half, request: readPairRecord(), bytesEach: 4 * MiB, seconds: 40 });
   const [flooded, piped] = await Promise.all([floods.done, pipes.done]);
   const report = await watch.stop();
   t.comment(describeWatch(`${crowd} hostile clients`, report));
-  t.comment(`Connect floods: ${mib(flooded.accepted)} taken of ${mib(half * 64 * MiB)} meant, Results ${JSON.stringify(flooded.results)} after ${flooded.resultMsMin}..${flooded.resultMsMax} ms, ${flooded.closedByDaemon} closed by the daemon`);
-  t.comment(`pipelines: ${mib(piped.accepted)} taken of ${mib(half * 16 * MiB)} meant, ${piped.closedByDaemon} closed by the daemon`);
+  t.comment(`Connect floods: ${mib(flooded.accepted)} taken of ${mib(half * 4 * MiB)} meant, Results ${JSON.stringify(flooded.results)} after ${flooded.resultMsMin}..${flooded.resultMsMax} ms, ${flooded.closedByDaemon} closed by the daemon`);
+  t.comment(`pipelines: ${mib(piped.accepted)} taken of ${mib(half * 4 * MiB)} meant, ${piped.closedByDaemon} closed by the daemon`);
   t.equal(ld.daemon.exit(), null, 'the daemon is still running');
   t.same(flooded.results, { 3: half }, `all ${half} Connects are answered, Result 3, when they time out`);
   t.equal(piped.closedByDaemon, half, `all ${half} pipelining clients are closed for leaving their replies unread`);

@@ -134,26 +134,32 @@ export class PairRecordStore {
     return this.#buid;
   }
 
-  /** The record file's bytes, verbatim, as ReadPairRecord returns them. */
+  /**
+   * The record file's bytes, verbatim, as ReadPairRecord returns them, once
+   * they parse as a plist dict: a corrupt or half-written file is an error
+   * that names it, not bytes every client would fail on in its own way.
+   */
   async read(udid: string): Promise<Buffer> {
     const path = this.#recordPath(udid);
+    let bytes: Buffer;
     try {
-      return await readRegularFile(path);
+      bytes = await readRegularFile(path);
     } catch (err) {
       throw storeError(err, `cannot read pair record ${quote(udid)}`);
     }
-  }
-
-  async readRecord(udid: string): Promise<PlistDict> {
-    const bytes = await this.read(udid);
     let record;
     try {
       record = parsePlist(bytes);
     } catch (err) {
-      throw new PairRecordError('EIO', `pair record ${quote(udid)} is corrupt`, { cause: err });
+      throw new PairRecordError('EIO', `pair record ${path} is corrupt: ${(err as Error).message}`, { cause: err });
     }
-    if (!isPlistDict(record)) throw new PairRecordError('EIO', `pair record ${quote(udid)} is not a dict`);
-    return record;
+    if (!isPlistDict(record)) throw new PairRecordError('EIO', `pair record ${path} is not a dict`);
+    return bytes;
+  }
+
+  async readRecord(udid: string): Promise<PlistDict> {
+    // read() has checked that it parses as a dict.
+    return parsePlist(await this.read(udid)) as PlistDict;
   }
 
   /**
@@ -292,7 +298,7 @@ export class PairRecordStore {
     try {
       config = parsePlist(bytes);
     } catch (err) {
-      throw new PairRecordError('EIO', `${path} is corrupt`, { cause: err });
+      throw new PairRecordError('EIO', `${path} is corrupt: ${(err as Error).message}`, { cause: err });
     }
     if (!isPlistDict(config)) throw new PairRecordError('EIO', `${path} is not a dict`);
     return config;

@@ -106,6 +106,8 @@ export class Daemon {
     if (options.preflight !== false) {
       prepareKeys();
       daemon.runDir = mkdtempSync(join(tmpdir(), 'tsmuxd-run-'));
+      // Under -U the daemon removes it after its drop, as that user.
+      if (options.uid !== undefined && process.getuid?.() === 0) chownSync(daemon.runDir, options.uid, options.gid ?? options.uid);
       daemon.preflight = new Preflight({
         engine,
         devices,
@@ -212,7 +214,14 @@ export class Daemon {
     this.usb?.close();
     this.engine.close();
     await this.sims?.stop();
-    if (this.simDir) rmSync(this.simDir, { recursive: true, force: true });
-    if (this.runDir) rmSync(this.runDir, { recursive: true, force: true });
+    for (const dir of [this.simDir, this.runDir]) {
+      if (!dir) continue;
+      try {
+        rmSync(dir, { recursive: true, force: true });
+      } catch (err) {
+        // Left behind in the temp dir; stopping goes on.
+        this.log.warning(`cannot remove ${dir}: ${(err as Error).message}`);
+      }
+    }
   }
 }
