@@ -32,7 +32,7 @@ t.test('a listener that reads nothing is closed once 64 KiB of events wait for i
   // Every SavePairRecord with the DeviceID broadcasts Paired to all listeners.
   const record = Buffer.from(plist.build({ HostID: 'H', SystemBUID: 'S' }));
   let saves = 0;
-  const closedLine = /client \d+ closed: a listener with \d+ bytes of notifications unread/;
+  const closedLine = /client \d+ (\(pid \d+, uid \d+\) )?closed: a listener with \d+ bytes of notifications unread/;
   const log = () => readFileSync(logFile, 'utf8');
   while (!closedLine.test(log())) {
     await client.savePairRecord(device!.serialNumber, record, device!.deviceId);

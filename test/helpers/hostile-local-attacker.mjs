@@ -16,7 +16,9 @@
 //   seconds     how long the attack runs at most
 // It prints one JSON line when every client is connected ({"started":...})
 // and one when the attack is over ({"done":...}) with, summed over clients:
-// attempted and accepted bytes (accepted: taken by the kernel), the Results
+// attempted and accepted bytes (accepted: taken by the kernel), connect
+// errors (`errors`) and errors on connected sockets (`socketErrors`: EPIPE
+// and ECONNRESET once the daemon closes one), the Results
 // each Connect got, the ms from the Connect to its Result, and how many
 // clients the daemon closed.
 import net from 'node:net';
@@ -27,7 +29,7 @@ const request = options.request ? Buffer.from(options.request, 'base64') : Buffe
 const deadline = Date.now() + seconds * 1000;
 const CONCURRENCY = 64;
 
-const totals = { attempted: 0, accepted: 0, closedByDaemon: 0, errors: {}, results: {}, resultMs: [], cycles: 0 };
+const totals = { attempted: 0, accepted: 0, closedByDaemon: 0, errors: {}, socketErrors: {}, results: {}, resultMs: [], cycles: 0 };
 
 function connectRequest(tag) {
   const b = Buffer.alloc(24);
@@ -60,11 +62,11 @@ async function open() {
       s.once('error', (err) => resolve(err));
     });
     if (!(result instanceof Error)) return result;
-    if (result.code !== 'EAGAIN' || attempt >= 200 || Date.now() > deadline) {
+    if (result.code !== 'EAGAIN' || Date.now() > deadline) {
       totals.errors[result.code] = (totals.errors[result.code] ?? 0) + 1;
       return null;
     }
-    await sleep(10);
+    await sleep(Math.min(100, 10 * (attempt + 1)));
   }
 }
 
@@ -180,7 +182,7 @@ async function main() {
       const batch = await Promise.all(Array.from({ length: Math.min(CONCURRENCY, count - i) }, () => open()));
       for (const s of batch) if (s) sockets.push(s);
     }
-    for (const s of sockets) s.on('error', (err) => (totals.errors[err.code] = (totals.errors[err.code] ?? 0) + 1));
+    for (const s of sockets) s.on('error', (err) => (totals.socketErrors[err.code] = (totals.socketErrors[err.code] ?? 0) + 1));
     console.log(JSON.stringify({ started: { clients: sockets.length } }));
     await Promise.all(sockets.map((s) => attacks[mode](s)));
     for (const s of sockets) s.destroy();

@@ -107,7 +107,10 @@ export interface AttackTotals {
   attempted: number;
   accepted: number;
   closedByDaemon: number;
+  /** Failed connects. */
   errors: Record<string, number>;
+  /** Errors on connected sockets (EPIPE, ECONNRESET once the daemon closes them). */
+  socketErrors: Record<string, number>;
   results: Record<string, number>;
   resultMsMin?: number;
   resultMsMax?: number;
