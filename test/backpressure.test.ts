@@ -5,7 +5,7 @@ import { once } from 'node:events';
 
 import t from 'tap';
 
-import { SOURCE_PORT } from '../src/sim/ports.js';
+import { SOURCE_PORT } from '../src/protocol/sim-ports.js';
 import {
   KiB,
   MiB,

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import t from 'tap';
 
 import { startPeer } from '../src/sim/peer.js';
-import { ECHO_PORT, SINK_PORT } from '../src/sim/ports.js';
+import { ECHO_PORT, SINK_PORT } from '../src/protocol/sim-ports.js';
 import { assertBuilt, connectWithRetry, freePort, runCli, spawnDaemon, type DaemonProcess } from './helpers/daemon-process.js';
 import { readExactly } from './helpers/harness.js';
 import { SLOW, startDaemon, tempDir } from './helpers/usbmuxd-harness.js';

@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import t from 'tap';
 
 import { UsbmuxClient } from '../src/client/usbmux-client.js';
-import { ECHO_PORT, SINK_PORT } from '../src/sim/ports.js';
+import { ECHO_PORT, SINK_PORT } from '../src/protocol/sim-ports.js';
 import { assertBuilt, runCli, spawnDaemon } from './helpers/daemon-process.js';
 import { startForeignDaemon } from './helpers/foreign-daemon.js';
 import { readExactly } from './helpers/harness.js';

@@ -3,7 +3,7 @@ import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 
-import { packageRoot } from '../src/native.js';
+import { packageRoot } from '../src/native/addon.js';
 
 const bin = join(packageRoot, 'dist', 'src', 'cli', 'main.js');
 

@@ -1,8 +1,8 @@
-// Device policy (src/usb/config-select.ts): which devices are Apple usbmux
+// Device policy (src/native/config-select.ts): which devices are Apple usbmux
 // devices, which configuration and endpoints to use, and serial -> UDID.
 import t from 'tap';
 
-import type { CableDescriptor, ConfigurationDescriptor, EndpointDescriptor, InterfaceDescriptor } from '../src/native.js';
+import type { CableDescriptor, ConfigurationDescriptor, EndpointDescriptor, InterfaceDescriptor } from '../src/native/addon.js';
 import { iphoneDescriptor } from '../src/sim/descriptor.js';
 import {
   APPLE_VENDOR_ID,
@@ -11,7 +11,7 @@ import {
   isMuxInterface,
   selectMuxConfiguration,
   serialToUdid,
-} from '../src/usb/config-select.js';
+} from '../src/native/config-select.js';
 
 const bulk = (address: number, maxPacketSize = 512): EndpointDescriptor => ({ address, attributes: 0x02, maxPacketSize });
 const intr = (address: number): EndpointDescriptor => ({ address, attributes: 0x03, maxPacketSize: 64 });

@@ -6,8 +6,8 @@ import { join } from 'node:path';
 
 import t from 'tap';
 
-import type { DecodedPacket } from '../src/native.js';
-import { ECHO_PORT } from '../src/sim/ports.js';
+import type { DecodedPacket } from '../src/native/addon.js';
+import { ECHO_PORT } from '../src/protocol/sim-ports.js';
 import { startPeer, type Peer } from '../src/sim/peer.js';
 import {
   controlText,

@@ -8,8 +8,8 @@ import { join } from 'node:path';
 
 import t from 'tap';
 
-import { MuxEngine } from '../src/devices/mux-engine.js';
-import { NativeError } from '../src/native.js';
+import { MuxEngine } from '../src/native/mux-engine.js';
+import { NativeError } from '../src/native/addon.js';
 import { PHONE_FFS_INTERFACES } from '../src/sim/descriptor.js';
 import { runSimCommand } from '../src/cli/sim-command.js';
 import { startPeer } from '../src/sim/peer.js';

@@ -3,7 +3,7 @@
 import creator from 'bplist-creator';
 import t from 'tap';
 
-import { parsePlist } from '../src/pairing/plist-codec.js';
+import { parsePlist } from '../src/protocol/plist-codec.js';
 import { MAX_REQUEST_NODES, parseFlatRequest, parseRequestPlist } from '../src/server/flat-request.js';
 import { connectRequest } from '../src/bench/connect-rate.js';
 

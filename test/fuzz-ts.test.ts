@@ -4,7 +4,7 @@
 import t from 'tap';
 
 import { decodeReply, UsbmuxError } from '../src/client/channel.js';
-import { MessageType } from '../src/server/protocol.js';
+import { MessageType } from '../src/protocol/usbmux.js';
 import { corpusDir, loadCorpus } from './fuzz/ts/corpus.js';
 import { fuzz, replay } from './fuzz/ts/engine.js';
 import { Rng } from './fuzz/ts/rng.js';

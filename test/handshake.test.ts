@@ -2,8 +2,8 @@
 // a listening port, refusal of a closed one, and the connect timeout.
 import t from 'tap';
 
-import { NativeError } from '../src/native.js';
-import { ECHO_PORT } from '../src/sim/ports.js';
+import { NativeError } from '../src/native/addon.js';
+import { ECHO_PORT } from '../src/protocol/sim-ports.js';
 import { startPeer } from '../src/sim/peer.js';
 import { openClient, RawDevice, readExactly, readyDevice, startHost, TH_RST, TH_SYN, waitFor, wire } from './helpers/harness.js';
 

@@ -9,8 +9,8 @@ import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import type { LogEntry } from '../src/devices/mux-engine.js';
-import { packageRoot, type CableDescriptor } from '../src/native.js';
+import type { LogEntry } from '../src/native/mux-engine.js';
+import { packageRoot, type CableDescriptor } from '../src/native/addon.js';
 import { RawDevice, startHost, tempDir, TH_ACK, TH_RST, TH_SYN, waitFor, wire, type HostSetup } from './helpers/harness.js';
 import {
   attachRawDevice,

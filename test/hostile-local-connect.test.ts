@@ -10,7 +10,7 @@ import { once } from 'node:events';
 
 import t from 'tap';
 
-import { ECHO_PORT, SINK_PORT } from '../src/sim/ports.js';
+import { ECHO_PORT, SINK_PORT } from '../src/protocol/sim-ports.js';
 import { DIGEST_LENGTH, lengthHeader, writeRandom } from './helpers/flow-helpers.js';
 import { attack, describeWatch, mib, MiB, startLocalDaemon, stopPhone, watchDaemon, type LocalDaemon } from './helpers/hostile-local.js';
 import { waitUntil } from './helpers/daemon-process.js';

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 
 import t from 'tap';
 
-import { ECHO_PORT } from '../src/sim/ports.js';
+import { ECHO_PORT } from '../src/protocol/sim-ports.js';
 import { waitUntil } from './helpers/daemon-process.js';
 import { attack, describeWatch, mib, MiB, startLocalDaemon, stopPhone, watchDaemon, type LocalDaemon } from './helpers/hostile-local.js';
 import { rssBounded, scaledForSanitizers } from './helpers/sanitizers.js';

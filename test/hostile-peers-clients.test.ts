@@ -17,7 +17,7 @@ import t, { type Test } from 'tap';
 
 import { rssBytes } from '../src/bench/proc.js';
 import { UsbmuxClient } from '../src/client/usbmux-client.js';
-import { ECHO_PORT, SINK_PORT, SOURCE_PORT } from '../src/sim/ports.js';
+import { ECHO_PORT, SINK_PORT, SOURCE_PORT } from '../src/protocol/sim-ports.js';
 import { spawnDaemon, tempDir, waitUntil, type DaemonProcess } from './helpers/daemon-process.js';
 import { sinkTransfer, sourceTransfer } from './helpers/flow-helpers.js';
 import { startDeviceProcess } from './helpers/harness.js';

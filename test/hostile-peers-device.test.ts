@@ -7,7 +7,7 @@
 // are in hostile-peers-window.test.ts.
 import t from 'tap';
 
-import type { LogEntry } from '../src/devices/mux-engine.js';
+import type { LogEntry } from '../src/native/mux-engine.js';
 import { PacketPort, pattern, TH_ACK, TH_RST, type TcpFields } from './helpers/flow-helpers.js';
 import { readyDevice, startDeviceProcess, startHost, waitFor } from './helpers/harness.js';
 import { deviceSend, healthyTransfer, readToEnd, replyFor } from './helpers/hostile-helpers.js';

@@ -3,7 +3,7 @@
 // hashes what it receives and whose source sends random bytes plus their hash.
 import t from 'tap';
 
-import { SINK_PORT, SOURCE_PORT } from '../src/sim/ports.js';
+import { SINK_PORT, SOURCE_PORT } from '../src/protocol/sim-ports.js';
 import { MiB, mibPerSecond, sinkTransfer, sourceTransfer } from './helpers/flow-helpers.js';
 import { openClient, readyDevice, startDeviceProcess, startHost } from './helpers/harness.js';
 import { scaledForSanitizers } from './helpers/sanitizers.js';

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import * as plist from 'plist';
 
 import { UsbmuxClient } from '../src/client/index.js';
-import { Logger } from '../src/log.js';
+import { Logger } from '../src/util/log.js';
 import { plistRequest, startDaemon, tempDir, waitUntil } from './helpers/usbmuxd-harness.js';
 
 t.test('a listener that reads nothing is closed once 64 KiB of events wait for it', async (t) => {

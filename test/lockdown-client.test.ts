@@ -12,7 +12,7 @@ import { LockdownClient, startServiceTls } from '../src/lockdown/client.js';
 import { LockdownError } from '../src/lockdown/errors.js';
 import { generatePairRecord, hostCredentials } from '../src/pairing/certificates.js';
 import { pairDevice, preparePairRecord } from '../src/pairing/pair.js';
-import { toXml } from '../src/pairing/plist-codec.js';
+import { toXml } from '../src/protocol/plist-codec.js';
 import { encodeFrame } from '../src/lockdown/framing.js';
 import { findOnPath, run } from './helpers/daemon-process.js';
 import { SLOW, startDaemon } from './helpers/usbmuxd-harness.js';

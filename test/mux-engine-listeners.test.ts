@@ -4,7 +4,7 @@ import { once } from 'node:events';
 
 import t from 'tap';
 
-import type { LogEntry } from '../src/devices/mux-engine.js';
+import type { LogEntry } from '../src/native/mux-engine.js';
 import { startPeer } from '../src/sim/peer.js';
 import { sleep, startHost } from './helpers/harness.js';
 

@@ -10,8 +10,8 @@ import { createConnection, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 
 import { UsbmuxClient } from '../src/client/index.js';
-import { Logger } from '../src/log.js';
-import { native, NativeError } from '../src/native.js';
+import { Logger } from '../src/util/log.js';
+import { native, NativeError } from '../src/native/addon.js';
 import { extensionAccess, peerCredentialsOf } from '../src/server/access.js';
 import { findOnPath } from './helpers/daemon-process.js';
 import { startDaemon, tempDir } from './helpers/usbmuxd-harness.js';

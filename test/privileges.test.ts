@@ -8,7 +8,7 @@ import * as plist from 'plist';
 
 import { lookupAccount, PrivilegeError, threadCredentials } from '../src/cli/privileges.js';
 import { UsbmuxClient } from '../src/client/index.js';
-import { packageRoot } from '../src/native.js';
+import { packageRoot } from '../src/native/addon.js';
 import { childrenOf, spawnDaemon, tempDir, waitUntil } from './helpers/daemon-process.js';
 
 const asRoot = process.getuid?.() === 0;
@@ -105,7 +105,7 @@ t.test('the daemon with -U nobody: every thread is nobody, clients and pair reco
 /** Why nobody cannot run a sim from this checkout (a parent dir it cannot reach), or false. */
 function checkoutUnreadable(): string | false {
   if (skipDrop) return skipDrop;
-  const script = join(packageRoot, 'dist', 'src', 'sim', 'peer-main.js');
+  const script = join(packageRoot, 'dist', 'src', 'cli', 'sim-peer-main.js');
   const probe = spawnSync(process.execPath, ['-e', `require('fs').accessSync(${JSON.stringify(script)}, 4)`], { uid: nobody!.uid, gid: nobody!.gid });
   return probe.status === 0 ? false : `nobody cannot read ${script}`;
 }

@@ -6,8 +6,8 @@ import t, { type Test } from 'tap';
 
 import { join } from 'node:path';
 
-import { MuxEngine } from '../src/devices/mux-engine.js';
-import { NativeError } from '../src/native.js';
+import { MuxEngine } from '../src/native/mux-engine.js';
+import { NativeError } from '../src/native/addon.js';
 import { iphoneDescriptor } from '../src/sim/descriptor.js';
 import { readExactly, startHost, tempDir, TH_ACK, TH_RST, waitFor, wire } from './helpers/harness.js';
 import { attachRawDevice, collectFor, openRawClient, recvPacket, sleep, SLOW, tcpOf, within } from './helpers/wire-helpers.js';

@@ -19,7 +19,7 @@ import {
 } from '../src/registry/index.js';
 import { AFC_SERVICE } from '../src/sim/services/afc.js';
 import { HEARTBEAT_SERVICE } from '../src/sim/services/heartbeat.js';
-import { ECHO_SERVICE } from '../src/sim/ports.js';
+import { ECHO_SERVICE } from '../src/protocol/sim-ports.js';
 import { startPeer } from '../src/sim/peer.js';
 import { readyDevice, startHost, tempDir } from './helpers/harness.js';
 

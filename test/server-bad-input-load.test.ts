@@ -10,8 +10,8 @@ import { createInterface } from 'node:readline';
 import t, { type Test } from 'tap';
 
 import { UsbmuxClient } from '../src/client/usbmux-client.js';
-import type { MuxEngine } from '../src/devices/mux-engine.js';
-import { SINK_PORT } from '../src/sim/ports.js';
+import type { MuxEngine } from '../src/native/mux-engine.js';
+import { SINK_PORT } from '../src/protocol/sim-ports.js';
 import {
   binaryConnect,
   binaryResult,

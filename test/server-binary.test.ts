@@ -10,7 +10,7 @@ import t from 'tap';
 
 import { UsbmuxClient } from '../src/client/usbmux-client.js';
 import { startPeer } from '../src/sim/peer.js';
-import { SINK_PORT } from '../src/sim/ports.js';
+import { SINK_PORT } from '../src/protocol/sim-ports.js';
 import {
   binaryConnect,
   binaryResult,

@@ -10,7 +10,7 @@ import { UsbmuxClient, type UsbmuxEvent } from '../src/client/usbmux-client.js';
 import { RawDevice, waitFor } from './helpers/harness.js';
 import { recvPacket, VERSION_REPLY_V2 } from './helpers/wire-helpers.js';
 import { startPeer } from '../src/sim/peer.js';
-import { ECHO_PORT } from '../src/sim/ports.js';
+import { ECHO_PORT } from '../src/protocol/sim-ports.js';
 import {
   frame,
   hex,

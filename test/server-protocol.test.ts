@@ -12,10 +12,10 @@ import t from 'tap';
 
 import { UsbmuxError } from '../src/client/channel.js';
 import { UsbmuxClient, type UsbmuxEvent } from '../src/client/usbmux-client.js';
-import { silentLogger } from '../src/log.js';
-import { Daemon } from '../src/server/daemon.js';
+import { silentLogger } from '../src/util/log.js';
+import { Daemon } from '../src/daemon/daemon.js';
 import { startPeer } from '../src/sim/peer.js';
-import { ECHO_PORT } from '../src/sim/ports.js';
+import { ECHO_PORT } from '../src/protocol/sim-ports.js';
 import { readExactly } from './helpers/harness.js';
 import { SLOW, startDaemon, tempDir, visibleDevices, waitUntil, within } from './helpers/usbmuxd-harness.js';
 

@@ -8,7 +8,7 @@ import t from 'tap';
 
 import { UsbmuxError } from '../src/client/channel.js';
 import { UsbmuxClient } from '../src/client/usbmux-client.js';
-import { ECHO_PORT, SINK_PORT, SOURCE_PORT } from '../src/sim/ports.js';
+import { ECHO_PORT, SINK_PORT, SOURCE_PORT } from '../src/protocol/sim-ports.js';
 import { startForeignDaemon } from './helpers/foreign-daemon.js';
 import { readExactly } from './helpers/harness.js';
 import { plistRequest, RawClient, SLOW, startDaemon, tempDir, waitUntil } from './helpers/usbmuxd-harness.js';

@@ -10,7 +10,7 @@ import tls from 'node:tls';
 
 import { AfcClient } from '../src/afc/client.js';
 import { UsbmuxClient } from '../src/client/index.js';
-import type { PlistDict } from '../src/pairing/plist-codec.js';
+import type { PlistDict } from '../src/protocol/plist-codec.js';
 import { hostPairRecord, TEST_BUID as BUID } from './helpers/host-pairing.js';
 import { FrameQueue, lockdownFrame } from './helpers/lockdown-conn.js';
 import { SLOW, startDaemon, within } from './helpers/usbmuxd-harness.js';

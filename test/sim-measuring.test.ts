@@ -9,9 +9,9 @@ import { join } from 'node:path';
 
 import t from 'tap';
 
-import { MuxEngine } from '../src/devices/mux-engine.js';
-import { NativeError } from '../src/native.js';
-import { DIGEST_LENGTH, UNHASHED } from '../src/sim/services/measuring.js';
+import { MuxEngine } from '../src/native/mux-engine.js';
+import { NativeError } from '../src/native/addon.js';
+import { DIGEST_LENGTH, UNHASHED } from '../src/protocol/measuring.js';
 import { readExactly, tempDir } from './helpers/harness.js';
 
 const request = (n: number | bigint, hashed = true) => {

@@ -14,7 +14,7 @@ import tls from 'node:tls';
 import forge from 'node-forge';
 
 import { UsbmuxClient } from '../src/client/index.js';
-import type { PlistDict } from '../src/pairing/plist-codec.js';
+import type { PlistDict } from '../src/protocol/plist-codec.js';
 import { simIdentity } from '../src/sim/identity.js';
 import { Lockdownd } from '../src/sim/lockdown/lockdownd.js';
 import { findOnPath, run } from './helpers/daemon-process.js';

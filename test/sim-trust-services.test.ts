@@ -7,7 +7,7 @@ import t from 'tap';
 import { join } from 'node:path';
 
 import { UsbmuxClient } from '../src/client/index.js';
-import { isPlistDict, parsePlist, toXml, type PlistDict } from '../src/pairing/plist-codec.js';
+import { isPlistDict, parsePlist, toXml, type PlistDict } from '../src/protocol/plist-codec.js';
 import { ServiceOwner } from '../src/registry/index.js';
 import { simIdentity } from '../src/sim/identity.js';
 import { Lockdownd, REQUEST_PAIR_NOTIFICATION } from '../src/sim/lockdown/lockdownd.js';

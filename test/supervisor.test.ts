@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { UsbmuxClient } from '../src/client/index.js';
-import { Logger } from '../src/log.js';
+import { Logger } from '../src/util/log.js';
 import { SimSupervisor } from '../src/supervisor/supervisor.js';
 import { childrenOf, findOnPath, run, spawnDaemon, waitUntil } from './helpers/daemon-process.js';
 import { startHost, tempDir, waitFor } from './helpers/harness.js';

@@ -1,8 +1,8 @@
 // Matching and configuration choice for devices as the npm `usb` package
-// reports them (src/usb/usb-descriptor.ts feeding src/usb/config-select.ts).
+// reports them (src/usb/usb-descriptor.ts feeding src/native/config-select.ts).
 import t from 'tap';
 
-import { checkDevice } from '../src/usb/config-select.js';
+import { checkDevice } from '../src/native/config-select.js';
 import { describeUsbDevice, isAppleCandidate, openRequest, usbDeviceKey } from '../src/usb/usb-descriptor.js';
 import { alt, config, deviceDescriptor, endpoint, fixture, iphone, labGadget } from './helpers/usb-fixtures.js';
 

@@ -9,9 +9,9 @@ import { join } from 'node:path';
 
 import t from 'tap';
 
-import { MuxEngine } from '../src/devices/mux-engine.js';
-import { Logger } from '../src/log.js';
-import { NativeError } from '../src/native.js';
+import { MuxEngine } from '../src/native/mux-engine.js';
+import { Logger } from '../src/util/log.js';
+import { NativeError } from '../src/native/addon.js';
 import { UsbDiscovery, type UsbBackend } from '../src/usb/discovery.js';
 import type { UsbDeviceLike } from '../src/usb/usb-descriptor.js';
 import { tempDir } from './helpers/harness.js';

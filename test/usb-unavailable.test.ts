@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import t from 'tap';
 
 import { UsbmuxClient } from '../src/client/usbmux-client.js';
-import { MuxEngine } from '../src/devices/mux-engine.js';
-import { Logger } from '../src/log.js';
+import { MuxEngine } from '../src/native/mux-engine.js';
+import { Logger } from '../src/util/log.js';
 import { assertBuilt, spawnDaemon, tempDir as procDir } from './helpers/daemon-process.js';
 import { startDaemon, tempDir, visibleDevices } from './helpers/usbmuxd-harness.js';
 

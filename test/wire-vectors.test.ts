@@ -3,7 +3,7 @@
 // a real cable, with a ZLP after every packet that fills whole USB packets.
 import t from 'tap';
 
-import { NativeError } from '../src/native.js';
+import { NativeError } from '../src/native/addon.js';
 import { RawDevice, startHost, TH_ACK, TH_RST, TH_SYN, waitFor, wire } from './helpers/harness.js';
 import { attachRawDevice, collectFor, openRawClient, recvPacket, recvTransfer, SLOW, tcpOf, VERSION_REPLY_V2 } from './helpers/wire-helpers.js';
 

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 
-import { packageRoot } from '../src/native.js';
+import { packageRoot } from '../src/native/addon.js';
 import { DeviceConnection } from '../src/xpc/device-connection.js';
 import { frameBytes, PREFACE } from '../src/xpc/http2-frames.js';
 import { topLevelOffsets } from '../src/xpc/message.js';

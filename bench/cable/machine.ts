@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
 
-import { native } from '../../src/native.js';
+import { native } from '../../src/native/addon.js';
 
 export interface MachineFacts {
   cpu: string;

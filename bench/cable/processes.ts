@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
-import { packageRoot } from '../../src/native.js';
+import { packageRoot } from '../../src/native/addon.js';
 
 const CLI = join(packageRoot, 'dist', 'src', 'cli', 'main.js');
 

@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 
 import { UsbmuxClient } from '../../src/client/index.js';
-import { encodeHeader, encodeMessage, MessageType, ProtocolVersion } from '../../src/server/protocol.js';
+import { encodeHeader, encodeMessage, MessageType, ProtocolVersion } from '../../src/protocol/usbmux.js';
 import { RawPhone, TH_ACK, TH_RST, TH_SYN, type Tcp } from './raw-phone.js';
 
 export const ATTACKS = ['control-rst-flood', 'zero-window', 'past-window', 'half-open', 'stuck-reader', 'garbage-listen'] as const;

@@ -3,9 +3,9 @@
 // sends whatever the attack wants. Reads poll the cable without blocking, so
 // the attacker's own usbmuxd clients keep running in the same process. (The
 // tests have their own in test/helpers; bench code cannot import test code.)
-import { native, type DecodedPacket, type RawCable } from '../../src/native.js';
+import { native, type DecodedPacket, type RawCable } from '../../src/native/addon.js';
 import { iphoneDescriptor } from '../../src/sim/descriptor.js';
-import { serialToUdid } from '../../src/usb/config-select.js';
+import { serialToUdid } from '../../src/native/config-select.js';
 
 const wire = native.wire;
 

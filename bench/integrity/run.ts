@@ -15,8 +15,8 @@ import { rssBytes } from '../../src/bench/proc.js';
 import { SINK_PORT, SOURCE_PORT } from '../../src/bench/sim-services.js';
 import { downloadVerified, uploadVerified, type VerifiedResult } from '../../src/bench/verified.js';
 import { UsbmuxClient } from '../../src/client/index.js';
-import { parseSize } from '../../src/cli/commands/bench.js';
-import { packageRoot } from '../../src/native.js';
+import { parseSize } from '../../src/util/size.js';
+import { packageRoot } from '../../src/native/addon.js';
 import { machineFacts } from '../cable/machine.js';
 import { startDaemon, startSim, stopAll } from '../cable/processes.js';
 

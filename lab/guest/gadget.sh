@@ -1,6 +1,6 @@
 # The simulated iPhone as a real USB device: a configfs gadget on dummy_hcd's
 # UDC whose mux interface is a FunctionFS function served by the project's
-# sim (node dist/src/sim/peer-main.js --ffs). Sourced by checks.sh; needs
+# sim (node dist/src/cli/sim-peer-main.js --ffs). Sourced by checks.sh; needs
 # $LAB_PROJECT and $OUT.
 GADGET=/sys/kernel/config/usb_gadget/iphone
 FFS_DIR=/dev/ffs-mux
@@ -63,7 +63,7 @@ gadget_start_sim() {
   # every mounted function needs its descriptors before the UDC can bind
   [ "${LAB_CONFIGS:-phone}" = single ] ||
     set -- "$@" --ffs-interface ptp=/dev/ffs-ptp --ffs-interface audio=/dev/ffs-audio --ffs-interface ethernet=/dev/ffs-eth
-  node "$LAB_PROJECT/dist/src/sim/peer-main.js" "$@" >> "$SIM_OUT" 2>> "$OUT/sim.err" &
+  node "$LAB_PROJECT/dist/src/cli/sim-peer-main.js" "$@" >> "$SIM_OUT" 2>> "$OUT/sim.err" &
   SIM_PID=$!
   i=0
   while ! grep -q '"descriptors":true' "$SIM_OUT" 2>/dev/null; do

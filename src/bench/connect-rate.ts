@@ -5,9 +5,9 @@
 // so the client's own cost stays small next to the daemon's.
 import net from 'node:net';
 
-import type { SocketAddress } from '../server/address.js';
-import { swapPort } from '../server/protocol.js';
-import { plistMessage } from '../server/replies.js';
+import type { SocketAddress } from '../protocol/address.js';
+import { swapPort } from '../protocol/usbmux.js';
+import { plistMessage } from '../protocol/plist-message.js';
 
 const CYCLE_TIMEOUT_MS = 10_000;
 

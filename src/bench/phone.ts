@@ -8,7 +8,7 @@ import type { Duplex } from 'node:stream';
 
 import { AFC_CHUNK, AfcClient } from '../afc/client.js';
 import { UsbmuxClient } from '../client/index.js';
-import { findDevice, openLockdown, startSession } from '../cli/commands/lockdown-session.js';
+import { findDevice, openLockdown, startSession } from '../client/lockdown-session.js';
 import { LOCKDOWN_PORT, startServiceTls } from '../lockdown/client.js';
 import { hostCredentials } from '../pairing/certificates.js';
 import { connectRequest } from './connect-rate.js';

@@ -1,6 +1,6 @@
 // Turns benchmark records into what people read: min/median/max per figure
 // over the repeats, a table, and an ASCII bar chart of throughput.
-import { table } from '../cli/commands/common.js';
+import { table } from '../util/text-table.js';
 import type { BenchRecord, ThroughputRecord } from './records.js';
 
 export interface Spread {

@@ -7,7 +7,7 @@
 import type net from 'node:net';
 
 import { UsbmuxClient, type UsbmuxDevice } from '../client/index.js';
-import type { SocketAddress } from '../server/address.js';
+import type { SocketAddress } from '../protocol/address.js';
 import { connectRequest, cycleRate, muxConnect } from './connect-rate.js';
 import { benchPhone } from './phone.js';
 import { cpuSeconds, rssBytes, socketOwnerPid, withCpu } from './proc.js';

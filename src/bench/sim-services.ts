@@ -6,9 +6,9 @@ import { once } from 'node:events';
 import { randomFillSync } from 'node:crypto';
 import type { Socket } from 'node:net';
 
-import { DIGEST_LENGTH, UNHASHED } from '../sim/services/measuring.js';
+import { DIGEST_LENGTH, UNHASHED } from '../protocol/measuring.js';
 
-export { ECHO_PORT, SINK_PORT, SOURCE_PORT } from '../sim/ports.js';
+export { ECHO_PORT, SINK_PORT, SOURCE_PORT } from '../protocol/sim-ports.js';
 
 const MiB = 1 << 20;
 const BLOCK = randomFillSync(Buffer.allocUnsafe(MiB));

@@ -7,7 +7,7 @@ import { createHash, randomFillSync } from 'node:crypto';
 import { once } from 'node:events';
 import type { Socket } from 'node:net';
 
-import { DIGEST_LENGTH } from '../sim/services/measuring.js';
+import { DIGEST_LENGTH } from '../protocol/measuring.js';
 
 const CHUNK = 1 << 20;
 const BLOCK = randomFillSync(Buffer.allocUnsafe(CHUNK));

@@ -5,11 +5,11 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { Logger } from '../log.js';
-import { native, NativeError } from '../native.js';
+import { Logger } from '../util/log.js';
+import { native, NativeError } from '../native/addon.js';
 import { defaultConfigDir } from '../pairing/store.js';
-import { defaultSocketPath, formatSocketAddress, parseSocketAddress } from '../server/address.js';
-import { Daemon } from '../server/daemon.js';
+import { defaultSocketPath, formatSocketAddress, parseSocketAddress } from '../protocol/address.js';
+import { Daemon } from '../daemon/daemon.js';
 import { DAEMON_HELP } from './daemon-help.js';
 import { dropPrivileges, lookupAccount, type Account } from './privileges.js';
 import { TRUST_MODES, type TrustMode } from '../sim/lockdown/lockdownd.js';

@@ -29,7 +29,7 @@ ${commandHelp()}  version            the versions of tsmuxd, Node and the bundle
 ${DAEMON_HELP}`;
 
 async function version(): Promise<string> {
-  const { native, packageRoot } = await import('../native.js');
+  const { native, packageRoot } = await import('../native/addon.js');
   const pkg = JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string };
   return `tsmuxd ${pkg.version} (node ${process.version}, libusb ${native.libusbVersion()} static)`;
 }

@@ -1,6 +1,6 @@
 // `tsmuxd sim`: simulated iPhones on a virtual cable, one child process each
 // under the supervisor (sim-supervised.ts), or one on a USB gadget's
-// FunctionFS mount (the lab) in this process. peer-main.js, the child, runs
+// FunctionFS mount (the lab) in this process. sim-peer-main.js, the child, runs
 // its phone here (runPeerMain), taking the supervisor's prepared
 // environment (src/supervisor/sim-process.ts) as defaults for its flags.
 // Each prints JSON lines on stdout (ready, unplugged, plugged, link-lost),
@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 
-import { MuxEngine } from '../devices/mux-engine.js';
+import { MuxEngine } from '../native/mux-engine.js';
 import { PHONE_FFS_INTERFACES, type PhoneFfsInterface } from '../sim/descriptor.js';
 import { TRUST_MODES, type TrustMode } from '../sim/lockdown/lockdownd.js';
 import { startPeer, type Peer } from '../sim/peer.js';
@@ -113,7 +113,7 @@ export async function runSimCommand(argv: string[]): Promise<number> {
   return runSupervisedSims(values);
 }
 
-/** peer-main.js: the phones in this process, with the supervisor's environment as defaults. */
+/** sim-peer-main.js: the phones in this process, with the supervisor's environment as defaults. */
 export async function runPeerMain(argv: string[]): Promise<number> {
   const values = parseSimArgs(argv);
   values.cable ??= process.env[SIM_ENV.cable];

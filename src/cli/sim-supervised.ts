@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
-import { Logger } from '../log.js';
+import { Logger } from '../util/log.js';
 import type { TrustMode } from '../sim/lockdown/lockdownd.js';
 import { SimSupervisor } from '../supervisor/supervisor.js';
 import { emit, positive, type SimValues } from './sim-command.js';

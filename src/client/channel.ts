@@ -4,8 +4,8 @@
 import { once } from 'node:events';
 import net from 'node:net';
 
-import { isPlistDict, parsePlist, toXml, type PlistDict } from '../pairing/plist-codec.js';
-import { clientSocketAddress, formatSocketAddress, parseSocketAddress, type SocketAddress } from '../server/address.js';
+import { isPlistDict, parsePlist, toXml, type PlistDict } from '../protocol/plist-codec.js';
+import { clientSocketAddress, formatSocketAddress, parseSocketAddress, type SocketAddress } from '../protocol/address.js';
 import {
   decodeDeviceAdd,
   encodeMessage,
@@ -13,7 +13,7 @@ import {
   MessageType,
   ProtocolVersion,
   type Message,
-} from '../server/protocol.js';
+} from '../protocol/usbmux.js';
 
 export class UsbmuxError extends Error {
   readonly code: string;

@@ -1,10 +1,10 @@
 // The reply to tsmuxd's stats request, typed for clients. The daemon sends
-// the data plane's snapshot (src/native.ts) with each handle's DeviceID and
+// the data plane's snapshot (src/native/addon.ts) with each handle's DeviceID and
 // UDID and each connection's client; this side only checks the shape and
 // turns plist integers back into numbers.
-import type { ConnectionSnapshot, DeviceSnapshot, EngineStats } from '../native.js';
-import { isPlistDict, type PlistDict, type PlistValue } from '../pairing/plist-codec.js';
-import { STATS_MESSAGE } from '../server/stats.js';
+import type { ConnectionSnapshot, DeviceSnapshot, EngineStats } from '../native/addon.js';
+import { isPlistDict, type PlistDict, type PlistValue } from '../protocol/plist-codec.js';
+import { STATS_MESSAGE } from '../protocol/stats.js';
 import { UsbmuxError } from './channel.js';
 
 export { STATS_MESSAGE };

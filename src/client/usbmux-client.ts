@@ -2,8 +2,8 @@
 // or ours). Like libusbmuxd, it opens one connection per request.
 import type net from 'node:net';
 
-import type { PlistDict } from '../pairing/plist-codec.js';
-import { encodeConnectBinary, MessageType, swapPort } from '../server/protocol.js';
+import type { PlistDict } from '../protocol/plist-codec.js';
+import { encodeConnectBinary, MessageType, swapPort } from '../protocol/usbmux.js';
 import { Channel, resultError, UsbmuxError, type ChannelOptions, type Reply } from './channel.js';
 import { parseStatsReply, STATS_MESSAGE, type DaemonStats } from './stats.js';
 

@@ -5,8 +5,8 @@
 // Paired from here.
 import { EventEmitter } from 'node:events';
 
-import { connectionSpeed } from '../server/protocol.js';
-import type { AttachedDevice, MuxEngine } from './mux-engine.js';
+import { connectionSpeed } from '../protocol/usbmux.js';
+import type { AttachedDevice, MuxEngine } from '../native/mux-engine.js';
 
 export interface DeviceRecord {
   deviceId: number;

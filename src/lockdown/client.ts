@@ -7,7 +7,7 @@
 import type { Socket } from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
 
-import { isPlistDict, type PlistDict, type PlistValue } from '../pairing/plist-codec.js';
+import { isPlistDict, type PlistDict, type PlistValue } from '../protocol/plist-codec.js';
 import { LOCKDOWN_CLOSED, LOCKDOWN_PROTOCOL, LOCKDOWN_TIMEOUT, LOCKDOWN_TLS, LockdownError } from './errors.js';
 import { decodeBody, encodeFrame, FrameReader, TLS_ALERT, TlsRecordSplitter } from './framing.js';
 import { RecordPipe } from './record-pipe.js';

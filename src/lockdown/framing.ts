@@ -2,7 +2,7 @@
 // binary plist. A reader that is fed arbitrary chunks and hands back whole
 // frames; a length beyond the bound (or zero) is a FramingError, after which
 // the connection is to be closed.
-import { parsePlist, toXml, type PlistValue } from '../pairing/plist-codec.js';
+import { parsePlist, toXml, type PlistValue } from '../protocol/plist-codec.js';
 
 /** Bound on one incoming frame's body; far above any request a host sends. */
 export const MAX_FRAME = 1024 * 1024;

@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 
 import forge from 'node-forge';
 
-import type { PlistDict } from './plist-codec.js';
+import type { PlistDict } from '../protocol/plist-codec.js';
 
 const generateRsa = promisify(generateKeyPair);
 const TEN_YEARS_MS = 10 * 365 * 86_400_000;

@@ -5,7 +5,7 @@
 import { LockdownError, LOCKDOWN_PROTOCOL } from '../lockdown/errors.js';
 import type { LockdownClient } from '../lockdown/client.js';
 import { generatePairRecord, pairRequestRecord } from './certificates.js';
-import type { PlistDict } from './plist-codec.js';
+import type { PlistDict } from '../protocol/plist-codec.js';
 
 /** A pair record for this phone, not yet accepted by it. */
 export async function preparePairRecord(lockdown: LockdownClient, systemBuid: string): Promise<PlistDict> {

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { homedir } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
-import { isPlistDict, parsePlist, toXml, type PlistDict } from './plist-codec.js';
+import { isPlistDict, parsePlist, toXml, type PlistDict } from '../protocol/plist-codec.js';
 import { fsyncDir, readRegularFile, removeStaleTemps, secureFile, writeFileAtomic } from './safe-fs.js';
 import { isValidUdid } from './udid.js';
 

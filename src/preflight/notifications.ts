@@ -5,7 +5,7 @@ import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 
 import { decodeBody, encodeFrame, FrameReader } from '../lockdown/framing.js';
-import { isPlistDict } from '../pairing/plist-codec.js';
+import { isPlistDict } from '../protocol/plist-codec.js';
 
 export const REQUEST_PAIR = 'com.apple.mobile.lockdown.request_pair';
 export const REQUEST_HOST_BUID = 'com.apple.mobile.lockdown.request_host_buid';

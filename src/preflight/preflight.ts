@@ -16,14 +16,14 @@
 import type { Socket } from 'node:net';
 
 import type { DeviceRecord, DeviceTable } from '../devices/device-table.js';
-import { openLoopbackClient } from '../devices/loopback-client.js';
-import type { MuxEngine } from '../devices/mux-engine.js';
-import type { Logger } from '../log.js';
+import { openLoopbackClient } from '../native/loopback-client.js';
+import type { MuxEngine } from '../native/mux-engine.js';
+import type { Logger } from '../util/log.js';
 import { LockdownClient, LOCKDOWN_PORT } from '../lockdown/client.js';
 import { LockdownError, LOCKDOWN_TLS } from '../lockdown/errors.js';
 import { hostCredentials } from '../pairing/certificates.js';
 import { pairDevice, preparePairRecord } from '../pairing/pair.js';
-import { toXml, type PlistDict } from '../pairing/plist-codec.js';
+import { toXml, type PlistDict } from '../protocol/plist-codec.js';
 import type { PairRecordStore } from '../pairing/store.js';
 import { NotificationObserver, REQUEST_HOST_BUID, REQUEST_PAIR } from './notifications.js';
 

@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 
-import type { PlistDict } from '../pairing/plist-codec.js';
+import type { PlistDict } from '../protocol/plist-codec.js';
 import { BootstrapError, checkName, MAX_LOOKUP_COUNT } from './errors.js';
 import type { ServiceOwner } from './owner.js';
 import { SocketFront, type ConnectionHandler } from './socket-front.js';

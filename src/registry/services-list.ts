@@ -3,7 +3,7 @@
 // port as a decimal string (go-ios parses it with ParseInt) and an
 // Entitlement on every entry (idevice skips entries without one). Which
 // device port serves a name is the RSD side's business, so it is asked.
-import type { PlistDict } from '../pairing/plist-codec.js';
+import type { PlistDict } from '../protocol/plist-codec.js';
 import type { BootstrapNamespace, ServiceInfo } from './namespace.js';
 
 /** What an RSD entry shows when the service names no entitlement of its own. */

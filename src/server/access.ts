@@ -6,7 +6,7 @@
 // credentials and is refused.
 import type { Socket } from 'node:net';
 
-import { native, type PeerCredentials } from '../native.js';
+import { native, type PeerCredentials } from '../native/addon.js';
 
 /** The plist MessageTypes of our own that the check guards. */
 export const EXTENSION_MESSAGES: ReadonlySet<string> = new Set(['tsmuxdStats']);

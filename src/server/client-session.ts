@@ -19,10 +19,10 @@
 import type { Socket } from 'node:net';
 
 import type { DeviceRecord, DeviceTable } from '../devices/device-table.js';
-import type { MuxEngine } from '../devices/mux-engine.js';
-import type { Logger } from '../log.js';
-import { NativeError, type PeerCredentials } from '../native.js';
-import type { PlistDict } from '../pairing/plist-codec.js';
+import type { MuxEngine } from '../native/mux-engine.js';
+import type { Logger } from '../util/log.js';
+import { NativeError, type PeerCredentials } from '../native/addon.js';
+import type { PlistDict } from '../protocol/plist-codec.js';
 import type { PairRecordStore } from '../pairing/store.js';
 import { parseRequestPlist } from './flat-request.js';
 import { handlePlistCommand, RESULT_EIO } from './plist-commands.js';
@@ -34,7 +34,7 @@ import {
   Result,
   type Header,
   type Message,
-} from './protocol.js';
+} from '../protocol/usbmux.js';
 import { attachedMessage, detachedMessage, pairedMessage, resultMessage } from './replies.js';
 import { resumeReading, stopReading } from './socket-reading.js';
 import type { ConnectionOwners } from './stats.js';

@@ -1,13 +1,13 @@
 // The fast path for what nearly every client sends: a flat XML plist dict of
 // strings, small integers and booleans (Connect, Listen, ReadBUID, ...). The
-// general parser (src/pairing/plist-codec.ts, on xmldom) costs tens of µs per
+// general parser (src/protocol/plist-codec.ts, on xmldom) costs tens of µs per
 // request, which on a Connect-heavy load (Appium, farms polling phones) is a
 // large share of the daemon's CPU. This accepts a strict subset only: no
 // entities, no CDATA, no comments, no carriage returns, no nesting, integers
 // of at most 15 digits. Anything else returns undefined and goes to the
 // general parser, so the answer for any input is the general parser's answer
 // (test/flat-request.test.ts checks that both agree).
-import { parsePlist, type PlistDict, type PlistValue } from '../pairing/plist-codec.js';
+import { parsePlist, type PlistDict, type PlistValue } from '../protocol/plist-codec.js';
 
 // XML whitespace is space, tab, CR and LF only (JavaScript's \s also takes
 // \v, \f, NBSP, U+2028 ...), and nothing may come before an XML declaration:

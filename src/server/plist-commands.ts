@@ -1,9 +1,9 @@
 // The plist requests that answer and keep the client in COMMAND state:
 // device and listener lists, the host's BUID and the pair records.
-import type { PlistDict } from '../pairing/plist-codec.js';
+import type { PlistDict } from '../protocol/plist-codec.js';
 import { PairRecordError } from '../pairing/store.js';
 import type { ClientSession, ServerContext } from './client-session.js';
-import { Result } from './protocol.js';
+import { Result } from '../protocol/usbmux.js';
 import { attachedDict, plistMessage, resultMessage } from './replies.js';
 import { STATS_MESSAGE, statsReply } from './stats.js';
 import { EXTENSION_MESSAGES, extensionAccess, RESULT_ACCESS_DENIED } from './access.js';

@@ -1,7 +1,7 @@
 // What the daemon says, in both protocol versions: results, device records
 // and the Attached/Detached/Paired notifications.
 import type { DeviceRecord } from '../devices/device-table.js';
-import { toXml, type PlistDict } from '../pairing/plist-codec.js';
+import { toXml, type PlistDict } from '../protocol/plist-codec.js';
 import {
   encodeDeviceAdd,
   encodeDeviceId,
@@ -9,11 +9,10 @@ import {
   encodeResultBinary,
   MessageType,
   ProtocolVersion,
-} from './protocol.js';
+} from '../protocol/usbmux.js';
+import { plistMessage } from '../protocol/plist-message.js';
 
-export function plistMessage(tag: number, dict: PlistDict): Buffer {
-  return encodeMessage(ProtocolVersion.Plist, MessageType.Plist, tag, Buffer.from(toXml(dict), 'utf8'));
-}
+export { plistMessage };
 
 // Every Connect is answered with a Result, so its few distinct bodies are
 // built once (the XML builder costs tens of µs a call).

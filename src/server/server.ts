@@ -4,11 +4,11 @@ import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 
 import type { DeviceRecord, DeviceTable } from '../devices/device-table.js';
-import type { MuxEngine } from '../devices/mux-engine.js';
-import type { Logger } from '../log.js';
+import type { MuxEngine } from '../native/mux-engine.js';
+import type { Logger } from '../util/log.js';
 import type { PairRecordStore } from '../pairing/store.js';
 import { peerCredentialsOf } from './access.js';
-import { formatSocketAddress, type SocketAddress } from './address.js';
+import { formatSocketAddress, type SocketAddress } from '../protocol/address.js';
 import { ClientSession, STUCK_OUTPUT_TIMEOUT_MS, type ServerContext } from './client-session.js';
 import { ConnectionOwners } from './stats.js';
 

@@ -5,12 +5,12 @@
 // unknown MessageType with Result 1, which is how `tsmuxd top` tells them
 // apart.
 import type { DeviceTable } from '../devices/device-table.js';
-import type { MuxEngine } from '../devices/mux-engine.js';
-import type { PlistDict, PlistValue } from '../pairing/plist-codec.js';
+import type { MuxEngine } from '../native/mux-engine.js';
+import type { PlistDict, PlistValue } from '../protocol/plist-codec.js';
 
-export const STATS_MESSAGE = 'tsmuxdStats';
-/** Bumped when a field changes meaning; new fields may appear at any time. */
-export const STATS_VERSION = 1;
+import { STATS_MESSAGE, STATS_VERSION } from '../protocol/stats.js';
+
+export { STATS_MESSAGE, STATS_VERSION };
 
 /** Who asked for a connection: the usbmuxd client and its ProgName. */
 export interface ConnectionOwner {

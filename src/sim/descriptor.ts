@@ -1,6 +1,6 @@
 // USB identity of a simulated phone, shaped like a real iPhone in its initial
 // mode: PTP in configuration 1 and the usbmux interface in configuration 4.
-import type { CableDescriptor, FfsInterfaceSpec } from '../native.js';
+import type { CableDescriptor, FfsInterfaceSpec } from '../native/addon.js';
 
 export interface SimUsbIdentity {
   serial: string;

@@ -5,8 +5,8 @@
 // unless the phone's state directory already holds one.
 import { createHash, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 
-import type { PlistDict } from '../pairing/plist-codec.js';
-import { serialToUdid } from '../usb/config-select.js';
+import type { PlistDict } from '../protocol/plist-codec.js';
+import { serialToUdid } from '../native/config-select.js';
 
 export interface SimIdentityOptions {
   productType?: string;

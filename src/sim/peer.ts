@@ -8,13 +8,13 @@
 import type { Server, Socket } from 'node:net';
 import { join } from 'node:path';
 
-import { MuxEngine } from '../devices/mux-engine.js';
-import type { DeviceRoleOptions, PortTarget, TestServiceKind } from '../native.js';
+import { MuxEngine } from '../native/mux-engine.js';
+import type { DeviceRoleOptions, PortTarget, TestServiceKind } from '../native/addon.js';
 import { ServiceOwner, ServiceRegistry, type BootstrapNamespace, type ServiceDescription } from '../registry/index.js';
 import { iphoneDescriptor, PHONE_FFS_INTERFACES, type PhoneFfsInterface, type SimUsbIdentity } from './descriptor.js';
 import { simIdentity, type SimIdentity, type SimIdentityOptions } from './identity.js';
 import { REQUEST_PAIR_NOTIFICATION, startLockdownd, type Lockdownd, type TrustMode } from './lockdown/lockdownd.js';
-import { ECHO_PORT, ECHO_SERVICE, LOCKDOWN_PORT, SINK_PORT, SINK_SERVICE, SOURCE_PORT, SOURCE_SERVICE } from './ports.js';
+import { ECHO_PORT, ECHO_SERVICE, LOCKDOWN_PORT, SINK_PORT, SINK_SERVICE, SOURCE_PORT, SOURCE_SERVICE } from '../protocol/sim-ports.js';
 import { AFC2_SERVICE, AFC_SERVICE, afcConnectionHandler, startAfc } from './services/afc.js';
 import { portTarget, removeStaleSocket } from './services/listen.js';
 import { startTlsFront } from './services/tls-front.js';

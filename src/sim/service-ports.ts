@@ -4,7 +4,7 @@
 // caches a port, or connects twice, fails here as it would on a phone.
 import { randomInt } from 'node:crypto';
 
-import type { PortTarget } from '../native.js';
+import type { PortTarget } from '../native/addon.js';
 
 export const DYNAMIC_PORT_MIN = 49152;
 export const DYNAMIC_PORT_MAX = 65535;

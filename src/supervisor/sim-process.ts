@@ -1,7 +1,7 @@
 // One simulated phone in a child process of its own: a crash or hang in a sim
 // must not take its parent with it, and each child has its own event thread,
 // as separate phones have separate USB links. The child is
-// dist/src/sim/peer-main.js with a prepared environment (below); it speaks
+// dist/src/cli/sim-peer-main.js with a prepared environment (below); it speaks
 // JSON lines on stdout and takes command lines on stdin
 // (src/cli/sim-command.ts), and its stderr goes to our log under its prefix.
 // The supervisor (supervisor.ts) restarts it when it dies.
@@ -9,11 +9,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
-import type { Logger } from '../log.js';
-import { packageRoot } from '../native.js';
-import type { TrustMode } from '../sim/lockdown/lockdownd.js';
+import type { Logger } from '../util/log.js';
+import { packageRoot } from '../native/addon.js';
+import type { TrustMode } from '../protocol/sim-control.js';
 
-/** The environment a sim child is started with; peer-main takes them as defaults for its flags. */
+/** The environment a sim child is started with; sim-peer-main takes them as defaults for its flags. */
 export const SIM_ENV = {
   cable: 'TSMUXD_SIM_CABLE',
   stateDir: 'TSMUXD_SIM_STATE_DIR',
@@ -72,7 +72,7 @@ export class SimProcess {
   }
 
   static async spawn(options: SimProcessOptions): Promise<SimProcess> {
-    const script = join(packageRoot, 'dist', 'src', 'sim', 'peer-main.js');
+    const script = join(packageRoot, 'dist', 'src', 'cli', 'sim-peer-main.js');
     const tag = `sim ${options.index}`;
     const args = [script];
     if (options.trust) args.push('--trust', options.trust);

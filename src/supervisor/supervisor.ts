@@ -7,9 +7,9 @@
 // zombie. stop() asks every child to quit (SIGTERM), waits, and kills the
 // ones still there after the timeout; their stdin closes with us too, so a
 // supervisor that is itself killed leaves no orphans. One log line per step.
-import type { Logger } from '../log.js';
+import type { Logger } from '../util/log.js';
 import { exitReason } from '../registry/owner.js';
-import type { TrustMode } from '../sim/lockdown/lockdownd.js';
+import type { TrustMode } from '../protocol/sim-control.js';
 import { SimProcess, STOP_GRACE_MS, type SimCommand, type SimExit, type SimReady } from './sim-process.js';
 
 export interface BackoffOptions {

@@ -19,9 +19,9 @@
 // a cable device (MuxEngine `attached`).
 import type { Device } from 'usb';
 
-import type { MuxEngine } from '../devices/mux-engine.js';
-import type { Logger } from '../log.js';
-import { checkDevice } from './config-select.js';
+import type { MuxEngine } from '../native/mux-engine.js';
+import type { Logger } from '../util/log.js';
+import { checkDevice } from '../native/config-select.js';
 import { describeUsbDevice, isAppleCandidate, openRequest, usbDeviceKey, type UsbDeviceLike } from './usb-descriptor.js';
 
 /** What of the `usb` package discovery uses. */

@@ -1,11 +1,11 @@
 // From what the npm `usb` package (v2) reports about a device without
-// opening it, to the descriptor shape that src/usb/config-select.ts judges
+// opening it, to the descriptor shape that src/native/config-select.ts judges
 // (the same shape a virtual cable announces), and from its choice to the
 // request the data plane executes.
 import type { Device } from 'usb';
 
-import type { CableDescriptor, ConfigurationDescriptor, InterfaceDescriptor, UsbOpenRequest } from '../native.js';
-import { APPLE_VENDOR_ID, isAppleMuxProduct, type MuxSelection } from './config-select.js';
+import type { CableDescriptor, ConfigurationDescriptor, InterfaceDescriptor, UsbOpenRequest } from '../native/addon.js';
+import { APPLE_VENDOR_ID, isAppleMuxProduct, type MuxSelection } from '../native/config-select.js';
 
 /**
  * The parts of a `usb` Device we read. All of them come from descriptors

@@ -6,7 +6,7 @@
 import { connect, type Socket } from 'node:net';
 
 import { decodeBody, encodeFrame, FrameReader } from '../lockdown/framing.js';
-import { isPlistDict, type PlistDict } from '../pairing/plist-codec.js';
+import { isPlistDict, type PlistDict } from '../protocol/plist-codec.js';
 
 export class RsdCheckinError extends Error {
   readonly code = 'ERSDCHECKIN';

@@ -7,7 +7,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 
-import { packageRoot } from '../../src/native.js';
+import { packageRoot } from '../../src/native/addon.js';
 import { patience } from './sanitizers.js';
 
 type Teardown = { teardown(fn: () => void | Promise<void>): void };

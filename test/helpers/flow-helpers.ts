@@ -7,8 +7,8 @@ import { randomFillSync } from 'node:crypto';
 import type net from 'node:net';
 
 import { lengthHeader, readHashed, type HashedRead } from '../../src/bench/verified.js';
-import type { DecodedPacket, RawCable } from '../../src/native.js';
-import { DIGEST_LENGTH } from '../../src/sim/services/measuring.js';
+import type { DecodedPacket, RawCable } from '../../src/native/addon.js';
+import { DIGEST_LENGTH } from '../../src/protocol/measuring.js';
 import { PROTO_TCP, PROTO_VERSION, recvTransfer, wire } from './harness.js';
 
 export const MiB = 1024 * 1024;

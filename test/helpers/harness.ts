@@ -9,9 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
-import { openLoopbackClient } from '../../src/devices/loopback-client.js';
-import { MuxEngine, type MuxEngineOptions } from '../../src/devices/mux-engine.js';
-import { native, packageRoot, type RawCable } from '../../src/native.js';
+import { openLoopbackClient } from '../../src/native/loopback-client.js';
+import { MuxEngine, type MuxEngineOptions } from '../../src/native/mux-engine.js';
+import { native, packageRoot, type RawCable } from '../../src/native/addon.js';
 import { iphoneDescriptor } from '../../src/sim/descriptor.js';
 import { killOnExit } from './daemon-process.js';
 import { patience } from './sanitizers.js';
@@ -78,7 +78,7 @@ export async function startDeviceProcess(
   cable: string,
   args: string[] = [],
 ): Promise<ChildProcess> {
-  const script = join(packageRoot, 'dist', 'src', 'sim', 'peer-main.js');
+  const script = join(packageRoot, 'dist', 'src', 'cli', 'sim-peer-main.js');
   const child = killOnExit(
     spawn(process.execPath, [script, '--cable', cable, ...args], {
       stdio: ['ignore', 'pipe', 'inherit'],

@@ -3,7 +3,7 @@
 // (src/pairing/certificates.ts), cut into what a host sends with Pair and
 // the credentials it presents in the session TLS.
 import { generatePairRecord, hostCredentials, pairRequestRecord } from '../../src/pairing/certificates.js';
-import type { PlistDict } from '../../src/pairing/plist-codec.js';
+import type { PlistDict } from '../../src/protocol/plist-codec.js';
 
 export const TEST_BUID = '7C7306A8-F205-4B75-933A-F86275817DD9';
 

@@ -7,8 +7,8 @@ import type net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import type { DecodedPacket } from '../../src/native.js';
-import { SINK_PORT, SOURCE_PORT } from '../../src/sim/ports.js';
+import type { DecodedPacket } from '../../src/native/addon.js';
+import { SINK_PORT, SOURCE_PORT } from '../../src/protocol/sim-ports.js';
 import { pattern, PacketPort, sinkTransfer, sourceTransfer, TH_ACK, TH_SYN, type TcpFields } from './flow-helpers.js';
 import { openClient, RawDevice, waitFor, type HostSetup } from './harness.js';
 import { binaryConnect, binaryResult, RawClient, startDaemon, waitUntil, type DaemonSetup } from './usbmuxd-harness.js';

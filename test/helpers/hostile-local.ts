@@ -14,7 +14,7 @@ import type { Test } from 'tap';
 
 import { rssBytes } from '../../src/bench/proc.js';
 import { UsbmuxClient } from '../../src/client/usbmux-client.js';
-import { serialToUdid } from '../../src/usb/config-select.js';
+import { serialToUdid } from '../../src/native/config-select.js';
 import { childrenOf, killOnExit, spawnDaemon, tempDir, waitUntil, type DaemonProcess } from './daemon-process.js';
 import { within } from './usbmuxd-harness.js';
 

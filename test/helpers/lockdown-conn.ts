@@ -2,7 +2,7 @@
 // play a host against the simulated phone's lockdownd and its services.
 import type net from 'node:net';
 
-import { isPlistDict, parsePlist, toXml, type PlistDict } from '../../src/pairing/plist-codec.js';
+import { isPlistDict, parsePlist, toXml, type PlistDict } from '../../src/protocol/plist-codec.js';
 import { SLOW, within } from './usbmuxd-harness.js';
 
 /** One lockdown frame around an XML plist (or around raw bytes, for hostile frames). */

@@ -1,6 +1,6 @@
 // Helpers for the client-protocol tests: an in-process daemon with simulated
 // phones (in this process too, so tests can tap Trust or pull the cable), a hand-made client socket that reads the daemon's frames byte for
-// byte, and hand-built request bytes (independent of src/server/protocol.ts,
+// byte, and hand-built request bytes (independent of src/protocol/usbmux.ts,
 // so a mistake there cannot hide in both ends).
 import { once } from 'node:events';
 import net from 'node:net';
@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import * as plist from 'plist';
 
 import { UsbmuxClient, type UsbmuxDevice } from '../../src/client/usbmux-client.js';
-import { silentLogger, type Logger } from '../../src/log.js';
-import { Daemon } from '../../src/server/daemon.js';
+import { silentLogger, type Logger } from '../../src/util/log.js';
+import { Daemon } from '../../src/daemon/daemon.js';
 import { startPeer, type Peer, type PeerOptions } from '../../src/sim/peer.js';
 import { sleep, tempDir, within } from './harness.js';
 import { patience } from './sanitizers.js';

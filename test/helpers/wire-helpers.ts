@@ -6,10 +6,10 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { join } from 'node:path';
 
-import { NativeError, type DecodedPacket, type RawCable } from '../../src/native.js';
+import { NativeError, type DecodedPacket, type RawCable } from '../../src/native/addon.js';
 import { iphoneDescriptor } from '../../src/sim/descriptor.js';
 import { startPeer } from '../../src/sim/peer.js';
-import { ECHO_PORT } from '../../src/sim/ports.js';
+import { ECHO_PORT } from '../../src/protocol/sim-ports.js';
 import { openClient, RawDevice, readExactly, recvTransfer, sleep, TH_ACK, TH_SYN, waitFor, within, wire, type HostSetup } from './harness.js';
 
 export { recvTransfer, sleep };
@@ -193,7 +193,7 @@ export interface BurstUnplugTrial {
  * closed safely), so run this in a process of its own.
  */
 export async function burstUnplugTrial(dir: string, packets = 4000, waitMs = 5000): Promise<{ trial: BurstUnplugTrial; close(): void }> {
-  const { MuxEngine } = await import('../../src/devices/mux-engine.js');
+  const { MuxEngine } = await import('../../src/native/mux-engine.js');
   const engine = new MuxEngine();
   const cable = join(dir, `cable-${Math.random().toString(36).slice(2)}`);
   engine.listenCable(cable);

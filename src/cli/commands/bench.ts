@@ -8,6 +8,7 @@ import type { BenchRecord } from '../../bench/records.js';
 import { summarize, summaryTable, throughputChart } from '../../bench/report.js';
 import { BENCH_CASES, runBench, type BenchCase } from '../../bench/run.js';
 import { COMMON_HELP, COMMON_OPTIONS, daemonAddress, parseCommandArgs, UsageError } from './common.js';
+import { parseSize } from '../../util/size.js';
 
 const HELP = `usage: tsmuxd bench [--socket ADDR] [--udid UDID] [--bytes N] [--repeats R]
                     [--cases LIST] [--quick] [--json] [--out FILE]
@@ -34,13 +35,13 @@ wakeups when it is tsmuxd.
       --out FILE          also write the records and summary as JSON
 ${COMMON_HELP}`;
 
-export function parseSize(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)([KMG]?)i?B?$/i.exec(text.trim());
-  if (!m) throw new UsageError(`not a size: '${text}' (e.g. 64M)`);
-  const scale = { '': 1, K: 1 << 10, M: 1 << 20, G: 1 << 30 }[m[2].toUpperCase() as '' | 'K' | 'M' | 'G'];
-  const n = Math.floor(Number(m[1]) * scale);
-  if (n < 1) throw new UsageError(`size must be at least 1 byte: '${text}'`);
-  return n;
+/** parseSize for a command-line option: a bad size is a usage error. */
+export function parseSizeOption(text: string): number {
+  try {
+    return parseSize(text);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
 }
 
 function positive(name: string, text: string | undefined, fallback: number): number {
@@ -90,7 +91,7 @@ export async function runBenchCommand(args: string[]): Promise<number> {
   await runBench({
     address,
     udid: values.udid,
-    bytes: values.bytes ? parseSize(values.bytes) : quick ? 16 << 20 : 256 << 20,
+    bytes: values.bytes ? parseSizeOption(values.bytes) : quick ? 16 << 20 : 256 << 20,
     repeats: positive('repeats', values.repeats, quick ? 1 : 3),
     cases: parseCases(values.cases),
     parallel,

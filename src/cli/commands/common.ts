@@ -11,8 +11,10 @@ import {
   parseSocketAddress,
   SYSTEM_SOCKET,
   type SocketAddress,
-} from '../../server/address.js';
+} from '../../protocol/address.js';
 import { UsageError } from '../usage-error.js';
+
+export { table } from '../../util/text-table.js';
 
 export { UsageError };
 
@@ -107,17 +109,3 @@ export function hex(n: number, width = 4): string {
   return `0x${n.toString(16).padStart(width, '0')}`;
 }
 
-/** A figure: a number with an optional unit ("64.0 MiB", "210 MiB/s", "3 s"), or "-". */
-const FIGURE = /^(?:-|-?\d+(?:\.\d+)?(?: [A-Za-z]+(?:\/s)?)?)$/;
-
-/** Text columns, left-aligned; columns of figures right-aligned. */
-export function table(header: string[], rows: string[][]): string[] {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const numeric = header.map((_, i) => rows.length > 0 && rows.every((r) => FIGURE.test(r[i] ?? '')));
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => (numeric[i] ? c.padStart(widths[i]) : c.padEnd(widths[i])))
-      .join('  ')
-      .trimEnd();
-  return [line(header), ...rows.map(line)];
-}

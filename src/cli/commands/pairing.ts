@@ -8,7 +8,7 @@ import type { UsbmuxClient, UsbmuxDevice } from '../../client/index.js';
 import type { LockdownClient } from '../../lockdown/client.js';
 import { LockdownError } from '../../lockdown/errors.js';
 import { pairDevice, preparePairRecord } from '../../pairing/pair.js';
-import { toXml } from '../../pairing/plist-codec.js';
+import { toXml } from '../../protocol/plist-codec.js';
 import { findDevice, openLockdown, readRecord, startSession, usbmuxClient } from './lockdown-session.js';
 
 export const PAIRING_HELP = `usage: tsmuxd pair [UDID] [--wait SECONDS] [--json] [--socket ADDR]

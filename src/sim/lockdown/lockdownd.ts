@@ -10,72 +10,29 @@
 // closes that connection only.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
-import { createSecureContext, TLSSocket } from 'node:tls';
 
-import { isPlistDict, type PlistDict, type PlistValue } from '../../pairing/plist-codec.js';
+import { isPlistDict, type PlistDict, type PlistValue } from '../../protocol/plist-codec.js';
 import { BootstrapError, ServiceRegistry, type BootstrapNamespace } from '../../registry/index.js';
 import type { SimIdentity } from '../identity.js';
 import { listenService, portTarget, type ServiceAddress } from '../services/listen.js';
-import { decodeBody, encodeFrame, FrameReader, MAX_FRAME, TLS_ALERT, TlsRecordSplitter } from '../../lockdown/framing.js';
-import { RecordPipe } from '../../lockdown/record-pipe.js';
+import { MAX_FRAME } from '../../lockdown/framing.js';
 import { ServicePorts } from '../service-ports.js';
 import { checkPairRecord, DevicePairStore } from './pairing.js';
+import { serveLockdownConnection, type Connection, type SessionTlsInfo } from './connection.js';
+import { LOCKDOWN_TYPE, PRE_SESSION_KEYS, REQUEST_PAIR_NOTIFICATION, UNKNOWN_REQUEST_ERROR } from './values.js';
+import { TRUST_MODES, type TrustMode } from '../../protocol/sim-control.js';
 
-export const LOCKDOWN_TYPE = 'com.apple.mobile.lockdown';
-
-/** Default-domain keys a phone gives out before a session (reference §1.9, item 3). */
-export const PRE_SESSION_KEYS: ReadonlySet<string> = new Set([
-  'ProductVersion',
-  'ProductType',
-  'ProductName',
-  'BuildVersion',
-  'DeviceClass',
-  'DeviceName',
-  'UniqueDeviceID',
-  'UniqueChipID',
-  'DevicePublicKey',
-  'WiFiAddress',
-  'HardwareModel',
-  'CPUArchitecture',
-  'ProtocolVersion',
-  'ActivationState',
-  'TimeIntervalSince1970',
-  'TimeZone',
-  'TimeZoneOffsetFromUTC',
-]);
-
-/**
- * Answer to a verb this slice does not know. Not from the reference (it lists
- * no such error); a placeholder until checked against a real device.
- */
-export const UNKNOWN_REQUEST_ERROR = 'InvalidRequest';
-
-interface Session {
-  id: string;
-  hostId: string;
-}
-
-interface Connection {
-  session?: Session;
-  /** Set by a handler: what to do with the socket once its reply is written. */
-  after?: 'startTls' | 'stopTls' | 'close';
-  /** A Pair on this connection used up the user's Trust tap. */
-  trustedPair?: string;
-}
+export { LOCKDOWN_TYPE, PRE_SESSION_KEYS, REQUEST_PAIR_NOTIFICATION, SESSION_TLS, UNKNOWN_REQUEST_ERROR } from './values.js';
 
 /**
  * How the phone answers Pair: "auto" taps Trust at once (or after
  * trustDelayMs), "prompt" shows the dialog until trust() / deny() is called,
  * "deny" always answers UserDeniedPairing.
  */
-export type TrustMode = 'auto' | 'prompt' | 'deny';
-export const TRUST_MODES: readonly TrustMode[] = ['auto', 'prompt', 'deny'];
+export { TRUST_MODES, type TrustMode };
 
 /** The "Trust this computer?" alert (reference §1.9, item 4). */
 export type TrustDialog = 'none' | 'pending' | 'accepted' | 'denied';
-
-/** Posted (through the notification proxy) when the user accepts the dialog. */
-export const REQUEST_PAIR_NOTIFICATION = 'com.apple.mobile.lockdown.request_pair';
 
 /** What StartService needs of a registry entry. */
 export interface ServiceTarget {
@@ -97,23 +54,13 @@ export interface LockdowndOptions {
   services?: BootstrapNamespace;
 }
 
-/** The TLS versions and ciphers the simulated phone accepts (see §1.7.2). */
-export const SESSION_TLS = {
-  minVersion: 'TLSv1',
-  maxVersion: 'TLSv1.2',
-  // Level 0 only so that TLS 1.0 / RSA-CBC hosts (legacy profiles) can still
-  // connect. Debian's libimobiledevice 1.3.0 (SHA-1 signed DeviceCertificate)
-  // negotiates TLSv1.2 ECDHE-RSA-AES256-GCM-SHA384 with or without it.
-  ciphers: 'DEFAULT:@SECLEVEL=0',
-} as const;
-
 export class Lockdownd {
   /** Set by usbmuxd's preflight (SetValue UntrustedHostBUID) before pairing. */
   untrustedHostBuid?: string;
   /** HostID -> stored pair record. */
   readonly pairRecords: DevicePairStore;
   /** The last session TLS handshake (for tests and logs). */
-  lastTls?: { hostId: string; protocol: string | null; cipher: string; clientCertificate: boolean };
+  lastTls?: SessionTlsInfo;
   trustMode: TrustMode;
   /** "auto" only: the dialog shows this long before it is accepted (0: at once). */
   trustDelayMs: number;
@@ -189,140 +136,17 @@ export class Lockdownd {
 
   /** Serves one host connection until it closes or sends something malformed. */
   serve(socket: Socket): void {
-    const conn: Connection = {};
-    let mode: 'plain' | 'tls' | 'closing' | 'reverting' | 'done' = 'plain';
-    let plain = new FrameReader(this.options.maxFrame ?? MAX_FRAME);
-    let records = new TlsRecordSplitter();
-    let pipe: RecordPipe | undefined;
-    let tls: TLSSocket | undefined;
-    let held: Buffer[] = [];
-
-    const kill = () => {
-      mode = 'done';
-      tls?.destroy();
-      pipe?.destroy();
-      socket.destroy();
-    };
-
-    /** Decodes and answers one frame, then applies the mode change its handler asked for. */
-    const answer = (body: Buffer, write: (b: Buffer) => void): void => {
-      const request = decodeBody(body);
-      if (!isPlistDict(request) || typeof request.Request !== 'string') {
-        throw new Error('lockdown request is not a dict with a Request string');
-      }
-      conn.after = undefined;
-      const reply = this.handle(conn, request);
-      // The mode changes before the reply goes out, so whatever the host sends
-      // once it has the reply (a ClientHello, a close_notify) is routed right.
-      if (conn.after === 'startTls') startTls();
-      else if (conn.after === 'stopTls') mode = 'closing';
-      write(encodeFrame(reply));
-      if (conn.after === 'close') {
-        const wasTls = mode === 'tls' ? tls : undefined;
-        mode = 'done';
-        // Over TLS, let the encrypted reply (and close_notify) out first.
-        if (wasTls) wasTls.end(() => socket.end());
-        else socket.end();
-      }
-    };
-
-    const startTls = () => {
-      const record = conn.session && this.pairRecords.get(conn.session.hostId);
-      if (!record) throw new Error('session without a pair record');
-      const key = this.deviceKeyPem();
-      const secureContext = createSecureContext({ ...SESSION_TLS, key, cert: Buffer.from(record.DeviceCertificate) });
-      pipe = new RecordPipe(socket);
-      tls = new TLSSocket(pipe, { isServer: true, secureContext, requestCert: true, rejectUnauthorized: false });
-      const tlsReader = new FrameReader(this.options.maxFrame ?? MAX_FRAME);
-      const thisTls = tls;
-      const hostId = record.HostID;
-      tls.once('secure', () => {
-        const peer = thisTls.getPeerCertificate();
-        this.lastTls = {
-          hostId,
-          protocol: thisTls.getProtocol(),
-          cipher: thisTls.getCipher().name,
-          clientCertificate: !!peer && Object.keys(peer).length > 0,
-        };
-      });
-      tls.on('error', () => {
-        if (tls === thisTls) kill();
-      });
-      tls.on('data', (chunk: Buffer) => {
-        if (tls !== thisTls || mode !== 'tls') return;
-        try {
-          tlsReader.feed(chunk);
-          for (let body = tlsReader.next(); body && mode === 'tls'; body = tlsReader.next()) {
-            answer(body, (b) => thisTls.write(b));
-          }
-        } catch {
-          kill();
-        }
-      });
-      mode = 'tls';
-      records = new TlsRecordSplitter();
-    };
-
-    /** Both close_notify alerts are out: plaintext again on the same socket. */
-    const revert = () => {
-      if (mode !== 'reverting') return;
-      tls = undefined;
-      pipe = undefined;
-      conn.session = undefined;
-      mode = 'plain';
-      plain = new FrameReader(this.options.maxFrame ?? MAX_FRAME);
-      const rest = Buffer.concat(held);
-      held = [];
-      if (rest.length) onRaw(rest);
-    };
-
-    const onRaw = (chunk: Buffer): void => {
-      try {
-        if (mode === 'plain') {
-          plain.feed(chunk);
-          for (let body = plain.next(); body; body = plain.next()) {
-            answer(body, (b) => socket.write(b));
-            if ((mode as string) !== 'plain') break;
-          }
-          // Bytes after StartSession's frame belong to the TLS handshake.
-          if ((mode as string) === 'tls') onRaw(plain.drain());
-          return;
-        }
-        if (mode === 'tls' || mode === 'closing') {
-          records.feed(chunk);
-          for (let rec = records.next(); rec; rec = records.next()) {
-            pipe!.push(rec);
-            if (mode === 'closing' && rec[0] === TLS_ALERT) {
-              // The host's close_notify after StopSession: answer with ours
-              // (TLS output goes to the raw socket through the pipe), then
-              // anything further is plaintext.
-              mode = 'reverting';
-              held.push(records.drain());
-              const closing = tls!;
-              closing.end();
-              closing.once('finish', () => setImmediate(revert));
-              closing.once('close', () => setImmediate(revert));
-              return;
-            }
-          }
-          return;
-        }
-        if (mode === 'reverting') held.push(chunk);
-      } catch {
-        kill();
-      }
-    };
-
-    socket.on('error', () => kill());
-    socket.on('close', () => {
-      mode = 'done';
-      tls?.destroy();
-      pipe?.destroy();
-      const hostId = conn.trustedPair;
-      if (hostId !== undefined) for (const l of this.trustedPairListeners) l(hostId);
-    });
-    socket.on('data', (chunk: Buffer) => {
-      if (mode !== 'done') onRaw(chunk);
+    serveLockdownConnection(socket, {
+      maxFrame: this.options.maxFrame ?? MAX_FRAME,
+      handle: (conn, request) => this.handle(conn, request),
+      sessionCredentials: (hostId) => {
+        const record = this.pairRecords.get(hostId);
+        return record && { key: this.deviceKeyPem(), cert: Buffer.from(record.DeviceCertificate), hostId: record.HostID };
+      },
+      onSecure: (info) => (this.lastTls = info),
+      onTrustedPairClosed: (hostId) => {
+        for (const l of this.trustedPairListeners) l(hostId);
+      },
     });
   }
 

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 
 import forge from 'node-forge';
 
-import { isPlistDict, parsePlist, toXml, type PlistDict, type PlistValue } from '../../pairing/plist-codec.js';
+import { isPlistDict, parsePlist, toXml, type PlistDict, type PlistValue } from '../../protocol/plist-codec.js';
 
 /** What the device keeps of a host's pair record (no private keys). */
 export interface StoredPairRecord {

@@ -8,7 +8,7 @@
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 
 import { decodeBody, encodeFrame, FrameReader } from '../../lockdown/framing.js';
-import { isPlistDict } from '../../pairing/plist-codec.js';
+import { isPlistDict } from '../../protocol/plist-codec.js';
 
 /** A checkin is a few hundred bytes; the escrow bag keeps it well under this. */
 const MAX_CHECKIN_FRAME = 64 * 1024;

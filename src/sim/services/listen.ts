@@ -3,7 +3,7 @@
 import { lstatSync, unlinkSync } from 'node:fs';
 import type { AddressInfo, Server } from 'node:net';
 
-import type { PortTarget } from '../../native.js';
+import type { PortTarget } from '../../native/addon.js';
 
 /** A Unix socket path, or omitted for an ephemeral 127.0.0.1 port. */
 export type ServiceAddress = string | undefined;

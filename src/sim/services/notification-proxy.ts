@@ -6,7 +6,7 @@
 // answered with {Command: "ProxyDeath"} and the connection closes.
 import { createServer, type Server, type Socket } from 'node:net';
 
-import type { PlistDict } from '../../pairing/plist-codec.js';
+import type { PlistDict } from '../../protocol/plist-codec.js';
 import { listenService, type ServiceAddress } from './listen.js';
 import { servePlist } from './plist-conn.js';
 

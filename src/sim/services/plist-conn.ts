@@ -3,7 +3,7 @@
 // is not a dict closes the connection.
 import type { Socket } from 'node:net';
 
-import { isPlistDict, type PlistDict } from '../../pairing/plist-codec.js';
+import { isPlistDict, type PlistDict } from '../../protocol/plist-codec.js';
 import { decodeBody, encodeFrame, FrameReader } from '../../lockdown/framing.js';
 
 export function servePlist(socket: Socket, onMessage: (msg: PlistDict) => void): (msg: PlistDict) => void {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 
 import { AfcOpcode, encodePacket, encodeKeyValues, encodePath, u64 } from '../../../src/afc/protocol.js';
 import { encodeFrame as lockdownFrame } from '../../../src/lockdown/framing.js';
-import { toXml, type PlistDict } from '../../../src/pairing/plist-codec.js';
+import { toXml, type PlistDict } from '../../../src/protocol/plist-codec.js';
 import { plistMessage } from '../../../src/server/replies.js';
 import {
   encodeConnectBinary,
@@ -19,7 +19,7 @@ import {
   MessageType,
   ProtocolVersion,
   swapPort,
-} from '../../../src/server/protocol.js';
+} from '../../../src/protocol/usbmux.js';
 import { HANDSHAKE_A_FLAGS, HANDSHAKE_B_FLAGS, HANDSHAKE_C_FLAGS } from '../../../src/xpc/device-rules.js';
 import {
   dataFrame,

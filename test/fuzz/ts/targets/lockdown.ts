@@ -3,7 +3,7 @@
 // blanked in XML, then the plist codec); and the same bytes through the TLS
 // record splitter the session uses to leave TLS again.
 import { decodeBody, FrameReader, FramingError, TlsRecordSplitter } from '../../../../src/lockdown/framing.js';
-import { PlistError } from '../../../../src/pairing/plist-codec.js';
+import { PlistError } from '../../../../src/protocol/plist-codec.js';
 import type { Rng } from '../rng.js';
 import { shape, summary, wholeAndChunked, type Field, type Target } from '../target.js';
 import { PLIST_TOKENS } from './plist.js';

@@ -1,8 +1,8 @@
-// Plist bodies (src/pairing/plist-codec.ts): XML through xmldom and
+// Plist bodies (src/protocol/plist-codec.ts): XML through xmldom and
 // bplist00 through bplist-parser, normalised to one shape. Beyond "a value
 // or a PlistError", a value read must survive the trip the daemon gives pair
 // records: written back as XML (toXml) and read again, it reads the same.
-import { parsePlist, PlistError, toXml, type PlistValue } from '../../../../src/pairing/plist-codec.js';
+import { parsePlist, PlistError, toXml, type PlistValue } from '../../../../src/protocol/plist-codec.js';
 import { canon, Mismatch, shape, type Field, type Target } from '../target.js';
 
 const tok = (s: string) => Buffer.from(s, 'latin1');

@@ -4,9 +4,9 @@
 // the client library reads a reply. Two targets share this code; they
 // differ in their seeds and tokens (binary v0 messages, plist v1 messages).
 import { decodeReply, UsbmuxError } from '../../../../src/client/channel.js';
-import { parsePlist, PlistError } from '../../../../src/pairing/plist-codec.js';
+import { parsePlist, PlistError } from '../../../../src/protocol/plist-codec.js';
 import { parseFlatRequest } from '../../../../src/server/flat-request.js';
-import { decodeConnectBinary, HEADER_SIZE, MessageFramer, MessageType, ProtocolError, ProtocolVersion, type Message } from '../../../../src/server/protocol.js';
+import { decodeConnectBinary, HEADER_SIZE, MessageFramer, MessageType, ProtocolError, ProtocolVersion, type Message } from '../../../../src/protocol/usbmux.js';
 import type { Rng } from '../rng.js';
 import { canon, Mismatch, shape, summary, wholeAndChunked, type Fed, type Field, type Target } from '../target.js';
 import { PLIST_TOKENS } from './plist.js';

@@ -51,7 +51,7 @@ export interface CableDescriptor {
  * What native code needs to open a phone that discovery found: where it is,
  * what it must still be (checked against libusb's cached descriptor before
  * anything is opened), and the configuration/interface/endpoints chosen by
- * src/usb/config-select.ts.
+ * src/native/config-select.ts.
  */
 export interface UsbOpenRequest {
   busNumber: number;
@@ -231,7 +231,7 @@ export interface NativeEngine {
    */
   attachFfsPlaceholder(ffsDir: string, spec: FfsInterfaceSpec): number;
   /**
-   * The simulated phone's echo, sink or source (protocol: src/sim/services/measuring.ts),
+   * The simulated phone's echo, sink or source (protocol: src/protocol/measuring.ts),
    * served in C++ on the event thread; on 127.0.0.1 (returns the port) or on
    * a Unix path (returns it). Served until close().
    */

@@ -1,6 +1,6 @@
 // The control plane's handle on the data plane. It turns the addon's batched
 // events into typed events and promises, applies the device policy
-// (src/usb/config-select.ts) before a device is opened, and hands connected
+// (src/native/config-select.ts) before a device is opened, and hands connected
 // client sockets to native code.
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
@@ -18,8 +18,8 @@ import {
   type NativeEngine,
   type NativeEvent,
   type UsbOpenRequest,
-} from '../native.js';
-import { checkDevice, serialToUdid, type MuxSelection } from '../usb/config-select.js';
+} from './addon.js';
+import { checkDevice, serialToUdid, type MuxSelection } from './config-select.js';
 
 export interface AttachedDevice {
   handle: number;

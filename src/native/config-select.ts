@@ -1,7 +1,7 @@
 // Which devices we talk to and how: strict Apple usbmux matching, the
 // configuration choice, and serial -> UDID. Shared by the cable and, later,
 // libusb transports, so the policy lives in one place.
-import type { CableDescriptor, ConfigurationDescriptor, InterfaceDescriptor } from '../native.js';
+import type { CableDescriptor, ConfigurationDescriptor, InterfaceDescriptor } from './addon.js';
 
 export const APPLE_VENDOR_ID = 0x05ac;
 export const MUX_INTERFACE = { interfaceClass: 0xff, subclass: 0xfe, protocol: 0x02 } as const;

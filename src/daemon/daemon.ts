@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 
 import { DeviceTable } from '../devices/device-table.js';
-import { MuxEngine } from '../devices/mux-engine.js';
-import { Logger } from '../log.js';
+import { MuxEngine } from '../native/mux-engine.js';
+import { Logger } from '../util/log.js';
 import { prepareKeys } from '../pairing/certificates.js';
 import { chownTree } from '../pairing/safe-fs.js';
 import { PairRecordStore } from '../pairing/store.js';
@@ -16,8 +16,8 @@ import type { TrustMode } from '../sim/lockdown/lockdownd.js';
 import type { SimCommand } from '../supervisor/sim-process.js';
 import { SimSupervisor } from '../supervisor/supervisor.js';
 import { loadUsbBackend, UsbDiscovery } from '../usb/discovery.js';
-import type { SocketAddress } from './address.js';
-import { UsbmuxServer } from './server.js';
+import type { SocketAddress } from '../protocol/address.js';
+import { UsbmuxServer } from '../server/server.js';
 
 export interface DaemonOptions {
   address: SocketAddress;

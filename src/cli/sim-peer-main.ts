@@ -1,9 +1,9 @@
 #!/usr/bin/env node
-// `node dist/src/sim/peer-main.js --cable PATH ...`: simulated phones in
+// `node dist/src/cli/sim-peer-main.js --cable PATH ...`: simulated phones in
 // this process (src/cli/sim-command.ts), without the CLI's other commands:
 // the child the supervisor spawns per phone (src/supervisor), and what the
 // tests and the benchmarks spawn.
-import { runPeerMain } from '../cli/sim-command.js';
+import { runPeerMain } from './sim-command.js';
 import { SIM_ENV } from '../supervisor/sim-process.js';
 
 try {
