@@ -204,9 +204,17 @@ export async function runDaemonCommand(argv: string[]): Promise<number> {
   }
   tellParent('ready\n');
 
+  // Stopping never dies halfway with a stack trace: a teardown step that
+  // fails is logged, and the rest (pidfile, exit) still happens.
   const stop = async (why: string) => {
     log.notice(`stopping: ${why}`);
-    await daemon.stop();
+    let status = 0;
+    try {
+      await daemon.stop();
+    } catch (err) {
+      log.error(`stopping failed: ${(err as Error)?.stack ?? String(err)}`);
+      status = 1;
+    }
     if (lockFd !== undefined) {
       try {
         unlinkSync(pidfile);
@@ -214,7 +222,7 @@ export async function runDaemonCommand(argv: string[]): Promise<number> {
         // removed already
       }
     }
-    process.exit(0);
+    process.exit(status);
   };
   for (const s of ['SIGINT', 'SIGTERM', 'SIGQUIT'] as const) process.on(s, () => void stop(s));
   process.on('SIGUSR1', () => {

@@ -180,7 +180,9 @@ export class SimSupervisor {
       pid: sim.pid,
       udid: sim.ready.udid,
     });
-    void sim.exited.then((exit) => this.onExit(slot, sim, exit));
+    sim.exited
+      .then((exit) => this.onExit(slot, sim, exit))
+      .catch((err: unknown) => o.log.error(`sim ${slot.index}: handling its exit failed: ${(err as Error)?.stack ?? String(err)}`));
     if (this.stopping) await sim.stop(o.stopTimeoutMs ?? STOP_GRACE_MS);
   }
 
