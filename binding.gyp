@@ -3,7 +3,7 @@
     {
       "target_name": "tsmuxd",
       "sources": [
-        "<!@(node -p \"require('./binding-sources.json').join(' ')\")"
+        "<!@(node -p \"const s = require('./binding-sources.json'); s.shared.concat(s.tsmuxd).join(' ')\")"
       ],
       "dependencies": [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"

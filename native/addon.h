@@ -1,10 +1,11 @@
 #pragma once
-// Shared pieces of the N-API surface: per-environment data, the injected
+// Shared pieces of the N-API surface (of both addons: tsmuxd and tsmuxd_testing): per-environment data, the injected
 // error class, and conversions of the cable descriptor.
 #include <napi.h>
 
 #include <string>
 
+#include "engine/events.h"
 #include "usb/cable_descriptor.h"
 #include "usb/ffs_descriptors.h"
 
@@ -13,6 +14,9 @@ namespace tsmuxd::addon {
 struct AddonData {
   Napi::FunctionReference errorClass;  // injected by src/native.ts
 };
+
+// setErrorClass(cls): src/native.ts injects NativeError into each addon.
+Napi::Value SetErrorClass(const Napi::CallbackInfo& info);
 
 // Throws an instance of the injected TS error class (a plain Error with a
 // `code` until it is injected).
@@ -30,8 +34,10 @@ uint32_t argUint(const Napi::CallbackInfo& info, size_t i, const char* name, uin
 std::string argString(const Napi::CallbackInfo& info, size_t i, const char* name);
 Napi::Object argObject(const Napi::CallbackInfo& info, size_t i, const char* name);
 
+// A NativeEvent as the object src/native.ts types (addon_events.cc).
+Napi::Value eventToJs(Napi::Env env, const engine::NativeEvent& ev);
+
 void initEngine(Napi::Env env, Napi::Object exports);
-void initTesting(Napi::Env env, Napi::Object exports);
 void initPeerCredentials(Napi::Env env, Napi::Object exports);
 
 }  // namespace tsmuxd::addon

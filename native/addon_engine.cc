@@ -1,117 +1,18 @@
-// The Engine class as JS sees it: a thin shell over pipe::Engine. Arguments
+// The Engine class as JS sees it: a thin shell over engine::Engine. Arguments
 // are checked here; the logic lives in the engine and in src/devices.
 #include <functional>
 #include <memory>
 
 #include "addon.h"
-#include "mux/fault.h"
-#include "pipe/engine.h"
-#include "pipe/js_events.h"
+#include "core/fault.h"
+#include "engine/engine.h"
+#include "engine/js_events.h"
+#include "sim/measuring_service.h"
+#include "sim/test_service.h"
 
 namespace tsmuxd::addon {
 
 namespace {
-
-const char* eventTypeName(pipe::NativeEvent::Type t) {
-  using T = pipe::NativeEvent::Type;
-  switch (t) {
-    case T::Attached: return "attached";
-    case T::Ready: return "ready";
-    case T::Detached: return "detached";
-    case T::Log: return "log";
-    case T::Connected: return "connected";
-    case T::ConnectFailed: return "connectFailed";
-    case T::Closed: return "closed";
-    case T::Snapshot: return "snapshot";
-  }
-  return "unknown";
-}
-
-Napi::Object snapshotToJs(Napi::Env env, const pipe::EngineSnapshot& snap);
-
-Napi::Value eventToJs(Napi::Env env, const pipe::NativeEvent& ev) {
-  using T = pipe::NativeEvent::Type;
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("type", eventTypeName(ev.type));
-  if (ev.handle) o.Set("handle", ev.handle);
-  if (ev.conn) o.Set("conn", ev.conn);
-  switch (ev.type) {
-    case T::Attached:
-      if (ev.descriptor) o.Set("descriptor", descriptorToJs(env, *ev.descriptor));
-      o.Set("link", ev.link);
-      if (ev.locationId) o.Set("locationId", ev.locationId);
-      break;
-    case T::Ready: o.Set("version", ev.version); break;
-    case T::Log:
-      o.Set("level", ev.level);
-      o.Set("text", ev.text);
-      break;
-    case T::Closed:
-      o.Set("reason", ev.text);
-      o.Set("bytesIn", double(ev.bytesIn));
-      o.Set("bytesOut", double(ev.bytesOut));
-      break;
-    case T::Detached:
-    case T::ConnectFailed:
-      o.Set("code", ev.code);
-      o.Set("reason", ev.text);
-      break;
-    case T::Connected: break;
-    case T::Snapshot:
-      o.Set("requestId", ev.requestId);
-      if (ev.snapshot) o.Set("snapshot", snapshotToJs(env, *ev.snapshot));
-      break;
-  }
-  return o;
-}
-
-Napi::Object snapshotToJs(Napi::Env env, const pipe::EngineSnapshot& snap) {
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("timeMs", snap.timeMs);
-  Napi::Array devices = Napi::Array::New(env, snap.devices.size());
-  for (size_t i = 0; i < snap.devices.size(); ++i) {
-    const pipe::DeviceSnapshot& d = snap.devices[i];
-    Napi::Object e = Napi::Object::New(env);
-    e.Set("handle", d.handle);
-    e.Set("role", d.role);
-    e.Set("state", d.state);
-    e.Set("version", d.version);
-    e.Set("bytesToDevice", double(d.bytesToDevice));
-    e.Set("bytesFromDevice", double(d.bytesFromDevice));
-    e.Set("usbBytesOut", double(d.usbBytesOut));
-    e.Set("usbBytesIn", double(d.usbBytesIn));
-    e.Set("connections", d.connections);
-    e.Set("connectionsTotal", double(d.connectionsTotal));
-    e.Set("queuedOut", double(d.queuedOut));
-    e.Set("congested", d.congested);
-    devices.Set(uint32_t(i), e);
-  }
-  o.Set("devices", devices);
-  Napi::Array conns = Napi::Array::New(env, snap.connections.size());
-  for (size_t i = 0; i < snap.connections.size(); ++i) {
-    const pipe::ConnectionSnapshot& c = snap.connections[i];
-    Napi::Object e = Napi::Object::New(env);
-    e.Set("conn", c.conn);
-    e.Set("handle", c.handle);
-    e.Set("role", c.role);
-    e.Set("state", c.state);
-    e.Set("devicePort", c.devicePort);
-    e.Set("sourcePort", c.sourcePort);
-    e.Set("bytesToDevice", double(c.bytesToDevice));
-    e.Set("bytesFromDevice", double(c.bytesFromDevice));
-    e.Set("sendWindow", c.sendWindow);
-    e.Set("receiveWindow", c.receiveWindow);
-    e.Set("inFlight", c.inFlight);
-    e.Set("queued", double(c.queued));
-    e.Set("stalls", double(c.stalls));
-    if (c.rttSamples) e.Set("rttMs", c.rttMs);
-    e.Set("rttSamples", c.rttSamples);
-    e.Set("ageMs", c.ageMs);
-    conns.Set(uint32_t(i), e);
-  }
-  o.Set("connections", conns);
-  return o;
-}
 
 std::optional<sim::TestServiceKind> testServiceKind(const std::string& name) {
   if (name == "echo") return sim::TestServiceKind::Echo;
@@ -121,12 +22,13 @@ std::optional<sim::TestServiceKind> testServiceKind(const std::string& name) {
 }
 
 // {path} | {host?, targetPort} | {builtin} -> where a device port's connections go.
-pipe::LocalTarget localTargetFromJs(const Napi::Object& o) {
-  pipe::LocalTarget t;
+engine::LocalTarget localTargetFromJs(const Napi::Object& o) {
+  engine::LocalTarget t;
   if (o.Get("builtin").IsString()) {
     std::string name = o.Get("builtin").As<Napi::String>().Utf8Value();
-    t.builtin = testServiceKind(name);
-    if (!t.builtin) throwError(o.Env(), codes::kInvalidArgument, "builtin must be 'echo', 'sink' or 'source', not '" + name + "'");
+    std::optional<sim::TestServiceKind> kind = testServiceKind(name);
+    if (!kind) throwError(o.Env(), codes::kInvalidArgument, "builtin must be 'echo', 'sink' or 'source', not '" + name + "'");
+    t.service = std::make_shared<sim::MeasuringService>(*kind);
   }
   if (o.Get("path").IsString()) t.path = o.Get("path").As<Napi::String>().Utf8Value();
   if (o.Get("host").IsString()) t.host = o.Get("host").As<Napi::String>().Utf8Value();
@@ -169,8 +71,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     if (info.Length() < 1 || !info[0].IsFunction()) {
       throwError(env, codes::kInvalidArgument, "new Engine(onEvents) needs a callback");
     }
-    events_ = pipe::JsEventQueue::create(env, info[0].As<Napi::Function>(), eventToJs);
-    engine_ = std::make_unique<pipe::Engine>(*events_);
+    events_ = engine::JsEventQueue::create(env, info[0].As<Napi::Function>(), eventToJs);
+    engine_ = std::make_unique<engine::Engine>(*events_);
     events_->bind(&engine_->loop(), &engine_->stats());
     engine_->start();
     // Stop the event thread before the environment goes away (process exit,
@@ -194,7 +96,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     engine_.reset();
   }
 
-  pipe::Engine& live(Napi::Env env) {
+  engine::Engine& live(Napi::Env env) {
     if (!engine_) throwError(env, codes::kEngineClosed, "the engine is closed");
     return *engine_;
   }
@@ -310,7 +212,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     Napi::Env env = info.Env();
     std::string path = argString(info, 0, "cablePath");
     usb::CableDescriptor descriptor = descriptorFromJs(env, argObject(info, 1, "descriptor"));
-    pipe::DeviceRoleOptions options = deviceRoleOptions(info, 2);
+    engine::DeviceRoleOptions options = deviceRoleOptions(info, 2);
     std::string error;
     uint32_t handle = live(env).attachDeviceRole(path, descriptor, options, error);
     if (!handle) throwError(env, codes::kSystem, error);
@@ -320,7 +222,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   Napi::Value attachDeviceRoleFfs(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     std::string dir = argString(info, 0, "ffsDir");
-    pipe::DeviceRoleOptions options = deviceRoleOptions(info, 1);
+    engine::DeviceRoleOptions options = deviceRoleOptions(info, 1);
     std::string error;
     uint32_t handle = live(env).attachDeviceRoleFfs(dir, options, error);
     if (!handle) throwError(env, codes::kSystem, error);
@@ -345,21 +247,29 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     if (!k) throwError(env, codes::kInvalidArgument, "kind must be 'echo', 'sink' or 'source', not '" + kind + "'");
     std::string path = info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
     std::string error;
-    std::string address = live(env).startTestService(*k, path, error);
-    if (address.empty()) throwError(env, codes::kSystem, error);
+    engine::Engine& engine = live(env);
+    std::string address;
+    std::shared_ptr<sim::TestServiceListener> service =
+        sim::TestServiceListener::open(engine.loop(), *k, path, address, error);
+    if (!service) throwError(env, codes::kSystem, error);
+    engine.host(service);
     if (path.empty()) return Napi::Number::New(env, std::stoi(address));
     return Napi::String::New(env, address);
   }
 
-  static pipe::DeviceRoleOptions deviceRoleOptions(const Napi::CallbackInfo& info, size_t index) {
+  static engine::DeviceRoleOptions deviceRoleOptions(const Napi::CallbackInfo& info, size_t index) {
     Napi::Env env = info.Env();
-    pipe::DeviceRoleOptions options;
+    engine::DeviceRoleOptions options;
     if (info.Length() > index && info[index].IsObject()) {
       Napi::Object o = info[index].As<Napi::Object>();
       if (o.Get("window").IsNumber()) options.window = o.Get("window").As<Napi::Number>().Uint32Value();
       if (o.Get("version").IsNumber()) options.version = o.Get("version").As<Napi::Number>().Int32Value();
       if (o.Get("controlLogs").IsBoolean()) options.controlLogs = o.Get("controlLogs").ToBoolean();
-      if (o.Get("raw").IsBoolean()) options.raw = o.Get("raw").ToBoolean();
+      // The raw bulk device is a bench tool: it lives in the testing addon
+      // (src/native-testing.ts), not in the daemon.
+      if (o.Get("raw").ToBoolean()) {
+        throwError(env, codes::kInvalidArgument, "raw mode is in the testing addon (tsmuxd_testing), not this one");
+      }
       if (o.Get("defaultLoopback").IsBoolean()) {
         options.defaultLoopback = o.Get("defaultLoopback").ToBoolean();
       }
@@ -372,7 +282,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
           Napi::Object eo = e.As<Napi::Object>();
           Napi::Value port = eo.Get("port");
           if (!port.IsNumber()) throwError(env, codes::kInvalidArgument, "portMap entry needs a port");
-          pipe::LocalTarget t = localTargetFromJs(eo);
+          engine::LocalTarget t = localTargetFromJs(eo);
           options.portMap.emplace_back(uint16_t(port.As<Napi::Number>().Uint32Value()), t);
         }
       }
@@ -387,7 +297,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     uint32_t handle = argUint(info, 0, "handle", UINT32_MAX);
     uint32_t port = argUint(info, 1, "port", 65535);
     if (port == 0) throwError(info.Env(), codes::kInvalidArgument, "port 0 does not exist");
-    std::optional<pipe::LocalTarget> target;
+    std::optional<engine::LocalTarget> target;
     if (info.Length() > 2 && info[2].IsObject()) target = localTargetFromJs(info[2].As<Napi::Object>());
     live(info.Env()).mapDevicePort(handle, uint16_t(port), std::move(target));
     return info.Env().Undefined();
@@ -449,8 +359,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return info.Env().Undefined();
   }
 
-  pipe::JsEventQueue* events_ = nullptr;
-  std::unique_ptr<pipe::Engine> engine_;
+  engine::JsEventQueue* events_ = nullptr;
+  std::unique_ptr<engine::Engine> engine_;
   Napi::Env::CleanupHook<std::function<void()>> cleanup_;
   bool hookRan_ = false;
 };

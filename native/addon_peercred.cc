@@ -12,7 +12,7 @@
 #include <cstring>
 
 #include "addon.h"
-#include "mux/fault.h"
+#include "core/fault.h"
 
 namespace tsmuxd::addon {
 

@@ -46,7 +46,7 @@ declare -A sources=(
   [cable_descriptor]="test/fuzz/native/cable_descriptor_fuzz.cc native/usb/cable_descriptor.cc"
   [pseudo_tcp]="test/fuzz/native/pseudo_tcp_fuzz.cc test/fuzz/native/session_harness.cc
     test/fuzz/native/session_checks.cc test/fuzz/native/fake_client.cc $(echo native/mux/*.cc)
-    native/pipe/buffers.cc native/pipe/event_loop.cc"
+    native/core/buffers.cc native/core/event_loop.cc"
 )
 all_targets=(mux_frame reassembler cable_descriptor pseudo_tcp)
 ((${#targets[@]})) || targets=("${all_targets[@]}")

@@ -2,7 +2,9 @@
 // Build tooling, excluded from the tap suite's coverage: its environment-
 // dependent paths (git or directory walk, CLI) run in prebuild.sh and .ci/run.
 /* c8 ignore start */
-// Content hash of everything that goes into the native prebuild.
+// Content hash of everything that goes into the native prebuilds (both
+// addons, tsmuxd.napi.node and tsmuxd_testing.napi.node, are built from the
+// same tree and the same source list, so one hash stands for both).
 //
 // One SHA-256 over the sorted list of: every file under native/, plus
 // binding-sources.json, CMakeLists.txt, binding.gyp, scripts/build-libusb.sh and

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Build the committed N-API prebuild: prebuilds/<platform>-<arch>/tsmuxd.napi.node
+# Build the committed N-API prebuilds in prebuilds/<platform>-<arch>/:
+#   tsmuxd.napi.node          the daemon's addon (published)
+#   tsmuxd_testing.napi.node  tests, benches and the lab only (package.json's
+#                             `files` leaves it out of the package)
 #
 #   1. scripts/build-libusb.sh   (static, PIC, hidden libusb; cached)
 #   2. cmake-js compile (Release) linking that libusb, in a clean build/prebuild/
 #      so cache entries of a developer build (e.g. TSMUXD_SANITIZE=ON) cannot
 #      leak in and build/Release is left alone
-#   3. strip --strip-unneeded, then verify: no libusb/libudev in ldd, no libusb_*
-#      exported, loads in node, and node-gyp-build resolves it without build/
+#   3. each addon: strip --strip-unneeded, then verify: no libusb/libudev in
+#      ldd, only the N-API entry points exported, loads in node; then that
+#      node-gyp-build resolves the daemon's addon without build/
 #   4. node scripts/native-hash.mjs --write (hash of the native sources)
 #
 # Usage: npm run build:prebuild    (or: bash scripts/prebuild.sh)
@@ -18,6 +22,7 @@ repo_root=$(cd "$script_dir/.." && pwd)
 cd "$repo_root"
 
 readonly PREBUILD_NAME=tsmuxd.napi.node
+readonly TESTING_PREBUILD_NAME=tsmuxd_testing.napi.node
 
 log() { printf '\n[prebuild] %s\n' "$*" >&2; }
 die() { printf '[prebuild] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -45,46 +50,59 @@ log "cmake-js compile (Release) in ${out_dir#"$repo_root"/}"
 rm -rf "$out_dir"
 npx --no -- cmake-js compile --out "$out_dir" --config Release \
   --CDLIBUSB_PREFIX="$LIBUSB_PREFIX" --CDTSMUXD_SANITIZE=OFF
-built=$out_dir/Release/tsmuxd.node
-[[ -f $built ]] || die "cmake-js produced no $built"
-
-log "strip and verify"
-mkdir -p "$dest_dir"
-# A name without the .node suffix is invisible to node-gyp-build until verified.
-candidate=$dest_dir/.$PREBUILD_NAME.tmp
-trap 'rm -f "$candidate"' EXIT
-cp "$built" "$candidate"
-strip --strip-unneeded "$candidate"
-
-ldd_out=$(ldd "$candidate")
-printf '%s\n' "ldd ${dest#"$repo_root"/}:" "$ldd_out"
-if grep -Eq 'libusb|libudev' <<<"$ldd_out"; then
-  die "the prebuild links libusb/libudev dynamically"
-fi
-if grep -q 'not found' <<<"$ldd_out"; then
-  die "the prebuild has unresolved shared-library dependencies"
-fi
-
-exports=$(nm -D --defined-only "$candidate" | awk '{ print $NF }')
-printf 'exported symbols: %s\n' "$(tr '\n' ' ' <<<"$exports")"
-leaked=$(grep -E '^libusb_' <<<"$exports" || true)
-[[ -z $leaked ]] || die "the prebuild exports libusb symbols: $(tr '\n' ' ' <<<"$leaked")"
-grep -qx 'napi_register_module_v1' <<<"$exports" || die "the prebuild does not export napi_register_module_v1"
 
 load_check='
 const m = require(process.argv[1]);
 if (m === null || typeof m !== "object") throw new Error("addon exports " + typeof m + ", expected an object");
 console.log("loads in node " + process.version + "; exports: " + Object.keys(m).join(", "));
 '
-# .node extension needed for require(); load from a private copy.
-load_copy=$(mktemp -d)/tsmuxd.node
-trap 'rm -f "$candidate"; rm -rf "$(dirname "$load_copy")"' EXIT
-cp "$candidate" "$load_copy"
-timeout 60 node -e "$load_check" "$load_copy" || die "the prebuild does not load in node"
+tmp=$(mktemp -d)
+candidates=()
+trap 'rm -f "${candidates[@]}"; rm -rf "$tmp"' EXIT
 
-# Only our file may be there: node-gyp-build would prefer e.g. node.napi.node.
-find "$dest_dir" -maxdepth 1 -name '*.node' ! -name "$PREBUILD_NAME" -print -delete
-mv -f "$candidate" "$dest"
+# strip_and_verify TARGET PREBUILD_FILE: leaves a verified candidate beside it.
+strip_and_verify() {
+  local target=$1 name=$2
+  local built=$out_dir/Release/$target.node
+  [[ -f $built ]] || die "cmake-js produced no $built"
+  log "strip and verify $name"
+  mkdir -p "$dest_dir"
+  # A name without the .node suffix is invisible to node-gyp-build until verified.
+  local candidate=$dest_dir/.$name.tmp
+  candidates+=("$candidate")
+  cp "$built" "$candidate"
+  strip --strip-unneeded "$candidate"
+
+  local ldd_out
+  ldd_out=$(ldd "$candidate")
+  printf '%s\n' "ldd prebuilds/$tuple/$name:" "$ldd_out"
+  if grep -Eq 'libusb|libudev' <<<"$ldd_out"; then
+    die "$name links libusb/libudev dynamically"
+  fi
+  if grep -q 'not found' <<<"$ldd_out"; then
+    die "$name has unresolved shared-library dependencies"
+  fi
+
+  local exports extra
+  exports=$(nm -D --defined-only "$candidate" | awk '{ print $NF }')
+  printf 'exported symbols: %s\n' "$(tr '\n' ' ' <<<"$exports")"
+  extra=$(grep -Evx 'napi_register_module_v1|node_api_module_get_api_version_v1' <<<"$exports" || true)
+  [[ -z $extra ]] || die "$name exports more than the N-API entry points: $(tr '\n' ' ' <<<"$extra")"
+  grep -qx 'napi_register_module_v1' <<<"$exports" || die "$name does not export napi_register_module_v1"
+
+  # .node extension needed for require(); load from a private copy.
+  cp "$candidate" "$tmp/$target.node"
+  timeout 60 node -e "$load_check" "$tmp/$target.node" || die "$name does not load in node"
+}
+
+strip_and_verify tsmuxd "$PREBUILD_NAME"
+strip_and_verify tsmuxd_testing "$TESTING_PREBUILD_NAME"
+
+# Only our files may be there: node-gyp-build would prefer e.g. node.napi.node.
+# (Between ours it takes the first in name order, tsmuxd.napi.node; checked below.)
+find "$dest_dir" -maxdepth 1 -name '*.node' ! -name "$PREBUILD_NAME" ! -name "$TESTING_PREBUILD_NAME" -print -delete
+mv -f "$dest_dir/.$PREBUILD_NAME.tmp" "$dest"
+mv -f "$dest_dir/.$TESTING_PREBUILD_NAME.tmp" "$dest_dir/$TESTING_PREBUILD_NAME"
 
 resolved=$(cd "$repo_root" && env -u TSMUXD_PREBUILD PREBUILDS_ONLY=1 node -e '
 const { createRequire } = require("node:module");
@@ -97,4 +115,4 @@ echo "node-gyp-build (no build/) resolves: ${resolved#"$repo_root"/}"
 log "native source hash"
 node "$script_dir/native-hash.mjs" --write
 
-log "done: ${dest#"$repo_root"/} ($(stat -c %s "$dest") bytes)"
+log "done: ${dest#"$repo_root"/} ($(stat -c %s "$dest") bytes), prebuilds/$tuple/$TESTING_PREBUILD_NAME ($(stat -c %s "$dest_dir/$TESTING_PREBUILD_NAME") bytes)"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# npm run test:asan: builds the addon with ASan and UBSan (build-asan/) and
-# runs the whole tap suite against it, child processes included.
+# npm run test:asan: builds both addons (tsmuxd and tsmuxd_testing) with ASan
+# and UBSan (build-asan/) and runs the whole tap suite against them, child
+# processes included.
 set -euo pipefail
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo_root"
@@ -9,15 +10,19 @@ bash scripts/build-libusb.sh
 npx --no -- cmake-js compile --out build-asan --config Release \
   --CDLIBUSB_PREFIX="$repo_root/.deps/libusb" --CDTSMUXD_SANITIZE=ON
 
-# node-gyp-build looks for build/Release/*.node under TSMUXD_NATIVE_DIR.
-built=
-for candidate in build-asan/Release/tsmuxd.node build-asan/Debug/tsmuxd.node; do
-  [[ -f $candidate ]] && { built=$candidate; break; }
-done
-[[ -n $built ]] || { echo "test:asan: cmake-js produced no tsmuxd.node" >&2; exit 1; }
+# node-gyp-build looks for build/Release/*.node under TSMUXD_NATIVE_DIR (it
+# takes the first name in order: tsmuxd.node before tsmuxd_testing.node), and
+# src/native/testing.ts for build/Release/tsmuxd_testing.node there.
 stage=$repo_root/build-asan/stage
 rm -rf "$stage" && mkdir -p "$stage/build/Release"
-cp "$built" "$stage/build/Release/"
+for addon in tsmuxd tsmuxd_testing; do
+  built=
+  for candidate in build-asan/Release/$addon.node build-asan/Debug/$addon.node; do
+    [[ -f $candidate ]] && { built=$candidate; break; }
+  done
+  [[ -n $built ]] || { echo "test:asan: cmake-js produced no $addon.node" >&2; exit 1; }
+  cp "$built" "$stage/build/Release/"
+done
 cp package.json "$stage/"
 
 npx --no -- tsc -p tsconfig.build.json

@@ -10,6 +10,7 @@ import t from 'tap';
 
 import { MuxEngine } from '../src/native/mux-engine.js';
 import { NativeError } from '../src/native/addon.js';
+import { nativeTesting } from '../src/native/testing.js';
 import { PHONE_FFS_INTERFACES } from '../src/sim/descriptor.js';
 import { runSimCommand } from '../src/cli/sim-command.js';
 import { startPeer } from '../src/sim/peer.js';
@@ -147,6 +148,7 @@ t.test('raw mode (the lab benchmark\'s measuring device) is FunctionFS only; a b
   const engine = new MuxEngine();
   t.teardown(() => engine.close());
   const dir = tempDir(t);
-  t.throws(() => engine.attachDeviceRoleFfs(join(dir, 'nowhere'), { raw: true }), { code: 'ERR_SYSTEM', message: /nowhere\/ep0/ });
+  // The raw device lives in the testing addon (src/native/testing.ts).
+  t.throws(() => new (nativeTesting().RawBulkDevice)(join(dir, 'nowhere'), () => {}), { code: 'ERR_SYSTEM', message: /nowhere\/ep0/ });
   t.equal(engine.stats().devicesActive, 0);
 });

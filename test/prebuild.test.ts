@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { computeNativeHash, hashFilePath, prebuildDir, repoRoot } from '../scripts/native-hash.mjs';
 
 const PREBUILD = join(prebuildDir(), 'tsmuxd.napi.node');
+// Tests, benches and the lab only; built, stripped and checked with it.
+const TESTING_PREBUILD = join(prebuildDir(), 'tsmuxd_testing.napi.node');
 
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env) {
   const r = spawnSync(cmd, args, { cwd: repoRoot, env, encoding: 'utf8', timeout: 60_000 });
@@ -68,4 +70,49 @@ t.test('node-gyp-build picks the prebuild when there is no build/', async (t) =>
   const r = run(process.execPath, ['--input-type=module', '-e', code, repoRoot], env);
   t.equal(r.status, 0, `child exits 0 (${r.stderr.trim()})`);
   t.equal(r.stdout, PREBUILD);
+});
+
+t.test('the testing addon is prebuilt beside it, self-contained, and loads', async (t) => {
+  t.ok(existsSync(TESTING_PREBUILD), `${TESTING_PREBUILD} exists (run npm run build:prebuild)`);
+  if (!existsSync(TESTING_PREBUILD)) return;
+  const ldd = run('ldd', [TESTING_PREBUILD]);
+  t.equal(ldd.status, 0, `ldd exits 0 (${ldd.stderr.trim()})`);
+  t.notMatch(ldd.stdout, /libusb|libudev/, 'no libusb or libudev dependency');
+  t.notMatch(ldd.stdout, /not found/, 'every dependency resolves');
+  const code = [
+    "import { createRequire } from 'node:module';",
+    'const m = createRequire(import.meta.url)(process.argv[1]);',
+    'process.stdout.write(JSON.stringify(Object.keys(m)));',
+  ].join('\n');
+  const r = run(process.execPath, ['--input-type=module', '-e', code, TESTING_PREBUILD]);
+  t.equal(r.status, 0, `child exits 0 (${r.stderr.trim()})`);
+  t.same(JSON.parse(r.stdout), ['setErrorClass', 'wire', 'RawBulkDevice', 'lifetimeProbes']);
+});
+
+t.test('both prebuilds export only the N-API entry points; the daemon has no test-only code', async (t) => {
+  for (const file of [PREBUILD, TESTING_PREBUILD]) {
+    if (!existsSync(file)) {
+      t.fail(`no ${file}`);
+      continue;
+    }
+    const r = run('nm', ['-D', '--defined-only', file]);
+    t.equal(r.status, 0, `nm exits 0 (${r.stderr.trim()})`);
+    const names = r.stdout.trim().split('\n').map((l) => l.trim().split(/\s+/).pop()).sort();
+    t.same(names, ['napi_register_module_v1', 'node_api_module_get_api_version_v1'], file);
+  }
+  if (!existsSync(PREBUILD)) return;
+  const code = [
+    "import { createRequire } from 'node:module';",
+    'const m = createRequire(import.meta.url)(process.argv[1]);',
+    'process.stdout.write(JSON.stringify(Object.keys(m)));',
+  ].join('\n');
+  const r = run(process.execPath, ['--input-type=module', '-e', code, PREBUILD]);
+  const keys = JSON.parse(r.stdout) as string[];
+  t.notOk(keys.includes('wire'), 'the daemon addon exports no wire tools');
+  t.notOk(keys.includes('RawBulkDevice'), 'the daemon addon has no raw bulk device');
+});
+
+t.test('package.json leaves the testing addon out of the package', async (t) => {
+  const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { files: string[] };
+  t.ok(pkg.files.includes('!prebuilds/*/tsmuxd_testing.napi.node'), 'files excludes the testing prebuild');
 });

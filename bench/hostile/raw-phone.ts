@@ -3,11 +3,12 @@
 // sends whatever the attack wants. Reads poll the cable without blocking, so
 // the attacker's own usbmuxd clients keep running in the same process. (The
 // tests have their own in test/helpers; bench code cannot import test code.)
-import { native, type DecodedPacket, type RawCable } from '../../src/native/addon.js';
+import type { DecodedPacket } from '../../src/native/addon.js';
+import { nativeTesting, type RawCable } from '../../src/native/testing.js';
 import { iphoneDescriptor } from '../../src/sim/descriptor.js';
 import { serialToUdid } from '../../src/native/config-select.js';
 
-const wire = native.wire;
+const wire = nativeTesting().wire;
 
 export const TH_SYN = 0x02;
 export const TH_RST = 0x04;

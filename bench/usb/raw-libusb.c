@@ -1,6 +1,6 @@
 /*
  * The lab benchmark's ceiling: plain libusb to the sim's raw bulk device
- * (`tsmuxd sim --ffs DIR --raw`, native/pipe/raw_bulk.h has the protocol),
+ * (`tsmuxd sim --ffs DIR --raw`, native/testing/raw_bulk.h has the protocol),
  * with no daemon and no mux in between. Same gadget, same FunctionFS
  * transport in the sim, same bus as the daemons' runs.
  *

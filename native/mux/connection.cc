@@ -55,7 +55,7 @@ Connection::Connection(DeviceSession& session, uint32_t id, Role role, uint16_t 
       inbound_(session.pool()),
       rcvWnd_(window & ~((1u << kWindowShift) - 1)),
       zeroWindowTimeoutMs_(session.options().zeroWindowTimeoutMs),
-      createdUs_(pipe::EventLoop::nowUs()) {
+      createdUs_(core::EventLoop::nowUs()) {
   EngineStats::add(session.stats().connectionsActive, 1);
   EngineStats::add(session.stats().connectionsTotal, 1);
   ++session.traffic().connectionsTotal;
@@ -89,7 +89,7 @@ void Connection::cancelTimer() {
   stopZeroWindowWatch();
 }
 
-void Connection::transmit(pipe::OutPacket packet, uint8_t flags, uint32_t seq, size_t payloadLen) {
+void Connection::transmit(core::OutPacket packet, uint8_t flags, uint32_t seq, size_t payloadLen) {
   if (!session_) return;
   TcpHeader th;
   th.sport = localPort_;
@@ -107,7 +107,7 @@ void Connection::transmit(pipe::OutPacket packet, uint8_t flags, uint32_t seq, s
 
 void Connection::sendControl(uint8_t flags, const std::string& text) {
   if (!session_) return;
-  pipe::OutPacket p = session_->newPacket(kTcpHeaderSize + text.size());
+  core::OutPacket p = session_->newPacket(kTcpHeaderSize + text.size());
   std::memcpy(p.data() + session_->headerSize() + kTcpHeaderSize, text.data(), text.size());
   transmit(std::move(p), flags, sndNxt_, text.size());
 }
@@ -352,11 +352,11 @@ size_t Connection::payloadOffset() const {
   return (session_ ? session_->headerSize() : kHeaderSizeV2) + kTcpHeaderSize;
 }
 
-pipe::OutPacket Connection::newDataPacket(size_t payloadCapacity) {
+core::OutPacket Connection::newDataPacket(size_t payloadCapacity) {
   return session_->newPacket(kTcpHeaderSize + payloadCapacity);
 }
 
-void Connection::sendData(pipe::OutPacket packet, size_t payloadLen) {
+void Connection::sendData(core::OutPacket packet, size_t payloadLen) {
   uint32_t seq = sndNxt_;
   sndNxt_ += uint32_t(payloadLen);
   bytesOut_ += payloadLen;
@@ -368,7 +368,7 @@ void Connection::sendData(pipe::OutPacket packet, size_t payloadLen) {
         payloadLen;
   }
   if (!rttStartUs_ && payloadLen > 0) {
-    rttStartUs_ = pipe::EventLoop::nowUs();
+    rttStartUs_ = core::EventLoop::nowUs();
     rttSeq_ = sndNxt_;
   }
   transmit(std::move(packet), kAck, seq, payloadLen);

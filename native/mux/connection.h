@@ -13,10 +13,10 @@
 #include <string>
 
 #include "mux/frame.h"
-#include "pipe/buffers.h"
-#include "pipe/event_loop.h"
-#include "pipe/snapshot.h"
-#include "pipe/stats.h"
+#include "core/buffers.h"
+#include "core/event_loop.h"
+#include "mux/connection_snapshot.h"
+#include "core/stats.h"
 
 namespace tsmuxd::mux {
 
@@ -91,12 +91,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   size_t sendable() const;
   size_t maxPayload() const;
   void blocked();
-  pipe::OutPacket newDataPacket(size_t payloadCapacity);
+  core::OutPacket newDataPacket(size_t payloadCapacity);
   size_t payloadOffset() const;
-  void sendData(pipe::OutPacket packet, size_t payloadLen);
+  void sendData(core::OutPacket packet, size_t payloadLen);
 
   // Peer -> local.
-  pipe::ByteQueue& inbound() { return inbound_; }
+  core::ByteQueue& inbound() { return inbound_; }
   void consumed(size_t n);
 
   // Teardown. `reset` sends RST and closes the local side now; `localEnded`
@@ -116,7 +116,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   uint64_t bytesIn() const { return bytesIn_; }
   uint64_t bytesOut() const { return bytesOut_; }
   // What the stats request shows of this connection (event thread).
-  void snapshot(pipe::ConnectionSnapshot& out, uint64_t nowUs) const;
+  void snapshot(ConnectionSnapshot& out, uint64_t nowUs) const;
 
  private:
   uint32_t receiveAck() const { return rcvNxt_ - uint32_t(inbound_.size() + directBytes_); }
@@ -126,7 +126,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void drain(const std::string& reason);
   void finishClose(const std::string& reason);
   void cancelTimer();
-  void transmit(pipe::OutPacket packet, uint8_t flags, uint32_t seq, size_t payloadLen);
+  void transmit(core::OutPacket packet, uint8_t flags, uint32_t seq, size_t payloadLen);
   void deliver(const uint8_t* payload, size_t len, bool inTransfer);
   void noteAckDue();
   // The zero-window limit (connection_window.cc): the clock starts when the
@@ -145,7 +145,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   DeviceSession* session_;  // null once the link is gone
   SessionObserver& observer_;
-  pipe::EventLoop& loop_;
+  core::EventLoop& loop_;
   EngineStats* stats_;
   uint32_t handle_;
   uint32_t id_;
@@ -154,7 +154,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   uint16_t remotePort_;
   State state_;
   std::shared_ptr<ConnectionIo> io_;
-  pipe::ByteQueue inbound_;
+  core::ByteQueue inbound_;
   // Payloads of the current transfer batch not yet written (pointers into the
   // transport's buffers, valid until the batch ends).
   std::vector<struct iovec> direct_;
@@ -169,8 +169,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   uint32_t lastWndSent_ = 0;
   bool ackQueued_ = false;
   bool wantSend_ = false;   // the local side has bytes but the window or transport is shut
-  pipe::EventLoop::TimerId timer_ = 0;
-  pipe::EventLoop::TimerId zeroWindowTimer_ = 0;
+  core::EventLoop::TimerId timer_ = 0;
+  core::EventLoop::TimerId zeroWindowTimer_ = 0;
   uint64_t zeroWindowSinceMs_ = 0;  // 0: the peer's window is open
   uint64_t zeroWindowTimeoutMs_;
   uint64_t bytesIn_ = 0;

@@ -5,7 +5,7 @@
 namespace tsmuxd::mux {
 
 void Connection::finishRttSample() {
-  double sample = double(pipe::EventLoop::nowUs() - rttStartUs_);
+  double sample = double(core::EventLoop::nowUs() - rttStartUs_);
   rttStartUs_ = 0;
   // RFC 6298's smoothing (alpha 1/8); the first sample stands alone.
   srttUs_ = rttSamples_ ? srttUs_ + (sample - srttUs_) / 8 : sample;
@@ -28,7 +28,7 @@ const char* stateName(Connection::State s) {
 }
 }  // namespace
 
-void Connection::snapshot(pipe::ConnectionSnapshot& out, uint64_t nowUs) const {
+void Connection::snapshot(mux::ConnectionSnapshot& out, uint64_t nowUs) const {
   bool host = role_ == Role::Host;
   out.conn = id_;
   out.handle = handle_;

@@ -15,7 +15,7 @@ namespace tsmuxd::mux {
 
 void Connection::watchZeroWindow() {
   if (zeroWindowTimeoutMs_ == 0 || state_ != State::Established) return;
-  if (!zeroWindowSinceMs_) zeroWindowSinceMs_ = pipe::EventLoop::nowMs();
+  if (!zeroWindowSinceMs_) zeroWindowSinceMs_ = core::EventLoop::nowMs();
   if (!zeroWindowTimer_) armZeroWindowTimer(zeroWindowTimeoutMs_);
 }
 
@@ -37,7 +37,7 @@ void Connection::stopZeroWindowWatch() {
 
 void Connection::zeroWindowExpired() {
   if (state_ != State::Established || !session_ || !zeroWindowSinceMs_) return;
-  uint64_t now = pipe::EventLoop::nowMs();
+  uint64_t now = core::EventLoop::nowMs();
   uint64_t shut = now - zeroWindowSinceMs_;
   if (shut < zeroWindowTimeoutMs_) {  // it opened and shut again meanwhile
     armZeroWindowTimer(zeroWindowTimeoutMs_ - shut);

@@ -19,17 +19,17 @@ const char* logLevelName(LogLevel level) {
   }
 }
 
-DeviceSession::DeviceSession(pipe::EventLoop& loop, pipe::BufferPool& pool, EngineStats& stats,
-                             usb::Transport& transport, SessionObserver& observer,
+DeviceSession::DeviceSession(core::EventLoop& loop, core::BufferPool& pool, EngineStats& stats,
+                             PacketLink& link, SessionObserver& observer,
                              uint32_t handle, SessionOptions options)
     : loop_(loop),
       pool_(pool),
       stats_(stats),
-      transport_(transport),
+      link_(link),
       observer_(observer),
       handle_(handle),
       options_(options),
-      messages_(transport.maxPacketSize()),
+      messages_(link.maxPacketSize()),
       usedPorts_(options.role == Role::Host ? 65536 : 0) {
   options_.window = std::min(std::max<uint32_t>(options_.window, 1u << kWindowShift), kMaxWindow);
 }
@@ -38,7 +38,7 @@ DeviceSession::~DeviceSession() { loop_.cancelDeferred(this); }
 
 void DeviceSession::start() {
   if (options_.role != Role::Host || state_ != State::Init) return;
-  pipe::OutPacket p = newPacket(kVersionBodySize);
+  core::OutPacket p = newPacket(kVersionBodySize);
   uint8_t* body = p.data() + headerSize_;
   putBe32(body, 2);  // major
   putBe32(body + 4, 0);
@@ -46,11 +46,11 @@ void DeviceSession::start() {
   sendPacket(kProtoVersion, std::move(p));
 }
 
-pipe::OutPacket DeviceSession::newPacket(size_t bodyLen) {
-  return pipe::OutPacket(pool_, headerSize_ + bodyLen);
+core::OutPacket DeviceSession::newPacket(size_t bodyLen) {
+  return core::OutPacket(pool_, headerSize_ + bodyLen);
 }
 
-void DeviceSession::sendPacket(uint32_t protocol, pipe::OutPacket packet) {
+void DeviceSession::sendPacket(uint32_t protocol, core::OutPacket packet) {
   if (state_ == State::Dead) return;
   MuxHeader h;
   h.protocol = protocol;
@@ -61,10 +61,10 @@ void DeviceSession::sendPacket(uint32_t protocol, pipe::OutPacket packet) {
   if (headerSize_ == kHeaderSizeV2) ++txSeq_;
   EngineStats::add(stats_.packetsOut, 1);
   traffic_.usbOut += packet.size();
-  transport_.send(std::move(packet), true);
+  link_.send(std::move(packet), true);
 }
 
-void DeviceSession::sendTcp(pipe::OutPacket packet, const TcpHeader& th) {
+void DeviceSession::sendTcp(core::OutPacket packet, const TcpHeader& th) {
   writeTcpHeader(packet.data() + headerSize_, th);
   if (th.flags & kRst) EngineStats::add(stats_.rstsOut, 1);
   sendPacket(kProtoTcp, std::move(packet));
@@ -72,7 +72,7 @@ void DeviceSession::sendTcp(pipe::OutPacket packet, const TcpHeader& th) {
 
 void DeviceSession::controlLog(ControlType type, const std::string& text) {
   if (options_.role != Role::Device || !options_.controlLogs || state_ != State::Active) return;
-  pipe::OutPacket p = newPacket(1 + text.size());
+  core::OutPacket p = newPacket(1 + text.size());
   uint8_t* body = p.data() + headerSize_;
   body[0] = uint8_t(type);
   std::memcpy(body + 1, text.data(), text.size());
@@ -90,7 +90,7 @@ std::shared_ptr<Connection> DeviceSession::connect(uint32_t id, uint16_t port, u
     fault = Fault(codes::kNoConnection, "no free source port on this device");
     return nullptr;
   }
-  auto conn = std::make_shared<Connection>(*this, id, Role::Host, local, port, options_.window);
+  auto conn = loop_.makeRetiring<Connection>(*this, id, Role::Host, local, port, options_.window);
   conns_[conn->key()] = conn;
   conn->startConnect(timeoutMs);
   return conn;
@@ -280,7 +280,7 @@ void DeviceSession::handleVersion(const uint8_t* body, size_t len) {
   if (options_.role == Role::Device) {
     // Answer with our version in a v1 header, then switch framing.
     int ours = options_.deviceVersion == 1 ? 1 : 2;
-    pipe::OutPacket reply = newPacket(kVersionBodySize);
+    core::OutPacket reply = newPacket(kVersionBodySize);
     uint8_t* out = reply.data() + headerSize_;
     putBe32(out, uint32_t(ours));
     putBe32(out + 4, 0);
@@ -311,7 +311,7 @@ void DeviceSession::handleVersion(const uint8_t* body, size_t len) {
     // SETUP restarts the sequence fields: tx 0, rx 0xFFFF.
     txSeq_ = 0;
     rxSeq_ = 0xFFFF;
-    pipe::OutPacket setup = newPacket(1);
+    core::OutPacket setup = newPacket(1);
     setup.data()[headerSize_] = kSetupLogLevel;
     sendPacket(kProtoSetup, std::move(setup));
   }
@@ -333,7 +333,7 @@ void DeviceSession::handleSetup(const uint8_t* body, size_t len) {
 }
 
 bool DeviceSession::rateAllows(uint64_t& windowStart, uint32_t& count, uint32_t limit) {
-  uint64_t now = pipe::EventLoop::nowMs();
+  uint64_t now = core::EventLoop::nowMs();
   if (now - windowStart >= 1000) {
     windowStart = now;
     count = 0;
@@ -385,7 +385,7 @@ void DeviceSession::handleTcp(const uint8_t* body, size_t len, bool inTransfer) 
   auto it = conns_.find(key);
   if (it == conns_.end()) {
     if (options_.role == Role::Device && th.flags == kSyn) {
-      auto conn = std::make_shared<Connection>(*this, allocateConnectionId(), Role::Device,
+      auto conn = loop_.makeRetiring<Connection>(*this, allocateConnectionId(), Role::Device,
                                                th.dport, th.sport, options_.window);
       conns_[key] = conn;
       conn->acceptSyn(th);

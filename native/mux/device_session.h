@@ -10,13 +10,13 @@
 #include <vector>
 
 #include "mux/connection.h"
-#include "mux/fault.h"
+#include "core/fault.h"
 #include "mux/frame.h"
+#include "mux/link.h"
 #include "mux/reassembler.h"
-#include "pipe/buffers.h"
-#include "pipe/event_loop.h"
-#include "pipe/stats.h"
-#include "usb/transport.h"
+#include "core/buffers.h"
+#include "core/event_loop.h"
+#include "core/stats.h"
 
 namespace tsmuxd::mux {
 
@@ -57,7 +57,7 @@ struct SessionOptions {
   bool controlLogs = true;      // device role: send CONTROL log lines as a phone does
 };
 
-class DeviceSession : public usb::TransportHandler, public pipe::Deferred {
+class DeviceSession : public core::Deferred {
  public:
   enum class State { Init, AwaitSetup, Active, Dead };
   // Per-device totals for the stats request; plain counters, event thread.
@@ -71,8 +71,8 @@ class DeviceSession : public usb::TransportHandler, public pipe::Deferred {
     uint64_t connectionsTotal = 0;
   };
 
-  DeviceSession(pipe::EventLoop& loop, pipe::BufferPool& pool, EngineStats& stats,
-                usb::Transport& transport, SessionObserver& observer, uint32_t handle,
+  DeviceSession(core::EventLoop& loop, core::BufferPool& pool, EngineStats& stats,
+                PacketLink& link, SessionObserver& observer, uint32_t handle,
                 SessionOptions options);
   ~DeviceSession() override;
 
@@ -81,13 +81,12 @@ class DeviceSession : public usb::TransportHandler, public pipe::Deferred {
   State state() const { return state_; }
   int version() const { return version_; }
   const SessionOptions& options() const { return options_; }
-  pipe::EventLoop& loop() { return loop_; }
-  pipe::BufferPool& pool() { return pool_; }
+  core::EventLoop& loop() { return loop_; }
+  core::BufferPool& pool() { return pool_; }
   EngineStats& stats() { return stats_; }
   SessionObserver& observer() { return observer_; }
   Traffic& traffic() { return traffic_; }
   const Traffic& traffic() const { return traffic_; }
-  usb::Transport& transport() { return transport_; }
 
   void start();  // host role: send VERSION
   std::shared_ptr<Connection> connect(uint32_t id, uint16_t port, uint64_t timeoutMs, Fault& fault);
@@ -102,20 +101,21 @@ class DeviceSession : public usb::TransportHandler, public pipe::Deferred {
 
   // Packet building for connections.
   size_t headerSize() const { return headerSize_; }
-  pipe::OutPacket newPacket(size_t bodyLen);
-  void sendTcp(pipe::OutPacket packet, const TcpHeader& th);
+  core::OutPacket newPacket(size_t bodyLen);
+  void sendTcp(core::OutPacket packet, const TcpHeader& th);
   void controlLog(ControlType type, const std::string& text);
-  bool congested() const { return transport_.congested(); }
+  bool congested() const { return link_.congested(); }
   void queueAck(Connection& c);
   // A connection holding payload pointers into the current transfer batch.
   void queueDirect(Connection& c);
   void waitForTransport(Connection& c);
 
-  // usb::TransportHandler
-  void onTransfer(const uint8_t* data, size_t len) override;
-  void onTransferBatchEnd() override;
-  void onTransportDrained() override;
-  void onTransportClosed(const Fault& why) override;
+  // From the carrier (engine::DeviceLink forwards a usb::TransportHandler's
+  // calls here). A transfer's bytes stay valid until onTransferBatchEnd().
+  void onTransfer(const uint8_t* data, size_t len);
+  void onTransferBatchEnd();
+  void onTransportDrained();
+  void onTransportClosed(const Fault& why);
 
   void runDeferred() override;
 
@@ -129,16 +129,16 @@ class DeviceSession : public usb::TransportHandler, public pipe::Deferred {
   void handleSetup(const uint8_t* body, size_t len);
   void handleControl(const uint8_t* body, size_t len);
   void handleTcp(const uint8_t* body, size_t len, bool inTransfer);
-  void sendPacket(uint32_t protocol, pipe::OutPacket packet);
+  void sendPacket(uint32_t protocol, core::OutPacket packet);
   void sendAnonymousRst(const TcpHeader& th);
   void fail(const Fault& why);
   bool allocatePort(uint16_t& port);
   bool rateAllows(uint64_t& windowStart, uint32_t& count, uint32_t limit);
 
-  pipe::EventLoop& loop_;
-  pipe::BufferPool& pool_;
+  core::EventLoop& loop_;
+  core::BufferPool& pool_;
   EngineStats& stats_;
-  usb::Transport& transport_;
+  PacketLink& link_;
   SessionObserver& observer_;
   uint32_t handle_;
   SessionOptions options_;

@@ -4,7 +4,8 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "mux/fault.h"
+#include "core/byte_order.h"
+#include "core/fault.h"
 
 namespace tsmuxd::mux {
 
@@ -42,20 +43,10 @@ enum ControlType : uint8_t {
   kControlInfo = 7,
 };
 
-inline uint16_t getBe16(const uint8_t* p) { return uint16_t((p[0] << 8) | p[1]); }
-inline uint32_t getBe32(const uint8_t* p) {
-  return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | uint32_t(p[3]);
-}
-inline void putBe16(uint8_t* p, uint16_t v) {
-  p[0] = uint8_t(v >> 8);
-  p[1] = uint8_t(v);
-}
-inline void putBe32(uint8_t* p, uint32_t v) {
-  p[0] = uint8_t(v >> 24);
-  p[1] = uint8_t(v >> 16);
-  p[2] = uint8_t(v >> 8);
-  p[3] = uint8_t(v);
-}
+using core::getBe16;
+using core::getBe32;
+using core::putBe16;
+using core::putBe32;
 
 inline size_t headerSizeFor(int version) { return version >= 2 ? kHeaderSizeV2 : kHeaderSizeV1; }
 

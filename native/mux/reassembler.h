@@ -14,7 +14,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "mux/fault.h"
+#include "core/fault.h"
 #include "mux/frame.h"
 
 namespace tsmuxd::mux {

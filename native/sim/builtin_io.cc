@@ -28,7 +28,7 @@ void BuiltinServiceIo::finish() {
 }
 
 size_t BuiltinServiceIo::takeInbound() {
-  pipe::ByteQueue& q = conn_->inbound();
+  core::ByteQueue& q = conn_->inbound();
   size_t total = 0;
   while (!q.empty() && protocol_.inputRoom() > 0) {
     struct iovec iov[16];
@@ -56,7 +56,7 @@ bool BuiltinServiceIo::sendOutput() {
       return false;
     }
     size_t n = std::min({room, conn_->maxPayload(), protocol_.outSize()});
-    pipe::OutPacket packet = conn_->newDataPacket(n);
+    core::OutPacket packet = conn_->newDataPacket(n);
     std::memcpy(packet.data() + conn_->payloadOffset(), protocol_.outData(), n);
     protocol_.sent(n);
     conn_->sendData(std::move(packet), n);

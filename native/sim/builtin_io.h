@@ -7,14 +7,14 @@
 #include <memory>
 
 #include "mux/connection.h"
-#include "pipe/event_loop.h"
+#include "core/event_loop.h"
 #include "sim/measuring.h"
 
 namespace tsmuxd::sim {
 
-class BuiltinServiceIo : public mux::ConnectionIo, public pipe::Deferred {
+class BuiltinServiceIo : public mux::ConnectionIo, public core::Deferred {
  public:
-  BuiltinServiceIo(pipe::EventLoop& loop, TestServiceKind kind) : loop_(loop), protocol_(kind) {}
+  BuiltinServiceIo(core::EventLoop& loop, TestServiceKind kind) : loop_(loop), protocol_(kind) {}
 
   // Binds to the connection and, at the end of the turn, accepts it.
   void start(mux::Connection* conn);
@@ -30,7 +30,7 @@ class BuiltinServiceIo : public mux::ConnectionIo, public pipe::Deferred {
   size_t takeInbound();
   bool sendOutput();
 
-  pipe::EventLoop& loop_;
+  core::EventLoop& loop_;
   Measuring protocol_;
   mux::Connection* conn_ = nullptr;
   bool accepted_ = false;

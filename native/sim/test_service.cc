@@ -18,7 +18,7 @@ namespace tsmuxd::sim {
 // One accepted connection. Edge-triggered: it reads while the protocol has
 // room (an echo whose peer does not read stops reading), and writes what the
 // protocol has ready until the socket is full.
-class TestServiceConn : public pipe::Pollable {
+class TestServiceConn : public core::Pollable {
  public:
   TestServiceConn(TestServiceListener& owner, TestServiceKind kind, int fd)
       : owner_(owner), fd_(fd), protocol_(kind), in_(256 << 10) {}
@@ -90,7 +90,7 @@ class TestServiceConn : public pipe::Pollable {
   bool writable_ = true;
 };
 
-std::shared_ptr<TestServiceListener> TestServiceListener::open(pipe::EventLoop& loop, TestServiceKind kind,
+std::shared_ptr<TestServiceListener> TestServiceListener::open(core::EventLoop& loop, TestServiceKind kind,
                                                                const std::string& path, std::string& address,
                                                                std::string& error) {
   int fd;
@@ -126,7 +126,7 @@ std::shared_ptr<TestServiceListener> TestServiceListener::open(pipe::EventLoop& 
   return std::shared_ptr<TestServiceListener>(new TestServiceListener(loop, kind, fd, path));
 }
 
-TestServiceListener::TestServiceListener(pipe::EventLoop& loop, TestServiceKind kind, int fd, std::string path)
+TestServiceListener::TestServiceListener(core::EventLoop& loop, TestServiceKind kind, int fd, std::string path)
     : loop_(loop), kind_(kind), fd_(fd), path_(std::move(path)) {}
 
 TestServiceListener::~TestServiceListener() {

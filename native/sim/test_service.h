@@ -12,33 +12,34 @@
 #include <string>
 #include <unordered_map>
 
-#include "pipe/event_loop.h"
+#include "core/event_loop.h"
+#include "engine/device_role.h"
 #include "sim/measuring.h"
 
 namespace tsmuxd::sim {
 
 class TestServiceConn;
 
-class TestServiceListener : public pipe::Pollable {
+class TestServiceListener : public core::Pollable, public engine::HostedService {
  public:
   // Binds and listens now (on the caller's thread) so the address is known
   // at once; start() on the loop thread begins accepting. `address` is the
   // TCP port in decimal, or the path.
-  static std::shared_ptr<TestServiceListener> open(pipe::EventLoop& loop, TestServiceKind kind,
+  static std::shared_ptr<TestServiceListener> open(core::EventLoop& loop, TestServiceKind kind,
                                                    const std::string& path, std::string& address,
                                                    std::string& error);
   ~TestServiceListener() override;
 
-  void start();
+  void start() override;
   // Closes the listening socket and every connection (loop thread).
-  void close();
+  void close() override;
   void onPoll(uint32_t events) override;
   void connectionClosed(TestServiceConn* conn);
 
  private:
-  TestServiceListener(pipe::EventLoop& loop, TestServiceKind kind, int fd, std::string path);
+  TestServiceListener(core::EventLoop& loop, TestServiceKind kind, int fd, std::string path);
 
-  pipe::EventLoop& loop_;
+  core::EventLoop& loop_;
   TestServiceKind kind_;
   int fd_;
   std::string path_;  // unlinked on close

@@ -9,7 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "pipe/stats.h"
+#include "core/stats.h"
 
 namespace tsmuxd::usb {
 
@@ -95,7 +95,7 @@ int CableTransport::listenPath(const std::string& path, std::string& error) {
   return fd;
 }
 
-CableTransport::CableTransport(pipe::EventLoop& loop, pipe::BufferPool& pool, EngineStats& stats,
+CableTransport::CableTransport(core::EventLoop& loop, core::BufferPool& pool, EngineStats& stats,
                                int fd)
     : loop_(loop), pool_(pool), stats_(stats), fd_(fd), rxbuf_(new uint8_t[kMaxTransfer * kRxSlots]) {
   loop_.add(fd_, this, EPOLLIN | EPOLLOUT | EPOLLRDHUP);
@@ -215,7 +215,7 @@ void CableTransport::deliverBatch() {
   if (handler_ && !closed_) handler_->onTransferBatchEnd();
 }
 
-void CableTransport::send(pipe::OutPacket packet, bool zlp) {
+void CableTransport::send(core::OutPacket packet, bool zlp) {
   if (closed_) return;
   size_t len = packet.size();
   queuedBytes_ += len;
@@ -268,7 +268,7 @@ void CableTransport::flush() {
   }
 }
 
-CableListener::CableListener(pipe::EventLoop& loop, int fd, OnAccept onAccept)
+CableListener::CableListener(core::EventLoop& loop, int fd, OnAccept onAccept)
     : loop_(loop), fd_(fd), onAccept_(std::move(onAccept)) {
   loop_.add(fd_, this, EPOLLIN);
 }

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "pipe/event_loop.h"
+#include "core/event_loop.h"
 #include "usb/transport.h"
 
 namespace tsmuxd {
@@ -19,7 +19,7 @@ struct EngineStats;
 
 namespace tsmuxd::usb {
 
-class CableTransport : public Transport, public pipe::Pollable, public pipe::Deferred {
+class CableTransport : public Transport, public core::Pollable, public core::Deferred {
  public:
   // The largest transfer accepted from the other end; bigger ones are hostile.
   // A device's transfer carries one mux packet (at most 65535 bytes).
@@ -27,15 +27,11 @@ class CableTransport : public Transport, public pipe::Pollable, public pipe::Def
   // Transfers taken per recvmmsg: syscalls, not bytes, are the cost here.
   static constexpr int kRxSlots = 8;
 
-  CableTransport(pipe::EventLoop& loop, pipe::BufferPool& pool, EngineStats& stats, int fd);
+  CableTransport(core::EventLoop& loop, core::BufferPool& pool, EngineStats& stats, int fd);
   ~CableTransport() override;
 
-  void setHandler(TransportHandler* handler) override { handler_ = handler; }
   void setReading(bool on) override;
-  void send(pipe::OutPacket packet, bool zlp) override;
-  size_t queuedBytes() const override { return queuedBytes_; }
-  uint16_t maxPacketSize() const override { return maxPacketSize_; }
-  void setMaxPacketSize(uint16_t size) override { maxPacketSize_ = size ? size : 512; }
+  void send(core::OutPacket packet, bool zlp) override;
   void close() override;
 
   void onPoll(uint32_t events) override;
@@ -55,19 +51,16 @@ class CableTransport : public Transport, public pipe::Pollable, public pipe::Def
   void deliverBatch();
   bool peerHungUp() const;
 
-  pipe::EventLoop& loop_;
-  pipe::BufferPool& pool_;
+  core::EventLoop& loop_;
+  core::BufferPool& pool_;
   EngineStats& stats_;
   int fd_;
-  TransportHandler* handler_ = nullptr;
-  uint16_t maxPacketSize_ = 512;
   bool reading_ = false;
   bool readable_ = false;
   bool writable_ = true;
   bool aboveHighWater_ = false;
   bool peerClosed_ = false;  // epoll saw RDHUP/HUP: a zero-length read may be EOF
-  std::deque<pipe::OutPacket> queue_;
-  size_t queuedBytes_ = 0;
+  std::deque<core::OutPacket> queue_;
   std::unique_ptr<uint8_t[]> rxbuf_;
   size_t rxLen_[kRxSlots] = {};
   int rxFlags_[kRxSlots] = {};
@@ -76,19 +69,19 @@ class CableTransport : public Transport, public pipe::Pollable, public pipe::Def
 };
 
 // Accepts device ends of cables on a listening path.
-class CableListener : public pipe::Pollable {
+class CableListener : public core::Pollable {
  public:
   using OnAccept = std::function<void(int fd)>;
-  CableListener(pipe::EventLoop& loop, int fd, OnAccept onAccept);
+  CableListener(core::EventLoop& loop, int fd, OnAccept onAccept);
   ~CableListener() override;
   void onPoll(uint32_t events) override;
   void close();
 
  private:
-  pipe::EventLoop& loop_;
+  core::EventLoop& loop_;
   int fd_;
   OnAccept onAccept_;
-  pipe::EventLoop::TimerId retryTimer_ = 0;
+  core::EventLoop::TimerId retryTimer_ = 0;
 };
 
 }  // namespace tsmuxd::usb

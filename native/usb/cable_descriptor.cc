@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-#include "mux/frame.h"
+#include "core/byte_order.h"
 
 namespace tsmuxd::usb {
 
@@ -33,7 +33,7 @@ class Reader {
   }
   bool u16(uint16_t& v) {
     if (pos_ + 2 > n_) return false;
-    v = mux::getBe16(p_ + pos_);
+    v = core::getBe16(p_ + pos_);
     pos_ += 2;
     return true;
   }

@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "mux/fault.h"
+#include "core/fault.h"
 
 namespace tsmuxd::usb {
 

@@ -8,7 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "pipe/stats.h"
+#include "core/stats.h"
 
 namespace tsmuxd::usb {
 
@@ -43,7 +43,7 @@ void prepare(struct iocb& cb, int fd, uint16_t opcode, void* buf, size_t len, ui
 
 }  // namespace
 
-std::unique_ptr<FfsTransport> FfsTransport::create(pipe::EventLoop& loop, pipe::BufferPool& pool,
+std::unique_ptr<FfsTransport> FfsTransport::create(core::EventLoop& loop, core::BufferPool& pool,
                                                    EngineStats& stats, int outFd, int inFd,
                                                    uint16_t maxPacketSize, std::string& error) {
   std::unique_ptr<FfsTransport> t(new FfsTransport(loop, pool, stats, outFd, inFd, maxPacketSize));
@@ -61,14 +61,14 @@ std::unique_ptr<FfsTransport> FfsTransport::create(pipe::EventLoop& loop, pipe::
   return t;
 }
 
-FfsTransport::FfsTransport(pipe::EventLoop& loop, pipe::BufferPool& pool, EngineStats& stats,
+FfsTransport::FfsTransport(core::EventLoop& loop, core::BufferPool& pool, EngineStats& stats,
                            int outFd, int inFd, uint16_t maxPacketSize)
-    : loop_(loop),
+    : Transport(maxPacketSize),
+      loop_(loop),
       pool_(pool),
       stats_(stats),
       outFd_(outFd),
       inFd_(inFd),
-      maxPacketSize_(maxPacketSize ? maxPacketSize : 512),
       rxbuf_(new uint8_t[kReadSize * kRxSlots]) {}
 
 FfsTransport::~FfsTransport() { close(); }
@@ -86,7 +86,7 @@ void FfsTransport::close() {
   if (eventFd_ >= 0) ::close(eventFd_);
   eventFd_ = -1;
   for (auto& s : tx_) {
-    s.packet = pipe::OutPacket();
+    s.packet = core::OutPacket();
     s.busy = false;
   }
   txBusy_ = 0;
@@ -170,7 +170,7 @@ void FfsTransport::completeWrite(int slot, long long result) {
   if (!s.busy) return;
   size_t len = s.packet.size();
   s.busy = false;
-  s.packet = pipe::OutPacket();
+  s.packet = core::OutPacket();
   --txBusy_;
   queuedBytes_ -= len;
   if (result < 0) {
@@ -290,7 +290,7 @@ void FfsTransport::submitWrites() {
   }
 }
 
-void FfsTransport::send(pipe::OutPacket packet, bool zlp) {
+void FfsTransport::send(core::OutPacket packet, bool zlp) {
   if (closed_) return;
   size_t len = packet.size();
   if (len > kMaxInTransfer) {

@@ -31,7 +31,7 @@
 #include <memory>
 #include <string>
 
-#include "pipe/event_loop.h"
+#include "core/event_loop.h"
 #include "usb/transport.h"
 
 namespace tsmuxd {
@@ -40,7 +40,7 @@ struct EngineStats;
 
 namespace tsmuxd::usb {
 
-class FfsTransport : public Transport, public pipe::Pollable, public pipe::Deferred {
+class FfsTransport : public Transport, public core::Pollable, public core::Deferred {
  public:
   static constexpr size_t kReadSize = 64 << 10;
   static constexpr int kRxSlots = 4;   // OUT requests kept queued
@@ -49,17 +49,13 @@ class FfsTransport : public Transport, public pipe::Pollable, public pipe::Defer
   static constexpr size_t kMaxInTransfer = 65535;
 
   // Does not own the endpoint fds (the function does, across sessions).
-  static std::unique_ptr<FfsTransport> create(pipe::EventLoop& loop, pipe::BufferPool& pool,
+  static std::unique_ptr<FfsTransport> create(core::EventLoop& loop, core::BufferPool& pool,
                                               EngineStats& stats, int outFd, int inFd,
                                               uint16_t maxPacketSize, std::string& error);
   ~FfsTransport() override;
 
-  void setHandler(TransportHandler* handler) override { handler_ = handler; }
   void setReading(bool on) override;
-  void send(pipe::OutPacket packet, bool zlp) override;
-  size_t queuedBytes() const override { return queuedBytes_; }
-  uint16_t maxPacketSize() const override { return maxPacketSize_; }
-  void setMaxPacketSize(uint16_t size) override { maxPacketSize_ = size ? size : 512; }
+  void send(core::OutPacket packet, bool zlp) override;
   void close() override;
 
   void onPoll(uint32_t events) override;
@@ -74,11 +70,11 @@ class FfsTransport : public Transport, public pipe::Pollable, public pipe::Defer
   };
   struct TxSlot {
     struct iocb cb;
-    pipe::OutPacket packet;
+    core::OutPacket packet;
     bool busy = false;
   };
 
-  FfsTransport(pipe::EventLoop& loop, pipe::BufferPool& pool, EngineStats& stats, int outFd,
+  FfsTransport(core::EventLoop& loop, core::BufferPool& pool, EngineStats& stats, int outFd,
                int inFd, uint16_t maxPacketSize);
   void reap();
   void completeRead(int slot, long long result);
@@ -92,15 +88,13 @@ class FfsTransport : public Transport, public pipe::Pollable, public pipe::Defer
   void fail(const Fault& why);
   static Fault faultFor(long long err, const char* what);
 
-  pipe::EventLoop& loop_;
-  pipe::BufferPool& pool_;
+  core::EventLoop& loop_;
+  core::BufferPool& pool_;
   EngineStats& stats_;
   int outFd_;
   int inFd_;
   int eventFd_ = -1;
   aio_context_t ctx_ = 0;
-  TransportHandler* handler_ = nullptr;
-  uint16_t maxPacketSize_;
   bool reading_ = false;
   bool delivering_ = false;
   bool aboveHighWater_ = false;
@@ -112,8 +106,7 @@ class FfsTransport : public Transport, public pipe::Pollable, public pipe::Defer
 
   TxSlot tx_[kTxSlots];
   int txBusy_ = 0;
-  std::deque<pipe::OutPacket> queue_;
-  size_t queuedBytes_ = 0;  // queued plus in flight
+  std::deque<core::OutPacket> queue_;
 };
 
 }  // namespace tsmuxd::usb

@@ -105,7 +105,7 @@ std::unique_ptr<FfsFunction> FfsFunction::open(const std::string& dir, const Ffs
 
 FfsFunction::~FfsFunction() { close(); }
 
-bool FfsFunction::start(pipe::EventLoop& loop, Listener listener, std::string& error) {
+bool FfsFunction::start(core::EventLoop& loop, Listener listener, std::string& error) {
   try {
     loop.add(ep0_, this, EPOLLIN);
   } catch (const std::exception& e) {

@@ -9,12 +9,12 @@
 #include <memory>
 #include <string>
 
-#include "pipe/event_loop.h"
+#include "core/event_loop.h"
 #include "usb/ffs_descriptors.h"
 
 namespace tsmuxd::usb {
 
-class FfsFunction : public pipe::Pollable {
+class FfsFunction : public core::Pollable {
  public:
   // Setup: a control request reached us and was stalled (informational).
   enum class Event { Bind, Unbind, Enable, Disable, Suspend, Resume, Setup };
@@ -31,7 +31,7 @@ class FfsFunction : public pipe::Pollable {
   ~FfsFunction() override;
 
   // Event thread from here on. False (function closed) if ep0 cannot be watched.
-  bool start(pipe::EventLoop& loop, Listener listener, std::string& error);
+  bool start(core::EventLoop& loop, Listener listener, std::string& error);
   void close();
   void onPoll(uint32_t events) override;
 
@@ -46,7 +46,7 @@ class FfsFunction : public pipe::Pollable {
   void readEvents();
   void stallSetup(const uint8_t* setup);
 
-  pipe::EventLoop* loop_ = nullptr;
+  core::EventLoop* loop_ = nullptr;
   Listener listener_;
   int ep0_;
   int outFd_;

@@ -13,7 +13,7 @@ std::string libusbErrorText(int code) {
   return std::string(libusb_error_name(code)) + " (" + libusb_strerror(code) + ")";
 }
 
-std::unique_ptr<LibusbContext> LibusbContext::create(pipe::EventLoop& loop, LogFn log,
+std::unique_ptr<LibusbContext> LibusbContext::create(core::EventLoop& loop, LogFn log,
                                                      std::string& error) {
   libusb_context* ctx = nullptr;
   int r = libusb_init(&ctx);
@@ -24,7 +24,7 @@ std::unique_ptr<LibusbContext> LibusbContext::create(pipe::EventLoop& loop, LogF
   return std::unique_ptr<LibusbContext>(new LibusbContext(loop, ctx, std::move(log)));
 }
 
-LibusbContext::LibusbContext(pipe::EventLoop& loop, libusb_context* ctx, LogFn log)
+LibusbContext::LibusbContext(core::EventLoop& loop, libusb_context* ctx, LogFn log)
     : loop_(loop), ctx_(ctx), log_(std::move(log)) {}
 
 LibusbContext::~LibusbContext() {
@@ -113,10 +113,10 @@ void LibusbContext::retire(std::unique_ptr<LibusbDevice> device) {
   if (!device) return;
   device->setListener(nullptr);
   device->cancelAll();
-  retired_.push_back({std::move(device), pipe::EventLoop::nowMs() + kDrainTimeoutMs});
+  retired_.push_back({std::move(device), core::EventLoop::nowMs() + kDrainTimeoutMs});
   // Freed from a timer, never here: retire() may run inside a libusb callback.
   if (reapTimer_) loop_.cancelTimer(reapTimer_);
-  reapDue_ = pipe::EventLoop::nowMs();
+  reapDue_ = core::EventLoop::nowMs();
   reapTimer_ = loop_.addTimer(0, [this] {
     reapTimer_ = 0;
     reap();
@@ -125,7 +125,7 @@ void LibusbContext::retire(std::unique_ptr<LibusbDevice> device) {
 
 void LibusbContext::reap() {
   if (retired_.empty()) return;
-  uint64_t now = pipe::EventLoop::nowMs();
+  uint64_t now = core::EventLoop::nowMs();
   uint64_t next = UINT64_MAX;
   for (auto it = retired_.begin(); it != retired_.end();) {
     LibusbDevice& d = *it->device;
@@ -160,12 +160,12 @@ void LibusbContext::reap() {
 }
 
 void LibusbContext::shutdown(uint64_t timeoutMs) {
-  uint64_t deadline = pipe::EventLoop::nowMs() + timeoutMs;
+  uint64_t deadline = core::EventLoop::nowMs() + timeoutMs;
   for (auto& r : retired_) r.deadline = std::min(r.deadline, deadline);
   // Blocking in poll() here is fine: the loop is stopping and nothing else
   // runs on it. Each round waits at most 50 ms for libusb to say something.
   while (!retired_.empty()) {
-    uint64_t now = pipe::EventLoop::nowMs();
+    uint64_t now = core::EventLoop::nowMs();
     if (now >= deadline) break;
     uint64_t wait = std::min<uint64_t>(deadline - now, 50);
     struct timeval tv {long(wait / 1000), long((wait % 1000) * 1000)};

@@ -26,7 +26,7 @@
 #include <unordered_set>
 #include <vector>
 
-#include "pipe/event_loop.h"
+#include "core/event_loop.h"
 
 namespace tsmuxd::usb {
 
@@ -35,7 +35,7 @@ class LibusbDevice;
 // "LIBUSB_ERROR_ACCESS (Access denied (insufficient permissions))"
 std::string libusbErrorText(int code);
 
-class LibusbContext : public pipe::Pollable {
+class LibusbContext : public core::Pollable {
  public:
   using LogFn = std::function<void(const char* level, const std::string& text)>;
 
@@ -46,14 +46,14 @@ class LibusbContext : public pipe::Pollable {
 
   // libusb_init on the calling thread; null with `error` set when there is no
   // USB (no usbfs, no permission, ...).
-  static std::unique_ptr<LibusbContext> create(pipe::EventLoop& loop, LogFn log, std::string& error);
+  static std::unique_ptr<LibusbContext> create(core::EventLoop& loop, LogFn log, std::string& error);
   // After the event thread has stopped (shutdown() ran on it): libusb_exit.
   ~LibusbContext() override;
   LibusbContext(const LibusbContext&) = delete;
   LibusbContext& operator=(const LibusbContext&) = delete;
 
   libusb_context* raw() const { return ctx_; }
-  pipe::EventLoop& loop() { return loop_; }
+  core::EventLoop& loop() { return loop_; }
   void log(const char* level, const std::string& text) const {
     if (log_) log_(level, text);
   }
@@ -72,7 +72,7 @@ class LibusbContext : public pipe::Pollable {
   void onPoll(uint32_t events) override;
 
  private:
-  LibusbContext(pipe::EventLoop& loop, libusb_context* ctx, LogFn log);
+  LibusbContext(core::EventLoop& loop, libusb_context* ctx, LogFn log);
   static void LIBUSB_CALL fdAdded(int fd, short events, void* self);
   static void LIBUSB_CALL fdRemoved(int fd, void* self);
   void watch(int fd, short events);
@@ -87,16 +87,16 @@ class LibusbContext : public pipe::Pollable {
     uint64_t deadline;
   };
 
-  pipe::EventLoop& loop_;
+  core::EventLoop& loop_;
   libusb_context* ctx_;
   LogFn log_;
   bool attached_ = false;
   bool timerfdTimeouts_ = true;  // libusb_pollfds_handle_timeouts()
   std::unordered_set<int> fds_;
   std::vector<Retired> retired_;
-  pipe::EventLoop::TimerId reapTimer_ = 0;
+  core::EventLoop::TimerId reapTimer_ = 0;
   uint64_t reapDue_ = 0;
-  pipe::EventLoop::TimerId libusbTimer_ = 0;
+  core::EventLoop::TimerId libusbTimer_ = 0;
 };
 
 }  // namespace tsmuxd::usb

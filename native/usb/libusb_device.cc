@@ -81,7 +81,7 @@ void LIBUSB_CALL LibusbDevice::onTransferDone(libusb_transfer* xfer) {
   if (slot->kind == Kind::Out) {
     // The bytes have left (or never will): the pool block can go back.
     // The listener reads xfer->length and status, not the packet.
-    slot->packet = pipe::OutPacket();
+    slot->packet = core::OutPacket();
   }
   if (self->listener_) self->listener_->onSlotDone(*slot);
 }

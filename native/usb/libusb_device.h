@@ -9,7 +9,7 @@
 #include <memory>
 #include <vector>
 
-#include "pipe/buffers.h"
+#include "core/buffers.h"
 
 namespace tsmuxd::usb {
 
@@ -35,7 +35,7 @@ class LibusbDevice {
     bool busy = false;                  // submitted, callback not yet run
     std::unique_ptr<uint8_t[]> buffer;  // In and Control
     size_t capacity = 0;
-    pipe::OutPacket packet;  // Out: libusb reads straight from the pool block
+    core::OutPacket packet;  // Out: libusb reads straight from the pool block
   };
 
   // Told about each finished transfer, inside libusb's event handling: it may

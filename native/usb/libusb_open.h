@@ -9,7 +9,7 @@
 #include <memory>
 #include <string>
 
-#include "mux/fault.h"
+#include "core/fault.h"
 #include "usb/cable_descriptor.h"
 #include "usb/libusb_device.h"
 

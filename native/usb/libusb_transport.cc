@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "pipe/stats.h"
+#include "core/stats.h"
 #include "usb/libusb_context.h"
 
 namespace tsmuxd::usb {
@@ -32,11 +32,11 @@ Fault submitFault(int r, const char* direction) {
 
 LibusbTransport::LibusbTransport(LibusbContext& ctx, EngineStats& stats,
                                  std::unique_ptr<LibusbDevice> device, const MuxEndpoints& endpoints)
-    : ctx_(ctx),
+    : Transport(endpoints.maxPacketSize),
+      ctx_(ctx),
       stats_(stats),
       device_(std::move(device)),
-      endpoints_(endpoints),
-      maxPacketSize_(endpoints.maxPacketSize ? endpoints.maxPacketSize : 512) {
+      endpoints_(endpoints) {
   for (int i = 0; i < kInTransfers; ++i) {
     LibusbDevice::Slot* s = device_->newSlot(LibusbDevice::Kind::In, kInTransferSize);
     if (s) idleIn_.push_back(s);
@@ -83,7 +83,7 @@ void LibusbTransport::setReading(bool on) {
   if (on && !closed_) ctx_.loop().defer(this);
 }
 
-void LibusbTransport::send(pipe::OutPacket packet, bool zlp) {
+void LibusbTransport::send(core::OutPacket packet, bool zlp) {
   if (closed_) return;
   size_t len = packet.size();
   if (len > kMaxOutTransfer) {
@@ -191,7 +191,7 @@ void LibusbTransport::pumpOut() {
                       zlp ? uint8_t(LIBUSB_TRANSFER_ADD_ZERO_PACKET) : uint8_t(0));
     int r = device_->submit(*s);
     if (r != 0) {
-      s->packet = pipe::OutPacket();
+      s->packet = core::OutPacket();
       idleOut_.push_back(s);
       fail(submitFault(r, "OUT"));
       return;

@@ -25,7 +25,7 @@
 #include <memory>
 #include <vector>
 
-#include "pipe/event_loop.h"
+#include "core/event_loop.h"
 #include "usb/libusb_device.h"
 #include "usb/transport.h"
 
@@ -37,7 +37,7 @@ namespace tsmuxd::usb {
 
 class LibusbContext;
 
-class LibusbTransport : public Transport, public pipe::Deferred, public LibusbDevice::Listener {
+class LibusbTransport : public Transport, public core::Deferred, public LibusbDevice::Listener {
  public:
   static constexpr int kInTransfers = 8;
   static constexpr size_t kInTransferSize = 64 << 10;
@@ -48,12 +48,8 @@ class LibusbTransport : public Transport, public pipe::Deferred, public LibusbDe
                   const MuxEndpoints& endpoints);
   ~LibusbTransport() override;
 
-  void setHandler(TransportHandler* handler) override { handler_ = handler; }
   void setReading(bool on) override;
-  void send(pipe::OutPacket packet, bool zlp) override;
-  size_t queuedBytes() const override { return queuedBytes_; }
-  uint16_t maxPacketSize() const override { return maxPacketSize_; }
-  void setMaxPacketSize(uint16_t size) override { maxPacketSize_ = size ? size : 512; }
+  void send(core::OutPacket packet, bool zlp) override;
   void close() override;
 
   void runDeferred() override;
@@ -61,7 +57,7 @@ class LibusbTransport : public Transport, public pipe::Deferred, public LibusbDe
 
  private:
   struct Queued {
-    pipe::OutPacket packet;
+    core::OutPacket packet;
     bool zlp;
   };
 
@@ -75,8 +71,6 @@ class LibusbTransport : public Transport, public pipe::Deferred, public LibusbDe
   EngineStats& stats_;
   std::unique_ptr<LibusbDevice> device_;
   MuxEndpoints endpoints_;
-  TransportHandler* handler_ = nullptr;
-  uint16_t maxPacketSize_;
   bool reading_ = false;
   bool closed_ = false;
   bool aboveHighWater_ = false;
@@ -87,7 +81,6 @@ class LibusbTransport : public Transport, public pipe::Deferred, public LibusbDe
   std::vector<LibusbDevice::Slot*> idleOut_;
   std::vector<LibusbDevice::Slot*> delivered_;
   std::deque<Queued> queue_;
-  size_t queuedBytes_ = 0;  // queued plus in flight
 };
 
 }  // namespace tsmuxd::usb

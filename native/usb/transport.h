@@ -6,8 +6,8 @@
 #include <cstdint>
 #include <string>
 
-#include "mux/fault.h"
-#include "pipe/buffers.h"
+#include "core/buffers.h"
+#include "core/fault.h"
 
 namespace tsmuxd::usb {
 
@@ -33,17 +33,28 @@ class Transport {
   static constexpr size_t kLowWater = 256 << 10;
 
   virtual ~Transport() = default;
-  virtual void setHandler(TransportHandler* handler) = 0;
+  // The handler is not owned. It must outlive the transport, or call close()
+  // (which detaches it) before it goes.
+  void setHandler(TransportHandler* handler) { handler_ = handler; }
   virtual void setReading(bool on) = 0;
   // Queues one transfer. When `zlp` is set and the length is a multiple of
   // wMaxPacketSize, a zero-length transfer follows it.
-  virtual void send(pipe::OutPacket packet, bool zlp) = 0;
-  virtual size_t queuedBytes() const = 0;
-  virtual uint16_t maxPacketSize() const = 0;
-  virtual void setMaxPacketSize(uint16_t size) = 0;
+  virtual void send(core::OutPacket packet, bool zlp) = 0;
   // Tears the link down without calling the handler.
   virtual void close() = 0;
-  bool congested() const { return queuedBytes() >= kHighWater; }
+
+  size_t queuedBytes() const { return queuedBytes_; }
+  uint16_t maxPacketSize() const { return maxPacketSize_; }
+  void setMaxPacketSize(uint16_t size) { maxPacketSize_ = size ? size : 512; }
+  bool congested() const { return queuedBytes_ >= kHighWater; }
+
+ protected:
+  explicit Transport(uint16_t maxPacketSize = 512) { setMaxPacketSize(maxPacketSize); }
+
+  TransportHandler* handler_ = nullptr;
+  uint16_t maxPacketSize_ = 512;
+  // Queued plus in flight: what congestion is measured by.
+  size_t queuedBytes_ = 0;
 };
 
 }  // namespace tsmuxd::usb

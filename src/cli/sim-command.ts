@@ -20,6 +20,7 @@ import { startPeer, type Peer } from '../sim/peer.js';
 import { udidToSerial } from '../sim/state.js';
 import { SIM_ENV } from '../supervisor/sim-process.js';
 import { runSupervisedSims } from './sim-supervised.js';
+import { loadNativeTesting } from '../native/testing.js';
 
 export const SIM_HELP = `usage: tsmuxd sim (--cable PATH | --ffs DIR) [options]
 
@@ -29,7 +30,7 @@ export const SIM_HELP = `usage: tsmuxd sim (--cable PATH | --ffs DIR) [options]
   --ffs-interface KIND=DIR with --ffs: a placeholder interface a phone shows around the
                            mux (KIND ptp, audio or ethernet), repeatable
   --raw                    with --ffs: no mux; the function is the raw bulk measuring
-                           device (SINK/SOURCE/ECHO, native/pipe/raw_bulk.h) the lab's
+                           device (SINK/SOURCE/ECHO, native/testing/raw_bulk.h) the lab's
                            benchmark uses as its ceiling; its logs go to stdout
   --count N                run N phones (default 1), one child process each under a
                            supervisor that restarts a crashed one as the same phone
@@ -133,6 +134,9 @@ function checkSimValues(values: SimValues): void {
   if (values.udid) udidToSerial(values.udid);
   if (values.ffs && count > 1) throw new Error('a FunctionFS mount carries one phone');
   if (values.raw && !values.ffs) throw new Error('--raw needs --ffs (the raw bulk device is a FunctionFS function)');
+  if (values.raw && !loadNativeTesting()) {
+    throw new Error('--raw needs the testing addon (tsmuxd_testing), which is only in a checkout, not in an installed package');
+  }
   for (const spec of values['ffs-interface'] ?? []) {
     const [kind, dir] = spec.split('=', 2) as [string, string | undefined];
     if (!values.ffs || !dir || !(kind in PHONE_FFS_INTERFACES)) {
@@ -156,8 +160,6 @@ async function runPhones(values: SimValues): Promise<number> {
   if (rsdPort !== undefined && rsdPort + count - 1 > 65535) throw new Error('--rsd-port is past 65535');
 
   const engine = new MuxEngine();
-  // The raw device has no mux events to print; its logs are what it says.
-  if (values.raw) engine.on('log', (l) => emit({ event: 'log', level: l.level, text: l.text }));
   const peers: Peer[] = [];
   const cable = values.cable;
   const stateDir = values['state-dir'];
@@ -179,6 +181,8 @@ async function runPhones(values: SimValues): Promise<number> {
       ffs: values.ffs,
       ffsInterfaces,
       raw: values.raw,
+      // The raw device has no mux events to print; its logs are what it says.
+      onRawLog: (level, text) => emit({ event: 'log', level, text }),
       engine,
       stateDir: stateDir && count > 1 ? join(stateDir, `sim-${index}`) : stateDir,
       usb: { serial, maxPacketSize: positive('max-packet-size', values['max-packet-size']) },

@@ -191,12 +191,6 @@ export interface DeviceRoleOptions {
   controlLogs?: boolean;
   /** Unmapped ports connect to 127.0.0.1:<port> (default) or are refused. */
   defaultLoopback?: boolean;
-  /**
-   * FunctionFS only: no mux. Each ENABLE starts the raw bulk measuring device
-   * of native/pipe/raw_bulk.h (SINK, SOURCE, ECHO commands) on the same
-   * transport, for the lab's benchmark ceiling (docs/benchmarks.md).
-   */
-  raw?: boolean;
   portMap?: PortMapEntry[];
 }
 
@@ -292,29 +286,6 @@ export interface PacketSpec {
   payload?: Buffer;
 }
 
-export interface RawCable {
-  send(transfer: Buffer): void;
-  /** The next transfer (empty for a ZLP), or null after timeoutMs. */
-  recv(timeoutMs: number): Buffer | null;
-  accept(timeoutMs: number): RawCable | null;
-  close(): void;
-}
-
-/** Direct access to the wire format, for tests and diagnostics. */
-export interface WireTools {
-  encodePacket(spec: PacketSpec): Buffer;
-  decodePacket(packet: Buffer, version: 1 | 2): DecodedPacket;
-  encodeCableDescriptor(d: CableDescriptor): Buffer;
-  decodeCableDescriptor(bytes: Buffer): Required<CableDescriptor>;
-  /** What the FunctionFS transport writes to ep0: v2 descriptors and strings. */
-  encodeFfsDescriptors(spec?: FfsInterfaceSpec): { descriptors: Buffer; strings: Buffer };
-  StreamReassembler: new (headerSize: 8 | 16) => { feed(transfer: Buffer): Buffer[] };
-  MessageAssembler: new (maxPacketSize: number) => {
-    feed(transfer: Buffer): { messages: Buffer[]; faults: NativeError[] };
-  };
-  RawCable: new (mode: 'connect' | 'listen', path: string) => RawCable;
-}
-
 export interface PeerCredentials {
   pid: number;
   uid: number;
@@ -333,7 +304,6 @@ export interface NativeAddon {
    */
   peerCredentials(fd: number): PeerCredentials;
   Engine: new (onEvents: (events: NativeEvent[]) => void) => NativeEngine;
-  wire: WireTools;
 }
 
 /** The package's root, from src/ (tests) or dist/src/ (installed). */
@@ -347,7 +317,7 @@ function load(): NativeAddon {
   const require = createRequire(import.meta.url);
   const nodeGypBuild = require('node-gyp-build') as (dir: string) => unknown;
   const addon = nodeGypBuild(process.env.TSMUXD_NATIVE_DIR ?? packageRoot) as NativeAddon;
-  const expected = ['setErrorClass', 'libusbVersion', 'lockFile', 'peerCredentials', 'Engine', 'wire'] as const;
+  const expected = ['setErrorClass', 'libusbVersion', 'lockFile', 'peerCredentials', 'Engine'] as const;
   for (const key of expected) {
     if (!(key in addon)) throw new Error(`tsmuxd addon is missing ${key}; rebuild it`);
   }

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 
 import { MuxEngine } from '../native/mux-engine.js';
 import type { DeviceRoleOptions, PortTarget, TestServiceKind } from '../native/addon.js';
+import { nativeTesting, type RawBulkDevice } from '../native/testing.js';
 import { ServiceOwner, ServiceRegistry, type BootstrapNamespace, type ServiceDescription } from '../registry/index.js';
 import { iphoneDescriptor, PHONE_FFS_INTERFACES, type PhoneFfsInterface, type SimUsbIdentity } from './descriptor.js';
 import { simIdentity, type SimIdentity, type SimIdentityOptions } from './identity.js';
@@ -78,6 +79,14 @@ export interface PeerOptions extends Omit<DeviceRoleOptions, 'portMap'> {
   onReady?: () => void;
   /** The link went away without unplug() (the host hung up, the cable broke). */
   onLinkLost?: (reason: string) => void;
+  /**
+   * FunctionFS only: no mux. Each ENABLE starts the raw bulk measuring device
+   * of native/testing/raw_bulk.h (SINK, SOURCE, ECHO commands) from the
+   * testing addon, for the lab's benchmark ceiling (docs/benchmarks.md).
+   */
+  raw?: boolean;
+  /** With `raw`: the raw bulk device's log lines (it has no mux events). */
+  onRawLog?: (level: string, text: string) => void;
 }
 
 export interface Peer {
@@ -225,7 +234,6 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     version: options.version,
     controlLogs: options.controlLogs,
     defaultLoopback: options.defaultLoopback ?? false,
-    raw: options.raw,
     // The measuring ports are served inside the engine (no loopback hop on the
     // phone's side); their listeners are for reaching them directly.
     portMap: Object.entries(services).map(([port, where]) => ({ port: Number(port), ...(MEASURING[Number(port)] ?? portTarget(where)) })),
@@ -235,8 +243,14 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
   let replugTimer: NodeJS.Timeout | undefined;
   let closed = false;
 
+  // The lab's raw bulk device is in the testing addon, on a thread of its own.
+  let rawDevice: RawBulkDevice | undefined;
   const plug = () => {
-    if (handle || closed) return;
+    if (handle || rawDevice || closed) return;
+    if (options.raw) {
+      rawDevice = new (nativeTesting().RawBulkDevice)(options.ffs!, (level, text) => options.onRawLog?.(level, text));
+      return;
+    }
     handle =
       options.ffs !== undefined
         ? engine.attachDeviceRoleFfs(options.ffs, roleOptions)
@@ -247,6 +261,8 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
   const unplug = () => {
     clearTimeout(replugTimer);
     replugTimer = undefined;
+    rawDevice?.close();
+    rawDevice = undefined;
     if (!handle) return;
     lockdownd.servicePorts.attach(undefined);
     engine.closeDevice(handle);
@@ -334,7 +350,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     namespace,
     rsd,
     get plugged() {
-      return handle !== 0;
+      return handle !== 0 || rawDevice !== undefined;
     },
     trust: () => lockdownd.trust(),
     deny: () => lockdownd.deny(),

@@ -7,7 +7,8 @@ import { randomFillSync } from 'node:crypto';
 import type net from 'node:net';
 
 import { lengthHeader, readHashed, type HashedRead } from '../../src/bench/verified.js';
-import type { DecodedPacket, RawCable } from '../../src/native/addon.js';
+import type { DecodedPacket } from '../../src/native/addon.js';
+import type { RawCable } from '../../src/native/testing.js';
 import { DIGEST_LENGTH } from '../../src/protocol/measuring.js';
 import { PROTO_TCP, PROTO_VERSION, recvTransfer, wire } from './harness.js';
 

@@ -11,12 +11,13 @@ import { createInterface } from 'node:readline';
 
 import { openLoopbackClient } from '../../src/native/loopback-client.js';
 import { MuxEngine, type MuxEngineOptions } from '../../src/native/mux-engine.js';
-import { native, packageRoot, type RawCable } from '../../src/native/addon.js';
+import { native, packageRoot } from '../../src/native/addon.js';
+import { nativeTesting, type RawCable } from '../../src/native/testing.js';
 import { iphoneDescriptor } from '../../src/sim/descriptor.js';
 import { killOnExit } from './daemon-process.js';
 import { patience } from './sanitizers.js';
 
-export const wire = native.wire;
+export const wire = nativeTesting().wire;
 
 export function tempDir(t: { teardown(fn: () => void): void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'tsmuxd-test-'));

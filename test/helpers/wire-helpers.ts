@@ -6,7 +6,8 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { join } from 'node:path';
 
-import { NativeError, type DecodedPacket, type RawCable } from '../../src/native/addon.js';
+import { NativeError, type DecodedPacket } from '../../src/native/addon.js';
+import type { RawCable } from '../../src/native/testing.js';
 import { iphoneDescriptor } from '../../src/sim/descriptor.js';
 import { startPeer } from '../../src/sim/peer.js';
 import { ECHO_PORT } from '../../src/protocol/sim-ports.js';

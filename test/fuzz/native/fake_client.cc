@@ -14,7 +14,7 @@ namespace {
 constexpr int kReadsPerTurn = 16;  // as FdPump: more waits for the next turn
 }
 
-void FakeTransport::send(pipe::OutPacket packet, bool) {
+void FakeTransport::send(core::OutPacket packet, bool) {
   if (!closed_) harness_.checkOutgoing(packet);
 }
 
@@ -69,7 +69,7 @@ void FakeClient::runDeferred() {
 }
 
 void FakeClient::pumpIn() {
-  pipe::ByteQueue& q = conn_->inbound();
+  core::ByteQueue& q = conn_->inbound();
   while (capacity_ > 0 && !q.empty()) {
     struct iovec iov[16];
     int count = q.gather(iov, 16);
@@ -94,7 +94,7 @@ void FakeClient::pumpOut() {
     if (pendingOut_ == 0) return;
     size_t n = std::min<uint64_t>({room, conn_->maxPayload(), pendingOut_});
     FUZZ_CHECK(n > 0, "nothing to send with room %zu", room);
-    pipe::OutPacket p = conn_->newDataPacket(n);
+    core::OutPacket p = conn_->newDataPacket(n);
     uint8_t* out = p.data() + conn_->payloadOffset();
     // The stream offset of this packet's first byte, as the model counts it.
     uint32_t offset = model_.sessionNext - 1;

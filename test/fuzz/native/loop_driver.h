@@ -12,9 +12,9 @@
 #include <cstdint>
 #include <iterator>
 
-#include "pipe/event_loop.h"
+#include "core/event_loop.h"
 
-namespace tsmuxd::pipe {
+namespace tsmuxd::core {
 
 class LoopDriver {
  public:
@@ -31,12 +31,12 @@ class LoopDriver {
     runTimers();
     loop_.runDeferred();
     adopt();
-    loop_.graveyard_.clear();
+    loop_.freeRetired();
   }
 
   // Frees what retire() holds while the loop is still whole (its destructor
   // would free them after its own members are gone).
-  void clearGraveyard() { loop_.graveyard_.clear(); }
+  void clearGraveyard() { loop_.freeRetired(); }
 
   size_t pendingTimers() const { return loop_.timers_.size(); }
 
@@ -76,4 +76,4 @@ class LoopDriver {
   EventLoop::TimerId firstUnadopted_ = 1;
 };
 
-}  // namespace tsmuxd::pipe
+}  // namespace tsmuxd::core

@@ -10,7 +10,7 @@ namespace tsmuxd::fuzz {
 
 using namespace tsmuxd::mux;
 
-void Harness::checkOutgoing(const pipe::OutPacket& p) {
+void Harness::checkOutgoing(const core::OutPacket& p) {
   if (!session_) return;
   size_t hs = session_->headerSize();
   size_t n = p.size();
@@ -87,7 +87,7 @@ void Harness::checkConnections() {
     Connection& c = *m.conn;
     FUZZ_CHECK(c.state() != Connection::State::Closed,
                "connection %u closed without telling its observer", c.id());
-    pipe::ConnectionSnapshot s;
+    mux::ConnectionSnapshot s;
     c.snapshot(s, 0);
     // The peer may send only into our window, so that is all we ever hold.
     FUZZ_CHECK(s.queued <= receiveWindow_, "connection %u holds %llu bytes of a %u window",

@@ -13,10 +13,10 @@
 #include "loop_driver.h"
 #include "mux/connection.h"
 #include "mux/device_session.h"
-#include "pipe/buffers.h"
-#include "pipe/event_loop.h"
-#include "pipe/stats.h"
-#include "usb/transport.h"
+#include "core/buffers.h"
+#include "core/event_loop.h"
+#include "core/stats.h"
+#include "mux/link.h"
 
 namespace tsmuxd::fuzz {
 
@@ -30,16 +30,13 @@ inline uint8_t patternByte(uint8_t salt, uint32_t offset, bool toPeer) {
 class Harness;
 struct PeerConn;
 
-class FakeTransport : public usb::Transport {
+class FakeTransport : public mux::PacketLink {
  public:
   explicit FakeTransport(Harness& h, uint16_t mps) : harness_(h), mps_(mps) {}
-  void setHandler(usb::TransportHandler*) override {}
-  void setReading(bool) override {}
-  void send(pipe::OutPacket packet, bool zlp) override;
-  size_t queuedBytes() const override { return congested_ ? kHighWater : 0; }
+  void send(core::OutPacket packet, bool zlp) override;
+  bool congested() const override { return congested_; }
   uint16_t maxPacketSize() const override { return mps_; }
-  void setMaxPacketSize(uint16_t size) override { mps_ = size; }
-  void close() override { closed_ = true; }
+  void close() { closed_ = true; }
 
   bool congested_ = false;
   bool closed_ = false;
@@ -51,9 +48,9 @@ class FakeTransport : public usb::Transport {
 
 // The local end of one connection, shaped like FdPump: it works at the end
 // of the turn, takes at most `capacity` bytes, and writes `pendingOut` bytes.
-class FakeClient : public mux::ConnectionIo, public pipe::Deferred {
+class FakeClient : public mux::ConnectionIo, public core::Deferred {
  public:
-  FakeClient(pipe::EventLoop& loop, mux::Connection* conn, PeerConn& model, const bool& tainted,
+  FakeClient(core::EventLoop& loop, mux::Connection* conn, PeerConn& model, const bool& tainted,
              bool accept)
       : loop_(loop), conn_(conn), model_(model), tainted_(tainted),
         decided_(conn->role() == mux::Role::Host), accept_(accept) {}
@@ -80,7 +77,7 @@ class FakeClient : public mux::ConnectionIo, public pipe::Deferred {
   void pumpIn();
   void pumpOut();
 
-  pipe::EventLoop& loop_;
+  core::EventLoop& loop_;
   mux::Connection* conn_;
   PeerConn& model_;
   const bool& tainted_;  // the harness's: bytes not from the model may arrive
@@ -168,11 +165,11 @@ class Harness : public mux::SessionObserver {
   mux::DeviceSession* session() { return session_.get(); }
   std::vector<std::unique_ptr<PeerConn>>& models() { return models_; }
   const Config& config() const { return config_; }
-  pipe::EventLoop& loop() { return loop_; }
+  core::EventLoop& loop() { return loop_; }
   bool tainted_ = false;  // raw or misframed input: the peer model is unsure
 
   // ---- checks on what the session sends (FakeTransport::send) ----
-  void checkOutgoing(const pipe::OutPacket& p);
+  void checkOutgoing(const core::OutPacket& p);
 
   // mux::SessionObserver
   void onSessionReady(mux::DeviceSession&, int) override {}
@@ -214,9 +211,9 @@ class Harness : public mux::SessionObserver {
 
   Config config_;
   EngineStats stats_;
-  pipe::EventLoop loop_;
-  pipe::LoopDriver driver_{loop_};
-  pipe::BufferPool pool_;
+  core::EventLoop loop_;
+  core::LoopDriver driver_{loop_};
+  core::BufferPool pool_;
   FakeTransport transport_;
   std::shared_ptr<mux::DeviceSession> session_;
   std::vector<std::unique_ptr<PeerConn>> models_;

@@ -1,4 +1,4 @@
-#include "pipe/event_loop.h"
+#include "core/event_loop.h"
 
 #include <pthread.h>
 #include <sys/eventfd.h>
@@ -11,7 +11,16 @@
 #include <stdexcept>
 #include <string>
 
-namespace tsmuxd::pipe {
+namespace tsmuxd::core {
+
+namespace {
+// epoll data of the wake fd; registration ids start at 1.
+constexpr uint64_t kWakeId = 0;
+}  // namespace
+
+Pollable::~Pollable() {
+  if (pollLoop_) pollLoop_->forget(this);
+}
 
 Deferred::~Deferred() {
   if (deferLoop_) deferLoop_->cancelDeferred(this);
@@ -23,12 +32,21 @@ EventLoop::EventLoop() {
   if (epfd_ < 0 || wakefd_ < 0) throw std::runtime_error("cannot create the event loop");
   struct epoll_event ev {};
   ev.events = EPOLLIN;
-  ev.data.ptr = nullptr;  // null marks the wake fd
+  ev.data.u64 = kWakeId;
   epoll_ctl(epfd_, EPOLL_CTL_ADD, wakefd_, &ev);
 }
 
 EventLoop::~EventLoop() {
   if (thread_.joinable()) stop(nullptr);
+  freeRetired();
+  // Whatever is still registered outlives us: it must not call back.
+  for (auto& r : registrations_) {
+    r.second.owner->pollLoop_ = nullptr;
+    r.second.owner->pollIds_.clear();
+  }
+  for (Deferred* d : deferred_) {
+    if (d) d->deferLoop_ = nullptr;
+  }
   close(epfd_);
   close(wakefd_);
 }
@@ -36,12 +54,12 @@ EventLoop::~EventLoop() {
 void EventLoop::start(const char* threadName) {
   running_ = true;
   thread_ = std::thread([this, threadName] {
-    threadId_ = std::this_thread::get_id();
+    threadId_.store(std::this_thread::get_id(), std::memory_order_release);
     pthread_setname_np(pthread_self(), threadName);
     run();
   });
-  // The thread id is read by onLoopThread(); make sure it is set.
-  while (threadId_ == std::thread::id()) std::this_thread::yield();
+  // onLoopThread() must be right from the first post() on.
+  while (threadId_.load(std::memory_order_acquire) == std::thread::id()) std::this_thread::yield();
 }
 
 void EventLoop::stop(std::function<void()> onStop) {
@@ -51,7 +69,7 @@ void EventLoop::stop(std::function<void()> onStop) {
     running_ = false;
   });
   thread_.join();
-  graveyard_.clear();
+  freeRetired();
 }
 
 void EventLoop::post(std::function<void()> fn) {
@@ -65,15 +83,60 @@ void EventLoop::post(std::function<void()> fn) {
 }
 
 void EventLoop::add(int fd, Pollable* p, uint32_t events, bool edge) {
+  uint64_t id = nextRegistration_++;
   struct epoll_event ev {};
   ev.events = edge ? events | EPOLLET : events;
-  ev.data.ptr = p;
+  ev.data.u64 = id;
   if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
     throw std::runtime_error(std::string("epoll_ctl ADD failed: ") + strerror(errno));
   }
+  registrations_[id] = Registration{p, fd};
+  registrationByFd_[fd] = id;
+  p->pollLoop_ = this;
+  p->pollIds_.push_back(id);
 }
 
-void EventLoop::remove(int fd) { epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr); }
+void EventLoop::remove(int fd) {
+  epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+  auto byFd = registrationByFd_.find(fd);
+  if (byFd == registrationByFd_.end()) return;
+  auto reg = registrations_.find(byFd->second);
+  if (reg != registrations_.end()) {
+    auto& ids = reg->second.owner->pollIds_;
+    ids.erase(std::remove(ids.begin(), ids.end(), byFd->second), ids.end());
+    registrations_.erase(reg);
+  }
+  registrationByFd_.erase(byFd);
+}
+
+void EventLoop::forget(Pollable* p) {
+  // The owner did not remove() its fd (or has not yet closed it): its events
+  // still arrive, and must find nothing.
+  for (uint64_t id : p->pollIds_) {
+    auto reg = registrations_.find(id);
+    if (reg == registrations_.end()) continue;
+    auto byFd = registrationByFd_.find(reg->second.fd);
+    if (byFd != registrationByFd_.end() && byFd->second == id) {
+      epoll_ctl(epfd_, EPOLL_CTL_DEL, reg->second.fd, nullptr);
+      registrationByFd_.erase(byFd);
+    }
+    registrations_.erase(reg);
+  }
+  p->pollIds_.clear();
+  p->pollLoop_ = nullptr;
+}
+
+void EventLoop::retire(std::shared_ptr<void> obj) {
+  if (obj) graveyard_.push_back(std::move(obj));
+}
+
+void EventLoop::freeRetired() {
+  while (!graveyard_.empty()) {
+    std::vector<std::shared_ptr<void>> dead;
+    dead.swap(graveyard_);
+    dead.clear();  // may retire more: the next round frees those
+  }
+}
 
 uint64_t EventLoop::nowMs() {
   struct timespec ts;
@@ -118,6 +181,7 @@ void EventLoop::cancelDeferred(Deferred* d) {
   if (d->deferLoop_ != this) return;
   d->deferLoop_ = nullptr;
   std::replace(deferred_.begin(), deferred_.end(), d, static_cast<Deferred*>(nullptr));
+  std::replace(deferredBatch_.begin(), deferredBatch_.end(), d, static_cast<Deferred*>(nullptr));
 }
 
 int EventLoop::nextTimeoutMs() const {
@@ -156,13 +220,17 @@ void EventLoop::runDeferred() {
   // been polled again. A reader that always has more must not starve the rest.
   constexpr int kRounds = 4;
   for (int round = 0; round < kRounds && !deferred_.empty(); ++round) {
-    std::vector<Deferred*> batch;
-    batch.swap(deferred_);
-    for (Deferred* d : batch) {
+    deferredBatch_.clear();
+    deferredBatch_.swap(deferred_);
+    // Indexed, not iterated: cancelDeferred() writes into the batch.
+    for (size_t i = 0; i < deferredBatch_.size(); ++i) {
+      Deferred* d = deferredBatch_[i];
       if (!d) continue;
+      deferredBatch_[i] = nullptr;
       d->deferLoop_ = nullptr;
       d->runDeferred();
     }
+    deferredBatch_.clear();
   }
 }
 
@@ -173,22 +241,27 @@ void EventLoop::run() {
     int n = epoll_wait(epfd_, events, kMaxEvents, nextTimeoutMs());
     if (n < 0 && errno != EINTR) break;
     for (int i = 0; i < n; ++i) {
-      auto* p = static_cast<Pollable*>(events[i].data.ptr);
-      if (!p) {
+      uint64_t id = events[i].data.u64;
+      if (id == kWakeId) {
         uint64_t count;
         ssize_t r = read(wakefd_, &count, sizeof count);
         (void)r;
         continue;
       }
+      // Looked up per event: an earlier handler of this batch may have
+      // removed or destroyed it.
+      auto reg = registrations_.find(id);
+      if (reg == registrations_.end()) continue;
+      Pollable* p = reg->second.owner;
       if (!p->closed()) p->onPoll(events[i].events);
     }
     runPosted();
     runTimers();
     runDeferred();
-    graveyard_.clear();
+    freeRetired();
   }
   runDeferred();
-  graveyard_.clear();
+  freeRetired();
 }
 
-}  // namespace tsmuxd::pipe
+}  // namespace tsmuxd::core

@@ -2,6 +2,18 @@
 // The data plane: an event thread that owns every device link, connection and
 // handed-over client socket. JS calls the public methods on its own thread;
 // they check what they can at once and post the rest to the event thread.
+//
+// Where each part lives:
+//   engine.cc         lifecycle, cable links, device open/close
+//   connections.cc    connect, client fds, and the mux::SessionObserver side
+//   usb_host.cc       libusb: the context and opening discovered phones
+//   ffs_functions.cc  the device role on a USB gadget (FunctionFS)
+//   snapshot.cc       the stats snapshot
+//
+// Ownership: the maps below hold the only long-lived references. Everything
+// in them is made with loop_.makeRetiring(), so erasing an entry on the event
+// thread (even from inside the object's own callback) frees it at the end of
+// the turn, never in the middle of one.
 #include <atomic>
 #include <memory>
 #include <optional>
@@ -9,31 +21,20 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/buffers.h"
+#include "core/event_loop.h"
+#include "core/stats.h"
+#include "engine/device_link.h"
+#include "engine/device_role.h"
+#include "engine/events.h"
+#include "engine/snapshot.h"
 #include "mux/device_session.h"
-#include "pipe/buffers.h"
-#include "pipe/device_link.h"
-#include "pipe/event_loop.h"
-#include "pipe/events.h"
-#include "pipe/snapshot.h"
-#include "pipe/stats.h"
-#include "sim/test_service.h"
 #include "usb/cable.h"
+#include "usb/ffs_function.h"
 #include "usb/libusb_context.h"
 #include "usb/libusb_open.h"
-#include "usb/ffs_function.h"
 
-namespace tsmuxd::pipe {
-
-class RawBulk;
-
-struct DeviceRoleOptions {
-  uint32_t window = 128 << 10;  // what a phone advertises
-  int version = 2;
-  bool controlLogs = true;
-  bool defaultLoopback = true;  // unmapped ports go to 127.0.0.1:<port>
-  bool raw = false;  // FunctionFS: a RawBulk measuring device instead of mux sessions
-  std::vector<std::pair<uint16_t, LocalTarget>> portMap;
-};
+namespace tsmuxd::engine {
 
 class Engine : public mux::SessionObserver {
  public:
@@ -75,18 +76,17 @@ class Engine : public mux::SessionObserver {
   // PTP, audio or network interface around the mux), held until closeDevice().
   uint32_t attachFfsPlaceholder(const std::string& dir, const usb::FfsInterfaceSpec& spec,
                                 std::string& error);
-  // The simulated phone's echo, sink or source, in C++ on the event thread
-  // (sim/test_service.h): on 127.0.0.1 when `path` is empty (the address is
-  // the port), else on that Unix path. Served until the engine stops.
-  std::string startTestService(sim::TestServiceKind kind, const std::string& path, std::string& error);
+  // Runs `service` on the event thread until the engine stops (the sim's
+  // measuring listeners, opened by the caller on loop()).
+  void host(std::shared_ptr<HostedService> service);
 
   // ---- event thread ----
-  EventLoop& loop() { return loop_; }
-  BufferPool& pool() { return pool_; }
+  core::EventLoop& loop() { return loop_; }
+  core::BufferPool& pool() { return pool_; }
   void emit(NativeEvent ev) { sink_.emit(std::move(ev)); }
   void linkClosed(DeviceLink& link, const Fault& why);
 
-  // mux::SessionObserver
+  // mux::SessionObserver (connections.cc)
   void onSessionReady(mux::DeviceSession& s, int version) override;
   void onSessionLog(mux::DeviceSession& s, mux::LogLevel level, const std::string& text) override;
   void onSessionFailed(mux::DeviceSession& s, const Fault& why) override;
@@ -98,6 +98,12 @@ class Engine : public mux::SessionObserver {
   void onConnectionLog(mux::Connection& c, const std::string& text) override;
 
  private:
+  struct FfsEntry {
+    std::shared_ptr<usb::FfsFunction> function;
+    DeviceRoleOptions options;
+    bool sessions = true;  // false: a placeholder, events are only logged
+  };
+
   void acceptCable(int fd);
   void usbOpened(uint32_t handle, const usb::UsbOpenRequest& request,
                  std::unique_ptr<usb::LibusbDevice> device,
@@ -107,6 +113,7 @@ class Engine : public mux::SessionObserver {
   void startFfs(std::shared_ptr<usb::FfsFunction> function, uint32_t handle,
                 const DeviceRoleOptions& options, bool sessions);
   void onFfsEvent(uint32_t handle, usb::FfsFunction::Event e, const std::string& detail);
+  void closeFfs(uint32_t handle);
   void emitLog(uint32_t handle, const char* level, std::string text);
   void forgetConnection(mux::Connection& c);
   DeviceLink* findLink(uint32_t handle);
@@ -114,8 +121,8 @@ class Engine : public mux::SessionObserver {
 
   EventSink& sink_;
   EngineStats stats_;
-  EventLoop loop_;
-  BufferPool pool_;
+  core::EventLoop loop_;
+  core::BufferPool pool_;
   // After pool_ and loop_, so it goes first: retired devices hold pool blocks.
   std::unique_ptr<usb::LibusbContext> usb_;
   std::atomic<uint32_t> nextHandle_{1};
@@ -127,14 +134,8 @@ class Engine : public mux::SessionObserver {
   std::unordered_map<uint32_t, std::shared_ptr<DeviceLink>> links_;
   std::unordered_map<uint32_t, std::shared_ptr<mux::Connection>> conns_;
   std::unordered_map<uint32_t, std::shared_ptr<usb::LibusbOpener>> opening_;
-  struct FfsEntry {
-    std::shared_ptr<usb::FfsFunction> function;
-    DeviceRoleOptions options;
-    bool sessions = true;  // false: a placeholder, events are only logged
-    std::shared_ptr<RawBulk> raw;  // with DeviceRoleOptions::raw, per ENABLE
-  };
   std::unordered_map<uint32_t, FfsEntry> ffs_;
-  std::vector<std::shared_ptr<sim::TestServiceListener>> testServices_;
+  std::vector<std::shared_ptr<HostedService>> hosted_;
 };
 
-}  // namespace tsmuxd::pipe
+}  // namespace tsmuxd::engine

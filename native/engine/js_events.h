@@ -8,13 +8,13 @@
 #include <mutex>
 #include <vector>
 
-#include "pipe/event_loop.h"
-#include "pipe/events.h"
-#include "pipe/stats.h"
+#include "core/event_loop.h"
+#include "engine/events.h"
+#include "core/stats.h"
 
-namespace tsmuxd::pipe {
+namespace tsmuxd::engine {
 
-class JsEventQueue : public EventSink, public Deferred {
+class JsEventQueue : public EventSink, public core::Deferred {
  public:
   using Converter = Napi::Value (*)(Napi::Env, const NativeEvent&);
 
@@ -22,7 +22,7 @@ class JsEventQueue : public EventSink, public Deferred {
   // may be after the engine is gone.
   static JsEventQueue* create(Napi::Env env, Napi::Function callback, Converter convert);
 
-  void bind(EventLoop* loop, EngineStats* stats) {
+  void bind(core::EventLoop* loop, EngineStats* stats) {
     loop_ = loop;
     stats_ = stats;
   }
@@ -41,7 +41,7 @@ class JsEventQueue : public EventSink, public Deferred {
   using Tsfn = Napi::TypedThreadSafeFunction<JsEventQueue, void, callJs>;
   Tsfn tsfn_;
   Converter convert_ = nullptr;
-  EventLoop* loop_ = nullptr;
+  core::EventLoop* loop_ = nullptr;
   EngineStats* stats_ = nullptr;
   std::vector<NativeEvent> turn_;  // event thread only
   std::mutex mutex_;
@@ -50,4 +50,4 @@ class JsEventQueue : public EventSink, public Deferred {
   bool closed_ = false;
 };
 
-}  // namespace tsmuxd::pipe
+}  // namespace tsmuxd::engine

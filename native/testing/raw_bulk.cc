@@ -1,9 +1,9 @@
-#include "pipe/raw_bulk.h"
+#include "testing/raw_bulk.h"
 
 #include <algorithm>
 #include <cstring>
 
-namespace tsmuxd::pipe {
+namespace tsmuxd::testing {
 
 namespace {
 
@@ -34,7 +34,7 @@ const char* modeName(RawBulk::Mode m) {
 
 }  // namespace
 
-RawBulk::RawBulk(std::unique_ptr<usb::Transport> transport, BufferPool& pool, Logger log)
+RawBulk::RawBulk(std::unique_ptr<usb::Transport> transport, core::BufferPool& pool, Logger log)
     : transport_(std::move(transport)), pool_(pool), log_(std::move(log)) {
   transport_->setHandler(this);
   transport_->setReading(true);
@@ -92,7 +92,7 @@ void RawBulk::sink(size_t len) {
   }
   done_ += len;
   if (done_ < total_) return;
-  OutPacket answer(pool_, kCommandSize);
+  core::OutPacket answer(pool_, kCommandSize);
   uint8_t* p = answer.data();
   std::memcpy(p, kMagic, sizeof kMagic);
   p[4] = kVersion;
@@ -122,7 +122,7 @@ void RawBulk::fillSource() {
   while (!closed_ && mode_ == Mode::Source && done_ < total_ && !transport_->congested()) {
     size_t n = size_t(std::min<uint64_t>(kPieceSize, total_ - done_));
     done_ += n;
-    OutPacket piece(pool_, n);
+    core::OutPacket piece(pool_, n);
     std::memset(piece.data(), kSourceFill, n);
     transport_->send(std::move(piece), done_ == total_);
   }
@@ -132,7 +132,7 @@ void RawBulk::fillSource() {
 void RawBulk::sendPieces(const uint8_t* data, size_t len, bool endsTransfer) {
   for (size_t off = 0; off < len && !closed_;) {
     size_t n = std::min(kPieceSize, len - off);
-    OutPacket piece(pool_, n);
+    core::OutPacket piece(pool_, n);
     std::memcpy(piece.data(), data + off, n);
     off += n;
     transport_->send(std::move(piece), endsTransfer && off == len);
@@ -166,4 +166,4 @@ void RawBulk::onTransportClosed(const Fault& why) {
        std::string("raw: the link closed during ") + modeName(mode_) + ": " + why.message);
 }
 
-}  // namespace tsmuxd::pipe
+}  // namespace tsmuxd::testing

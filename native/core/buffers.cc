@@ -1,10 +1,10 @@
-#include "pipe/buffers.h"
+#include "core/buffers.h"
 
 #include <algorithm>
 #include <cstdlib>
 #include <new>
 
-namespace tsmuxd::pipe {
+namespace tsmuxd::core {
 
 BufferPool::~BufferPool() {
   for (uint8_t* p : small_) std::free(p);
@@ -86,4 +86,4 @@ void ByteQueue::clear() {
   size_ = 0;
 }
 
-}  // namespace tsmuxd::pipe
+}  // namespace tsmuxd::core

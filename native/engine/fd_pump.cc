@@ -1,4 +1,4 @@
-#include "pipe/fd_pump.h"
+#include "engine/fd_pump.h"
 
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -8,7 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
-namespace tsmuxd::pipe {
+namespace tsmuxd::engine {
 
 namespace {
 constexpr int kReadsPerTurn = 16;
@@ -16,7 +16,7 @@ constexpr int kMaxPacketsPerRead = 4;
 constexpr int kMaxIov = 64;
 }  // namespace
 
-FdPump::FdPump(EventLoop& loop, int fd, bool connecting)
+FdPump::FdPump(core::EventLoop& loop, int fd, bool connecting)
     : loop_(loop), fd_(fd), connecting_(connecting) {
   loop_.add(fd_, this, EPOLLIN | EPOLLOUT | EPOLLRDHUP);
 }
@@ -136,7 +136,7 @@ void FdPump::abort() { closeFd(); }
 
 void FdPump::pumpIn() {
   if (closed_ || !conn_ || !failure_.empty()) return;
-  pipe::ByteQueue& q = conn_->inbound();
+  core::ByteQueue& q = conn_->inbound();
   while (writable_ && !q.empty()) {
     struct iovec iov[kMaxIov];
     int count = q.gather(iov, kMaxIov);
@@ -189,7 +189,7 @@ void FdPump::discardInput() {
 size_t FdPump::sendPipelined(size_t room) {
   size_t left = pipelined_.size() - pipelinedSent_;
   size_t n = std::min({left, room, conn_->maxPayload()});
-  pipe::OutPacket p = conn_->newDataPacket(n);
+  core::OutPacket p = conn_->newDataPacket(n);
   std::memcpy(p.data() + conn_->payloadOffset(), pipelined_.data() + pipelinedSent_, n);
   conn_->sendData(std::move(p), n);
   pipelinedSent_ += n;
@@ -217,7 +217,7 @@ void FdPump::pumpOut() {
     // One read fills several packets in place: syscalls are the cost here.
     const size_t perPacket = conn_->maxPayload();
     const size_t offset = conn_->payloadOffset();
-    pipe::OutPacket packets[kMaxPacketsPerRead];
+    core::OutPacket packets[kMaxPacketsPerRead];
     struct iovec iov[kMaxPacketsPerRead];
     int count = 0;
     for (size_t planned = 0; planned < room && count < kMaxPacketsPerRead; ++count) {
@@ -264,4 +264,4 @@ void FdPump::pumpOut() {
   if (readable_ || !pipelined_.empty()) loop_.defer(this);  // more next turn
 }
 
-}  // namespace tsmuxd::pipe
+}  // namespace tsmuxd::engine

@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-namespace tsmuxd::pipe {
+namespace tsmuxd::core {
 
 class BufferPool {
  public:
@@ -106,4 +106,4 @@ class ByteQueue {
   size_t size_ = 0;
 };
 
-}  // namespace tsmuxd::pipe
+}  // namespace tsmuxd::core

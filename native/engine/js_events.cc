@@ -1,6 +1,6 @@
-#include "pipe/js_events.h"
+#include "engine/js_events.h"
 
-namespace tsmuxd::pipe {
+namespace tsmuxd::engine {
 
 JsEventQueue* JsEventQueue::create(Napi::Env env, Napi::Function callback, Converter convert) {
   auto* self = new JsEventQueue();
@@ -65,4 +65,4 @@ void JsEventQueue::close(Napi::Env env) {
   tsfn_.Release();
 }
 
-}  // namespace tsmuxd::pipe
+}  // namespace tsmuxd::engine

@@ -29,10 +29,10 @@
 #include <memory>
 #include <string>
 
-#include "pipe/buffers.h"
+#include "core/buffers.h"
 #include "usb/transport.h"
 
-namespace tsmuxd::pipe {
+namespace tsmuxd::testing {
 
 class RawBulk : public usb::TransportHandler {
  public:
@@ -47,7 +47,7 @@ class RawBulk : public usb::TransportHandler {
   // level ("info", "error"...), text
   using Logger = std::function<void(const char*, std::string)>;
 
-  RawBulk(std::unique_ptr<usb::Transport> transport, BufferPool& pool, Logger log);
+  RawBulk(std::unique_ptr<usb::Transport> transport, core::BufferPool& pool, Logger log);
   ~RawBulk() override;
   RawBulk(const RawBulk&) = delete;
   RawBulk& operator=(const RawBulk&) = delete;
@@ -68,7 +68,7 @@ class RawBulk : public usb::TransportHandler {
   void sendPieces(const uint8_t* data, size_t len, bool endsTransfer);
 
   std::unique_ptr<usb::Transport> transport_;
-  BufferPool& pool_;
+  core::BufferPool& pool_;
   Logger log_;
   bool closed_ = false;
   Mode mode_ = Mode::Idle;
@@ -77,4 +77,4 @@ class RawBulk : public usb::TransportHandler {
   uint64_t commands_ = 0;
 };
 
-}  // namespace tsmuxd::pipe
+}  // namespace tsmuxd::testing

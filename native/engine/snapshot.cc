@@ -2,9 +2,9 @@
 // thread, which answers with a Snapshot event in the same batch as its other
 // events. Neither thread waits for the other: a stats request from any local
 // client can never block the JS thread.
-#include "pipe/engine.h"
+#include "engine/engine.h"
 
-namespace tsmuxd::pipe {
+namespace tsmuxd::engine {
 
 namespace {
 const char* sessionStateName(const mux::DeviceSession* s) {
@@ -32,7 +32,7 @@ bool Engine::requestSnapshot(uint32_t requestId) {
 
 EngineSnapshot Engine::collectSnapshot() {
   EngineSnapshot snap;
-  uint64_t now = EventLoop::nowUs();
+  uint64_t now = core::EventLoop::nowUs();
   snap.timeMs = double(now) / 1000.0;
   snap.devices.reserve(links_.size());
   for (auto& entry : links_) {
@@ -58,11 +58,11 @@ EngineSnapshot Engine::collectSnapshot() {
   }
   snap.connections.reserve(conns_.size());
   for (auto& entry : conns_) {
-    ConnectionSnapshot c;
+    mux::ConnectionSnapshot c;
     entry.second->snapshot(c, now);
     snap.connections.push_back(c);
   }
   return snap;
 }
 
-}  // namespace tsmuxd::pipe
+}  // namespace tsmuxd::engine

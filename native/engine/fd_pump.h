@@ -9,14 +9,14 @@
 #include <vector>
 
 #include "mux/connection.h"
-#include "pipe/event_loop.h"
+#include "core/event_loop.h"
 
-namespace tsmuxd::pipe {
+namespace tsmuxd::engine {
 
-class FdPump : public mux::ConnectionIo, public Pollable, public Deferred {
+class FdPump : public mux::ConnectionIo, public core::Pollable, public core::Deferred {
  public:
   // `connecting`: the socket is an outgoing non-blocking connect in progress.
-  FdPump(EventLoop& loop, int fd, bool connecting);
+  FdPump(core::EventLoop& loop, int fd, bool connecting);
   ~FdPump() override;
 
   void bind(mux::Connection* conn) { conn_ = conn; }
@@ -44,7 +44,7 @@ class FdPump : public mux::ConnectionIo, public Pollable, public Deferred {
   void localFailed(const std::string& reason);
   size_t sendPipelined(size_t room);
 
-  EventLoop& loop_;
+  core::EventLoop& loop_;
   int fd_;
   mux::Connection* conn_ = nullptr;
   bool connecting_;
@@ -61,4 +61,4 @@ class FdPump : public mux::ConnectionIo, public Pollable, public Deferred {
   size_t pipelinedSent_ = 0;
 };
 
-}  // namespace tsmuxd::pipe
+}  // namespace tsmuxd::engine

@@ -2,11 +2,10 @@
 // One FfsFunction per function (ep0 and its lifecycle events); the mux
 // function runs one DeviceLink session per ENABLE under a fixed handle, the
 // placeholders (the interfaces a phone shows around the mux) only log.
-#include "pipe/engine.h"
-#include "pipe/raw_bulk.h"
+#include "engine/engine.h"
 #include "usb/ffs.h"
 
-namespace tsmuxd::pipe {
+namespace tsmuxd::engine {
 
 uint32_t Engine::attachDeviceRoleFfs(const std::string& dir, const DeviceRoleOptions& options,
                                      std::string& error) {
@@ -57,7 +56,6 @@ void Engine::onFfsEvent(uint32_t handle, usb::FfsFunction::Event e, const std::s
       // The host set a configuration holding our interface: a phone starts
       // a fresh mux session (the host begins with VERSION either way).
       if (link) linkClosed(*link, Fault(codes::kUnplugged, "FunctionFS re-enabled"));
-      entry.raw.reset();
       uint16_t mps = entry.function->currentMaxPacketSize(512);
       std::string error;
       auto transport = usb::FfsTransport::create(loop_, pool_, stats_, entry.function->outFd(),
@@ -67,11 +65,6 @@ void Engine::onFfsEvent(uint32_t handle, usb::FfsFunction::Event e, const std::s
         return;
       }
       emitLog(handle, "info", "FunctionFS ENABLE: wMaxPacketSize " + std::to_string(mps));
-      if (entry.options.raw) {
-        entry.raw = std::make_shared<RawBulk>(std::move(transport), pool_,
-            [this, handle](const char* level, std::string text) { emitLog(handle, level, std::move(text)); });
-        return;
-      }
       startDeviceSession(handle, std::move(transport), entry.options);
       return;
     }
@@ -81,7 +74,6 @@ void Engine::onFfsEvent(uint32_t handle, usb::FfsFunction::Event e, const std::s
       // UDC unbound (an unplug): the session ends. Its requests may already
       // have failed with ESHUTDOWN and ended it first.
       emitLog(handle, "info", "FunctionFS " + detail);
-      entry.raw.reset();
       if (link) {
         linkClosed(*link, Fault(codes::kUnplugged, std::string("FunctionFS ") + detail +
                                                        ": the host unconfigured or unplugged us"));
@@ -92,4 +84,13 @@ void Engine::onFfsEvent(uint32_t handle, usb::FfsFunction::Event e, const std::s
   }
 }
 
-}  // namespace tsmuxd::pipe
+void Engine::closeFfs(uint32_t handle) {
+  auto f = ffs_.find(handle);
+  if (f == ffs_.end()) return;
+  f->second.function->close();
+  // This may run inside the function's own ep0 callback (onFfsEvent).
+  loop_.retire(f->second.function);
+  ffs_.erase(f);
+}
+
+}  // namespace tsmuxd::engine

@@ -2,32 +2,26 @@
 // One attached device as the engine holds it: its transport, and once the
 // control plane has accepted it, its mux session. In the host role the first
 // transfer is the cable's descriptor, which JS sees before anything opens.
+//
+// The link stands between the two layers that must not see each other: it
+// is the transport's handler (usb) and the session's carrier (mux).
+//
+// Lifetime: the engine owns links through shared_ptrs made by
+// EventLoop::makeRetiring, so dropping one from inside its own transport's
+// callback frees it only after the turn.
 #include <memory>
-#include <optional>
 #include <string>
-#include <unordered_map>
 
+#include "engine/port_map.h"
 #include "mux/device_session.h"
-#include "sim/measuring.h"
-#include "usb/cable_descriptor.h"
+#include "mux/link.h"
 #include "usb/transport.h"
 
-namespace tsmuxd::pipe {
+namespace tsmuxd::engine {
 
 class Engine;
 
-// Where the simulated phone's kernel connects for a device port.
-struct LocalTarget {
-  std::string host;  // TCP when path is empty
-  uint16_t port = 0;
-  std::string path;  // a Unix socket
-  // A port StartService hands out serves one connection, as on a phone.
-  bool once = false;
-  // A measuring service served inside the engine (sim/builtin_io.h), no socket.
-  std::optional<sim::TestServiceKind> builtin;
-};
-
-class DeviceLink : public usb::TransportHandler {
+class DeviceLink : public usb::TransportHandler, public mux::PacketLink {
  public:
   DeviceLink(Engine& engine, uint32_t handle, mux::Role role,
              std::unique_ptr<usb::Transport> transport);
@@ -37,6 +31,8 @@ class DeviceLink : public usb::TransportHandler {
   mux::Role role() const { return role_; }
   mux::DeviceSession* session() { return session_.get(); }
   usb::Transport& transport() { return *transport_; }
+  // Device role: where incoming connections go.
+  PortMap& ports() { return ports_; }
 
   void startSession(const mux::SessionOptions& options);
   // The transport described the device itself (libusb): no descriptor
@@ -47,20 +43,16 @@ class DeviceLink : public usb::TransportHandler {
   // The link died under us: connections flush what they have, then close.
   void lost(const std::string& reason);
 
-  // Device role: port map for incoming connections.
-  void mapPort(uint16_t port, LocalTarget target) { portMap_[port] = std::move(target); }
-  void unmapPort(uint16_t port) { portMap_.erase(port); }
-  void setDefaultLoopback(bool on) { defaultLoopback_ = on; }
-  // Device role: the built-in service a port maps to, if any (a one-shot
-  // mapping is used up by asking).
-  std::optional<sim::TestServiceKind> takeBuiltin(uint16_t port);
-  // Device role: opens the local socket for a SYN; returns fd, or -1 with errno.
-  int openLocal(uint16_t port, bool& connecting, int& error);
-
+  // usb::TransportHandler
   void onTransfer(const uint8_t* data, size_t len) override;
   void onTransferBatchEnd() override;
   void onTransportDrained() override;
   void onTransportClosed(const Fault& why) override;
+
+  // mux::PacketLink
+  void send(core::OutPacket packet, bool zlp) override { transport_->send(std::move(packet), zlp); }
+  bool congested() const override { return transport_->congested(); }
+  uint16_t maxPacketSize() const override { return transport_->maxPacketSize(); }
 
  private:
   Engine& engine_;
@@ -69,8 +61,7 @@ class DeviceLink : public usb::TransportHandler {
   std::unique_ptr<usb::Transport> transport_;
   std::unique_ptr<mux::DeviceSession> session_;
   bool described_ = false;
-  std::unordered_map<uint16_t, LocalTarget> portMap_;
-  bool defaultLoopback_ = true;
+  PortMap ports_;
 };
 
-}  // namespace tsmuxd::pipe
+}  // namespace tsmuxd::engine

@@ -6,10 +6,10 @@
 #include <memory>
 #include <string>
 
-#include "pipe/snapshot.h"
+#include "engine/snapshot.h"
 #include "usb/cable_descriptor.h"
 
-namespace tsmuxd::pipe {
+namespace tsmuxd::engine {
 
 struct NativeEvent {
   enum class Type { Attached, Ready, Detached, Log, Connected, ConnectFailed, Closed, Snapshot };
@@ -40,4 +40,4 @@ class EventSink {
   virtual void emit(NativeEvent ev) = 0;
 };
 
-}  // namespace tsmuxd::pipe
+}  // namespace tsmuxd::engine

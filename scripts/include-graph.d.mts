@@ -1,0 +1,16 @@
+// Types for scripts/include-graph.mjs (imported by test/native-layers.test.ts).
+export interface NativeInclude {
+  from: string;
+  line: number;
+  text: string;
+  to: string | null;
+  fromFolder: string;
+  toFolder: string | null;
+}
+export declare const repoRoot: string;
+export declare const NATIVE_DIR: string;
+export declare function folderOf(nativeRelative: string): string;
+export declare function nativeIncludes(root?: string): NativeInclude[];
+export declare function folderGraph(includes: NativeInclude[]): Map<string, string[]>;
+export declare function folderCycles(graph: Map<string, string[]>): string[][];
+export declare function formatGraph(graph: Map<string, string[]>): string;
