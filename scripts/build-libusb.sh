@@ -10,10 +10,17 @@
 # Usage: scripts/build-libusb.sh
 #   LIBUSB_PREFIX  install prefix (default: <repo>/.deps/libusb; a relative
 #                  path is taken relative to the current directory)
+#   LIBUSB_SRC     a libusb source tree to build instead of Debian's pinned
+#                  1.0.26 (e.g. a modified one, to relink the addon against it
+#                  as the LGPL allows: LIBUSB_SRC=DIR npm run build:prebuild).
+#                  It is copied, never built in place; the same flags apply.
+#                  A tree without configure needs autoconf, automake, libtool.
 #   VERBOSE=1      stream configure/make output instead of logging it
 #
 # The script is idempotent: when $PREFIX/lib/libusb-1.0.a exists and the stamp
-# file in $PREFIX records the same build settings, it does nothing.
+# file in $PREFIX records the same build settings, it does nothing. With
+# LIBUSB_SRC the stamp records the tree's path and a hash of its files, so
+# editing the tree (or unsetting LIBUSB_SRC) rebuilds.
 set -euo pipefail
 
 readonly LIBUSB_VERSION=1.0.26
@@ -43,22 +50,40 @@ readonly archive=$prefix/lib/libusb-1.0.a
 log() { printf '[build-libusb] %s\n' "$*" >&2; }
 die() { printf '[build-libusb] ERROR: %s\n' "$*" >&2; exit 1; }
 
+# LIBUSB_SRC: an absolute path, and a SHA-256 over its files (not .git).
+libusb_src=${LIBUSB_SRC:-}
+if [[ -n $libusb_src ]]; then
+  [[ -d $libusb_src ]] || die "LIBUSB_SRC=$libusb_src is not a directory"
+  libusb_src=$(cd "$libusb_src" && pwd)
+  [[ -f $libusb_src/libusb/libusb.h && ( -f $libusb_src/configure || -f $libusb_src/configure.ac ) ]] \
+    || die "LIBUSB_SRC=$libusb_src is not a libusb source tree (no libusb/libusb.h, or neither configure nor configure.ac)"
+  src_tree_sha256=$(cd "$libusb_src" && find . -path ./.git -prune -o -type f -print0 \
+    | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
+fi
+readonly libusb_src
+
 expected_stamp() {
   printf 'stamp-format=%s\n' "$STAMP_FORMAT"
-  printf 'libusb-version=%s\n' "$LIBUSB_VERSION"
-  printf 'orig-sha256=%s\n' "$ORIG_SHA256"
+  if [[ -n $libusb_src ]]; then
+    printf 'source=LIBUSB_SRC %s\n' "$libusb_src"
+    printf 'source-tree-sha256=%s\n' "$src_tree_sha256"
+  else
+    printf 'libusb-version=%s\n' "$LIBUSB_VERSION"
+    printf 'orig-sha256=%s\n' "$ORIG_SHA256"
+  fi
   printf 'configure-flags=%s\n' "${CONFIGURE_FLAGS[*]}"
   printf 'cflags=%s\n' "$BUILD_CFLAGS"
   printf 'api-visibility=hidden\n'
 }
 
+readonly what=${libusb_src:+"libusb from LIBUSB_SRC=$libusb_src"}
 if [[ -f $archive && -f $stamp_file ]] && [[ "$(cat "$stamp_file")" == "$(expected_stamp)" ]]; then
-  log "libusb $LIBUSB_VERSION is up to date in $prefix"
+  log "${what:-libusb $LIBUSB_VERSION} is up to date in $prefix"
   exit 0
 fi
 
 start_time=$SECONDS
-log "building libusb $LIBUSB_VERSION into $prefix"
+log "building ${what:-libusb $LIBUSB_VERSION} into $prefix"
 
 # --- privileges and packages -------------------------------------------------
 
@@ -101,6 +126,31 @@ command -v apt-get >/dev/null 2>&1 || die "apt-get not found: this script needs 
 # tarballs; gcc/make/libc6-dev: configure + build (the tarball ships a
 # generated configure, so autotools are not needed); binutils: readelf/nm.
 ensure_packages dpkg-dev gcc make libc6-dev binutils bzip2 xz-utils
+
+# --- LIBUSB_SRC: a copy of the user's tree -------------------------------------
+
+if [[ -n $libusb_src ]]; then
+  work=$work_root/libusb-src
+  rm -rf "$work"
+  mkdir -p "$work"
+  srcdir=$work/src
+  cp -a "$libusb_src" "$srcdir"
+  # A tree built in place would leave its objects (built with other flags)
+  # and configure's output behind; configure and make below redo them.
+  find "$srcdir" \( -name '*.o' -o -name '*.lo' -o -name '*.la' -o -name '*.a' -o -name .libs -o -name .deps \) \
+    -prune -exec rm -rf {} +
+  rm -f "$srcdir"/{config.status,config.log,config.h,libtool,stamp-h1}
+  if [[ ! -f $srcdir/configure ]]; then
+    ensure_packages autoconf automake libtool
+    log "autoreconf -fi (the tree has no configure)"
+    (cd "$srcdir" && autoreconf -fi) >&2 || die "autoreconf failed in the copy of $libusb_src"
+  fi
+  expected_version=$(sed -n "s/^PACKAGE_VERSION='\(.*\)'$/\1/p" "$srcdir/configure")
+  [[ -n $expected_version ]] || die "cannot read PACKAGE_VERSION from $libusb_src's configure"
+  log "source: LIBUSB_SRC=$libusb_src (configure says libusb $expected_version; tree sha256 $src_tree_sha256)"
+else
+# (Debian's pinned source package, up to the configure step; not indented.)
+expected_version=$LIBUSB_VERSION
 
 # --- source index --------------------------------------------------------------
 
@@ -207,6 +257,7 @@ dpkg-source -x "${dscs[0]}" "$srcdir" >&2
 configured_version=$(sed -n "s/^PACKAGE_VERSION='\(.*\)'$/\1/p" "$srcdir/configure")
 [[ $configured_version == "$LIBUSB_VERSION" ]] \
   || die "unpacked configure reports version '$configured_version', expected $LIBUSB_VERSION"
+fi
 
 # --- configure, build, stage ---------------------------------------------------------
 
@@ -275,8 +326,8 @@ exported=$(nm -D --defined-only "$check/libprobe.so" | awk '$3 ~ /^libusb_/ { pr
 [[ -z $exported ]] || die "a shared object linking the archive exports: $(echo $exported | head -c 300)"
 gcc -o "$check/probe" "$check/main.c" -L"$check" -lprobe -Wl,-rpath,"$check"
 runtime_version=$("$check/probe")
-[[ $runtime_version == "$LIBUSB_VERSION" ]] \
-  || die "libusb_get_version() reports '$runtime_version', expected $LIBUSB_VERSION"
+[[ $runtime_version == "$expected_version" ]] \
+  || die "libusb_get_version() reports '$runtime_version', expected $expected_version"
 if ldd "$check/libprobe.so" | grep -Eq 'libusb|libudev'; then
   die "probe shared object depends on libusb/libudev: $(ldd "$check/libprobe.so")"
 fi
@@ -288,4 +339,4 @@ mkdir -p "$prefix"
 cp -a "$staged"/. "$prefix"/
 expected_stamp >"$stamp_file"
 
-log "installed libusb $runtime_version (static, PIC, hidden) in $prefix in $((SECONDS - start_time))s"
+log "installed libusb $runtime_version (static, PIC, hidden${libusb_src:+, from LIBUSB_SRC=$libusb_src}) in $prefix in $((SECONDS - start_time))s"

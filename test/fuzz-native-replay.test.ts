@@ -7,11 +7,13 @@ import { readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { requireTool } from './helpers/system-tools.js';
+
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 const TARGETS = ['mux_frame', 'reassembler', 'cable_descriptor', 'pseudo_tcp'];
 
-const clang = spawnSync('clang++', ['--version'], { encoding: 'utf8' });
-const haveClang = !clang.error && clang.status === 0;
+// libclang-rt-14-dev holds the libFuzzer runtime that clang++ -fsanitize=fuzzer links.
+const noClang = requireTool('clang++', 'clang libclang-rt-14-dev');
 
 t.test('every target has a committed corpus', async (t) => {
   for (const target of TARGETS) {
@@ -22,7 +24,7 @@ t.test('every target has a committed corpus', async (t) => {
 
 t.test(
   'the committed corpora replay without a crash',
-  { skip: haveClang ? false : 'clang++ is not installed (apt-get install clang libclang-rt-14-dev)', timeout: 240_000 },
+  { skip: noClang, timeout: 240_000 },
   async (t) => {
     // A cold build of the harnesses takes most of this; later runs relink nothing.
     const r = spawnSync('bash', ['scripts/fuzz.sh', '--replay', '--only', 'native', '--jobs', '2'], {

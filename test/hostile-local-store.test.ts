@@ -13,6 +13,7 @@ import t, { type Test } from 'tap';
 import { UsbmuxClient } from '../src/client/usbmux-client.js';
 import { lookupAccount } from '../src/cli/privileges.js';
 import { findOnPath, spawnDaemon, tempDir, type DaemonProcess } from './helpers/daemon-process.js';
+import { requireTool } from './helpers/system-tools.js';
 import { parseXmlBody, plistRequest, RawClient, xmlPlist, type Dict } from './helpers/usbmuxd-harness.js';
 
 const UDID = '00008101-000A1B2C3D4E5F60';
@@ -126,7 +127,7 @@ t.test('a directory of mode 000 under a daemon running as nobody', { skip: !asRo
 // The daemon runs in a mount namespace of its own, with a 64 KiB tmpfs on
 // its config dir; the test fills it through /proc/<pid>/root, which shows
 // that namespace's view.
-const tmpfsSkip = !asRoot ? 'needs root, to mount a tmpfs in a mount namespace' : !findOnPath('unshare') ? 'unshare not found (Debian package util-linux)' : false;
+const tmpfsSkip = !asRoot ? 'needs root, to mount a tmpfs in a mount namespace' : requireTool('unshare', 'util-linux');
 
 t.test('a full tmpfs', { skip: tmpfsSkip }, async (t) => {
   const dir = tempDir(t);

@@ -14,6 +14,7 @@ import { Logger } from '../src/util/log.js';
 import { native, NativeError } from '../src/native/addon.js';
 import { extensionAccess, peerCredentialsOf } from '../src/server/access.js';
 import { findOnPath } from './helpers/daemon-process.js';
+import { requireTool } from './helpers/system-tools.js';
 import { startDaemon, tempDir } from './helpers/usbmuxd-harness.js';
 
 const NOBODY = 65534;
@@ -87,9 +88,7 @@ const setpriv = findOnPath('setpriv');
 const skip =
   process.getuid!() !== 0
     ? 'needs root to run a client as another user (setpriv to nobody)'
-    : !setpriv
-      ? 'needs setpriv (util-linux) to run a client as another user'
-      : false;
+    : requireTool('setpriv', 'util-linux');
 
 t.test('another user is refused the stats, keeps its connection; root is answered', { skip }, async (t) => {  const logFile = join(tempDir(t), 'daemon.log');
   const setup = await startDaemon(t, { sims: 1, log: new Logger({ file: logFile, verbosity: 3 }) });

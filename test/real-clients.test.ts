@@ -18,25 +18,10 @@ import {
   waitUntil,
   type Exit,
 } from './helpers/daemon-process.js';
+import { requireTool } from './helpers/system-tools.js';
 
 const MiB = 1024 * 1024;
 const ECHO = 7;
-
-// Which Debian package provides each tool (CI installs both).
-const PACKAGES: Record<string, string> = {
-  idevice_id: 'libimobiledevice-utils',
-  iproxy: 'libusbmuxd-tools',
-  inetcat: 'libusbmuxd-tools',
-};
-
-/** The tool's path, or a failed assertion that says how to get it. */
-function requireTool(t: { fail(message: string): unknown }, name: string): string | undefined {
-  const path = findOnPath(name);
-  if (!path) {
-    t.fail(`'${name}' is not on PATH: install the Debian package ${PACKAGES[name]} (apt-get install ${PACKAGES[name]})`);
-  }
-  return path;
-}
 
 function describeRun(cmd: string, r: { code: number | null; signal: string | null; stdout: string; stderr: string; ms?: number }): string {
   const ms = r.ms === undefined ? '' : ` in ${r.ms} ms`;
@@ -158,9 +143,8 @@ t.test('the daemon announces its socket and one simulated phone', async (t) => {
   t.equal(Number(attached[1]), devices[0].deviceId, 'and on the DeviceID');
 });
 
-t.test('idevice_id -l prints exactly the simulated UDID', async (t) => {
-  const tool = requireTool(t, 'idevice_id');
-  if (!tool) return;
+t.test('idevice_id -l prints exactly the simulated UDID', { skip: requireTool('idevice_id', 'libimobiledevice-utils') }, async (t) => {
+  const tool = findOnPath('idevice_id')!;
   const r = await run(tool, ['-l'], { env, timeoutMs: 10_000 });
   t.comment(describeRun(`USBMUXD_SOCKET_ADDRESS=${address} idevice_id -l`, r));
   t.notOk(r.timedOut, 'idevice_id -l finished within 10 s');
@@ -168,9 +152,8 @@ t.test('idevice_id -l prints exactly the simulated UDID', async (t) => {
   t.equal(r.stdout, `${udid}\n`, 'stdout is the UDID and a newline, nothing else');
 });
 
-t.test('idevice_id -n finishes without hanging', async (t) => {
-  const tool = requireTool(t, 'idevice_id');
-  if (!tool) return;
+t.test('idevice_id -n finishes without hanging', { skip: requireTool('idevice_id', 'libimobiledevice-utils') }, async (t) => {
+  const tool = findOnPath('idevice_id')!;
   const r = await run(tool, ['-n'], { env, timeoutMs: 10_000 });
   t.comment(describeRun(`USBMUXD_SOCKET_ADDRESS=${address} idevice_id -n`, r));
   t.notOk(r.timedOut, 'idevice_id -n finished within 10 s');
@@ -178,9 +161,8 @@ t.test('idevice_id -n finishes without hanging', async (t) => {
   t.equal(r.stdout, '', 'there are no network devices to list');
 });
 
-t.test('iproxy LOCAL:7 carries 64 MiB through the echo service intact', async (t) => {
-  const tool = requireTool(t, 'iproxy');
-  if (!tool) return;
+t.test('iproxy LOCAL:7 carries 64 MiB through the echo service intact', { skip: requireTool('iproxy', 'libusbmuxd-tools') }, async (t) => {
+  const tool = findOnPath('iproxy')!;
   const port = await freePort();
   // iproxy printf()s to a pipe, which stdio buffers until exit; stdbuf makes
   // its lines visible as they are written (the last ones survive the SIGTERM).
@@ -237,9 +219,8 @@ t.test('iproxy LOCAL:7 carries 64 MiB through the echo service intact', async (t
   t.match(stdout, new RegExp(`Requesting connecion to USB device handle \\d+ \\(serial: ${udid}\\), port ${ECHO}`), 'and connected to the simulated phone');
 });
 
-t.test('inetcat 7 carries a few MiB through stdin/stdout intact', async (t) => {
-  const tool = requireTool(t, 'inetcat');
-  if (!tool) return;
+t.test('inetcat 7 carries a few MiB through stdin/stdout intact', { skip: requireTool('inetcat', 'libusbmuxd-tools') }, async (t) => {
+  const tool = findOnPath('inetcat')!;
   const child = spawn(tool, [String(ECHO)], { env, stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));

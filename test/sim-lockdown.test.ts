@@ -9,6 +9,7 @@ import { FrameReader, FramingError, MAX_FRAME } from '../src/lockdown/framing.js
 import { PRE_SESSION_KEYS } from '../src/sim/lockdown/lockdownd.js';
 import { simIdentity } from '../src/sim/identity.js';
 import { findOnPath, run } from './helpers/daemon-process.js';
+import { requireTool } from './helpers/system-tools.js';
 import { LockdownConn, lockdownFrame } from './helpers/lockdown-conn.js';
 import { SLOW, startDaemon, within } from './helpers/usbmuxd-harness.js';
 
@@ -173,12 +174,8 @@ t.test('lockdownd through the daemon', async (t) => {
     t.equal((await fresh.request({ Request: 'QueryType' })).Type, 'com.apple.mobile.lockdown', 'new connections still answered');
   });
 
-  t.test("Debian's ideviceinfo (simple mode, no pairing)", async (t) => {
-    const tool = findOnPath('ideviceinfo');
-    if (!tool) {
-      t.fail("'ideviceinfo' is not on PATH: apt-get install libimobiledevice-utils");
-      return;
-    }
+  t.test("Debian's ideviceinfo (simple mode, no pairing)", { skip: requireTool('ideviceinfo', 'libimobiledevice-utils') }, async (t) => {
+    const tool = findOnPath('ideviceinfo')!;
     const env = { ...process.env, USBMUXD_SOCKET_ADDRESS: setup.address };
     const all = await run(tool, ['-s', '-u', udid], { env, timeoutMs: SLOW });
     t.comment(`ideviceinfo -s -u ${udid}: exit ${all.code}\n${all.stdout}${all.stderr}`);

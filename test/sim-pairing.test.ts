@@ -18,6 +18,7 @@ import type { PlistDict } from '../src/protocol/plist-codec.js';
 import { simIdentity } from '../src/sim/identity.js';
 import { Lockdownd } from '../src/sim/lockdown/lockdownd.js';
 import { findOnPath, run } from './helpers/daemon-process.js';
+import { requireTool } from './helpers/system-tools.js';
 import { hostPairRecord, TEST_BUID as BUID } from './helpers/host-pairing.js';
 import { FrameQueue, lockdownFrame } from './helpers/lockdown-conn.js';
 import { SLOW, startDaemon, within } from './helpers/usbmuxd-harness.js';
@@ -136,13 +137,9 @@ t.test('pairing and sessions through the daemon', async (t) => {
   const lockdownd = setup.peers[0]!.lockdownd;
   const open = async () => new HostConnection(await client.connect(udid, LOCKDOWN));
 
-  t.test("Debian's idevicepair and ideviceinfo", async (t) => {
-    const pairTool = findOnPath('idevicepair');
-    const infoTool = findOnPath('ideviceinfo');
-    if (!pairTool || !infoTool) {
-      t.fail("'idevicepair'/'ideviceinfo' not on PATH: apt-get install libimobiledevice-utils");
-      return;
-    }
+  t.test("Debian's idevicepair and ideviceinfo", { skip: requireTool('idevicepair', 'libimobiledevice-utils') || requireTool('ideviceinfo', 'libimobiledevice-utils') }, async (t) => {
+    const pairTool = findOnPath('idevicepair')!;
+    const infoTool = findOnPath('ideviceinfo')!;
     const env = { ...process.env, USBMUXD_SOCKET_ADDRESS: setup.address };
     const show = (what: string, r: { code: number | null; stdout: string; stderr: string }) =>
       t.comment(`${what}: exit ${r.code}\n${r.stdout}${r.stderr}`);

@@ -15,6 +15,7 @@ import { startPeer } from '../src/sim/peer.js';
 import { DYNAMIC_PORT_MAX, DYNAMIC_PORT_MIN } from '../src/sim/service-ports.js';
 import { HEARTBEAT_SERVICE } from '../src/sim/services/heartbeat.js';
 import { findOnPath, run } from './helpers/daemon-process.js';
+import { requireTool } from './helpers/system-tools.js';
 import { LockdownConn } from './helpers/lockdown-conn.js';
 import { plistRequest, RawClient, SLOW, startDaemon, tempDir, visibleDevices, waitUntil, within } from './helpers/usbmuxd-harness.js';
 
@@ -77,15 +78,14 @@ t.test('trust dialog and services through the daemon', async (t) => {
     lockdownd.trustDelayMs = 0;
     lockdownd.trustDialog = 'none';
   });
-  const pairTool = findOnPath('idevicepair');
+  const pairTool = findOnPath('idevicepair')!; // the tests that run it skip without it
   const env = { ...process.env, USBMUXD_SOCKET_ADDRESS: setup.address };
   const deniedText = `ERROR: Device ${udid} said that the user denied the trust dialog.\n`;
   const pendingText = `ERROR: Please accept the trust dialog on the screen of device ${udid}, then attempt to pair again.\n`;
   const show = (what: string, r: { code: number | null; stdout: string; stderr: string }) =>
     t.comment(`${what}: exit ${r.code}\nstdout: ${JSON.stringify(r.stdout)}\nstderr: ${JSON.stringify(r.stderr)}`);
 
-  t.test("deny: Debian's idevicepair is told the user denied", async (t) => {
-    if (!pairTool) return t.fail("'idevicepair' not on PATH: apt-get install libimobiledevice-utils");
+  t.test("deny: Debian's idevicepair is told the user denied", { skip: requireTool('idevicepair', 'libimobiledevice-utils') }, async (t) => {
     lockdownd.trustMode = 'deny';
     const r = await run(pairTool, ['-u', udid, 'pair'], { env, timeoutMs: SLOW });
     show(`deny: idevicepair -u ${udid} pair`, r);
@@ -94,8 +94,7 @@ t.test('trust dialog and services through the daemon', async (t) => {
     t.equal(lockdownd.pairRecords.size, 0, 'nothing stored');
   });
 
-  t.test('prompt: pending until trust(), then idevicepair succeeds', async (t) => {
-    if (!pairTool) return t.fail("'idevicepair' not on PATH: apt-get install libimobiledevice-utils");
+  t.test('prompt: pending until trust(), then idevicepair succeeds', { skip: requireTool('idevicepair', 'libimobiledevice-utils') }, async (t) => {
     lockdownd.trustMode = 'prompt';
     lockdownd.trustDialog = 'none';
     const first = await run(pairTool, ['-u', udid, 'pair'], { env, timeoutMs: SLOW });
@@ -129,8 +128,7 @@ t.test('trust dialog and services through the daemon', async (t) => {
     t.equal(lockdownd.pairRecords.size, 0);
   });
 
-  t.test('auto with trustDelayMs: pending, then accepted by itself', async (t) => {
-    if (!pairTool) return t.fail("'idevicepair' not on PATH: apt-get install libimobiledevice-utils");
+  t.test('auto with trustDelayMs: pending, then accepted by itself', { skip: requireTool('idevicepair', 'libimobiledevice-utils') }, async (t) => {
     lockdownd.trustMode = 'auto';
     lockdownd.trustDelayMs = 300;
     lockdownd.trustDialog = 'none';
