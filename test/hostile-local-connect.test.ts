@@ -94,6 +94,7 @@ t.test('a client that sends a Connect and leaves while it is pending costs nothi
   const before = fds();
   const socket = net.connect(ld.socketPath);
   await once(socket, 'connect');
+  socket.resume();  // takes the Result, so the daemon's FIN ends it
   socket.end(binaryConnect(1, stopped.deviceId, ECHO_PORT));
   await once(socket, 'close');
   // The pending pseudo-TCP connection ends with its timeout; nothing of it stays.

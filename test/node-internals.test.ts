@@ -7,7 +7,9 @@
 //    SO_PEERCRED from);
 //  - net.Socket#_handle.reading / readStop(): how src/server/socket-reading.ts
 //    stops reading a client at the kernel.
-// Two gaps of stopReading() on Node 20 are marked todo below (see TODO_*).
+//    Two things in node's stream would undo a bare readStop() on Node 20 (a
+//    read more from maybeReadMore after a stop in a 'data' handler, and no
+//    restart on resume after a stop while idle); both cases are checked.
 import { once } from 'node:events';
 import { fstatSync, mkdtempSync, rmSync, writeSync } from 'node:fs';
 import net from 'node:net';
@@ -21,16 +23,6 @@ import { resumeReading, stopReading } from '../src/server/socket-reading.js';
 
 const NODE = `Node ${process.version}`;
 
-// Known gaps, todo rather than failures (docs/architecture.md, "Node internals"):
-// from a 'data' handler, node's stream asks for more on the next tick
-// (Readable's maybeReadMore) and Socket#_read restarts the handle, so one more
-// read of up to 64 KiB lands in JS after the stop. The daemon depends on that
-// read today: it is how a client that half-closes behind a pending Connect is
-// seen leaving (test/hostile-local-connect.test.ts).
-const TODO_READ_AHEAD = "after a stop from a 'data' handler node reads once more (maybeReadMore restarts the handle)";
-// On an idle socket the stream still counts a read as outstanding, so resume()
-// never restarts the handle. The daemon stops only from its 'data' handler.
-const TODO_IDLE_RESUME = 'after a stop on an idle socket resume() does not restart the handle';
 const MiB = 1024 * 1024;
 
 interface InternalHandle {
@@ -132,8 +124,6 @@ for (const kind of ['unix', 'tcp'] as const) {
       const handle = handleOf(server);
       const where = 'src/server/socket-reading.ts';
       t.equal(typeof handle?.readStop, 'function', `${NODE}: net.Socket#_handle.readStop is a function (${where} calls it)`);
-      const readAhead = when === 'from the data handler' ? { todo: TODO_READ_AHEAD } : {};
-      const idleResume = when === 'while idle' ? { todo: TODO_IDLE_RESUME } : {};
       t.equal(handle?.reading, true, `${NODE}: net.Socket#_handle.reading is true while the socket is read (${where} keeps it)`);
 
       // 'from the data handler' is what src/server/client-session.ts does
@@ -156,7 +146,7 @@ for (const kind of ['unix', 'tcp'] as const) {
         stopReading(server);
       }
       await sleep(0);
-      t.equal(handle?.reading, false, `${NODE}: after stopReading() _handle.reading is false (and stays so a tick later)`, readAhead);
+      t.equal(handle?.reading, false, `${NODE}: after stopReading() _handle.reading is false (and stays so a tick later)`);
       // Loopback TCP buffers a few MiB in the kernel; a unix socket a few hundred KiB.
       const total = kind === 'unix' ? 1 * MiB : 32 * MiB;
       const sent = Buffer.alloc(total, 0x5a);
@@ -169,7 +159,6 @@ for (const kind of ['unix', 'tcp'] as const) {
         first.length,
         `${NODE}: nothing more was read from the kernel while stopped (bytesRead ${server.bytesRead}, expected ${first.length}; ` +
           `if more, node restarted the handle behind ${where} stopReading(), or readStop() no longer stops it)`,
-        readAhead,
       );
       t.ok(
         client.writableLength > 0,
@@ -180,14 +169,14 @@ for (const kind of ['unix', 'tcp'] as const) {
       const all = readBytes(server, total, `resumeReading() on the ${kind} socket`);
       resumeReading(server);
       const got = await all.catch((err: Error) => {
-        t.fail(`${NODE}: ${where} resumeReading() did not restart reading: ${err.message}`, idleResume);
+        t.fail(`${NODE}: ${where} resumeReading() did not restart reading: ${err.message}`);
         return undefined;
       });
       if (got) {
         t.equal(got.length, total, `${NODE}: after resumeReading() all ${total / MiB} MiB arrive`);
         t.ok(got.equals(sent), 'intact');
       }
-      t.equal(handle?.reading, true, `${NODE}: and _handle.reading is true again`, idleResume);
+      t.equal(handle?.reading, true, `${NODE}: and _handle.reading is true again`);
     });
   }
 }
