@@ -12,7 +12,7 @@ import t, { type Test } from 'tap';
 
 import { UsbmuxClient } from '../src/client/usbmux-client.js';
 import { lookupAccount } from '../src/cli/privileges.js';
-import { findOnPath, spawnDaemon, tempDir, type DaemonProcess } from './helpers/daemon-process.js';
+import { spawnDaemon, tempDir, type DaemonProcess } from './helpers/daemon-process.js';
 import { requireTool } from './helpers/system-tools.js';
 import { parseXmlBody, plistRequest, RawClient, xmlPlist, type Dict } from './helpers/usbmuxd-harness.js';
 

@@ -24,6 +24,16 @@ export interface ServerOptions {
   stuckOutputTimeoutMs?: number;
 }
 
+/**
+ * Connections the kernel queues before we accept them (it caps this at
+ * net.core.somaxconn, 4096 on current kernels). A full queue refuses a Unix
+ * client with EAGAIN, which libusbmuxd does not retry; a burst of a thousand
+ * clients (a device farm's CI starting at once, or the hostile-local crowd
+ * on a loaded machine) is queued instead. Each queued connection is the
+ * kernel's memory, counted against its client.
+ */
+const LISTEN_BACKLOG = 1024;
+
 /** Is something answering on this Unix socket path? */
 function socketInUse(path: string): Promise<boolean> {
   return new Promise((resolve) => {
@@ -89,8 +99,8 @@ export class UsbmuxServer {
     }
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
-      if (a.kind === 'unix') this.server.listen({ path: a.path, backlog: 256 }, resolve);
-      else this.server.listen({ host: a.host, port: a.port, backlog: 256, ipv6Only: a.host.includes(':') }, resolve);
+      if (a.kind === 'unix') this.server.listen({ path: a.path, backlog: LISTEN_BACKLOG }, resolve);
+      else this.server.listen({ host: a.host, port: a.port, backlog: LISTEN_BACKLOG, ipv6Only: a.host.includes(':') }, resolve);
     });
     this.bound = true;
     if (a.kind === 'unix') chmodSync(a.path, 0o666);
