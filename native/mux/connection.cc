@@ -12,27 +12,16 @@ namespace tsmuxd::mux {
 
 namespace {
 std::atomic<uint32_t> gNextConnectionId{1};
-constexpr uint64_t kDrainTimeoutMs = 30000;
 // Packets filled by one read from the local socket.
 constexpr size_t kMaxBurstPackets = 4;
 
-// Phones report errors with Darwin's errno numbers.
-int darwinErrno(int linuxErrno) {
-  switch (linuxErrno) {
-    case ECONNREFUSED: return 61;
-    case ETIMEDOUT: return 60;
-    case ENETUNREACH: return 51;
-    case EHOSTUNREACH: return 65;
-    default: return linuxErrno;
-  }
-}
+}  // namespace
 
-std::string hex(uint32_t v) {
+std::string hexText(uint32_t v) {
   char buf[16];
   std::snprintf(buf, sizeof buf, "0x%x", v);
   return buf;
 }
-}  // namespace
 
 uint32_t allocateConnectionId() {
   uint32_t id = gNextConnectionId.fetch_add(1);
@@ -114,67 +103,6 @@ void Connection::sendControl(uint8_t flags, const std::string& text) {
 
 // ---- handshake ----
 
-void Connection::startConnect(uint64_t timeoutMs) {
-  sndNxt_ = 0;
-  sendControl(kSyn);
-  sndNxt_ = 1;
-  std::weak_ptr<Connection> weak = weak_from_this();
-  timer_ = loop_.addTimer(timeoutMs, [weak] {
-    if (auto c = weak.lock()) {
-      c->timer_ = 0;
-      c->connectTimedOut();
-    }
-  });
-}
-
-void Connection::connectTimedOut() {
-  if (state_ != State::SynSent) return;
-  sendControl(kRst);
-  closeFromHandshake("ETIMEDOUT", "the device did not answer the SYN in time");
-}
-
-void Connection::closeFromHandshake(const char* code, const std::string& reason) {
-  cancelTimer();
-  state_ = State::Closed;
-  if (io_) io_->abort();
-  std::shared_ptr<Connection> self = shared_from_this();
-  if (session_) session_->remove(*this);
-  observer_.onConnectFailed(*this, code, reason);
-}
-
-void Connection::acceptSyn(const TcpHeader& syn) {
-  rcvNxt_ = syn.seq + 1;
-  sndWnd_ = unscaleWindow(syn.window);
-  sndNxt_ = 0;
-  sndUna_ = 0;
-}
-
-void Connection::localConnected() {
-  if (state_ != State::SynReceived) return;
-  sendControl(kSyn | kAck);
-  sndNxt_ = 1;
-  state_ = State::SynAckSent;
-  if (session_) {
-    session_->controlLog(kControlInfo, "AppleUSBDeviceMux::handleConnectResult new session " +
-                                           hex(id_) + " established " +
-                                           std::to_string(localPort_) + "<-lo0->" +
-                                           std::to_string(localPort_) + " " +
-                                           std::to_string(localPort_) + "<-usb->" +
-                                           std::to_string(remotePort_));
-  }
-}
-
-void Connection::localConnectFailed(int error) {
-  if (state_ != State::SynReceived) return;
-  sendControl(kRst);
-  if (session_) {
-    session_->controlLog(kControlWarning, "AppleUSBDeviceMux::handleConnectResult new session to port " +
-                                              std::to_string(localPort_) + " failed: " +
-                                              std::to_string(darwinErrno(error)));
-  }
-  closeFromHandshake("ECONNREFUSED", std::string("local connect failed: ") + strerror(error));
-}
-
 // ---- input ----
 
 void Connection::onSegment(const TcpHeader& th, const uint8_t* payload, size_t len,
@@ -193,7 +121,7 @@ void Connection::onSegment(const TcpHeader& th, const uint8_t* payload, size_t l
       }
       if (th.flags != (kSyn | kAck) || th.ack != 1) {
         sendControl(kRst);
-        closeFromHandshake("ECONNREFUSED", "bad handshake reply (flags " + hex(th.flags) +
+        closeFromHandshake("ECONNREFUSED", "bad handshake reply (flags " + hexText(th.flags) +
                                                ", ack " + std::to_string(th.ack) + ")");
         return;
       }
@@ -217,7 +145,7 @@ void Connection::onSegment(const TcpHeader& th, const uint8_t* payload, size_t l
     case State::SynAckSent:
       if (th.flags & kRst) break;
       if (th.flags != kAck || th.ack != 1) {
-        violation("bad handshake ACK (flags " + hex(th.flags) + ", ack " +
+        violation("bad handshake ACK (flags " + hexText(th.flags) + ", ack " +
                   std::to_string(th.ack) + ")");
         return;
       }
@@ -234,7 +162,7 @@ void Connection::onSegment(const TcpHeader& th, const uint8_t* payload, size_t l
     return;
   }
   if (th.flags != kAck) {
-    violation("flags " + hex(th.flags) + " on an established connection (only ACK is allowed)");
+    violation("flags " + hexText(th.flags) + " on an established connection (only ACK is allowed)");
     return;
   }
   if (th.seq != rcvNxt_) {
@@ -375,92 +303,5 @@ void Connection::sendData(core::OutPacket packet, size_t payloadLen) {
 }
 
 // ---- teardown ----
-
-void Connection::violation(const std::string& what) {
-  observer_.onConnectionLog(*this, what);
-  // A phone says why it resets; the host just resets.
-  sendControl(kRst, role_ == Role::Device ? what : std::string());
-  drain(what);
-}
-
-void Connection::drain(const std::string& reason) {
-  if (state_ == State::Draining || state_ == State::Closed) return;
-  cancelTimer();
-  spillDirect();
-  state_ = State::Draining;
-  closeReason_ = reason;
-  // A draining connection sends nothing more and outlives its place in the
-  // session (it may outlive the session itself, after an unplug).
-  if (session_) session_->remove(*this);
-  session_ = nullptr;
-  // A local reader that never drains must not pin the connection forever.
-  std::weak_ptr<Connection> weak = weak_from_this();
-  timer_ = loop_.addTimer(kDrainTimeoutMs, [weak] {
-    if (auto c = weak.lock()) {
-      c->timer_ = 0;
-      if (c->state_ != State::Draining) return;
-      if (c->io_) c->io_->abort();
-      c->finishClose(c->closeReason_ + " (undelivered bytes dropped after the drain timeout)");
-    }
-  });
-  if (io_) {
-    io_->finish();  // flushes what the peer sent, then calls ioFinished()
-  } else if (role_ == Role::Device || inbound_.empty()) {
-    finishClose(reason);
-  }
-  // A host connection with no client socket yet keeps its bytes for attach.
-}
-
-void Connection::ioFinished() { finishClose(closeReason_); }
-
-void Connection::reset(const std::string& reason) {
-  if (state_ == State::Closed) return;
-  if (state_ != State::Draining) sendControl(kRst);
-  if (state_ == State::SynSent) {
-    closeFromHandshake("ECONNABORTED", reason);
-    return;
-  }
-  if (io_) io_->abort();
-  finishClose(reason);
-}
-
-void Connection::localEnded(const std::string& reason) {
-  if (state_ == State::Closed) return;
-  if (state_ == State::Draining) {
-    finishClose(closeReason_);
-    return;
-  }
-  sendControl(kRst);
-  if (role_ == Role::Device && session_) {
-    session_->controlLog(kControlInfo, "AppleUSBDeviceMux::sessionUpcall socket is closed, session " +
-                                           hex(id_));
-  }
-  if (io_) io_->abort();
-  finishClose(reason);
-}
-
-void Connection::peerGone(const std::string& reason) {
-  session_ = nullptr;  // the session is going away; nothing more is sent
-  if (state_ == State::SynSent || state_ == State::SynReceived) {
-    cancelTimer();
-    state_ = State::Closed;
-    if (io_) io_->abort();
-    observer_.onConnectFailed(*this, "ENODEV", reason);
-    return;
-  }
-  drain(reason);
-}
-
-void Connection::finishClose(const std::string& reason) {
-  if (state_ == State::Closed) return;
-  cancelTimer();
-  state_ = State::Closed;
-  std::shared_ptr<Connection> self = shared_from_this();
-  if (session_) session_->remove(*this);
-  direct_.clear();
-  directBytes_ = 0;
-  inbound_.clear();
-  observer_.onConnectionClosed(*this, reason);
-}
 
 }  // namespace tsmuxd::mux

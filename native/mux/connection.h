@@ -30,6 +30,9 @@ uint32_t allocateConnectionId();
 
 // The local end of a connection: a client socket in the daemon, a service
 // socket in the simulated phone (native/pipe/fd_pump.h).
+/** "0x1f": flags and connection ids as log lines show them. */
+std::string hexText(uint32_t v);
+
 class ConnectionIo {
  public:
   virtual ~ConnectionIo() = default;
