@@ -140,6 +140,15 @@ export class PairRecordStore {
    * that names it, not bytes every client would fail on in its own way.
    */
   async read(udid: string): Promise<Buffer> {
+    return (await this.#readChecked(udid)).bytes;
+  }
+
+  async readRecord(udid: string): Promise<PlistDict> {
+    return (await this.#readChecked(udid)).record;
+  }
+
+  /** The record file, read and parsed once, for both of the above. */
+  async #readChecked(udid: string): Promise<{ bytes: Buffer; record: PlistDict }> {
     const path = this.#recordPath(udid);
     let bytes: Buffer;
     try {
@@ -154,12 +163,7 @@ export class PairRecordStore {
       throw new PairRecordError('EIO', `pair record ${path} is corrupt: ${(err as Error).message}`, { cause: err });
     }
     if (!isPlistDict(record)) throw new PairRecordError('EIO', `pair record ${path} is not a dict`);
-    return bytes;
-  }
-
-  async readRecord(udid: string): Promise<PlistDict> {
-    // read() has checked that it parses as a dict.
-    return parsePlist(await this.read(udid)) as PlistDict;
+    return { bytes, record };
   }
 
   /**

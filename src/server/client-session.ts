@@ -178,7 +178,11 @@ export class ClientSession {
    */
   private async serveBuffered(): Promise<void> {
     for (let first = true; ; first = false) {
-      if (!first) await yieldToIo();
+      if (!first) {
+        // Nothing more in hand: reading resumes at once, without a turn's wait.
+        if (this.framer.bufferedBytes === 0) return;
+        await yieldToIo();
+      }
       if (this.state !== 'command' && this.state !== 'listen') return;
       let message: Message | null;
       try {
