@@ -6,7 +6,7 @@ import t from 'tap';
 import { UsbmuxClient } from '../src/client/index.js';
 import { isPlistDict, toXml, type PlistDict } from '../src/protocol/plist-codec.js';
 import { FrameReader, FramingError, MAX_FRAME } from '../src/lockdown/framing.js';
-import { PRE_SESSION_KEYS } from '../src/sim/lockdown/lockdownd.js';
+import { PRE_SESSION_KEYS } from '../src/sim/lockdown/values.js';
 import { simIdentity } from '../src/sim/identity.js';
 import { findOnPath, run } from './helpers/daemon-process.js';
 import { requireTool } from './helpers/system-tools.js';

@@ -12,7 +12,7 @@ import { defaultSocketPath, formatSocketAddress, parseSocketAddress } from '../p
 import { Daemon } from '../daemon/daemon.js';
 import { DAEMON_HELP } from './daemon-help.js';
 import { dropPrivileges, lookupAccount, type Account } from './privileges.js';
-import { TRUST_MODES, type TrustMode } from '../sim/lockdown/lockdownd.js';
+import { TRUST_MODES, type TrustMode } from '../protocol/sim-control.js';
 
 
 function defaultPidfile(): string {

@@ -15,7 +15,7 @@ import { parseArgs } from 'node:util';
 
 import { MuxEngine } from '../native/mux-engine.js';
 import { PHONE_FFS_INTERFACES, type PhoneFfsInterface } from '../sim/descriptor.js';
-import { TRUST_MODES, type TrustMode } from '../sim/lockdown/lockdownd.js';
+import { TRUST_MODES, type TrustMode } from '../protocol/sim-control.js';
 import { startPeer, type Peer } from '../sim/peer.js';
 import { udidToSerial } from '../sim/state.js';
 import { SIM_ENV } from '../supervisor/sim-process.js';

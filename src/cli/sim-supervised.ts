@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
 import { Logger } from '../util/log.js';
-import type { TrustMode } from '../sim/lockdown/lockdownd.js';
+import type { TrustMode } from '../protocol/sim-control.js';
 import { SimSupervisor } from '../supervisor/supervisor.js';
 import { emit, positive, type SimValues } from './sim-command.js';
 

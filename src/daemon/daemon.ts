@@ -12,7 +12,7 @@ import { prepareKeys } from '../pairing/certificates.js';
 import { chownTree } from '../pairing/safe-fs.js';
 import { PairRecordStore } from '../pairing/store.js';
 import { Preflight } from '../preflight/preflight.js';
-import type { TrustMode } from '../sim/lockdown/lockdownd.js';
+import type { TrustMode } from '../protocol/sim-control.js';
 import type { SimCommand } from '../supervisor/sim-process.js';
 import { SimSupervisor } from '../supervisor/supervisor.js';
 import { loadUsbBackend, UsbDiscovery } from '../usb/discovery.js';

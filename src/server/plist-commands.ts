@@ -4,8 +4,10 @@ import type { PlistDict } from '../protocol/plist-codec.js';
 import { PairRecordError } from '../pairing/store.js';
 import type { ClientSession, ServerContext } from './client-session.js';
 import { Result } from '../protocol/usbmux.js';
-import { attachedDict, plistMessage, resultMessage } from './replies.js';
-import { STATS_MESSAGE, statsReply } from './stats.js';
+import { plistMessage } from '../protocol/plist-message.js';
+import { attachedDict, resultMessage } from './replies.js';
+import { STATS_MESSAGE } from '../protocol/stats.js';
+import { statsReply } from './stats.js';
 import { EXTENSION_MESSAGES, extensionAccess, RESULT_ACCESS_DENIED } from './access.js';
 
 export type Answer = (tag: number) => Buffer;

@@ -12,8 +12,6 @@ import {
 } from '../protocol/usbmux.js';
 import { plistMessage } from '../protocol/plist-message.js';
 
-export { plistMessage };
-
 // Every Connect is answered with a Result, so its few distinct bodies are
 // built once (the XML builder costs tens of µs a call).
 const resultBodies = new Map<number, Buffer>();

@@ -10,8 +10,6 @@ import type { PlistDict, PlistValue } from '../protocol/plist-codec.js';
 
 import { STATS_MESSAGE, STATS_VERSION } from '../protocol/stats.js';
 
-export { STATS_MESSAGE, STATS_VERSION };
-
 /** Who asked for a connection: the usbmuxd client and its ProgName. */
 export interface ConnectionOwner {
   client: number;

@@ -4,7 +4,8 @@
 import { parseArgs } from 'node:util';
 
 import { LockdownError } from '../../lockdown/errors.js';
-import { findDevice, formatValue, openLockdown, readRecord, startSession, toJson, usbmuxClient } from './lockdown-session.js';
+import { findDevice, formatValue, openLockdown, readRecord, startSession, toJson } from '../../client/lockdown-session.js';
+import { usbmuxClient } from './lockdown-session.js';
 
 export const INFO_HELP = `usage: tsmuxd info [UDID] [--domain DOMAIN] [KEY] [--simple] [--json] [--socket ADDR]
   lockdown values of a phone (the first one if UDID is left out)

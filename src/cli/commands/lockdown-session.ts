@@ -3,8 +3,6 @@
 import type { UsbmuxClient } from '../../client/index.js';
 import { clientFor, daemonAddress } from './common.js';
 
-export { findDevice, formatValue, openLockdown, readRecord, startSession, toJson } from '../../client/lockdown-session.js';
-
 export interface CommonOptions {
   socket?: string;
   json?: boolean;

@@ -9,7 +9,8 @@ import type { LockdownClient } from '../../lockdown/client.js';
 import { LockdownError } from '../../lockdown/errors.js';
 import { pairDevice, preparePairRecord } from '../../pairing/pair.js';
 import { toXml } from '../../protocol/plist-codec.js';
-import { findDevice, openLockdown, readRecord, startSession, usbmuxClient } from './lockdown-session.js';
+import { findDevice, openLockdown, readRecord, startSession } from '../../client/lockdown-session.js';
+import { usbmuxClient } from './lockdown-session.js';
 
 export const PAIRING_HELP = `usage: tsmuxd pair [UDID] [--wait SECONDS] [--json] [--socket ADDR]
        tsmuxd validate [UDID] [--json] [--socket ADDR]

@@ -20,16 +20,9 @@ import { ServicePorts } from '../service-ports.js';
 import { checkPairRecord, DevicePairStore } from './pairing.js';
 import { serveLockdownConnection, type Connection, type SessionTlsInfo } from './connection.js';
 import { LOCKDOWN_TYPE, PRE_SESSION_KEYS, REQUEST_PAIR_NOTIFICATION, UNKNOWN_REQUEST_ERROR } from './values.js';
-import { TRUST_MODES, type TrustMode } from '../../protocol/sim-control.js';
+import type { TrustMode } from '../../protocol/sim-control.js';
 
-export { LOCKDOWN_TYPE, PRE_SESSION_KEYS, REQUEST_PAIR_NOTIFICATION, SESSION_TLS, UNKNOWN_REQUEST_ERROR } from './values.js';
 
-/**
- * How the phone answers Pair: "auto" taps Trust at once (or after
- * trustDelayMs), "prompt" shows the dialog until trust() / deny() is called,
- * "deny" always answers UserDeniedPairing.
- */
-export { TRUST_MODES, type TrustMode };
 
 /** The "Trust this computer?" alert (reference §1.9, item 4). */
 export type TrustDialog = 'none' | 'pending' | 'accepted' | 'denied';

@@ -6,7 +6,7 @@
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { TLSSocket, createSecureContext } from 'node:tls';
 
-import { SESSION_TLS } from '../lockdown/lockdownd.js';
+import { SESSION_TLS } from '../lockdown/values.js';
 import { listenService, type ServiceAddress } from './listen.js';
 
 export interface TlsIdentity {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { AfcOpcode, encodePacket, encodeKeyValues, encodePath, u64 } from '../../../src/afc/protocol.js';
 import { encodeFrame as lockdownFrame } from '../../../src/lockdown/framing.js';
 import { toXml, type PlistDict } from '../../../src/protocol/plist-codec.js';
-import { plistMessage } from '../../../src/server/replies.js';
+import { plistMessage } from '../../../src/protocol/plist-message.js';
 import {
   encodeConnectBinary,
   encodeDeviceAdd,
