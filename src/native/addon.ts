@@ -81,7 +81,16 @@ export type NativeEvent =
   | { type: 'connected'; handle: number; conn: number }
   | { type: 'connectFailed'; handle?: number; conn: number; code: string; reason: string }
   | { type: 'closed'; conn: number; reason: string; bytesIn: number; bytesOut: number }
-  | { type: 'snapshot'; requestId: number; snapshot: EngineSnapshot };
+  | { type: 'snapshot'; requestId: number; snapshot: EngineSnapshot }
+  /**
+   * A CDTunnel handshake frame arrived (TLS is up). Host: the device's
+   * serverHandshakeResponse; device: the host's clientHandshakeRequest. The
+   * body is the frame's JSON text, at most MAX_CDTUNNEL_BODY bytes; JS
+   * validates it and answers with configureTunnel() or closeTunnel().
+   */
+  | { type: 'tunnelHandshake'; handle: number; tunnel: number; role: 'host' | 'device'; body: string }
+  /** A tunnel ended (its streams are reset or drained first); `code` as for detached. */
+  | { type: 'tunnelClosed'; handle: number; tunnel: number; code: string; reason: string };
 
 export interface EngineStats {
   transfersOut: number;
@@ -177,10 +186,52 @@ export interface PortMapEntry {
   once?: boolean;
   /** A measuring service inside the engine, with no socket (see startTestService). */
   builtin?: TestServiceKind;
+  /** Serve CoreDeviceProxy on this port (device role): TLS as the server with this identity. */
+  tunnel?: TunnelTlsIdentity;
 }
 
 /** Where a device port's connections go: a Unix socket, TCP (127.0.0.1 unless `host`), or a built-in service. */
 export type PortTarget = Omit<PortMapEntry, 'port'>;
+
+/** The TLS identity of one end of a CoreDeviceProxy connection (PEM). */
+export interface TunnelTlsIdentity {
+  certPem: string;
+  keyPem: string;
+}
+
+/** Host role: the CoreDeviceProxy connection's TLS and the request to send. */
+export interface HostTunnelOptions extends TunnelTlsIdentity {
+  /** The clientHandshakeRequest JSON, sent in a CDTunnel frame once TLS is up. */
+  request: string;
+}
+
+/** Where a tunnel TCP port goes on the device side (like a PortTarget). */
+export interface TunnelPortTarget {
+  port: number;
+  path?: string;
+  host?: string;
+  targetPort?: number;
+}
+
+/** What configureTunnel() brings up after the handshake. */
+export interface TunnelConfig {
+  /** Our address on the tunnel (host: clientParameters.address; device: serverAddress). */
+  localAddress: string;
+  /** The other end's address. */
+  peerAddress: string;
+  /** The tunnel's MTU: the interface's, and what we advertise (MSS = MTU - 60). */
+  mtu: number;
+  /** The MSS we send with (default 1340, capped at MTU - 60). */
+  sendMss?: number;
+  /** Device role: the serverHandshakeResponse JSON, sent before the interface is up. */
+  response?: string;
+  /** Device role: where each tunnel TCP port goes; other ports are refused (RST). */
+  ports?: TunnelPortTarget[];
+  /** Device role, as a strict phone: once loaded, drop packets over this many bytes. */
+  dropOversize?: number;
+  /** Device role: drop this fraction (0..1) of the packets that arrive, at random. */
+  lossRate?: number;
+}
 
 export interface DeviceRoleOptions {
   /** Receive window in bytes; a phone advertises 131072. */
@@ -230,6 +281,17 @@ export interface NativeEngine {
    * a Unix path (returns it). Served until close().
    */
   startTestService(kind: TestServiceKind, path?: string): number | string;
+  /** Host: runs CoreDeviceProxy on a connected, unattached connection; the tunnel's id. */
+  startTunnel(conn: number, options: HostTunnelOptions): number;
+  /** Either role, after its tunnelHandshake event: brings the tunnel's interface up. */
+  configureTunnel(tunnel: number, config: TunnelConfig): void;
+  /** Host: a TCP connection through the tunnel; 'connected'/'connectFailed' follow with conn = the stream id. */
+  tunnelConnect(tunnel: number, address: string, port: number, timeoutMs: number): number;
+  /** Host: hands a client socket to a connected stream, as attachClient() does for a connection. */
+  attachTunnelClient(stream: number, fd: number, pipelined?: Buffer): void;
+  /** Host: a loopback listener speaking go-ios's preamble (16-byte IPv6 + u32 LE port); returns the bound port. */
+  listenTunnelPreamble(tunnel: number, host: string, port: number): number;
+  closeTunnel(tunnel: number): void;
   stats(): EngineStats;
   /**
    * Asks the event thread for a snapshot; it arrives as a `snapshot` event
