@@ -1,7 +1,9 @@
 // The control plane's handle on the data plane. It turns the addon's batched
 // events into typed events and promises, applies the device policy
 // (src/native/config-select.ts) before a device is opened, and hands connected
-// client sockets to native code.
+// client sockets to native code, and carries the CoreDeviceProxy tunnels'
+// commands and events (host: startTunnel resolves with the device's answer;
+// device: a tunnelHandshake event asks the sim to answer).
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 
@@ -15,11 +17,18 @@ import {
   type EngineSnapshot,
   type EngineStats,
   type FfsInterfaceSpec,
+  type HostTunnelOptions,
   type NativeEngine,
   type NativeEvent,
+  type TunnelConfig,
   type UsbOpenRequest,
 } from './addon.js';
 import { checkDevice, serialToUdid, type MuxSelection } from './config-select.js';
+import { SnapshotRequests } from './snapshot-requests.js';
+import { takeSocket } from './socket-handover.js';
+import { PendingTunnelStarts, TUNNEL_HANDSHAKE_TIMEOUT_MS, type TunnelHandshake } from './tunnel-starts.js';
+
+export type { TunnelHandshake } from './tunnel-starts.js';
 
 export interface AttachedDevice {
   handle: number;
@@ -56,6 +65,21 @@ export interface MuxEngineOptions {
   zeroWindowTimeoutMs?: number;
 }
 
+/** Device role: the host's CDTunnel request arrived on a CoreDeviceProxy port. */
+export interface TunnelRequestEvent {
+  handle: number;
+  tunnel: number;
+  /** The clientHandshakeRequest JSON, unchecked. */
+  body: string;
+}
+
+export interface TunnelClosedEvent {
+  handle: number;
+  tunnel: number;
+  code: string;
+  reason: string;
+}
+
 export interface MuxEngineEvents {
   attached: [AttachedDevice];
   rejected: [{ handle: number; reason: string; descriptor: Required<CableDescriptor> }];
@@ -63,18 +87,12 @@ export interface MuxEngineEvents {
   detached: [{ handle: number; code: string; reason: string }];
   log: [LogEntry];
   closed: [number, ClosedInfo];
+  /** Device role only: the host role's handshakes settle startTunnel(). */
+  tunnelHandshake: [TunnelRequestEvent];
+  tunnelClosed: [TunnelClosedEvent];
 }
 
-/** How long a snapshot may take before its callers get ERR_TIMEOUT. */
-export const SNAPSHOT_TIMEOUT_MS = 5_000;
-
-interface PendingSnapshot {
-  id: number;
-  promise: Promise<EngineSnapshot>;
-  resolve: (snap: EngineSnapshot) => void;
-  reject: (err: NativeError) => void;
-  timer: NodeJS.Timeout;
-}
+export { SNAPSHOT_TIMEOUT_MS } from './snapshot-requests.js';
 
 interface PendingConnect {
   resolve: (conn: number) => void;
@@ -89,9 +107,8 @@ export class MuxEngine extends EventEmitter<MuxEngineEvents> {
   private readonly pending = new Map<number, PendingConnect>();
   private readonly devices = new Map<number, AttachedDevice>();
   private readonly readyHandles = new Set<number>();
-  /** At most one collection is asked for at a time; callers meanwhile share it. */
-  private snapshotInFlight: PendingSnapshot | undefined;
-  private nextSnapshotId = 1;
+  private readonly tunnelStarts = new PendingTunnelStarts((tunnel) => this.native.closeTunnel(tunnel));
+  private readonly snapshots = new SnapshotRequests((id) => this.native.requestSnapshot(id));
   private closed = false;
 
   constructor(options: MuxEngineOptions = {}) {
@@ -136,15 +153,8 @@ export class MuxEngine extends EventEmitter<MuxEngineEvents> {
    * socket's bytes never enter JS.
    */
   adoptSocket(conn: number, socket: Socket, pipelined?: Buffer): void {
-    const handle = (socket as unknown as { _handle?: { fd?: number } })._handle;
-    const fd = handle?.fd;
-    if (typeof fd !== 'number' || fd < 0) {
-      throw new NativeError('socket has no file descriptor to hand over', 'ERR_INVALID_ARGUMENT');
-    }
-    socket.pause();
-    const early: Buffer[] = pipelined && pipelined.length ? [pipelined] : [];
-    for (let chunk: Buffer | null; (chunk = socket.read() as Buffer | null) !== null; ) early.push(chunk);
-    this.native.attachClient(conn, fd, early.length ? Buffer.concat(early) : undefined);
+    const { fd, early } = takeSocket(socket, pipelined);
+    this.native.attachClient(conn, fd, early);
     socket.destroy();
   }
 
@@ -185,6 +195,59 @@ export class MuxEngine extends EventEmitter<MuxEngineEvents> {
     return this.native.startTestService(kind, path);
   }
 
+  /**
+   * Host: runs CoreDeviceProxy on a connected connection (not handed to a
+   * client): TLS with the pair record's host identity, then the request
+   * frame. Resolves with the device's answer (to be checked, then
+   * configureTunnel() or closeTunnel()); rejects with tunnelClosed's reason
+   * or after `timeoutMs`. The connection belongs to the tunnel from here on.
+   */
+  startTunnel(conn: number, options: HostTunnelOptions, timeoutMs = TUNNEL_HANDSHAKE_TIMEOUT_MS): Promise<TunnelHandshake> {
+    if (this.closed) return Promise.reject(new NativeError('the engine is closed', 'ERR_ENGINE_CLOSED'));
+    let tunnel: number;
+    try {
+      tunnel = this.native.startTunnel(conn, options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.tunnelStarts.wait(tunnel, timeoutMs);
+  }
+
+  /** Either role, after the handshake: brings the tunnel's interface up (see TunnelConfig). */
+  configureTunnel(tunnel: number, config: TunnelConfig): void {
+    this.native.configureTunnel(tunnel, config);
+  }
+
+  /** Host: a TCP connection through the tunnel; resolves with the stream id once the device accepts. */
+  tunnelConnect(tunnel: number, address: string, port: number, timeoutMs = this.connectTimeoutMs): Promise<number> {
+    return new Promise((resolve, reject) => {
+      if (this.closed) {
+        reject(new NativeError('the engine is closed', 'ERR_ENGINE_CLOSED'));
+        return;
+      }
+      // Stream ids share the connection ids' space and their events.
+      const stream = this.native.tunnelConnect(tunnel, address, port, timeoutMs);
+      this.pending.set(stream, { resolve, reject });
+    });
+  }
+
+  /** Host: moves a client's socket onto a connected tunnel stream, as adoptSocket() does for a connection. */
+  attachTunnelClient(stream: number, socket: Socket, pipelined?: Buffer): void {
+    const { fd, early } = takeSocket(socket, pipelined);
+    this.native.attachTunnelClient(stream, fd, early);
+    socket.destroy();
+  }
+
+  /** Host: the tunnel's go-ios-style preamble listener on host:port (0: any); returns the bound port. */
+  listenTunnelPreamble(tunnel: number, host = '127.0.0.1', port = 0): number {
+    return this.native.listenTunnelPreamble(tunnel, host, port);
+  }
+
+  /** Ends a tunnel in either role; its streams are reset, and tunnelClosed follows. */
+  closeTunnel(tunnel: number): void {
+    this.native.closeTunnel(tunnel);
+  }
+
   /** An interface-only FunctionFS function; see NativeEngine.attachFfsPlaceholder. */
   attachFfsPlaceholder(ffsDir: string, spec: FfsInterfaceSpec): number {
     return this.native.attachFfsPlaceholder(ffsDir, spec);
@@ -202,36 +265,7 @@ export class MuxEngine extends EventEmitter<MuxEngineEvents> {
    */
   snapshot(): Promise<EngineSnapshot> {
     if (this.closed) return Promise.reject(new NativeError('the engine is closed', 'ERR_ENGINE_CLOSED'));
-    if (this.snapshotInFlight) return this.snapshotInFlight.promise;
-    const id = this.nextSnapshotId;
-    this.nextSnapshotId = id >= 0xffffffff ? 1 : id + 1;
-    let resolve!: PendingSnapshot['resolve'];
-    let reject!: PendingSnapshot['reject'];
-    const promise = new Promise<EngineSnapshot>((res, rej) => {
-      resolve = res;
-      reject = rej;
-    });
-    const timer = setTimeout(() => {
-      this.settleSnapshot(id, new NativeError(`the event thread did not answer the snapshot request within ${SNAPSHOT_TIMEOUT_MS} ms`, 'ERR_TIMEOUT'));
-    }, SNAPSHOT_TIMEOUT_MS);
-    timer.unref();
-    this.snapshotInFlight = { id, promise, resolve, reject, timer };
-    try {
-      this.native.requestSnapshot(id);
-    } catch (err) {
-      this.settleSnapshot(id, err instanceof NativeError ? err : new NativeError(String(err), 'ERR_ENGINE_CLOSED'));
-    }
-    return promise;
-  }
-
-  /** Answers the snapshot in flight if it is `id`; a late answer to a timed-out one is dropped. */
-  private settleSnapshot(id: number, outcome: EngineSnapshot | NativeError): void {
-    const pending = this.snapshotInFlight;
-    if (!pending || pending.id !== id) return;
-    this.snapshotInFlight = undefined;
-    clearTimeout(pending.timer);
-    if (outcome instanceof NativeError) pending.reject(outcome);
-    else pending.resolve(outcome);
+    return this.snapshots.snapshot();
   }
 
   close(): void {
@@ -242,7 +276,8 @@ export class MuxEngine extends EventEmitter<MuxEngineEvents> {
       p.reject(new NativeError(`connection ${conn} aborted: the engine closed`, 'ERR_ENGINE_CLOSED'));
     }
     this.pending.clear();
-    if (this.snapshotInFlight) this.settleSnapshot(this.snapshotInFlight.id, new NativeError('the engine closed', 'ERR_ENGINE_CLOSED'));
+    this.tunnelStarts.abortAll(new NativeError('tunnel start aborted: the engine closed', 'ERR_ENGINE_CLOSED'));
+    this.snapshots.abort(new NativeError('the engine closed', 'ERR_ENGINE_CLOSED'));
   }
 
   private dispatch(events: NativeEvent[]): void {
@@ -295,7 +330,16 @@ export class MuxEngine extends EventEmitter<MuxEngineEvents> {
         this.emit('closed', ev.conn, { reason: ev.reason, bytesIn: ev.bytesIn, bytesOut: ev.bytesOut });
         break;
       case 'snapshot':
-        this.settleSnapshot(ev.requestId, ev.snapshot);
+        this.snapshots.settle(ev.requestId, ev.snapshot);
+        break;
+      case 'tunnelHandshake':
+        if (ev.role === 'device') this.emit('tunnelHandshake', { handle: ev.handle, tunnel: ev.tunnel, body: ev.body });
+        // A host answer nobody waits for (the start gave up) ends its tunnel.
+        else if (!this.tunnelStarts.answered(ev.tunnel, ev.body)) this.native.closeTunnel(ev.tunnel);
+        break;
+      case 'tunnelClosed':
+        this.tunnelStarts.closed(ev.tunnel, new NativeError(ev.reason, ev.code));
+        this.emit('tunnelClosed', { handle: ev.handle, tunnel: ev.tunnel, code: ev.code, reason: ev.reason });
         break;
     }
   }
