@@ -38,6 +38,24 @@ Napi::Object argObject(const Napi::CallbackInfo& info, size_t i, const char* nam
 Napi::Value eventToJs(Napi::Env env, const engine::NativeEvent& ev);
 
 void initEngine(Napi::Env env, Napi::Object exports);
+
+}  // namespace tsmuxd::addon
+
+namespace tsmuxd::engine {
+class Engine;
+struct LocalTarget;
+}  // namespace tsmuxd::engine
+
+namespace tsmuxd::addon {
+
+// The Engine class's tunnel methods (addon_tunnels.cc).
+engine::LocalTarget tunnelTargetFromJs(engine::Engine& engine, const Napi::Object& identity);
+Napi::Value startTunnelJs(engine::Engine& engine, const Napi::CallbackInfo& info);
+Napi::Value configureTunnelJs(engine::Engine& engine, const Napi::CallbackInfo& info);
+Napi::Value tunnelConnectJs(engine::Engine& engine, const Napi::CallbackInfo& info);
+Napi::Value attachTunnelClientJs(engine::Engine& engine, const Napi::CallbackInfo& info);
+Napi::Value listenTunnelPreambleJs(engine::Engine& engine, const Napi::CallbackInfo& info);
+Napi::Value closeTunnelJs(engine::Engine& engine, const Napi::CallbackInfo& info);
 void initPeerCredentials(Napi::Env env, Napi::Object exports);
 
 }  // namespace tsmuxd::addon

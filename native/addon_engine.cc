@@ -58,6 +58,12 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
             InstanceMethod<&EngineWrap::attachDeviceRoleFfs>("attachDeviceRoleFfs"),
             InstanceMethod<&EngineWrap::attachFfsPlaceholder>("attachFfsPlaceholder"),
             InstanceMethod<&EngineWrap::startTestService>("startTestService"),
+            InstanceMethod<&EngineWrap::startTunnel>("startTunnel"),
+            InstanceMethod<&EngineWrap::configureTunnel>("configureTunnel"),
+            InstanceMethod<&EngineWrap::tunnelConnect>("tunnelConnect"),
+            InstanceMethod<&EngineWrap::attachTunnelClient>("attachTunnelClient"),
+            InstanceMethod<&EngineWrap::listenTunnelPreamble>("listenTunnelPreamble"),
+            InstanceMethod<&EngineWrap::closeTunnel>("closeTunnel"),
             InstanceMethod<&EngineWrap::stats>("stats"),
             InstanceMethod<&EngineWrap::requestSnapshot>("requestSnapshot"),
             InstanceMethod<&EngineWrap::ref>("ref"),
@@ -298,10 +304,23 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     uint32_t port = argUint(info, 1, "port", 65535);
     if (port == 0) throwError(info.Env(), codes::kInvalidArgument, "port 0 does not exist");
     std::optional<engine::LocalTarget> target;
-    if (info.Length() > 2 && info[2].IsObject()) target = localTargetFromJs(info[2].As<Napi::Object>());
+    if (info.Length() > 2 && info[2].IsObject()) {
+      Napi::Object o = info[2].As<Napi::Object>();
+      // {tunnel: {certPem, keyPem}}: this port serves CoreDeviceProxy.
+      target = o.Get("tunnel").IsObject() ? tunnelTargetFromJs(live(info.Env()), o.Get("tunnel").As<Napi::Object>())
+                                          : localTargetFromJs(o);
+      if (o.Get("once").IsBoolean()) target->once = o.Get("once").ToBoolean();
+    }
     live(info.Env()).mapDevicePort(handle, uint16_t(port), std::move(target));
     return info.Env().Undefined();
   }
+
+  Napi::Value startTunnel(const Napi::CallbackInfo& info) { return startTunnelJs(live(info.Env()), info); }
+  Napi::Value configureTunnel(const Napi::CallbackInfo& info) { return configureTunnelJs(live(info.Env()), info); }
+  Napi::Value tunnelConnect(const Napi::CallbackInfo& info) { return tunnelConnectJs(live(info.Env()), info); }
+  Napi::Value attachTunnelClient(const Napi::CallbackInfo& info) { return attachTunnelClientJs(live(info.Env()), info); }
+  Napi::Value listenTunnelPreamble(const Napi::CallbackInfo& info) { return listenTunnelPreambleJs(live(info.Env()), info); }
+  Napi::Value closeTunnel(const Napi::CallbackInfo& info) { return closeTunnelJs(live(info.Env()), info); }
 
   Napi::Value stats(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();

@@ -18,6 +18,8 @@ const char* eventTypeName(engine::NativeEvent::Type t) {
     case T::ConnectFailed: return "connectFailed";
     case T::Closed: return "closed";
     case T::Snapshot: return "snapshot";
+    case T::TunnelHandshake: return "tunnelHandshake";
+    case T::TunnelClosed: return "tunnelClosed";
   }
   return "unknown";
 }
@@ -54,6 +56,16 @@ Napi::Value eventToJs(Napi::Env env, const engine::NativeEvent& ev) {
       o.Set("reason", ev.text);
       break;
     case T::Connected: break;
+    case T::TunnelHandshake:
+      o.Set("tunnel", ev.tunnel);
+      o.Set("role", ev.role);
+      o.Set("body", ev.text);
+      break;
+    case T::TunnelClosed:
+      o.Set("tunnel", ev.tunnel);
+      o.Set("code", ev.code);
+      o.Set("reason", ev.text);
+      break;
     case T::Snapshot:
       o.Set("requestId", ev.requestId);
       if (ev.snapshot) o.Set("snapshot", snapshotToJs(env, *ev.snapshot));

@@ -9,6 +9,7 @@
 
 #include "engine/engine.h"
 #include "engine/fd_pump.h"
+#include "tunnel/stream.h"
 
 namespace tsmuxd::engine {
 
@@ -64,6 +65,11 @@ void Engine::closeConnection(uint32_t connId) {
   loop_.post([this, connId] {
     auto it = conns_.find(connId);
     if (it != conns_.end()) it->second->reset("closed by the daemon");
+    auto stream = streamTunnels_.find(connId);  // a tunnel stream (tunnelConnect)
+    if (stream != streamTunnels_.end()) {
+      tunnel::Tunnel* t = findTunnel(stream->second);
+      if (tunnel::Stream* s = t ? t->findStream(connId) : nullptr) s->abort("closed by the daemon");
+    }
   });
 }
 

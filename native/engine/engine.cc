@@ -22,6 +22,7 @@ void Engine::stop() {
   if (!started_) return;
   started_ = false;
   loop_.stop([this] {
+    closeAllTunnels();
     for (auto& o : opening_) o.second->cancel();
     opening_.clear();
     for (auto& l : listeners_) l.second->close();
@@ -42,6 +43,7 @@ void Engine::stop() {
     // leaked after a second rather than holding the daemon's exit.
     if (usb_) usb_->shutdown(1000);
   });
+  tunnel::Stack::release(this);
 }
 
 uint32_t Engine::listenCable(const std::string& path, std::string& error) {

@@ -29,6 +29,8 @@
 #include "engine/events.h"
 #include "engine/snapshot.h"
 #include "mux/device_session.h"
+#include "tunnel/stack.h"
+#include "tunnel/tunnel.h"
 #include "usb/cable.h"
 #include "usb/ffs_function.h"
 #include "usb/libusb_context.h"
@@ -36,7 +38,7 @@
 
 namespace tsmuxd::engine {
 
-class Engine : public mux::SessionObserver {
+class Engine : public mux::SessionObserver, public tunnel::TunnelObserver {
  public:
   explicit Engine(EventSink& sink);
   ~Engine() override;
@@ -80,6 +82,29 @@ class Engine : public mux::SessionObserver {
   // measuring listeners, opened by the caller on loop()).
   void host(std::shared_ptr<HostedService> service);
 
+  // ---- tunnels (tunnels.cc); results come back as events ----
+  // Host: CoreDeviceProxy on a connected connection that has no client yet.
+  uint32_t startTunnel(uint32_t conn, std::string certPem, std::string keyPem, std::string request);
+  void configureTunnel(uint32_t tunnel, tunnel::TunnelConfig config);
+  uint32_t tunnelConnect(uint32_t tunnel, const ip6_addr_t& address, uint16_t port, uint64_t timeoutMs);
+  bool attachTunnelClient(uint32_t stream, int fd, std::vector<uint8_t> pipelined, std::string& error);
+  uint16_t listenTunnelPreamble(uint32_t tunnel, const std::string& host, uint16_t port, std::string& error);
+  void closeTunnel(uint32_t tunnel);
+  // Device role: a port target that serves CoreDeviceProxy with this identity.
+  std::shared_ptr<InProcessService> tunnelService(std::string certPem, std::string keyPem);
+  // Event thread: a device-role CoreDeviceProxy connection arrived.
+  void serveTunnel(const std::shared_ptr<mux::Connection>& conn, const std::string& certPem,
+                   const std::string& keyPem);
+
+  // tunnel::TunnelObserver (tunnels.cc)
+  void onTunnelHandshake(tunnel::Tunnel& t, const std::string& body) override;
+  void onTunnelClosed(tunnel::Tunnel& t, const char* code, const std::string& reason) override;
+  void onTunnelLog(tunnel::Tunnel& t, const char* level, const std::string& text) override;
+  void onStreamConnected(tunnel::Tunnel& t, uint32_t stream) override;
+  void onStreamConnectFailed(tunnel::Tunnel& t, uint32_t stream, const char* code, const std::string& reason) override;
+  void onStreamClosed(tunnel::Tunnel& t, uint32_t stream, const std::string& reason, uint64_t bytesIn,
+                      uint64_t bytesOut) override;
+
   // ---- event thread ----
   core::EventLoop& loop() { return loop_; }
   core::BufferPool& pool() { return pool_; }
@@ -118,6 +143,11 @@ class Engine : public mux::SessionObserver {
   void forgetConnection(mux::Connection& c);
   DeviceLink* findLink(uint32_t handle);
   EngineSnapshot collectSnapshot();
+  // Tunnels: lwIP is claimed at the first one (tunnels.cc).
+  tunnel::Stack* claimStack(std::string& error);
+  tunnel::Tunnel* findTunnel(uint32_t id);
+  void tunnelFailed(uint32_t id, uint32_t handle, const char* code, const std::string& reason);
+  void closeAllTunnels();
 
   EventSink& sink_;
   EngineStats stats_;
@@ -136,6 +166,10 @@ class Engine : public mux::SessionObserver {
   std::unordered_map<uint32_t, std::shared_ptr<usb::LibusbOpener>> opening_;
   std::unordered_map<uint32_t, FfsEntry> ffs_;
   std::vector<std::shared_ptr<HostedService>> hosted_;
+  std::unordered_map<uint32_t, std::shared_ptr<tunnel::Tunnel>> tunnels_;
+  std::unordered_map<uint32_t, uint32_t> streamTunnels_;  // stream id -> tunnel id
+  std::atomic<uint32_t> nextTunnel_{1};
+  tunnel::Stack* stack_ = nullptr;
 };
 
 }  // namespace tsmuxd::engine

@@ -12,7 +12,7 @@
 namespace tsmuxd::engine {
 
 struct NativeEvent {
-  enum class Type { Attached, Ready, Detached, Log, Connected, ConnectFailed, Closed, Snapshot };
+  enum class Type { Attached, Ready, Detached, Log, Connected, ConnectFailed, Closed, Snapshot, TunnelHandshake, TunnelClosed };
   explicit NativeEvent(Type t) : type(t) {}
   Type type;
   uint32_t handle = 0;
@@ -31,6 +31,10 @@ struct NativeEvent {
   // Snapshot: the answer to requestSnapshot(requestId).
   uint32_t requestId = 0;
   std::shared_ptr<EngineSnapshot> snapshot;
+  // TunnelHandshake / TunnelClosed: the tunnel's id and role; `text` is the
+  // handshake body or the reason.
+  uint32_t tunnel = 0;
+  const char* role = "host";
 };
 
 class EventSink {

@@ -1,0 +1,45 @@
+#pragma once
+// The one lwIP stack of this process. lwIP keeps its PCB lists, netifs and
+// timers in globals and is built NO_SYS=1, with no locks, so exactly one
+// thread may ever touch it: the event thread of the engine that claimed it.
+// Every tunnel of that engine is a netif of this stack. A second engine in
+// the same process (tests that run a daemon and a phone side by side) is
+// refused with a clear error instead of sharing it; the phone's side of a
+// tunnel therefore lives in a sim process of its own.
+//
+// Timers: while any tunnel is up, a loop timer calls sys_check_timeouts()
+// when lwIP's next timeout is due (at least every TCP_TMR_INTERVAL); with
+// none up, lwIP costs no wakeups.
+#include <cstdint>
+#include <string>
+
+#include "core/event_loop.h"
+
+namespace tsmuxd::tunnel {
+
+class Stack {
+ public:
+  // Claims the stack for `owner`, whose tunnels run on `loop`'s thread.
+  // Called on that thread. Null, with `error`, if another owner has it.
+  static Stack* claim(core::EventLoop& loop, const void* owner, std::string& error);
+  // The owner is stopping; its tunnels are all closed. Any thread, after the
+  // owner's loop has stopped.
+  static void release(const void* owner);
+
+  // A netif came up or went down (event thread).
+  void tunnelUp();
+  void tunnelDown();
+  // True on the claiming loop's thread; every lwIP call is behind this.
+  bool onStackThread() const { return loop_->onLoopThread(); }
+
+ private:
+  Stack() = default;
+  void armTimer();
+
+  core::EventLoop* loop_ = nullptr;
+  const void* owner_ = nullptr;
+  core::EventLoop::TimerId timer_ = 0;
+  int tunnels_ = 0;
+};
+
+}  // namespace tsmuxd::tunnel
