@@ -13,6 +13,7 @@ import { Daemon } from '../daemon/daemon.js';
 import { DAEMON_HELP } from './daemon-help.js';
 import { dropPrivileges, lookupAccount, type Account } from './privileges.js';
 import { TRUST_MODES, type TrustMode } from '../protocol/sim-control.js';
+import { checkSendMss } from '../tunnel/tunnel-manager.js';
 
 
 function defaultPidfile(): string {
@@ -98,6 +99,11 @@ export async function runDaemonCommand(argv: string[]): Promise<number> {
       sim: { type: 'string' },
       'sim-trust': { type: 'string' },
       'sim-state': { type: 'string' },
+      'sim-product-version': { type: 'string' },
+      'sim-tunnel-max-mtu': { type: 'string' },
+      'sim-tunnel-drop-oversize': { type: 'string' },
+      'sim-tunnel-loss-rate': { type: 'string' },
+      'tunnel-mss': { type: 'string' },
       'no-usb': { type: 'boolean' },
       window: { type: 'string' },
     },
@@ -119,6 +125,20 @@ export async function runDaemonCommand(argv: string[]): Promise<number> {
   const simTrust = values['sim-trust'] as TrustMode | undefined;
   if (simTrust !== undefined && !TRUST_MODES.includes(simTrust)) {
     throw new Error(`--sim-trust is auto, prompt or deny, not '${simTrust}'`);
+  }
+  // Passed to every simulated phone as its `tsmuxd sim` flag; the child checks them.
+  const simArgs: string[] = [];
+  for (const flag of ['product-version', 'tunnel-max-mtu', 'tunnel-drop-oversize', 'tunnel-loss-rate'] as const) {
+    const v = values[`sim-${flag}`];
+    if (v !== undefined) simArgs.push(`--${flag}`, v);
+  }
+  const tunnelSendMss = values['tunnel-mss'] === undefined ? undefined : Number(values['tunnel-mss']);
+  if (tunnelSendMss !== undefined) {
+    try {
+      checkSendMss(tunnelSendMss);
+    } catch (err) {
+      throw new Error(`--tunnel-mss: ${(err as Error).message}`);
+    }
   }
   const log = new Logger({
     verbosity: 3 + (values.verbose?.length ?? 0),
@@ -171,6 +191,8 @@ export async function runDaemonCommand(argv: string[]): Promise<number> {
       cables: values.cable ?? [],
       sims,
       simTrust,
+      simArgs,
+      tunnelSendMss,
       preflight: !values['no-preflight'],
       simStateDir: values['sim-state'] ?? defaultSimStateDir(),
       usb: values['no-usb'] ? 'off' : values['disable-hotplug'] ? 'manual' : 'hotplug',

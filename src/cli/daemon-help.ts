@@ -24,6 +24,11 @@ export const DAEMON_HELP = `usage: tsmuxd [options]
       --sim-trust MODE   how they answer Pair: auto (default), prompt or deny
       --sim-state DIR    keep their identities and pair records here
                          (default /var/lib/tsmuxd/sims as root, else ~/.local/state/tsmuxd/sims)
+      --sim-product-version V   the iOS version they report (below 17.4: no CoreDeviceProxy)
+      --sim-tunnel-max-mtu N    the largest MTU they grant a tunnel (default 16000)
+      --sim-tunnel-drop-oversize N  as a phone under load, they drop tunnel packets over N bytes
+      --sim-tunnel-loss-rate R  they drop this fraction of tunnel packets (0 to <1)
+      --tunnel-mss N     the send MSS of CoreDeviceProxy tunnels (default 1340)
       --no-usb           do not use libusb
       --window BYTES     receive window we advertise per connection (default 256K; K/M suffixes)
 `;

@@ -21,6 +21,7 @@ import { udidToSerial } from '../sim/state.js';
 import { SIM_ENV } from '../supervisor/sim-process.js';
 import { runSupervisedSims } from './sim-supervised.js';
 import { loadNativeTesting } from '../native/testing.js';
+import { checkSimTunnelOptions, type SimTunnelOptions } from '../sim/tunnel/sim-tunnels.js';
 
 export const SIM_HELP = `usage: tsmuxd sim (--cable PATH | --ffs DIR) [options]
 
@@ -51,6 +52,12 @@ export const SIM_HELP = `usage: tsmuxd sim (--cable PATH | --ffs DIR) [options]
   --rsd-port N             also serve RemoteServiceDiscovery (RemoteXPC, direct mode) on
                            127.0.0.1:N (0: any free port; with --count, N+index); printed
                            as an "rsd" event and in "ready"
+  --tunnel-max-mtu N       the largest MTU the phone grants a CoreDeviceProxy tunnel
+                           (default 16000; the host's request caps it too)
+  --tunnel-drop-oversize N as a real phone under load: drop tunnel packets from the host
+                           over N bytes (at least 1280)
+  --tunnel-loss-rate R     drop this fraction (0 to <1) of the tunnel packets from the host
+                           (tunnels print "tunnel", "tunnel-closed" and "tunnel-refused" events)
 
 stdin commands: trust|deny|unplug|plug|replug [INDEX] [MS]   (no index: every phone)
 signals: SIGUSR1 trust, SIGUSR2 deny, SIGHUP replug (with --ffs: print the data-plane
@@ -95,6 +102,9 @@ export function parseSimArgs(argv: string[]) {
       'socket-dir': { type: 'string' },
       'json-log': { type: 'boolean' },
       'rsd-port': { type: 'string' },
+      'tunnel-max-mtu': { type: 'string' },
+      'tunnel-drop-oversize': { type: 'string' },
+      'tunnel-loss-rate': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -125,7 +135,20 @@ export async function runPeerMain(argv: string[]): Promise<number> {
   return runPhones(values);
 }
 
+/** The --tunnel-* flags as the phone's tunnel options (checked). */
+export function simTunnelOptions(values: SimValues): SimTunnelOptions {
+  const rate = values['tunnel-loss-rate'];
+  const options: SimTunnelOptions = {
+    maxMtu: positive('tunnel-max-mtu', values['tunnel-max-mtu']),
+    dropOversize: positive('tunnel-drop-oversize', values['tunnel-drop-oversize']),
+    lossRate: rate === undefined ? undefined : Number(rate),
+  };
+  checkSimTunnelOptions(options);
+  return options;
+}
+
 function checkSimValues(values: SimValues): void {
+  simTunnelOptions(values);
   const trust = values.trust as TrustMode | undefined;
   if (trust !== undefined && !TRUST_MODES.includes(trust)) throw new Error(`--trust is auto, prompt or deny, not '${trust}'`);
   const count = positive('count', values.count) ?? 1;
@@ -197,6 +220,12 @@ async function runPhones(values: SimValues): Promise<number> {
       window: positive('window', values.window),
       socketDir: values['socket-dir'] && count > 1 ? join(values['socket-dir'], `sim-${index}`) : values['socket-dir'],
       rsdPort: rsdPort === undefined ? undefined : rsdPort === 0 ? 0 : rsdPort + index,
+      tunnel: simTunnelOptions(values),
+      onTunnel: (event) => {
+        emit({ ...event, index, udid: peer.identity.udid });
+        // The supervisor logs a child's stderr: a refused tunnel says why in the daemon's log.
+        if (event.event === 'tunnel-refused') process.stderr.write(`${process.env[SIM_ENV.logPrefix] ?? 'tsmuxd sim'}: tunnel ${event.tunnel} refused: ${event.reason}\n`);
+      },
       onReady: () =>
         emit({
           event: 'ready',

@@ -13,7 +13,18 @@ import { SimSupervisor } from '../supervisor/supervisor.js';
 import { emit, positive, type SimValues } from './sim-command.js';
 
 /** The flags every child gets as they were given. */
-const PASSED_ON = ['serial', 'trust-delay-ms', 'product-version', 'product-type', 'device-name', 'window', 'max-packet-size'] as const;
+const PASSED_ON = [
+  'serial',
+  'trust-delay-ms',
+  'product-version',
+  'product-type',
+  'device-name',
+  'window',
+  'max-packet-size',
+  'tunnel-max-mtu',
+  'tunnel-drop-oversize',
+  'tunnel-loss-rate',
+] as const;
 
 export async function runSupervisedSims(values: SimValues): Promise<number> {
   const count = positive('count', values.count) ?? 1;

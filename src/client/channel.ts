@@ -28,14 +28,17 @@ export class UsbmuxError extends Error {
 
 const RESULT_NAMES: Record<number, string> = { 0: 'OK', 1: 'BADCOMMAND', 2: 'BADDEV', 3: 'CONNREFUSED', 6: 'BADVERSION', 22: 'EINVAL' };
 
-export function resultError(result: number, what: string): UsbmuxError {
+/** A non-zero Result; `detail` is the Error string tsmuxd's own requests add to say why. */
+export function resultError(result: number, what: string, detail?: string): UsbmuxError {
   const name = RESULT_NAMES[result] ?? `RESULT_${result}`;
-  return new UsbmuxError(`${what}: the daemon answered ${result} (${name})`, name, result);
+  const why = detail ? `${detail} (Result ${result})` : `the daemon answered ${result} (${name})`;
+  return new UsbmuxError(`${what}: ${why}`, name, result);
 }
 
 /** A reply or notification, decoded for either protocol version. */
 export type Reply =
-  | { kind: 'result'; tag: number; result: number }
+  /** `dict`: a plist Result's whole dictionary (tsmuxd's tunnel requests add fields to it). */
+  | { kind: 'result'; tag: number; result: number; dict?: PlistDict }
   | { kind: 'plist'; tag: number; dict: PlistDict }
   | { kind: 'attached'; deviceId: number; productId: number; serial: string; location: number }
   | { kind: 'removed' | 'paired'; deviceId: number };
@@ -48,7 +51,7 @@ export function decodeReply({ header, body }: Message): Reply {
       const dict = parsePlist(body);
       // A daemon's reply is always a dict; anything else would be read as one below.
       if (!isPlistDict(dict)) throw new UsbmuxError('a plist reply that is not a dictionary', 'ERR_USBMUX_PROTOCOL');
-      if (dict.MessageType === 'Result') return { kind: 'result', tag: header.tag, result: Number(dict.Number) };
+      if (dict.MessageType === 'Result') return { kind: 'result', tag: header.tag, result: Number(dict.Number), dict };
       return { kind: 'plist', tag: header.tag, dict };
     }
     case MessageType.DeviceAdd:

@@ -6,6 +6,24 @@ import type { PlistDict } from '../protocol/plist-codec.js';
 import { encodeConnectBinary, MessageType, swapPort } from '../protocol/usbmux.js';
 import { Channel, resultError, UsbmuxError, type ChannelOptions, type Reply } from './channel.js';
 import { parseStatsReply, STATS_MESSAGE, type DaemonStats } from './stats.js';
+import {
+  parseTunnelDict,
+  TUNNEL_CONNECT,
+  TUNNEL_LIST,
+  TUNNEL_START,
+  TUNNEL_STOP,
+  type TunnelDescription,
+} from '../protocol/tunnel-messages.js';
+
+export type { TunnelDescription } from '../protocol/tunnel-messages.js';
+
+/** A tunnel start takes a lockdown session, TLS and the handshake: more than the usual request. */
+const TUNNEL_START_TIMEOUT_MS = 45_000;
+/** Longer than the daemon's own tunnel connect timeout (10 s), so its answer is what we report. */
+const TUNNEL_CONNECT_TIMEOUT_MS = 15_000;
+
+/** A device by DeviceID (number) or UDID (string), as the tunnel requests take it. */
+const deviceKey = (target: number | string): PlistDict => (typeof target === 'number' ? { DeviceID: target } : { UDID: target });
 
 export interface UsbmuxDevice {
   deviceId: number;
@@ -196,6 +214,64 @@ export class UsbmuxClient {
       throw err;
     }
     return parseStatsReply(answer);
+  }
+
+  /**
+   * tsmuxd's tunnel requests answer a Result dictionary with what they add;
+   * a non-zero Number throws with the daemon's Error text. Another daemon's
+   * Result 1 throws ERR_TUNNEL_UNSUPPORTED.
+   */
+  private async tunnelRequest(dict: PlistDict, what: string, timeoutMs?: number): Promise<PlistDict> {
+    const channel = await Channel.open({ ...this.options, version: 1 });
+    try {
+      const r = await channel.reply(channel.sendPlist(dict), timeoutMs);
+      if (r.kind !== 'result') throw new UsbmuxError(`${what}: unexpected answer`, 'ERR_USBMUX_PROTOCOL');
+      if (r.result === 0) return r.dict ?? {};
+      if (r.result === 1 && r.dict?.Error === undefined) {
+        throw new UsbmuxError(`${what}: the daemon has no tunnels (it answered Result 1: not tsmuxd?)`, 'ERR_TUNNEL_UNSUPPORTED', 1);
+      }
+      throw resultError(r.result, what, typeof r.dict?.Error === 'string' ? r.dict.Error : undefined);
+    } finally {
+      channel.close();
+    }
+  }
+
+  /** tsmuxd: the device's CoreDeviceProxy tunnel, started if it has none (iOS 17.4+). */
+  async startTunnel(target: number | string, options: { sendMss?: number } = {}): Promise<TunnelDescription> {
+    const dict: PlistDict = { MessageType: TUNNEL_START, ...deviceKey(target) };
+    if (options.sendMss !== undefined) dict.SendMSS = options.sendMss;
+    const timeoutMs = Math.max(this.options.timeoutMs ?? 0, TUNNEL_START_TIMEOUT_MS);
+    return parseTunnelDict((await this.tunnelRequest(dict, `TunnelStart ${target}`, timeoutMs)).Tunnel);
+  }
+
+  async listTunnels(): Promise<TunnelDescription[]> {
+    const list = (await this.tunnelRequest({ MessageType: TUNNEL_LIST }, 'TunnelList')).TunnelList;
+    return Array.isArray(list) ? list.map((t) => parseTunnelDict(t)) : [];
+  }
+
+  async stopTunnel(target: number | string): Promise<void> {
+    await this.tunnelRequest({ MessageType: TUNNEL_STOP, ...deviceKey(target) }, `TunnelStop ${target}`);
+  }
+
+  /**
+   * tsmuxd: a TCP connection inside the device's tunnel to `port` at
+   * `address` (the device's own tunnel address by default); the socket is
+   * then a raw pipe, as after connect().
+   */
+  async tunnelConnect(target: number | string, port: number, address?: string): Promise<net.Socket> {
+    const dict: PlistDict = { MessageType: TUNNEL_CONNECT, ...deviceKey(target), Port: port };
+    if (address !== undefined) dict.Address = address;
+    const what = `TunnelConnect to ${target} ${address ? `[${address}]:` : 'port '}${port}`;
+    const channel = await Channel.open({ ...this.options, version: 1 });
+    try {
+      const r = await channel.reply(channel.sendPlist(dict), Math.max(this.options.timeoutMs ?? 0, TUNNEL_CONNECT_TIMEOUT_MS));
+      if (r.kind !== 'result') throw new UsbmuxError(`${what}: unexpected answer`, 'ERR_USBMUX_PROTOCOL');
+      if (r.result !== 0) throw resultError(r.result, what, typeof r.dict?.Error === 'string' ? r.dict.Error : undefined);
+    } catch (err) {
+      channel.close();
+      throw err;
+    }
+    return channel.release();
   }
 
   async listListeners(): Promise<PlistDict[]> {

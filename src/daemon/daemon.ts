@@ -18,6 +18,7 @@ import { SimSupervisor } from '../supervisor/supervisor.js';
 import { loadUsbBackend, UsbDiscovery } from '../usb/discovery.js';
 import type { SocketAddress } from '../protocol/address.js';
 import { UsbmuxServer } from '../server/server.js';
+import { TunnelManager } from '../tunnel/tunnel-manager.js';
 
 export interface DaemonOptions {
   address: SocketAddress;
@@ -41,6 +42,10 @@ export interface DaemonOptions {
   zeroWindowTimeoutMs?: number;
   /** Receive window advertised per connection (MuxEngine's default when omitted). */
   window?: number;
+  /** Extra `tsmuxd sim` arguments for every simulated phone (its iOS version, its tunnels' strictness). */
+  simArgs?: string[];
+  /** The send MSS of a tunnel whose start names none (1340 when omitted). */
+  tunnelSendMss?: number;
   /** Unread notifications after which a Listen client is closed (1 MiB when omitted). */
   maxUnreadNotificationBytes?: number;
   /** Check each phone through lockdownd (and pair it) before listing it; default true, off is usbmuxd's -p. */
@@ -60,9 +65,9 @@ export class Daemon {
   readonly log: Logger;
   readonly engine: MuxEngine;
   readonly devices: DeviceTable;
+  readonly tunnels: TunnelManager;
   private sims?: SimSupervisor;
   preflight?: Preflight;
-  private runDir?: string;
   private usb?: UsbDiscovery;
   private simDir?: string;
   private stopped = false;
@@ -73,10 +78,13 @@ export class Daemon {
     readonly server: UsbmuxServer,
     engine: MuxEngine,
     devices: DeviceTable,
+    tunnels: TunnelManager,
     log: Logger,
+    private readonly runDir: string,
   ) {
     this.engine = engine;
     this.devices = devices;
+    this.tunnels = tunnels;
     this.log = log;
   }
 
@@ -94,26 +102,29 @@ export class Daemon {
     engine.on('detached', (d) => log.info(`device link ${d.handle} gone: ${d.reason}`, { code: d.code }));
     devices.on('attached', (d) => log.notice(`device ${d.deviceId} attached: ${d.serialNumber}`));
     devices.on('detached', (d) => log.notice(`device ${d.deviceId} detached: ${d.serialNumber}`));
+    // Where in-process lockdown clients (preflight, tunnel starts) make their sockets.
+    const runDir = mkdtempSync(join(tmpdir(), 'tsmuxd-run-'));
+    // Under -U the daemon removes it after its drop, as that user.
+    if (options.uid !== undefined && process.getuid?.() === 0) chownSync(runDir, options.uid, options.gid ?? options.uid);
+    const tunnels = new TunnelManager({ engine, devices, store, log, socketDir: runDir, defaultSendMss: options.tunnelSendMss });
     const server = new UsbmuxServer({
       address: options.address,
       engine,
       devices,
       store,
       log,
+      tunnels,
       maxUnreadNotificationBytes: options.maxUnreadNotificationBytes,
     });
-    const daemon = new Daemon(options, store, server, engine, devices, log);
+    const daemon = new Daemon(options, store, server, engine, devices, tunnels, log, runDir);
     if (options.preflight !== false) {
       prepareKeys();
-      daemon.runDir = mkdtempSync(join(tmpdir(), 'tsmuxd-run-'));
-      // Under -U the daemon removes it after its drop, as that user.
-      if (options.uid !== undefined && process.getuid?.() === 0) chownSync(daemon.runDir, options.uid, options.gid ?? options.uid);
       daemon.preflight = new Preflight({
         engine,
         devices,
         store,
         log,
-        socketDir: daemon.runDir,
+        socketDir: runDir,
         retryMs: options.preflightRetryMs,
       });
     }
@@ -183,6 +194,7 @@ export class Daemon {
       count,
       log: this.log,
       trust: this.options.simTrust,
+      args: this.options.simArgs,
       stateDir: (index) => join(stateRoot, `sim-${index}`),
       user,
       stopTimeoutMs: this.options.simStopTimeoutMs,
@@ -212,6 +224,7 @@ export class Daemon {
     this.stopped = true;
     await this.server.close();
     this.usb?.close();
+    this.tunnels.close();
     this.engine.close();
     await this.sims?.stop();
     for (const dir of [this.simDir, this.runDir]) {

@@ -200,14 +200,23 @@ export class MuxEngine extends EventEmitter<MuxEngineEvents> {
    * client): TLS with the pair record's host identity, then the request
    * frame. Resolves with the device's answer (to be checked, then
    * configureTunnel() or closeTunnel()); rejects with tunnelClosed's reason
-   * or after `timeoutMs`. The connection belongs to the tunnel from here on.
+   * or after `timeoutMs`. The connection is the tunnel's from here on, and
+   * closed with it; if the tunnel cannot even start, it is closed here.
    */
   startTunnel(conn: number, options: HostTunnelOptions, timeoutMs = TUNNEL_HANDSHAKE_TIMEOUT_MS): Promise<TunnelHandshake> {
     if (this.closed) return Promise.reject(new NativeError('the engine is closed', 'ERR_ENGINE_CLOSED'));
     let tunnel: number;
     try {
+      if (typeof this.native.startTunnel !== 'function') {
+        throw new NativeError('this build of the addon has no CoreDeviceProxy tunnels; rebuild it', 'ERR_UNSUPPORTED');
+      }
       tunnel = this.native.startTunnel(conn, options);
     } catch (err) {
+      try {
+        this.native.closeConnection(conn);
+      } catch {
+        // gone already
+      }
       return Promise.reject(err);
     }
     return this.tunnelStarts.wait(tunnel, timeoutMs);

@@ -24,6 +24,8 @@ import type { Logger } from '../util/log.js';
 import { NativeError, type PeerCredentials } from '../native/addon.js';
 import type { PlistDict } from '../protocol/plist-codec.js';
 import type { PairRecordStore } from '../pairing/store.js';
+import type { TunnelManager } from '../tunnel/tunnel-manager.js';
+import { TUNNEL_CONNECT } from '../protocol/tunnel-messages.js';
 import { parseRequestPlist } from './flat-request.js';
 import { handlePlistCommand, RESULT_EIO } from './plist-commands.js';
 import {
@@ -38,6 +40,7 @@ import {
 import { attachedMessage, detachedMessage, pairedMessage, resultMessage } from './replies.js';
 import { resumeReading, stopReading } from './socket-reading.js';
 import type { ConnectionOwners } from './stats.js';
+import { tunnelConnectPlan, type Answer } from './tunnel-commands.js';
 
 /**
  * How long a reply may wait for the kernel to take it (the client's unread
@@ -50,6 +53,8 @@ export interface ServerContext {
   devices: DeviceTable;
   store: PairRecordStore;
   log: Logger;
+  /** The CoreDeviceProxy tunnels (TunnelStart, TunnelConnect...). */
+  tunnels: TunnelManager;
   /** Which client opened each live connection, for the stats request. */
   owners: ConnectionOwners;
   /** Clients in LISTEN state, for ListListeners. */
@@ -68,6 +73,17 @@ export interface ClientInfo {
   clientVersion?: string;
   progName?: string;
   libusbmuxVersion?: number;
+}
+
+/** How one connect request opens its connection and hands the client's socket over. */
+export interface ConnectPlan {
+  /** For log lines: "connect to device 3 port 62078". */
+  what: string;
+  /** Resolves with the connection (or tunnel stream) id once the device accepted. */
+  open: () => Promise<number>;
+  adopt: (conn: number, pipelined: Buffer) => void;
+  /** The answer to a failed open. */
+  refused: (err: unknown) => Answer;
 }
 
 const yieldToIo = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -292,6 +308,10 @@ export class ClientSession {
       const swapped = Number(port) & 0xffff;
       return this.connect(header.tag, Number(deviceId), ((swapped & 0xff) << 8) | (swapped >> 8));
     }
+    if (type === TUNNEL_CONNECT) {
+      const plan = tunnelConnectPlan(request, this.ctx, this.socket);
+      return typeof plan === 'function' ? this.send(plan(header.tag)) : this.pipeThrough(header.tag, plan);
+    }
     const answer = await handlePlistCommand(type, request, this.ctx, this);
     this.send(answer(header.tag));
   }
@@ -323,29 +343,39 @@ export class ClientSession {
     for (const d of this.ctx.devices.visible()) this.notifyAttached(d);
   }
 
-  // Reading is stopped for the whole Connect (serve's caller stopped it), so
-  // what the client sends behind the request waits in the kernel and reaches
-  // native code with the fd. Only the rest of the read that carried the
-  // request (at most 64 KiB) is held here.
-  private async connect(tag: number, deviceId: number, port: number): Promise<void> {
+  private connect(tag: number, deviceId: number, port: number): void | Promise<void> {
     const device = this.ctx.devices.byId(deviceId);
     if (!device) return this.reply(tag, Result.BADDEV);
     if (port === 0) return this.reply(tag, Result.CONNREFUSED);
+    return this.pipeThrough(tag, {
+      what: `connect to device ${deviceId} port ${port}`,
+      open: () => this.ctx.engine.connect(device.handle, port),
+      adopt: (conn, pipelined) => this.ctx.engine.adoptSocket(conn, this.socket, pipelined),
+      refused: (err) => (t) =>
+        resultMessage(this.version, t, err instanceof NativeError && err.code === 'ENODEV' ? Result.BADDEV : Result.CONNREFUSED),
+    });
+  }
+
+  // Reading is stopped for the whole connect (serve's caller stopped it), so
+  // what the client sends behind the request waits in the kernel and reaches
+  // native code with the fd. Only the rest of the read that carried the
+  // request (at most 64 KiB) is held here. A mux connection and a tunnel
+  // stream (whose ids share one space) take the same path.
+  private async pipeThrough(tag: number, how: ConnectPlan): Promise<void> {
     this.state = 'connecting';
     const pipelined = this.framer.takeRemainder();
     let conn: number;
     try {
-      conn = await this.ctx.engine.connect(device.handle, port);
+      conn = await how.open();
     } catch (err) {
       if (this.state !== 'connecting') {
-        this.ctx.log.debug(`${this.label}: connect to device ${deviceId} port ${port} ended after the client left: ${(err as Error).message}`);
+        this.ctx.log.debug(`${this.label}: ${how.what} ended after the client left: ${(err as Error).message}`);
         return;
       }
-      const code = err instanceof NativeError ? err.code : 'ERR';
-      this.ctx.log.info(`${this.label}: connect to device ${deviceId} port ${port} failed: ${(err as Error).message}`);
+      this.ctx.log.info(`${this.label}: ${how.what} failed: ${(err as Error).message}`);
       this.state = 'command';
-      this.reply(tag, code === 'ENODEV' ? Result.BADDEV : Result.CONNREFUSED);
-      // Connect failed, so what the client sent behind it are commands after all.
+      this.send(how.refused(err)(tag));
+      // The connect failed, so what the client sent behind it are commands after all.
       this.framer.push(pipelined);
       return;
     }
@@ -362,7 +392,7 @@ export class ClientSession {
       this.state = 'connected';
       this.socket.removeAllListeners('data');
       try {
-        this.ctx.engine.adoptSocket(conn, this.socket, pipelined);
+        how.adopt(conn, pipelined);
       } catch (adoptErr) {
         this.ctx.log.error(`${this.label}: handing the socket over failed: ${(adoptErr as Error).message}`);
         this.ctx.engine.closeConnection(conn);

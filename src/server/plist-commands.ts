@@ -9,6 +9,8 @@ import { attachedDict, resultMessage } from './replies.js';
 import { STATS_MESSAGE } from '../protocol/stats.js';
 import { statsReply } from './stats.js';
 import { EXTENSION_MESSAGES, extensionAccess, RESULT_ACCESS_DENIED } from './access.js';
+import { TUNNEL_MESSAGES } from '../protocol/tunnel-messages.js';
+import { handleTunnelCommand } from './tunnel-commands.js';
 
 export type Answer = (tag: number) => Buffer;
 
@@ -55,6 +57,7 @@ export async function handlePlistCommand(
       return result(RESULT_ACCESS_DENIED);
     }
   }
+  if (TUNNEL_MESSAGES.has(type)) return handleTunnelCommand(type, request, ctx, client);
   switch (type) {
     case 'ListDevices':
       return dict({ DeviceList: ctx.devices.visible().map(attachedDict) });

@@ -7,6 +7,7 @@ import type { DeviceRecord, DeviceTable } from '../devices/device-table.js';
 import type { MuxEngine } from '../native/mux-engine.js';
 import type { Logger } from '../util/log.js';
 import type { PairRecordStore } from '../pairing/store.js';
+import type { TunnelManager } from '../tunnel/tunnel-manager.js';
 import { peerCredentialsOf } from './access.js';
 import { formatSocketAddress, type SocketAddress } from '../protocol/address.js';
 import { ClientSession, STUCK_OUTPUT_TIMEOUT_MS, type ServerContext } from './client-session.js';
@@ -18,6 +19,7 @@ export interface ServerOptions {
   devices: DeviceTable;
   store: PairRecordStore;
   log: Logger;
+  tunnels: TunnelManager;
   /** See ServerContext.maxUnreadNotificationBytes (default 1 MiB). */
   maxUnreadNotificationBytes?: number;
   /** See STUCK_OUTPUT_TIMEOUT_MS (the default). */
@@ -59,6 +61,7 @@ export class UsbmuxServer {
       devices: options.devices,
       store: options.store,
       log: options.log,
+      tunnels: options.tunnels,
       owners: new ConnectionOwners(options.engine),
       listeners: () => [...this.clients].filter((c) => c.state === 'listen'),
       maxUnreadNotificationBytes: options.maxUnreadNotificationBytes ?? 1 << 20,

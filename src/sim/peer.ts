@@ -2,7 +2,8 @@
 // the device-role mux plus the echo, sink and
 // source test services on fixed ports, lockdownd on 62078 (pairing with a
 // trust dialog, TLS sessions) and the lockdown services StartService hands
-// out on fresh one-connection ports (heartbeat, notification proxy, AFC).
+// out on fresh one-connection ports (heartbeat, notification proxy, AFC),
+// and from iOS 17.4 the CoreDeviceProxy tunnel (tunnel/sim-tunnels.ts).
 // It can be unplugged and plugged back, and re-enumerates when the user
 // taps Trust, as a phone does.
 import type { Server, Socket } from 'node:net';
@@ -30,6 +31,7 @@ import {
 import { openSimState } from './state.js';
 import { simRsdProperties, startRsdServer, type RsdServer } from './rsd/rsd-server.js';
 import { simRsdServices } from './rsd/sim-services.js';
+import { SimTunnels, type SimTunnelEvent, type SimTunnelOptions } from './tunnel/sim-tunnels.js';
 
 export interface PeerOptions extends Omit<DeviceRoleOptions, 'portMap'> {
   /** A virtual cable's listening path (the daemon's --cable). */
@@ -77,6 +79,10 @@ export interface PeerOptions extends Omit<DeviceRoleOptions, 'portMap'> {
    * free port), with RSDCheckin shims for the lockdown services (docs/xpc.md).
    */
   rsdPort?: number;
+  /** The phone's side of CoreDeviceProxy tunnels: its largest MTU, oversize drops, loss. */
+  tunnel?: SimTunnelOptions;
+  /** A tunnel opened, closed or was refused (with why). */
+  onTunnel?: (event: SimTunnelEvent) => void;
   /** The host answered the mux handshake on the current link. */
   onReady?: () => void;
   /** The link went away without unplug() (the host hung up, the cable broke). */
@@ -105,6 +111,8 @@ export interface Peer {
   namespace: BootstrapNamespace;
   /** The RSD endpoint, with `rsdPort`. */
   rsd?: RsdServer;
+  /** The CoreDeviceProxy tunnels the host has open. */
+  tunnels: SimTunnels;
   readonly plugged: boolean;
   /** The user taps Trust on the pairing dialog. */
   trust(): void;
@@ -222,13 +230,14 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     else await registry.closeNamespace(identity.udid);
   };
 
-  let rsd: RsdServer | undefined;
-  let closeRsdShims = async () => {};
-  if (options.rsdPort !== undefined) {
-    const rsdServices = simRsdServices(namespace, lockdown.address);
-    closeRsdShims = rsdServices.close;
-    rsd = await startRsdServer({ port: options.rsdPort, properties: simRsdProperties(identity), services: rsdServices.provider });
-  }
+  // RSD and its shims: on rsdPort in direct mode, and behind every tunnel's
+  // serverRSDPort (started with the first tunnel when there is no rsdPort).
+  const rsdServices = simRsdServices(namespace, lockdown.address);
+  let rsdStart: Promise<RsdServer> | undefined;
+  const rsdEndpoint = (port = 0) =>
+    (rsdStart ??= startRsdServer({ port, properties: simRsdProperties(identity), services: rsdServices.provider }));
+  const closeRsd = () => Promise.all([rsdStart?.then((r) => r.close(), () => undefined), rsdServices.close()]);
+  const rsd = options.rsdPort !== undefined ? await rsdEndpoint(options.rsdPort) : undefined;
 
   const descriptor = iphoneDescriptor({ ...options.usb, serial });
   const roleOptions: DeviceRoleOptions = {
@@ -241,6 +250,20 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     portMap: Object.entries(services).map(([port, where]) => ({ port: Number(port), ...(MEASURING[Number(port)] ?? portTarget(where)) })),
   };
   let handle = 0;
+  const tunnels = new SimTunnels({
+    ...options.tunnel,
+    engine,
+    handle: () => handle,
+    // Inside a tunnel each service keeps the port number it is listed with.
+    endpoints: async () => ({
+      rsdPort: (await rsdEndpoint()).port,
+      ports: [
+        ...(await rsdServices.provider()).map((s) => ({ port: s.port, targetPort: s.port })),
+        ...Object.keys(MEASURING).map((port) => ({ port: Number(port), ...portTarget(services[Number(port)]!) })),
+      ],
+    }),
+    onEvent: options.onTunnel,
+  });
   const placeholders: number[] = [];
   let replugTimer: NodeJS.Timeout | undefined;
   let closed = false;
@@ -331,10 +354,10 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     plug();
   } catch (err) {
     lockdownd.close();
+    tunnels.close();
     for (const h of placeholders) engine.closeDevice(h);
     for (const srv of servers) srv.close();
-    void rsd?.close();
-    void closeRsdShims();
+    await closeRsd();
     if (ownEngine) engine.close();
     await closeServices();
     throw err;
@@ -351,6 +374,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     services,
     namespace,
     rsd,
+    tunnels,
     get plugged() {
       return handle !== 0 || rawDevice !== undefined;
     },
@@ -365,9 +389,10 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
       engine.off('ready', onReady);
       engine.off('detached', onDetached);
       lockdownd.close();
+      tunnels.close();
       if (ownEngine) engine.close();
       else for (const h of placeholders) engine.closeDevice(h);
-      await Promise.all([rsd?.close(), closeRsdShims()]);
+      await closeRsd();
       await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
       for (const s of servers) s.unref();
       await closeServices();

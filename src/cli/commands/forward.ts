@@ -1,7 +1,9 @@
 // `tsmuxd forward`: like iproxy, with several mappings at once. Each local
 // port accepts clients; each client gets its own usbmux Connect to the
 // device port and the two sockets are piped both ways with backpressure
-// (stream.pipeline), so a slow reader on either end slows the other.
+// (stream.pipeline), so a slow reader on either end slows the other. With
+// --tunnel UDID each client gets a TunnelConnect to the port inside the
+// phone's CoreDeviceProxy tunnel instead (started if the phone has none).
 import net from 'node:net';
 import { pipeline } from 'node:stream';
 
@@ -19,6 +21,7 @@ import {
 import { ForwardReporter } from './forward-report.js';
 
 const HELP = `usage: tsmuxd forward [--udid UDID] [--json] [--socket ADDR] [ADDR:]LOCAL:DEVICE_PORT ...
+       tsmuxd forward --tunnel UDID [--json] [--socket ADDR] [ADDR:]LOCAL:PORT ...
 
 Listens on each LOCAL port (127.0.0.1 unless ADDR is given; [::1]:LOCAL for
 IPv6; LOCAL 0 picks a free port) and connects every client to DEVICE_PORT on
@@ -28,6 +31,9 @@ shows the bytes and rate of each mapping; otherwise only errors are printed,
 or with --json one JSON line per event (listening, open, close, error).
 
   -u, --udid UDID     the device to use
+  -t, --tunnel UDID   connect to PORT inside this phone's CoreDeviceProxy tunnel (at
+                      the phone's tunnel address; iOS 17.4+), starting the tunnel if
+                      it has none (tsmuxd tunnel start)
 ${COMMON_HELP}`;
 
 export interface Mapping {
@@ -92,6 +98,8 @@ export class Forwarder {
     private readonly watcher: DeviceWatcher,
     private readonly report: ForwardReporter,
     private readonly udid?: string,
+    /** Each client becomes a TunnelConnect inside the phone's tunnel, not a mux Connect. */
+    private readonly viaTunnel = false,
   ) {
     this.states = mappings.map((m) => new MappingState(m));
   }
@@ -146,7 +154,7 @@ export class Forwarder {
         this.report.waiting(tunnel.id, state, this.udid);
         device = await this.watcher.wait(this.udid, abort.signal);
       }
-      remote = await this.client.connect(device.deviceId, state.mapping.devicePort);
+      remote = await this.open(device, state.mapping.devicePort);
     } catch (err) {
       this.aborts.delete(abort);
       if (!localGone && !this.stopped) {
@@ -190,6 +198,13 @@ export class Forwarder {
     if (remote.destroyed) closed();
   }
 
+  private async open(device: UsbmuxDevice, port: number): Promise<net.Socket> {
+    if (!this.viaTunnel) return this.client.connect(device.deviceId, port);
+    // A phone that was replugged has a new DeviceID and needs a new tunnel.
+    await this.client.startTunnel(device.deviceId);
+    return this.client.tunnelConnect(device.deviceId, port);
+  }
+
   private finish(state: MappingState, tunnel: Tunnel, device: UsbmuxDevice | undefined, failure: Error | null): void {
     if (!state.open.delete(tunnel)) return;
     const up = tunnel.local.bytesRead;
@@ -203,7 +218,7 @@ export class Forwarder {
 export async function runForward(args: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs({
     args,
-    options: { ...COMMON_OPTIONS, udid: { type: 'string', short: 'u' } },
+    options: { ...COMMON_OPTIONS, udid: { type: 'string', short: 'u' }, tunnel: { type: 'string', short: 't' } },
     allowPositionals: true,
   });
   if (values.help) {
@@ -211,6 +226,7 @@ export async function runForward(args: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length === 0) throw new UsageError('give at least one LOCAL:DEVICE_PORT mapping');
+  if (values.tunnel !== undefined && values.udid !== undefined) throw new UsageError('--tunnel names the device: leave out --udid');
   const mappings = positionals.map(parseMapping);
   const address = daemonAddress(values.socket);
   const client = clientFor(address);
@@ -221,7 +237,7 @@ export async function runForward(args: string[]): Promise<number> {
   watcher.on('restored', () => report.notice('the daemon is back'));
   watcher.on('attached', (d) => report.device('attached', d));
   watcher.on('detached', (d) => report.device('detached', d));
-  const forwarder = new Forwarder(mappings, client, watcher, report, values.udid);
+  const forwarder = new Forwarder(mappings, client, watcher, report, values.tunnel ?? values.udid, values.tunnel !== undefined);
   const signal = untilSignal();
   try {
     await forwarder.listen();

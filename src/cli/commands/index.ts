@@ -38,8 +38,8 @@ export const COMMANDS: CliCommand[] = [
   pairing('unpair', 'forget the pairing on both sides'),
   {
     name: 'forward',
-    usage: 'forward [--udid UDID] [--json] [--socket ADDR] [ADDR:]LOCAL:DEVICE_PORT ...',
-    summary: 'forward local TCP ports to device ports, like iproxy',
+    usage: 'forward [--udid UDID | --tunnel UDID] [--json] [--socket ADDR] [ADDR:]LOCAL:DEVICE_PORT ...',
+    summary: 'forward local TCP ports to device ports, like iproxy, or to ports inside a tunnel',
     run: async (args) => (await import('./forward.js')).runForward(args),
   },
   {
@@ -56,8 +56,14 @@ export const COMMANDS: CliCommand[] = [
   },
   {
     name: 'rsd',
-    usage: 'rsd --address HOST:PORT [--json]',
+    usage: 'rsd (--address HOST:PORT | --udid UDID) [--json]',
     summary: "RemoteServiceDiscovery: a device's properties and services over RemoteXPC",
     run: async (args) => (await import('./rsd.js')).runRsd(args),
+  },
+  {
+    name: 'tunnel',
+    usage: 'tunnel start [UDID] [--mss N] | ls | stop [UDID] [--json]',
+    summary: "a phone's CoreDeviceProxy tunnel (iOS 17.4+) in the daemon: start, list, stop",
+    run: async (args) => (await import('./tunnel.js')).runTunnel(args),
   },
 ];

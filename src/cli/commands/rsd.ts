@@ -1,14 +1,19 @@
 // `tsmuxd rsd --address HOST:PORT [--json]`: connects to a RemoteServiceDiscovery
 // endpoint (a phone's RSD port inside a tunnel, or the sim's in direct mode),
 // runs the RemoteXPC handshake and prints the peer-info: the device's
-// properties and the services it lists with their ports.
+// properties and the services it lists with their ports. With --udid UDID
+// it goes through the daemon: the phone's CoreDeviceProxy tunnel (started if
+// it has none), then a TunnelConnect to serverAddress:serverRSDPort.
 import { HostConnection, HANDSHAKE_ORDERINGS, type HandshakeOrdering } from '../../xpc/host-connection.js';
 import { parsePeerInfo, xpcToJson } from '../../xpc/rsd.js';
-import { parseCommandArgs, table, UsageError } from './common.js';
+import { clientFor, daemonAddress, parseCommandArgs, table, UsageError } from './common.js';
 
-export const RSD_HELP = `usage: tsmuxd rsd --address HOST:PORT [--json] [--ordering pymobiledevice3|idevice|go-ios]
+export const RSD_HELP = `usage: tsmuxd rsd (--address HOST:PORT | --udid UDID) [--json] [--ordering pymobiledevice3|idevice|go-ios]
   the RemoteServiceDiscovery peer-info of a device: its properties and services
       --address HOST:PORT  the RSD endpoint ([IPv6]:PORT for an address with colons)
+      --udid UDID          through the daemon: the phone's CoreDeviceProxy tunnel (iOS 17.4+;
+                           started if it has none), to its RSD port inside it
+  -S, --socket ADDR        with --udid: the daemon (default as for the other commands)
       --json               the whole peer-info as one JSON object
       --ordering O         which client's handshake order to use (default pymobiledevice3)
       --timeout-ms N       give up after this long (default 10000)
@@ -27,6 +32,8 @@ export async function runRsd(argv: string[]): Promise<number> {
     args: argv,
     options: {
       address: { type: 'string', short: 'a' },
+      udid: { type: 'string', short: 'u' },
+      socket: { type: 'string', short: 'S' },
       json: { type: 'boolean' },
       ordering: { type: 'string' },
       'timeout-ms': { type: 'string' },
@@ -37,14 +44,23 @@ export async function runRsd(argv: string[]): Promise<number> {
     process.stdout.write(RSD_HELP);
     return 0;
   }
-  if (!values.address) throw new UsageError('--address HOST:PORT is required');
-  const { host, port } = parseHostPort(values.address);
+  if (!values.address === !values.udid) throw new UsageError('give one of --address HOST:PORT and --udid UDID');
   const ordering = (values.ordering ?? 'pymobiledevice3') as HandshakeOrdering;
   if (!HANDSHAKE_ORDERINGS.includes(ordering)) throw new UsageError(`--ordering is one of ${HANDSHAKE_ORDERINGS.join(', ')}`);
   const timeoutMs = values['timeout-ms'] === undefined ? 10_000 : Number(values['timeout-ms']);
   if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new UsageError('--timeout-ms wants a positive whole number');
 
-  const connection = await HostConnection.open(host, port, timeoutMs);
+  let connection: HostConnection;
+  if (values.udid) {
+    const usbmux = clientFor(daemonAddress(values.socket), timeoutMs);
+    const tunnel = await usbmux.startTunnel(values.udid);
+    const socket = await usbmux.tunnelConnect(values.udid, tunnel.serverRsdPort);
+    socket.setTimeout(timeoutMs, () => socket.destroy(new Error(`no answer from RSD in ${values.udid}'s tunnel within ${timeoutMs} ms`)));
+    connection = new HostConnection(socket);
+  } else {
+    const { host, port } = parseHostPort(values.address!);
+    connection = await HostConnection.open(host, port, timeoutMs);
+  }
   try {
     await connection.handshake(ordering);
     const message = await connection.nextRootMessage();

@@ -19,10 +19,16 @@ import { MAX_FRAME } from '../../lockdown/framing.js';
 import { ServicePorts } from '../service-ports.js';
 import { checkPairRecord, DevicePairStore } from './pairing.js';
 import { serveLockdownConnection, type Connection, type SessionTlsInfo } from './connection.js';
-import { LOCKDOWN_TYPE, PRE_SESSION_KEYS, REQUEST_PAIR_NOTIFICATION, UNKNOWN_REQUEST_ERROR } from './values.js';
+import {
+  CORE_DEVICE_PROXY_SINCE,
+  LOCKDOWN_TYPE,
+  PRE_SESSION_KEYS,
+  REQUEST_PAIR_NOTIFICATION,
+  UNKNOWN_REQUEST_ERROR,
+  versionAtLeast,
+} from './values.js';
 import type { TrustMode } from '../../protocol/sim-control.js';
-
-
+import { CORE_DEVICE_PROXY_SERVICE } from '../../protocol/cdtunnel.js';
 
 /** The "Trust this computer?" alert (reference §1.9, item 4). */
 export type TrustDialog = 'none' | 'pending' | 'accepted' | 'denied';
@@ -192,6 +198,7 @@ export class Lockdownd {
         const known = name === undefined ? undefined : this.services.find(name);
         if (!conn.session && !known?.withoutSession) return fail('SessionInactive');
         if (name === undefined) return fail('MissingService');
+        if (name === CORE_DEVICE_PROXY_SERVICE) return this.startCoreDeviceProxy(conn, name);
         let entry;
         try {
           // Launches an on-demand service; the host's connection waits for it.
@@ -209,6 +216,24 @@ export class Lockdownd {
       default:
         return fail(UNKNOWN_REQUEST_ERROR);
     }
+  }
+
+  /**
+   * CoreDeviceProxy (iOS 17.4+): a one-connection port that the device-role
+   * mux serves natively, TLS as the server with the asking host's
+   * DeviceCertificate and the device key, then the CDTunnel handshake, which
+   * the engine hands to the sim's tunnels (src/sim/tunnel).
+   */
+  private startCoreDeviceProxy(conn: Connection, name: string): PlistDict {
+    const fail = (error: string): PlistDict => ({ Request: 'StartService', Service: name, Error: error });
+    if (!versionAtLeast(this.identity.productVersion, CORE_DEVICE_PROXY_SINCE)) return fail('InvalidService');
+    const record = conn.session && this.pairRecords.get(conn.session.hostId);
+    // Unpaired in the middle of its session.
+    if (!record) return fail('InvalidHostID');
+    const port = this.servicePorts.open({
+      tunnel: { certPem: Buffer.from(record.DeviceCertificate).toString('utf8'), keyPem: this.deviceKeyPem() },
+    });
+    return { Request: 'StartService', Service: name, Port: port, EnableServiceSSL: true };
   }
 
   private pair(conn: Connection, req: PlistDict): PlistDict {

@@ -42,3 +42,20 @@ export const SESSION_TLS = {
   // negotiates TLSv1.2 ECDHE-RSA-AES256-GCM-SHA384 with or without it.
   ciphers: 'DEFAULT:@SECLEVEL=0',
 } as const;
+
+/** The first iOS with CoreDeviceProxy; below it StartService answers InvalidService (idevice issue #3). */
+export const CORE_DEVICE_PROXY_SINCE = '17.4';
+
+/** Is a dotted version ("17.5", "17.4.1") at least `min`? Missing parts count as 0; text that is not a version is not. */
+export function versionAtLeast(version: string, min: string): boolean {
+  const parts = (v: string) => (/^\d+(\.\d+)*$/.test(v) ? v.split('.').map(Number) : undefined);
+  const have = parts(version);
+  const want = parts(min);
+  if (!have || !want) return false;
+  for (let i = 0; i < Math.max(have.length, want.length); i++) {
+    const a = have[i] ?? 0;
+    const b = want[i] ?? 0;
+    if (a !== b) return a > b;
+  }
+  return true;
+}
