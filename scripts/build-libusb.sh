@@ -85,47 +85,15 @@ fi
 start_time=$SECONDS
 log "building ${what:-libusb $LIBUSB_VERSION} into $prefix"
 
-# --- privileges and packages -------------------------------------------------
+# --- packages -----------------------------------------------------------------
 
-as_root() {
-  if [[ $EUID -eq 0 ]]; then
-    "$@"
-  elif command -v sudo >/dev/null 2>&1; then
-    sudo "$@"
-  else
-    die "need root for: $* (run as root or install sudo)"
-  fi
-}
+# as_root, ensure_packages, fetch_debian_source: shared with build-lwip.sh.
+. "$script_dir/debian-source.sh"
 
-apt_updated=0
-apt_update() {
-  log "apt-get update"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q -o Acquire::Retries=3 >&2
-  apt_updated=1
-}
-
-is_installed() {
-  [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" == "install ok installed" ]]
-}
-
-ensure_packages() {
-  local missing=() pkg
-  for pkg in "$@"; do
-    is_installed "$pkg" || missing+=("$pkg")
-  done
-  ((${#missing[@]} == 0)) && return 0
-  log "installing: ${missing[*]}"
-  ((apt_updated)) || apt_update
-  as_root env DEBIAN_FRONTEND=noninteractive \
-    apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
-}
-
-command -v apt-get >/dev/null 2>&1 || die "apt-get not found: this script needs a Debian-based system"
-
-# dpkg-dev: dpkg-source for 'apt-get source'; bzip2/xz-utils: the source
-# tarballs; gcc/make/libc6-dev: configure + build (the tarball ships a
-# generated configure, so autotools are not needed); binutils: readelf/nm.
-ensure_packages dpkg-dev gcc make libc6-dev binutils bzip2 xz-utils
+# gcc/make/libc6-dev: configure + build (the tarball ships a generated
+# configure, so autotools are not needed); binutils: readelf/nm. The source
+# download's own packages (dpkg-dev, the tarballs' compressors) come with it.
+ensure_packages gcc make libc6-dev binutils
 
 # --- LIBUSB_SRC: a copy of the user's tree -------------------------------------
 
@@ -152,107 +120,9 @@ else
 # (Debian's pinned source package, up to the configure step; not indented.)
 expected_version=$LIBUSB_VERSION
 
-# --- source index --------------------------------------------------------------
-
-readonly debsrc_file=/etc/apt/sources.list.d/tsmuxd-debian-src.sources
-
-have_source_index() {
-  apt-cache showsrc "$SRC_PACKAGE" 2>/dev/null | grep -q '^Package:'
-}
-
-# Write a deb-src twin of every 'deb' stanza in Debian's deb822 sources file
-# (same URIs, Suites, Components, Signed-By), or of every 'deb' line of the
-# one-line-style sources.list.
-add_deb_src() {
-  local deb822=/etc/apt/sources.list.d/debian.sources
-  local legacy=/etc/apt/sources.list
-  local content=""
-  if [[ -f $deb822 ]]; then
-    content=$(awk '
-      BEGIN { RS = ""; FS = "\n" }
-      {
-        out = ""; has_deb = 0
-        for (i = 1; i <= NF; i++) {
-          line = $i
-          if (line ~ /^#/) continue
-          if (line ~ /^Types:/) {
-            n = split(substr(line, 7), types, /[ \t]+/)
-            for (j = 1; j <= n; j++) if (types[j] == "deb") has_deb = 1
-            line = "Types: deb-src"
-          }
-          out = out line "\n"
-        }
-        if (has_deb) printf "%s\n", out
-      }' "$deb822")
-    if [[ -n $content ]]; then
-      log "adding deb-src entries in $debsrc_file"
-      printf '# Added by tsmuxd scripts/build-libusb.sh (apt-get source libusb-1.0)\n%s\n' "$content" \
-        | as_root tee "$debsrc_file" >/dev/null
-      return 0
-    fi
-  fi
-  if [[ -f $legacy ]]; then
-    content=$(sed -n 's/^[[:space:]]*deb[[:space:]]/deb-src /p' "$legacy")
-    if [[ -n $content ]]; then
-      log "adding deb-src lines in /etc/apt/sources.list.d/tsmuxd-debian-src.list"
-      printf '# Added by tsmuxd scripts/build-libusb.sh (apt-get source libusb-1.0)\n%s\n' "$content" \
-        | as_root tee /etc/apt/sources.list.d/tsmuxd-debian-src.list >/dev/null
-      return 0
-    fi
-  fi
-  die "found no 'deb' entry in $deb822 or $legacy to derive a deb-src entry from"
-}
-
-if ! have_source_index; then
-  if [[ ! -f $debsrc_file && ! -f /etc/apt/sources.list.d/tsmuxd-debian-src.list ]]; then
-    add_deb_src
-  fi
-  apt_update
-  have_source_index || die "apt-cache showsrc $SRC_PACKAGE finds nothing even after adding deb-src entries and apt-get update"
-fi
-
-# --- download and unpack ---------------------------------------------------------
-
 work=$work_root/$SRC_PACKAGE
-rm -rf "$work"
-mkdir -p "$work"
-
-apt_source_opts=(-q)
-# As root, apt drops to the _apt user for downloads, which cannot write here.
-[[ $EUID -eq 0 ]] && apt_source_opts+=(-o APT::Sandbox::User=root)
-
-download() {
-  (cd "$work" && apt-get source "${apt_source_opts[@]}" --download-only "$SRC_PACKAGE") >&2
-}
-if ! download; then
-  log "download failed; refreshing the package lists and trying again"
-  rm -rf "$work" && mkdir -p "$work"
-  apt_update
-  download || die "apt-get source $SRC_PACKAGE failed"
-fi
-
-shopt -s nullglob
-dscs=("$work"/"$SRC_PACKAGE"_*.dsc)
-origs=("$work"/"$SRC_PACKAGE"_*.orig.tar.*)
-shopt -u nullglob
-((${#dscs[@]} == 1)) || die "expected one .dsc in $work, found ${#dscs[@]}"
-((${#origs[@]} == 1)) || die "expected one .orig tarball in $work, found ${#origs[@]}"
-
-deb_version=$(sed -n 's/^Version:[[:space:]]*//p' "${dscs[0]}" | head -n1)
-upstream_version=${deb_version#*:}
-upstream_version=${upstream_version%-*}
-[[ $upstream_version == "$LIBUSB_VERSION" ]] \
-  || die "Debian's source package is $SRC_PACKAGE $deb_version, not upstream $LIBUSB_VERSION; update scripts/build-libusb.sh deliberately"
-
-orig_sha=$(sha256sum "${origs[0]}" | cut -d' ' -f1)
-[[ $orig_sha == "$ORIG_SHA256" ]] \
-  || die "$(basename "${origs[0]}") has SHA-256 $orig_sha, expected $ORIG_SHA256"
-log "source: $SRC_PACKAGE $deb_version ($(basename "${origs[0]}") sha256 ok)"
-
 srcdir=$work/src
-# dpkg-source checks the tarballs against the .dsc checksums (the .dsc itself
-# was checked by apt against the signed index) and applies Debian's patches.
-dpkg-source -x "${dscs[0]}" "$srcdir" >&2
+fetch_debian_source "$SRC_PACKAGE" "$LIBUSB_VERSION" "$ORIG_SHA256" "$work" "$srcdir"
 
 configured_version=$(sed -n "s/^PACKAGE_VERSION='\(.*\)'$/\1/p" "$srcdir/configure")
 [[ $configured_version == "$LIBUSB_VERSION" ]] \

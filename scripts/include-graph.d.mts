@@ -9,6 +9,8 @@ export interface NativeInclude {
 }
 export declare const repoRoot: string;
 export declare const NATIVE_DIR: string;
+export declare const NATIVE_INCLUDE_DIRS: readonly string[];
+export declare const THIRD_PARTY_INCLUDE: RegExp;
 export declare function folderOf(nativeRelative: string): string;
 export declare function nativeIncludes(root?: string): NativeInclude[];
 export declare function folderGraph(includes: NativeInclude[]): Map<string, string[]>;

@@ -6,10 +6,13 @@
 //
 // A file's folder is its first directory under native/ (native/mux/frame.cc
 // is in `mux`); the files directly in native/ (addon*.cc, addon.h) are the
-// folder `addon`. Quoted includes resolve against native/ (the include
-// directory every build passes) and then against the including file's own
-// directory; angle-bracket includes are system or third-party headers and
-// are not ours.
+// folder `addon`. Quoted includes resolve against the include directories
+// every build passes (native/, and native/tunnel/lwip_port for lwIP's
+// lwipopts.h and arch/cc.h) and then against the including file's own
+// directory. Angle-bracket includes are system or third-party headers and are
+// not ours; so are quoted ones under a third-party include root (lwIP's
+// lwip/, netif/, compat/ from its src/include, and openssl/), which the
+// builds add to every target's path.
 //
 // CLI:
 //   node scripts/include-graph.mjs           folder -> folders it includes, then any cycle
@@ -23,6 +26,10 @@ export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const NATIVE_DIR = 'native';
 const SOURCE = /\.(cc|cpp|c|h|hpp)$/;
 const INCLUDE = /^\s*#\s*include\s*"([^"]+)"/;
+/** Include directories of ours, relative to the repo (CMakeLists.txt, binding.gyp). */
+export const NATIVE_INCLUDE_DIRS = ['native', 'native/tunnel/lwip_port'];
+/** A quoted include of a third-party header: not ours, not checked. */
+export const THIRD_PARTY_INCLUDE = /^(lwip|netif|compat|openssl)\//;
 
 const toPosix = (p) => p.split(sep).join('/');
 
@@ -41,7 +48,8 @@ export function folderOf(nativeRelative) {
 }
 
 /**
- * Every quoted include under native/: { from, line, text, to, fromFolder, toFolder }.
+ * Every quoted include under native/ but the third-party ones:
+ * { from, line, text, to, fromFolder, toFolder }.
  * `to` is native-relative, or null when the header is not under native/
  * (then toFolder is null too).
  */
@@ -55,8 +63,8 @@ export function nativeIncludes(root = repoRoot) {
     const lines = readFileSync(join(root, file), 'utf8').split('\n');
     lines.forEach((text, i) => {
       const m = INCLUDE.exec(text);
-      if (!m) return;
-      const candidates = [join(root, NATIVE_DIR, m[1]), join(root, dirname(file), m[1])];
+      if (!m || THIRD_PARTY_INCLUDE.test(m[1])) return;
+      const candidates = [...NATIVE_INCLUDE_DIRS.map((d) => join(root, d, m[1])), join(root, dirname(file), m[1])];
       const hit = candidates.find((c) => existsSync(c));
       const to = hit ? toPosix(relative(join(root, NATIVE_DIR), hit)) : null;
       out.push({

@@ -6,11 +6,13 @@
 // addons, tsmuxd.napi.node and tsmuxd_testing.napi.node, are built from the
 // same tree and the same source list, so one hash stands for both).
 //
-// One SHA-256 over the sorted list of: every file under native/, plus
-// binding-sources.json, CMakeLists.txt, binding.gyp, scripts/build-libusb.sh and
-// scripts/prebuild.sh. Each file contributes its repo-relative path (with '/'
-// separators) and its bytes; file times and modes are ignored, since they mean
-// nothing in a fresh clone.
+// One SHA-256 over the sorted list of: every file under native/ (lwIP's
+// lwipopts.h and arch/cc.h in native/tunnel/lwip_port among them), plus
+// binding-sources.json, CMakeLists.txt, binding.gyp, scripts/build-libusb.sh,
+// scripts/build-lwip.sh and scripts/debian-source.sh (which pin the libusb
+// and lwIP sources by SHA-256) and scripts/prebuild.sh. Each file contributes
+// its repo-relative path (with '/' separators) and its bytes; file times and
+// modes are ignored, since they mean nothing in a fresh clone.
 //
 // Inside a git work tree, files under native/ that git ignores are left out
 // (a fresh clone would not have them); elsewhere (e.g. an npm tarball) the
@@ -38,6 +40,8 @@ export const NATIVE_FILES = [
   'CMakeLists.txt',
   'binding.gyp',
   'scripts/build-libusb.sh',
+  'scripts/build-lwip.sh',
+  'scripts/debian-source.sh',
   'scripts/prebuild.sh',
 ];
 

@@ -7,9 +7,12 @@
 #   1. scripts/build-libusb.sh   (static, PIC, hidden libusb; cached)
 #   2. cmake-js compile (Release) linking that libusb, in a clean build/prebuild/
 #      so cache entries of a developer build (e.g. TSMUXD_SANITIZE=ON) cannot
-#      leak in and build/Release is left alone
-#   3. each addon: strip --strip-unneeded, then verify: no libusb/libudev in
-#      ldd, only the N-API entry points exported, loads in node; then that
+#      leak in and build/Release is left alone; CMake fetches lwIP itself
+#      (scripts/build-lwip.sh) and compiles it in, hidden
+#   3. each addon: lwIP linked in as local symbols; strip --strip-unneeded,
+#      then verify: no libusb/libudev/libssl/libcrypto/lwip in ldd, only the
+#      N-API entry points exported, every OpenSSL symbol it imports exported
+#      by this node (scripts/check-node-openssl.mjs), loads in node; then that
 #      node-gyp-build resolves the daemon's addon without build/
 #   4. node scripts/native-hash.mjs --write (hash of the native sources)
 #
@@ -66,6 +69,8 @@ strip_and_verify() {
   local built=$out_dir/Release/$target.node
   [[ -f $built ]] || die "cmake-js produced no $built"
   log "strip and verify $name"
+  # lwIP is in, as local (hidden) symbols.
+  grep -Eq '^[0-9a-f]+ t tcp_input$' < <(nm "$built") || die "$target.node has no local tcp_input: lwIP is not linked in"
   mkdir -p "$dest_dir"
   # A name without the .node suffix is invisible to node-gyp-build until verified.
   local candidate=$dest_dir/.$name.tmp
@@ -76,8 +81,8 @@ strip_and_verify() {
   local ldd_out
   ldd_out=$(ldd "$candidate")
   printf '%s\n' "ldd prebuilds/$tuple/$name:" "$ldd_out"
-  if grep -Eq 'libusb|libudev' <<<"$ldd_out"; then
-    die "$name links libusb/libudev dynamically"
+  if grep -Eq 'libusb|libudev|libssl|libcrypto|lwip' <<<"$ldd_out"; then
+    die "$name links libusb/libudev/libssl/libcrypto/lwip dynamically"
   fi
   if grep -q 'not found' <<<"$ldd_out"; then
     die "$name has unresolved shared-library dependencies"
@@ -89,6 +94,9 @@ strip_and_verify() {
   extra=$(grep -Evx 'napi_register_module_v1|node_api_module_get_api_version_v1' <<<"$exports" || true)
   [[ -z $extra ]] || die "$name exports more than the N-API entry points: $(tr '\n' ' ' <<<"$extra")"
   grep -qx 'napi_register_module_v1' <<<"$exports" || die "$name does not export napi_register_module_v1"
+
+  # Its OpenSSL symbols are undefined, for node's own OpenSSL to resolve.
+  node "$script_dir/check-node-openssl.mjs" "$candidate" || die "$name imports OpenSSL symbols this node does not export"
 
   # .node extension needed for require(); load from a private copy.
   cp "$candidate" "$tmp/$target.node"

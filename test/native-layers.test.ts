@@ -3,19 +3,21 @@
 // folder. A new include that climbs (mux reaching into engine, engine into
 // sim) fails here with the file and line.
 import t from 'tap';
-import { folderCycles, folderGraph, formatGraph, nativeIncludes } from '../scripts/include-graph.mjs';
+import { THIRD_PARTY_INCLUDE, folderCycles, folderGraph, formatGraph, nativeIncludes } from '../scripts/include-graph.mjs';
 
 /** Folder -> the folders it may include, besides itself. */
 const MAY_USE: Record<string, readonly string[]> = {
   core: [],
   usb: ['core'],
   mux: ['core'],
-  engine: ['core', 'usb', 'mux'],
+  // The userspace IPv6/TCP stack (lwIP), the CDTunnel link, TLS.
+  tunnel: ['core', 'mux'],
+  engine: ['core', 'usb', 'mux', 'tunnel'],
   sim: ['core', 'mux', 'engine'],
   // The testing addon's pieces (raw bulk device, lifetime probes).
   testing: ['core', 'usb', 'mux', 'engine'],
   // native/addon*.cc and addon.h: module init and the typed surface.
-  addon: ['core', 'usb', 'mux', 'engine', 'sim', 'testing'],
+  addon: ['core', 'usb', 'mux', 'tunnel', 'engine', 'sim', 'testing'],
 };
 
 const includes = nativeIncludes();
@@ -53,4 +55,16 @@ t.test('the checker sees a violation and a cycle', async (t) => {
   t.same(g.get('mux'), ['engine']);
   t.same(folderCycles(g), [['engine', 'mux', 'engine']]);
   t.notOk((MAY_USE.mux ?? []).includes('engine'), 'mux -> engine is refused by the table');
+});
+
+t.test('third-party headers are not ours', async (t) => {
+  // lwIP's and OpenSSL's headers, quoted or not, are on every target's path
+  // (CMakeLists.txt, binding.gyp); they are neither layers nor unresolved.
+  for (const text of ['lwip/tcp.h', 'lwip/priv/tcp_priv.h', 'netif/ethernet.h', 'openssl/ssl.h']) {
+    t.ok(THIRD_PARTY_INCLUDE.test(text), `"${text}" is third-party`);
+  }
+  for (const text of ['mux/frame.h', 'tunnel/stack.h', 'lwipopts.h', 'arch/cc.h']) {
+    t.notOk(THIRD_PARTY_INCLUDE.test(text), `"${text}" is not`);
+  }
+  t.same(includes.filter((i) => THIRD_PARTY_INCLUDE.test(i.text)), [], 'none is in the include list');
 });

@@ -1,0 +1,167 @@
+# Sourced by scripts/build-libusb.sh and scripts/build-lwip.sh (not run on its
+# own): installing Debian packages, and fetching a pinned Debian source
+# package with `apt-get source`, checked and unpacked with Debian's patches.
+#
+# The sourcing script defines log and die (both print to stderr) first.
+# Everything here prints to stderr, so a script's stdout stays its own.
+
+# --- privileges and packages -------------------------------------------------
+
+as_root() {
+  if [[ $EUID -eq 0 ]]; then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo "$@"
+  else
+    die "need root for: $* (run as root or install sudo)"
+  fi
+}
+
+apt_updated=0
+apt_update() {
+  log "apt-get update"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q -o Acquire::Retries=3 >&2
+  apt_updated=1
+}
+
+is_installed() {
+  [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" == "install ok installed" ]]
+}
+
+# ensure_packages PKG...: installs those that are missing (apt-get update first,
+# once per run).
+ensure_packages() {
+  local missing=() pkg
+  for pkg in "$@"; do
+    is_installed "$pkg" || missing+=("$pkg")
+  done
+  ((${#missing[@]} == 0)) && return 0
+  command -v apt-get >/dev/null 2>&1 || die "apt-get not found: this script needs a Debian-based system (missing: ${missing[*]})"
+  log "installing: ${missing[*]}"
+  ((apt_updated)) || apt_update
+  as_root env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+}
+
+# What every source download needs. dpkg-dev: dpkg-source for 'apt-get
+# source'; bzip2/xz-utils: the source tarballs. libssl-dev: OpenSSL's headers
+# for the addon (it imports OpenSSL's symbols from the node binary, so only
+# the headers are used); installed here so that a fresh clone's first build,
+# which downloads lwIP, has them too.
+readonly DEBIAN_SOURCE_PACKAGES=(dpkg-dev bzip2 xz-utils libssl-dev)
+
+# --- source index --------------------------------------------------------------
+
+readonly debsrc_file=/etc/apt/sources.list.d/tsmuxd-debian-src.sources
+readonly debsrc_list=/etc/apt/sources.list.d/tsmuxd-debian-src.list
+
+have_source_index() {
+  apt-cache showsrc "$1" 2>/dev/null | grep -q '^Package:'
+}
+
+# Write a deb-src twin of every 'deb' stanza in Debian's deb822 sources file
+# (same URIs, Suites, Components, Signed-By), or of every 'deb' line of the
+# one-line-style sources.list.
+add_deb_src() {
+  local deb822=/etc/apt/sources.list.d/debian.sources
+  local legacy=/etc/apt/sources.list
+  local header='# Added by tsmuxd scripts/debian-source.sh (apt-get source of libusb-1.0 and lwip)'
+  local content=""
+  if [[ -f $deb822 ]]; then
+    content=$(awk '
+      BEGIN { RS = ""; FS = "\n" }
+      {
+        out = ""; has_deb = 0
+        for (i = 1; i <= NF; i++) {
+          line = $i
+          if (line ~ /^#/) continue
+          if (line ~ /^Types:/) {
+            n = split(substr(line, 7), types, /[ \t]+/)
+            for (j = 1; j <= n; j++) if (types[j] == "deb") has_deb = 1
+            line = "Types: deb-src"
+          }
+          out = out line "\n"
+        }
+        if (has_deb) printf "%s\n", out
+      }' "$deb822")
+    if [[ -n $content ]]; then
+      log "adding deb-src entries in $debsrc_file"
+      printf '%s\n%s\n' "$header" "$content" | as_root tee "$debsrc_file" >/dev/null
+      return 0
+    fi
+  fi
+  if [[ -f $legacy ]]; then
+    content=$(sed -n 's/^[[:space:]]*deb[[:space:]]/deb-src /p' "$legacy")
+    if [[ -n $content ]]; then
+      log "adding deb-src lines in $debsrc_list"
+      printf '%s\n%s\n' "$header" "$content" | as_root tee "$debsrc_list" >/dev/null
+      return 0
+    fi
+  fi
+  die "found no 'deb' entry in $deb822 or $legacy to derive a deb-src entry from"
+}
+
+# ensure_source_index PKG: apt knows PKG's source package (adds deb-src entries
+# and updates the lists when it does not).
+ensure_source_index() {
+  have_source_index "$1" && return 0
+  if [[ ! -f $debsrc_file && ! -f $debsrc_list ]]; then
+    add_deb_src
+  fi
+  apt_update
+  have_source_index "$1" || die "apt-cache showsrc $1 finds nothing even after adding deb-src entries and apt-get update"
+}
+
+# --- download, verify, unpack ----------------------------------------------------
+
+# download_source PKG WORK: the .dsc and tarballs of PKG in an empty WORK.
+download_source() {
+  local opts=(-q)
+  # As root, apt drops to the _apt user for downloads, which cannot write here.
+  [[ $EUID -eq 0 ]] && opts+=(-o APT::Sandbox::User=root)
+  rm -rf "$2" && mkdir -p "$2"
+  (cd "$2" && apt-get source "${opts[@]}" --download-only "$1") >&2
+}
+
+# fetch_debian_source PKG UPSTREAM_VERSION ORIG_SHA256 WORK DEST
+#   Downloads source package PKG into WORK (emptied first), checks that its
+#   upstream version is UPSTREAM_VERSION and that its .orig tarball has
+#   ORIG_SHA256, and unpacks it into DEST (which must not exist) with Debian's
+#   patches applied. Sets debian_version (e.g. 2.1.3+dfsg1-2) and orig_tarball
+#   (the tarball's file name).
+fetch_debian_source() {
+  # Local names differ from the callers' (some of theirs are readonly).
+  local pkg=$1 want_upstream=$2 want_sha256=$3 dl_dir=$4 unpack_dir=$5
+  ensure_packages "${DEBIAN_SOURCE_PACKAGES[@]}"
+  ensure_source_index "$pkg"
+
+  if ! download_source "$pkg" "$dl_dir"; then
+    log "download failed; refreshing the package lists and trying again"
+    apt_update
+    download_source "$pkg" "$dl_dir" || die "apt-get source $pkg failed"
+  fi
+
+  local dscs origs
+  shopt -s nullglob
+  dscs=("$dl_dir"/"$pkg"_*.dsc)
+  origs=("$dl_dir"/"$pkg"_*.orig.tar.*)
+  shopt -u nullglob
+  ((${#dscs[@]} == 1)) || die "expected one .dsc in $dl_dir, found ${#dscs[@]}"
+  ((${#origs[@]} == 1)) || die "expected one .orig tarball in $dl_dir, found ${#origs[@]}"
+
+  debian_version=$(sed -n 's/^Version:[[:space:]]*//p' "${dscs[0]}" | head -n1)
+  local upstream_found=${debian_version#*:}
+  upstream_found=${upstream_found%-*}
+  [[ $upstream_found == "$want_upstream" ]] \
+    || die "Debian's source package is $pkg $debian_version, not upstream $want_upstream; update ${BASH_SOURCE[1]##*/} deliberately"
+
+  orig_tarball=$(basename "${origs[0]}")
+  local found_sha
+  found_sha=$(sha256sum "${origs[0]}" | cut -d' ' -f1)
+  [[ $found_sha == "$want_sha256" ]] || die "$orig_tarball has SHA-256 $found_sha, expected $want_sha256"
+  log "source: $pkg $debian_version ($orig_tarball sha256 ok)"
+
+  # dpkg-source checks the tarballs against the .dsc checksums (the .dsc itself
+  # was checked by apt against the signed index) and applies Debian's patches.
+  dpkg-source -x "${dscs[0]}" "$unpack_dir" >&2
+}
