@@ -4,6 +4,8 @@
 
 extern "C" {
 #include "lwip/init.h"
+#include "lwip/priv/tcp_priv.h"
+#include "lwip/tcp.h"
 #include "lwip/timeouts.h"
 }
 
@@ -55,12 +57,38 @@ void Stack::tunnelDown() {
   }
 }
 
-// The next check is when lwIP's next timeout is due, but never later than
-// one TCP tick: lwIP may add its TCP timer (tcp_timer_needed) at any time
-// without telling us.
+namespace {
+
+// How often the timers run while nothing is in flight: delayed ACKs and
+// retransmissions need the fine tick, keep-alive of lwIP's own state
+// (TIME_WAIT, nd6) does not.
+constexpr uint32_t kIdleTickMs = 250;
+
+// A stream has a segment waiting for its ACK or for the window, or owes an
+// ACK: the TCP timer must run at its own interval.
+bool tcpBusy() {
+  for (struct tcp_pcb* pcb = tcp_active_pcbs; pcb; pcb = pcb->next) {
+    if (pcb->unacked || pcb->unsent || (pcb->flags & TF_ACK_DELAY) || pcb->refused_data) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+void Stack::poke() {
+  if (!idleArmed_ || !timer_ || !tcpBusy()) return;
+  loop_->cancelTimer(timer_);
+  armTimer();
+}
+
+// The next check is when lwIP's next timeout is due, bounded by the fine
+// tick while TCP is busy and by kIdleTickMs otherwise (lwIP's TCP timer is
+// cyclic, so its own deadline is always the next fine tick).
 void Stack::armTimer() {
   uint32_t next = sys_timeouts_sleeptime();
-  uint32_t delay = next < uint32_t(TCP_TMR_INTERVAL) ? next : uint32_t(TCP_TMR_INTERVAL);
+  uint32_t cap = tcpBusy() ? uint32_t(TCP_TMR_INTERVAL) : kIdleTickMs;
+  uint32_t delay = next < cap ? next : cap;
+  idleArmed_ = cap == kIdleTickMs;
   timer_ = loop_->addTimer(delay == 0 ? 1 : delay, [this] {
     timer_ = 0;
     sys_check_timeouts();

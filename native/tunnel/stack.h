@@ -8,8 +8,9 @@
 // tunnel therefore lives in a sim process of its own.
 //
 // Timers: while any tunnel is up, a loop timer calls sys_check_timeouts()
-// when lwIP's next timeout is due (at least every TCP_TMR_INTERVAL); with
-// none up, lwIP costs no wakeups.
+// when lwIP's next timeout is due: every TCP_TMR_INTERVAL while a stream has
+// data in flight or owes an ACK, every 250 ms otherwise; with no tunnel up,
+// lwIP costs no wakeups.
 #include <cstdint>
 #include <string>
 
@@ -29,6 +30,9 @@ class Stack {
   // A netif came up or went down (event thread).
   void tunnelUp();
   void tunnelDown();
+  // Something was sent or received: if the timer sleeps for the idle tick
+  // while TCP now needs the fine one, wake it sooner (end of a turn).
+  void poke();
   // True on the claiming loop's thread; every lwIP call is behind this.
   bool onStackThread() const { return loop_->onLoopThread(); }
 
@@ -40,6 +44,7 @@ class Stack {
   const void* owner_ = nullptr;
   core::EventLoop::TimerId timer_ = 0;
   int tunnels_ = 0;
+  bool idleArmed_ = false;  // the timer waits kIdleTickMs (stack.cc)
 };
 
 }  // namespace tsmuxd::tunnel

@@ -328,7 +328,10 @@ void Stream::pumpFromSocket() {
     bytesOut_ += n;
     wrote = true;
   }
-  if (wrote && pcb_) tcp_output(pcb_);
+  if (wrote && pcb_) {
+    tcp_output(pcb_);
+    tunnel_.stack().poke();
+  }
 }
 
 void Stream::finishIfDone() {

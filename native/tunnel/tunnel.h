@@ -100,6 +100,8 @@ class Tunnel : public mux::ConnectionIo, public core::Deferred, public std::enab
   const TunnelCounters& counters() const { return counters_; }
   size_t streamCount() const { return streams_.size(); }
 
+  static const char* stateName(State s);
+
   // Binds to its mux connection and starts TLS.
   void start(mux::Connection* conn);
   // After onTunnelHandshake: brings the netif up (device: answers first).
@@ -132,6 +134,7 @@ class Tunnel : public mux::ConnectionIo, public core::Deferred, public std::enab
   uint16_t sendMss() const { return config_.sendMss; }
   const ip6_addr_t& localAddress() const { return config_.localAddress; }
   TunnelObserver& observer() { return observer_; }
+  Stack& stack() { return stack_; }
   // A stream is over (erased at the end of the turn); `notify`: JS knew it
   // as connected and hears that it closed.
   void streamEnded(uint32_t id, const std::string& reason, uint64_t bytesIn, uint64_t bytesOut, bool notify);
