@@ -18,6 +18,8 @@ UDID=$(echo "$SERIAL" | sed 's/^\(........\)\(................\)$/\1-\2/')  # us
 ECHO_MIB=${LAB_ECHO_MIB:-64}
 # Unplug/replug cycles under load for the storm check (0: no storm).
 STORM=${LAB_STORM:-0}
+# MiB each way through the CoreDeviceProxy tunnel (tsmuxd only).
+TUNNEL_MIB=${LAB_TUNNEL_MIB:-8}
 # MiB moved through hashed connections to the sim's sink and from its source (0: none).
 INTEGRITY_MIB=${LAB_INTEGRITY_MIB:-0}
 DAEMONS=$(echo "${LAB_DAEMONS:-usbmuxd,tsmuxd}" | tr , " ")  # commas: kernel command-line words have no spaces
@@ -43,6 +45,7 @@ daemon_tsmuxd_stop() { kill "$DAEMON_PID" 2>/dev/null; wait "$DAEMON_PID" 2>/dev
 # After the common checks: unplug under load, DeviceIDs, fds, a stranger.
 daemon_tsmuxd_extra() {
   [ "$INTEGRITY_MIB" -gt 0 ] && check "$PHASE" "integrity-${INTEGRITY_MIB}MiB" c_integrity
+  check "$PHASE" "tunnel-${TUNNEL_MIB}MiB" c_tunnel
   if ! check "$PHASE" unplug-busy c_unplug_busy; then
     skip_rest "$PHASE" "the unplug under load failed" replug-new-id no-fd-leak non-apple
     return
@@ -269,6 +272,16 @@ c_integrity() {
   cat "$OUT/$PHASE-integrity.out"
   [ $rc -eq 0 ] || { echo "integrity run failed (rc $rc)"; return 1; }
   tail -1 "$OUT/$PHASE-integrity.out" | sed 's/^/summary: /'
+}
+
+# The CoreDeviceProxy tunnel over real libusb: TunnelStart, TUNNEL_MIB MiB
+# each way through TunnelConnect to the sim's sink and source, hashed.
+c_tunnel() {
+  node "$G/tunnel-check.mjs" "$UDID" "$TUNNEL_MIB" > "$OUT/$PHASE-tunnel.out" 2>&1
+  rc=$?
+  cat "$OUT/$PHASE-tunnel.out"
+  [ $rc -eq 0 ] || { echo "tunnel check failed (rc $rc)"; return 1; }
+  grep '"direction"' "$OUT/$PHASE-tunnel.out" | sed 's/^/result: /'
 }
 
 # The same gadget as vendor 1234: tsmuxd must not open it (no usbfs fd, no
