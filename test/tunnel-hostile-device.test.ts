@@ -126,7 +126,7 @@ t.test('a CoreDeviceProxy port that does not speak TLS ends the tunnel with a TL
   await tt.rejects(startTunnel(host, handle), { message: /^TLS: TLS handshake failed/ });
 });
 
-t.test('packets: a lying payload length is dropped, echo and RST are answered, a non-IPv6 packet ends the tunnel', async (tt) => {
+t.test('packets: a lying payload length and cut-short extension headers are dropped, echo and RST are answered, a non-IPv6 packet ends the tunnel', async (tt) => {
   const host = startHost(tt);
   let device: TLSSocket | undefined;
   const handle = await phone(tt, host, () => answer(frame(RESPONSE), (tls) => (device = tls)));
@@ -153,6 +153,12 @@ t.test('packets: a lying payload length is dropped, echo and RST are answered, a
   // A header that claims 8 bytes of ICMPv6 whose checksum is wrong: the
   // stack drops it and the stream stays in step.
   phoneSide.write(ipv6Packet(PHONE, HOST, NEXT_ICMPV6, Buffer.from([128, 0, 0xde, 0xad, 0, 1, 0, 1])));
+  // Extension headers cut short: a Hop-by-Hop header with no bytes at all,
+  // and Destination Options whose last option's length byte lies outside
+  // the header. lwIP 2.1.3 would read past the packet for both (found by
+  // the lwip_input fuzzer); the tunnel drops them first.
+  phoneSide.write(ipv6Packet(PHONE, HOST, 0, Buffer.alloc(0)));
+  phoneSide.write(ipv6Packet(PHONE, HOST, 60, Buffer.from([59, 0, 1, 3, 0, 0, 0, 0x05])));
   phoneSide.write(icmpEchoRequest(PHONE, HOST, 7, 1, Buffer.from('still in step')));
   const echo = await waitReply('echo reply', (p) => p.icmpType === 129);
   tt.ok(echo.payload.subarray(8).equals(Buffer.from('still in step')), 'the echo reply carries our data');

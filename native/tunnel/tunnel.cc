@@ -11,6 +11,7 @@ extern "C" {
 #include "lwip/tcp.h"
 }
 
+#include "tunnel/ipv6_guard.h"
 #include "tunnel/limits.h"
 #include "tunnel/stream.h"
 
@@ -192,6 +193,10 @@ bool Tunnel::dropOutbound() {
 void Tunnel::inputPacket(const uint8_t* packet, size_t len) {
   ++packetsThisTurn_;
   if (dropInbound(len)) return;
+  if (!extensionHeadersFit(packet, len)) {
+    ++counters_.droppedMalformed;
+    return;
+  }
   ++counters_.packetsIn;
   counters_.bytesIn += len;
   // A packet over 65535 bytes (a payload within 40 bytes of the u16 limit)

@@ -70,6 +70,7 @@ struct TunnelCounters {
   uint64_t droppedQueueFull = 0;
   uint64_t droppedOversize = 0;
   uint64_t droppedLoss = 0;
+  uint64_t droppedMalformed = 0;  // extension headers cut short (ipv6_guard.h)
 };
 
 class TunnelObserver {
