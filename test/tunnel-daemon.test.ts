@@ -15,6 +15,7 @@ import { TunnelResult, type TunnelDescription } from '../src/protocol/tunnel-mes
 import { rsdCheckin } from '../src/xpc/rsd-checkin.js';
 import { assertBuilt, runCli } from './helpers/daemon-process.js';
 import { startTunnelWorld, tunnelClient } from './helpers/tunnel-fixture.js';
+import { plistRequest, RawClient } from './helpers/usbmuxd-harness.js';
 
 assertBuilt();
 
@@ -102,6 +103,27 @@ t.test('bad inputs: each gets a clear error and the daemon answers on', async (t
   t.equal(back, 'still here', 'the tunnel still carries streams');
   echo.destroy();
   t.equal((await client.listDevices()).length, 2, 'and the daemon still lists both phones');
+});
+
+t.test('TunnelConnect is a Connect: bytes behind the request go with the socket, or are commands if it fails', async (t) => {
+  const raw = await RawClient.open(t, world.socketPath);
+  const hello = Buffer.from('sent behind the request, before the Result');
+  raw.send(Buffer.concat([plistRequest(1, { MessageType: 'TunnelConnect', UDID: phone.udid, Port: 7 }), hello]));
+  const { dict } = await raw.readPlist();
+  t.same([dict.MessageType, dict.Number], ['Result', 0], 'Result 0');
+  t.same(await raw.read(hello.length), hello, 'the echo inside the tunnel got the pipelined bytes');
+
+  const refused = await RawClient.open(t, world.socketPath);
+  refused.send(Buffer.concat([
+    plistRequest(1, { MessageType: 'TunnelConnect', DeviceID: phone.deviceId, Port: 1 }),
+    plistRequest(2, { MessageType: 'ListDevices' }),
+  ]));
+  const first = await refused.readPlist();
+  t.equal(first.dict.Number, TunnelResult.CONNREFUSED, 'a refused TunnelConnect: Result 3');
+  t.match(String(first.dict.Error), /./, `with why: ${String(first.dict.Error)}`);
+  const second = await refused.readPlist();
+  t.equal(second.frame.tag, 2, 'and what came behind it is read as the next request');
+  t.ok(Array.isArray(second.dict.DeviceList), 'ListDevices answered');
 });
 
 t.test('tunnel stop: gone from ls, and a second stop says there is none', async (t) => {

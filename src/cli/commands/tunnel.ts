@@ -89,10 +89,11 @@ export async function runTunnel(args: string[]): Promise<number> {
     allowPositionals: true,
   });
   const [verb, udid, ...extra] = positionals;
-  if (values.help || verb === undefined) {
+  if (values.help) {
     process.stdout.write(TUNNEL_HELP);
-    return values.help ? 0 : 2;
+    return 0;
   }
+  if (verb === undefined) throw new UsageError('give a tunnel command: start, ls or stop');
   if (extra.length) throw new UsageError(`unexpected '${extra.join(' ')}'`);
   const mss = values.mss === undefined ? undefined : Number(values.mss);
   if (mss !== undefined && !Number.isInteger(mss)) throw new UsageError(`--mss wants a whole number, not '${values.mss}'`);
