@@ -1,7 +1,7 @@
 // The tunnel against phones as strict as real ones, each in a process of its
 // own on tsmuxd's cable: one that drops 1 % of the tunnel's packets, one that
 // drops packets over 1500 bytes under load (the host's 1340-byte send MSS
-// keeps under it), and one unplugged in the middle of a transfer (the local
+// keeps under it; an 8000-byte one gets through only by retransmission), and one unplugged in the middle of a transfer (the local
 // clients get EOF or a reset, the daemon lives on, the tunnel and its
 // preamble listener are gone, and the phone gets a new tunnel once it is
 // back). Bytes are checked with SHA-256 at both ends; rates are tap comments.
@@ -51,6 +51,19 @@ t.test('1 % packet loss: intact, and what it costs', async (t) => {
 
 t.test('packets over 1500 bytes dropped under load: the 1340-byte send MSS stays under', async (t) => {
   await both(t, oversize.udid, scaledForSanitizers(16 * MiB, 8), scaledForSanitizers(16 * MiB, 8), 'oversize drops');
+});
+
+t.test('the same phone with an 8000-byte send MSS: still intact, only by retransmission', async (t) => {
+  await client.stopTunnel(oversize.udid);
+  const big = await client.startTunnel(oversize.udid, { sendMss: 8000 });
+  t.equal(big.sendMss, 8000, 'SendMSS 8000 asked and granted (under the MTU less 60)');
+  const bytes = scaledForSanitizers(256 * 1024, 4);
+  const up = await client.tunnelConnect(oversize.udid, SINK_PORT);
+  const u = await uploadVerified(up, bytes, 1);
+  up.destroy();
+  t.equal(u.local, u.remote, 'intact');
+  t.comment(`send MSS 8000 against drops over 1500: ${(bytes / 1024).toFixed(0)} KiB to the sink at ${mbPerSecond(bytes, u.ms)}`);
+  await client.stopTunnel(oversize.udid);
 });
 
 t.test('unplugged mid-transfer: EOF or reset locally, the daemon lives, the tunnel is gone', async (t) => {
