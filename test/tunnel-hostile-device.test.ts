@@ -10,7 +10,7 @@ import { once } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { TLSSocket } from 'node:tls';
-import t from 'tap';
+import t, { type Test } from 'tap';
 
 import { MuxEngine } from '../src/native/mux-engine.js';
 import { generatePairRecord } from '../src/pairing/certificates.js';
@@ -61,7 +61,7 @@ const deviceIdentity = {
 type Scenario = (tls: TLSSocket) => void;
 
 /** A device-role engine on `host`'s cable whose CoreDeviceProxy port runs `scenario()` per connection. */
-async function phone(test: Tap.Test, host: HostSetup, scenario: () => Scenario, plain = false): Promise<number> {
+async function phone(test: Test, host: HostSetup, scenario: () => Scenario, plain = false): Promise<number> {
   const path = join(host.dir, 'proxy.sock');
   const server: Server = createServer((raw: Socket) => {
     raw.on('error', () => raw.destroy());
@@ -134,7 +134,7 @@ t.test('packets: a lying payload length and cut-short extension headers are drop
   tt.same(JSON.parse(body), JSON.parse(RESPONSE), 'the device frame reaches JS intact');
   host.engine.configureTunnel(tunnel, { localAddress: HOST, peerAddress: PHONE, mtu: 1500 });
   const phoneSide = device!;
-  let stream = Buffer.alloc(0);
+  let stream: Buffer = Buffer.alloc(0);
   const replies: ReturnType<typeof splitPackets>['packets'] = [];
   phoneSide.on('data', (d: Buffer) => {
     const { packets, rest } = splitPackets(Buffer.concat([stream, d]));
