@@ -31,7 +31,7 @@ import {
 import { openSimState } from './state.js';
 import { simRsdProperties, startRsdServer, type RsdServer } from './rsd/rsd-server.js';
 import { simRsdServices } from './rsd/sim-services.js';
-import { SimTunnels, type SimTunnelEvent, type SimTunnelOptions } from './tunnel/sim-tunnels.js';
+import { checkSimTunnelOptions, SimTunnels, type SimTunnelEvent, type SimTunnelOptions } from './tunnel/sim-tunnels.js';
 
 export interface PeerOptions extends Omit<DeviceRoleOptions, 'portMap'> {
   /** A virtual cable's listening path (the daemon's --cable). */
@@ -150,6 +150,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     throw new TypeError('a simulated phone needs a cable or a FunctionFS mount (one of them)');
   }
   if (options.raw && options.ffs === undefined) throw new TypeError('raw mode runs on a FunctionFS mount only');
+  checkSimTunnelOptions(options.tunnel ?? {});
   const servers: Server[] = [];
   const at = (name: string) => (options.socketDir ? join(options.socketDir, `${name}.sock`) : undefined);
   const start = async (name: string, run: (address?: string) => Promise<Started>): Promise<Started> => {
@@ -254,8 +255,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     ...options.tunnel,
     engine,
     handle: () => handle,
-    // Inside a tunnel each service keeps the port number it is listed with.
-    endpoints: async () => ({
+    endpoints: async () => ({ // inside a tunnel each service keeps the port number it is listed with
       rsdPort: (await rsdEndpoint()).port,
       ports: [
         ...(await rsdServices.provider()).map((s) => ({ port: s.port, targetPort: s.port })),
