@@ -1,11 +1,12 @@
 // The processes of the cable benchmark: a tsmuxd daemon, simulated phones on
 // its virtual cable (each in its own process, as phones on their own links),
 // and the plain SOCK_SEQPACKET relay built from seqpacket-relay.c.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { promisify } from 'node:util';
 
 import { packageRoot } from '../../src/native/addon.js';
 
@@ -57,6 +58,17 @@ export async function startSim(cable: string, stateDir: string): Promise<Sim> {
   const services: Record<number, number> = {};
   for (const [port, at] of Object.entries(ready.services)) if (typeof at === 'number') services[Number(port)] = at;
   return { child, udid: ready.udid, services };
+}
+
+/**
+ * Pairs a phone through the daemon with `tsmuxd pair` (a sim answers Trust
+ * by itself): the daemon runs with -p, no preflight, and a tunnel needs the
+ * pair record. The phone re-enumerates after Trust, as a real one does.
+ */
+export async function pairPhone(socket: string, udid: string): Promise<void> {
+  const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'pair', udid, '--socket', socket, '--wait', '60', '--json'], { timeout: 90_000 });
+  const outcome = JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as { result?: string; error?: string };
+  if (outcome.result !== 'paired') throw new Error(`tsmuxd pair ${udid}: ${outcome.result ?? stdout} ${outcome.error ?? ''}`);
 }
 
 /** Builds the relay with the system's C compiler into `dir`. */

@@ -1,8 +1,20 @@
 // The cable benchmark's report: each figure through tsmuxd beside the same
 // figure directly over loopback TCP and through the plain SEQPACKET relay,
-// with ratios taken round by round (each in one run), then min/median/max.
+// with ratios taken round by round (each in one run), then min/median/max;
+// and the CoreDeviceProxy tunnel beside the plain mux connection to the same
+// phone, round by round, against the issue's goals.
 import type { BenchRecord, ThroughputRecord } from '../../src/bench/records.js';
-import { barChart, figureName, formatNumber, spread, type Spread } from '../../src/bench/report.js';
+import {
+  barChart,
+  figureName,
+  formatNumber,
+  spread,
+  TUNNEL_GOALS,
+  tunnelRatio,
+  tunnelRounds,
+  type Spread,
+  type TunnelRound,
+} from '../../src/bench/report.js';
 import { table } from '../../src/cli/commands/common.js';
 import type { MachineFacts } from './machine.js';
 
@@ -39,13 +51,80 @@ function ratios(a: Map<number, PathRecord>, b: Map<number, PathRecord>, value: (
   return spread(out);
 }
 
+export interface TunnelFigure {
+  figure: string;
+  unit: string;
+  /** Round by round (null: not measured that round). */
+  rounds: Array<number | null>;
+  value: Spread;
+  goal?: string;
+  /** Rounds that met the goal, of those measured. */
+  roundsMet?: number;
+}
+
 export interface CableSummary {
   rows: Array<Record<string, unknown>>;
   scaling: Array<{ devices: number; direction: string; aggregateMBps: Spread; perfectScalingRatio: Spread }>;
+  /** The tunnel beside the plain mux connection (absent when the tunnel cases were skipped). */
+  tunnel?: TunnelFigure[];
+}
+
+const isTunnel = (r: BenchRecord) => (r.kind === 'throughput' || r.kind === 'rtt') && r.tunnel === true;
+
+/** The tunnel's figures beside the plain connection's, one value per round. */
+function tunnelFigures(rounds: TunnelRound[]): TunnelFigure[] {
+  const out: TunnelFigure[] = [];
+  const add = (figure: string, unit: string, value: (r: TunnelRound) => number | undefined, goal?: { text: string; met: (v: number) => boolean }) => {
+    const values = rounds.map((r) => value(r) ?? null);
+    const measured = values.filter((v): v is number => v !== null && Number.isFinite(v));
+    if (measured.length === 0) return;
+    out.push({
+      figure,
+      unit,
+      rounds: values,
+      value: spread(measured),
+      ...(goal ? { goal: goal.text, roundsMet: measured.filter(goal.met).length } : {}),
+    });
+  };
+  const ratioGoal = { text: `>= ${TUNNEL_GOALS.minThroughputRatio}`, met: (v: number) => v >= TUNNEL_GOALS.minThroughputRatio };
+  const wakeGoal = { text: `< ${TUNNEL_GOALS.maxJsWakeupsPerGiB}`, met: (v: number) => v < TUNNEL_GOALS.maxJsWakeupsPerGiB };
+  for (const [direction, label] of [['up', 'to device'], ['down', 'from device']] as const) {
+    add(`${label}, tunnel`, 'MB/s', (r) => r[direction].tunnel?.mbPerSec);
+    add(`${label}, plain mux`, 'MB/s', (r) => r[direction].plain?.mbPerSec);
+    add(`${label}, tunnel/plain`, 'x', (r) => tunnelRatio(r, direction), ratioGoal);
+  }
+  for (const p of ['p50', 'p99'] as const) {
+    add(`64 B echo RTT ${p}, tunnel`, 'ms', (r) => r.rtt.tunnel?.[`${p}Ms`]);
+    add(`64 B echo RTT ${p}, plain mux`, 'ms', (r) => r.rtt.plain?.[`${p}Ms`]);
+  }
+  for (const [direction, label] of [['up', 'to device'], ['down', 'from device']] as const) {
+    add(`daemon CPU ${label}, tunnel`, 's/GiB', (r) => r[direction].tunnel?.cpuSecPerGiB ?? undefined);
+    add(`daemon CPU ${label}, plain mux`, 's/GiB', (r) => r[direction].plain?.cpuSecPerGiB ?? undefined);
+  }
+  for (const [direction, label] of [['up', 'to device'], ['down', 'from device']] as const) {
+    add(`JS wakeups ${label}, tunnel`, '/GiB', (r) => r[direction].tunnel?.jsWakeupsPerGiB ?? undefined, wakeGoal);
+    add(`JS wakeups ${label}, plain mux`, '/GiB', (r) => r[direction].plain?.jsWakeupsPerGiB ?? undefined);
+  }
+  return out;
+}
+
+function printTunnelReport(figures: TunnelFigure[], rounds: TunnelRound[]): void {
+  console.log('\nthe CoreDeviceProxy tunnel beside a plain mux connection to the same phone, 1 connection, round by round');
+  console.log(`(goals of issue 19: tunnel/plain >= ${TUNNEL_GOALS.minThroughputRatio} each way, < ${TUNNEL_GOALS.maxJsWakeupsPerGiB} JS wakeups per GiB)`);
+  const header = ['figure', 'unit', ...rounds.map((r) => `round ${r.repeat}`), 'median (min-max)', 'goal', 'met'];
+  const rows = figures.map((f) => [
+    f.figure,
+    f.unit,
+    ...f.rounds.map((v) => (v === null ? '-' : formatNumber(v))),
+    cell(f.value),
+    f.goal ?? '',
+    f.roundsMet === undefined ? '' : `${f.roundsMet}/${f.value.n} rounds`,
+  ]);
+  console.log(table(header, rows).join('\n'));
 }
 
 export function printCableReport(records: PathRecord[], meta: { bytes: number; repeats: number; facts: MachineFacts }): CableSummary {
-  const names = [...new Set(records.filter((r) => !(r.kind === 'throughput' && r.devices > 1)).map(figureName))];
+  const names = [...new Set(records.filter((r) => !(r.kind === 'throughput' && r.devices > 1) && !isTunnel(r)).map(figureName))];
   const summaryRows: Array<Record<string, unknown>> = [];
   const rows: string[][] = [];
   for (const name of names) {
@@ -76,7 +155,8 @@ export function printCableReport(records: PathRecord[], meta: { bytes: number; r
   }
   const f = meta.facts;
   console.log(`\nvirtual cable, ${meta.bytes / (1 << 20)} MiB per throughput figure, ${meta.repeats} round(s): median (min-max)`);
-  console.log(`${f.cpu}, ${f.cores} cores, Linux ${f.kernel}, node ${f.node}\n`);
+  const load = f.load ? `; load average ${f.load.start[0].toFixed(2)} at the start, ${f.load.end[0].toFixed(2)} at the end, ${f.load.max1m.toFixed(2)} at most` : '';
+  console.log(`${f.cpu}, ${f.cores} cores, Linux ${f.kernel}, node ${f.node}${load}\n`);
   console.log(table(['figure', 'unit', 'tsmuxd', 'direct TCP', 'SEQPACKET relay', 'tsmuxd/direct', 'tsmuxd/relay', 'tsmuxd CPU s/GiB', 'JS wakeups/GiB'], rows).join('\n'));
 
   // Aggregate throughput per phone count, and how close to linear it is.
@@ -85,7 +165,7 @@ export function printCableReport(records: PathRecord[], meta: { bytes: number; r
   for (const direction of ['up', 'down'] as const) {
     const perCount = new Map<number, Map<number, number>>();
     for (const r of records) {
-      if (r.path !== 'tsmuxd' || r.kind !== 'throughput' || r.direction !== direction || r.connections !== 1) continue;
+      if (r.path !== 'tsmuxd' || r.kind !== 'throughput' || r.tunnel || r.direction !== direction || r.connections !== 1) continue;
       const rounds = perCount.get(r.devices) ?? new Map<number, number>();
       rounds.set(r.repeat, r.mbPerSec);
       perCount.set(r.devices, rounds);
@@ -103,5 +183,10 @@ export function printCableReport(records: PathRecord[], meta: { bytes: number; r
     console.log(table(['phones', 'direction', 'MB/s', 'of linear'], scaling.map((s) => [String(s.devices), s.direction, cell(s.aggregateMBps), cell(s.perfectScalingRatio)])).join('\n'));
     console.log(`\n${barChart(bars, 'MB/s')}`);
   }
-  return { rows: summaryRows, scaling };
+
+  const rounds = tunnelRounds(records.filter((r) => r.path === 'tsmuxd'));
+  if (rounds.length === 0) return { rows: summaryRows, scaling };
+  const tunnel = tunnelFigures(rounds);
+  printTunnelReport(tunnel, rounds);
+  return { rows: summaryRows, scaling, tunnel };
 }

@@ -4,7 +4,9 @@
 // process; the `tsmuxd bench` client measures through the daemon, and the
 // same transfers run directly against the sim's TCP services (loopback) and
 // through a plain SOCK_SEQPACKET relay with no mux (the cable's ceiling), in
-// the same run. Writes bench/results/cable-latest.json (+ a dated copy).
+// the same run; and through the first phone's CoreDeviceProxy tunnel beside
+// the plain mux connection to it. Writes bench/results/cable-latest.json (+ a
+// dated copy).
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { once } from 'node:events';
@@ -19,8 +21,8 @@ import { ECHO_PORT, SINK_PORT, SOURCE_PORT } from '../../src/bench/sim-services.
 import { UsbmuxClient } from '../../src/client/index.js';
 import { parseSize } from '../../src/util/size.js';
 import { packageRoot } from '../../src/native/addon.js';
-import { machineFacts } from './machine.js';
-import { buildRelay, startDaemon, startRelay, startSim, stopAll, type Sim } from './processes.js';
+import { loadTracker, machineFacts } from './machine.js';
+import { buildRelay, pairPhone, startDaemon, startRelay, startSim, stopAll, type Sim } from './processes.js';
 import { printCableReport, type PathRecord } from './report.js';
 
 const { values } = parseArgs({
@@ -42,6 +44,7 @@ const idle = values.idle ? Number(values.idle) : quick ? 500 : 10_000;
 const records: PathRecord[] = [];
 const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
 const dir = mkdtempSync(join(tmpdir(), 'tsmuxd-bench-'));
+const load = loadTracker();
 const children = [];
 
 async function waitListed(socket: string, count: number): Promise<void> {
@@ -81,6 +84,11 @@ try {
     sims.push(sim);
   }
   await waitListed(daemon.socket, sims.length);
+  // The tunnel needs a pair record (Trust makes the phone re-enumerate):
+  // `tsmuxd pair` runs while the relay is built.
+  const pairing = performance.now();
+  const paired = pairPhone(daemon.socket, sims[0].udid).then(() => performance.now() - pairing);
+  paired.catch(() => {});
   const relayBinary = buildRelay(dir);
   const relayPorts: Record<number, number> = {};
   for (const port of [SINK_PORT, SOURCE_PORT, ECHO_PORT]) {
@@ -88,13 +96,15 @@ try {
     children.push(relay.child);
     relayPorts[port] = relay.port;
   }
+  const pairedMs = await paired;
+  await waitListed(daemon.socket, sims.length);
   log(`daemon pid ${daemon.child.pid}, ${sims.length} phone(s), ${bytes / (1 << 20)} MiB per figure, ${repeats} repeat(s)`);
   const base: BenchOptions = {
     address: { kind: 'unix', path: daemon.socket },
     udid: sims[0].udid,
     bytes,
     repeats: 1,
-    cases: new Set(['up', 'down', 'parallel', 'rtt', 'connect']),
+    cases: new Set(['up', 'down', 'parallel', 'rtt', 'connect', 'tunnel-up', 'tunnel-down', 'tunnel-rtt']),
     parallel: [4, 16],
     rttCount: quick ? 200 : 2000,
     connectSeconds: quick ? 1 : 3,
@@ -104,8 +114,14 @@ try {
     emit: (r: BenchRecord) => records.push({ path: 'tsmuxd', ...r }),
     log,
   };
+  // The tunnel is up before the first round (its start is not a figure) and
+  // stays up across rounds: runBench uses the one the phone has.
+  const tunnelClient = new UsbmuxClient({ address: base.address, timeoutMs: 10_000, progName: 'tsmuxd-bench' });
+  const starting = performance.now();
+  const tunnel = await tunnelClient.startTunnel(sims[0].udid);
+  log(`tunnel to ${sims[0].udid}: MTU ${tunnel.mtu}, send MSS ${tunnel.sendMss} (paired in ${(pairedMs / 1000).toFixed(1)} s, started in ${((performance.now() - starting) / 1000).toFixed(1)} s)`);
   for (let repeat = 1; repeat <= repeats; repeat++) {
-    log(`round ${repeat}: through tsmuxd`);
+    log(`round ${repeat} (load average ${load.sample().toFixed(2)}): through tsmuxd, plain mux and tunnel`);
     await runBench({ ...base, emit: (r) => records.push({ path: 'tsmuxd', ...r, repeat }) });
     log(`round ${repeat}: direct loopback TCP`);
     await reference('direct', sims[0].services, base, repeat);
@@ -116,10 +132,11 @@ try {
     log(`round ${repeat}: ${deviceCounts.join(', ')} phones at once`);
     await runBench({ ...base, udid: undefined, cases: new Set(['devices']), deviceCounts, emit: (r) => records.push({ path: 'tsmuxd', ...r, repeat }) });
   }
+  await tunnelClient.stopTunnel(sims[0].udid);
   log(`${idle} idle connections`);
   await runBench({ ...base, cases: new Set(['idle']) });
 
-  const facts = machineFacts();
+  const facts = { ...machineFacts(), load: load.facts() };
   const summary = printCableReport(records, { bytes, repeats, facts });
   const outDir = join(packageRoot, 'bench', 'results');
   mkdirSync(outDir, { recursive: true });

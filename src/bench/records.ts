@@ -23,6 +23,12 @@ export interface ThroughputRecord {
   jsWakeupsPerGiB: number | null;
   /** 'sim' (sink/source services) or 'afc' (a real phone's AFC file upload/download). */
   via: 'sim' | 'afc';
+  /**
+   * Through the phone's CoreDeviceProxy tunnel (tsmuxd's TunnelConnect to the
+   * same service port inside it) rather than a plain mux Connect; absent on
+   * plain records.
+   */
+  tunnel?: true;
   repeat: number;
 }
 
@@ -30,6 +36,8 @@ export interface RttRecord {
   kind: 'rtt';
   /** 'echo': payload round trips through the sim's echo; 'lockdown': QueryType round trips. */
   via: 'echo' | 'lockdown';
+  /** Through the phone's CoreDeviceProxy tunnel (as on ThroughputRecord); absent on plain records. */
+  tunnel?: true;
   payloadBytes: number;
   count: number;
   p50Ms: number;

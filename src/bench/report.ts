@@ -1,7 +1,7 @@
 // Turns benchmark records into what people read: min/median/max per figure
 // over the repeats, a table, and an ASCII bar chart of throughput.
 import { table } from '../util/text-table.js';
-import type { BenchRecord, ThroughputRecord } from './records.js';
+import type { BenchRecord, RttRecord, ThroughputRecord } from './records.js';
 
 export interface Spread {
   min: number;
@@ -23,10 +23,10 @@ export function figureName(r: BenchRecord): string {
   switch (r.kind) {
     case 'throughput': {
       const where = r.devices > 1 ? `${r.devices} devices` : r.connections > 1 ? `${r.connections} conns` : '1 conn';
-      return `${r.via === 'afc' ? 'AFC ' : ''}${r.direction === 'up' ? 'to device' : 'from device'}, ${where}`;
+      return `${r.tunnel ? 'tunnel: ' : ''}${r.via === 'afc' ? 'AFC ' : ''}${r.direction === 'up' ? 'to device' : 'from device'}, ${where}`;
     }
     case 'rtt':
-      return r.via === 'echo' ? `${r.payloadBytes} B echo RTT` : 'lockdown QueryType RTT';
+      return `${r.tunnel ? 'tunnel: ' : ''}${r.via === 'echo' ? `${r.payloadBytes} B echo RTT` : 'lockdown QueryType RTT'}`;
     case 'connect-rate':
       return `Connect rate (${r.concurrency} concurrent)`;
     case 'idle':
@@ -43,13 +43,59 @@ export interface SummaryRow {
   third?: { unit: string; value: Spread };
 }
 
+/** The issue's goals for the CoreDeviceProxy tunnel (issue 19), reported, never asserted. */
+export const TUNNEL_GOALS = {
+  /** Tunnel MB/s over the plain mux connection's, each way, in the same round. */
+  minThroughputRatio: 0.5,
+  /** tsmuxd's native-to-JS callbacks per GiB through the tunnel. */
+  maxJsWakeupsPerGiB: 100,
+} as const;
+
+/** One round's tunnel figures beside the plain mux connection's, to the same phone. */
+export interface TunnelRound {
+  repeat: number;
+  up: { tunnel?: ThroughputRecord; plain?: ThroughputRecord };
+  down: { tunnel?: ThroughputRecord; plain?: ThroughputRecord };
+  rtt: { tunnel?: RttRecord; plain?: RttRecord };
+}
+
+/** Pairs each round's tunnel records (one connection, one phone, the echo) with its plain ones. */
+export function tunnelRounds(records: BenchRecord[]): TunnelRound[] {
+  if (!records.some((r) => (r.kind === 'throughput' || r.kind === 'rtt') && r.tunnel)) return [];
+  const rounds = new Map<number, TunnelRound>();
+  const round = (repeat: number) => {
+    let r = rounds.get(repeat);
+    if (!r) rounds.set(repeat, (r = { repeat, up: {}, down: {}, rtt: {} }));
+    return r;
+  };
+  for (const r of records) {
+    const which = r.kind !== 'throughput' && r.kind !== 'rtt' ? undefined : r.tunnel ? 'tunnel' : 'plain';
+    if (r.kind === 'throughput' && r.via === 'sim' && r.devices === 1 && r.connections === 1) round(r.repeat)[r.direction][which!] = r;
+    if (r.kind === 'rtt' && r.via === 'echo') round(r.repeat).rtt[which!] = r;
+  }
+  return [...rounds.values()].sort((a, b) => a.repeat - b.repeat);
+}
+
+/** Tunnel MB/s over plain MB/s in one round (NaN when either is missing). */
+export function tunnelRatio(round: TunnelRound, direction: 'up' | 'down'): number {
+  const { tunnel, plain } = round[direction];
+  return tunnel && plain ? tunnel.mbPerSec / plain.mbPerSec : NaN;
+}
+
 export function summarize(records: BenchRecord[]): SummaryRow[] {
   const groups = new Map<string, BenchRecord[]>();
   for (const r of records) {
     const name = figureName(r);
     groups.set(name, [...(groups.get(name) ?? []), r]);
   }
-  return [...groups].map(([name, rs]) => {
+  const ratioRows: SummaryRow[] = [];
+  const rounds = tunnelRounds(records);
+  for (const direction of ['up', 'down'] as const) {
+    const ratios = spread(rounds.map((r) => tunnelRatio(r, direction)));
+    const name = `tunnel/plain, ${direction === 'up' ? 'to device' : 'from device'}, 1 conn`;
+    if (ratios.n) ratioRows.push({ name, unit: `x (goal >= ${TUNNEL_GOALS.minThroughputRatio})`, value: ratios });
+  }
+  return [...[...groups].map(([name, rs]): SummaryRow => {
     const first = rs[0];
     switch (first.kind) {
       case 'throughput': {
@@ -83,7 +129,7 @@ export function summarize(records: BenchRecord[]): SummaryRow[] {
       case 'idle':
         return { name, unit: 'B RSS/conn', value: spread(rs.map((x) => (x as typeof first).rssBytesPerConnection)) };
     }
-  });
+  }), ...ratioRows];
 }
 
 export function formatNumber(v: number): string {

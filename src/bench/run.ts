@@ -3,19 +3,45 @@
 // sink, source and echo services; with a real phone, which has none of them,
 // it falls back to AFC file transfers and lockdown round trips (phone.ts).
 // The daemon's CPU comes from /proc when its pid is known (given, or the
-// owner of the Unix socket); JS wakeups when the daemon is tsmuxd.
+// owner of the Unix socket); JS wakeups when the daemon is tsmuxd. The
+// tunnel cases run the same transfers and round trips through the phone's
+// CoreDeviceProxy tunnel (tsmuxd's TunnelConnect, iOS 17.4+) instead of a
+// plain mux Connect: the socket opener is the only difference.
 import type net from 'node:net';
 
 import { UsbmuxClient, type UsbmuxDevice } from '../client/index.js';
 import type { SocketAddress } from '../protocol/address.js';
+import { TunnelResult } from '../protocol/tunnel-messages.js';
 import { connectRequest, cycleRate, muxConnect } from './connect-rate.js';
 import { benchPhone } from './phone.js';
 import { cpuSeconds, rssBytes, socketOwnerPid, withCpu } from './proc.js';
 import { MiB, perGiB, type BenchRecord, type ConnectRateRecord, type RttRecord, type ThroughputRecord } from './records.js';
 import { download, ECHO_PORT, percentile, pingPong, SINK_PORT, SOURCE_PORT, upload } from './sim-services.js';
 
-export const BENCH_CASES = ['up', 'down', 'parallel', 'devices', 'rtt', 'connect', 'idle'] as const;
+export const TUNNEL_CASES = ['tunnel-up', 'tunnel-down', 'tunnel-rtt'] as const;
+export const BENCH_CASES = ['up', 'down', 'parallel', 'devices', 'rtt', 'connect', 'idle', ...TUNNEL_CASES] as const;
 export type BenchCase = (typeof BENCH_CASES)[number];
+
+/** How a benchmark reaches a port of the phone: the socket that comes back is a raw pipe to it. */
+export interface PortPath {
+  open(device: UsbmuxDevice, port: number): Promise<net.Socket>;
+  /** Marks the records (ThroughputRecord.tunnel, RttRecord.tunnel). */
+  tunnel: boolean;
+}
+
+/** A plain usbmuxd Connect (any daemon). */
+export function muxPath(address: SocketAddress): PortPath {
+  return { open: (device, port) => muxConnect(address, connectRequest(device.deviceId, port), true), tunnel: false };
+}
+
+/** A TCP connection inside the device's CoreDeviceProxy tunnel (tsmuxd's TunnelConnect). */
+export function tunnelPath(client: UsbmuxClient): PortPath {
+  return { open: (device, port) => client.tunnelConnect(device.deviceId, port), tunnel: true };
+}
+
+function marked<R extends ThroughputRecord | RttRecord>(path: PortPath, record: R): R {
+  return path.tunnel ? { ...record, tunnel: true } : record;
+}
 
 export interface BenchOptions {
   address: SocketAddress;
@@ -59,6 +85,7 @@ export async function runBench(options: BenchOptions): Promise<void> {
   if (await hasSimServices(options.address, devices[0])) await benchSim(ctx);
   else {
     options.log('the phone has no sink/source/echo services (a real phone): measuring AFC and lockdown instead');
+    if (TUNNEL_CASES.some((c) => options.cases.has(c))) options.log('tunnel cases: skipped (they need the sim\'s sink, source and echo inside the tunnel)');
     await benchPhone(ctx);
   }
 }
@@ -88,32 +115,86 @@ async function hasSimServices(address: SocketAddress, device: UsbmuxDevice): Pro
 async function benchSim(ctx: BenchContext): Promise<void> {
   const { options, devices } = ctx;
   const first = [devices[0]];
-  for (let repeat = 1; repeat <= options.repeats; repeat++) {
-    if (options.cases.has('up')) options.emit(await simThroughput(ctx, 'up', first, 1, repeat));
-    if (options.cases.has('down')) options.emit(await simThroughput(ctx, 'down', first, 1, repeat));
-    if (options.cases.has('parallel')) {
-      for (const n of options.parallel) {
-        options.emit(await simThroughput(ctx, 'up', first, n, repeat));
-        options.emit(await simThroughput(ctx, 'down', first, n, repeat));
-      }
-    }
-    if (options.cases.has('devices')) {
-      for (const count of options.deviceCounts ?? (devices.length > 1 ? [devices.length] : [])) {
-        if (count > devices.length) {
-          options.log(`devices: ${count} asked for, ${devices.length} listed; skipped`);
-          continue;
+  const mux = muxPath(options.address);
+  const tunnel = TUNNEL_CASES.some((c) => options.cases.has(c)) ? await openTunnel(ctx) : undefined;
+  try {
+    for (let repeat = 1; repeat <= options.repeats; repeat++) {
+      if (options.cases.has('up')) options.emit(await simThroughput(ctx, mux, 'up', first, 1, repeat));
+      if (options.cases.has('down')) options.emit(await simThroughput(ctx, mux, 'down', first, 1, repeat));
+      if (options.cases.has('parallel')) {
+        for (const n of options.parallel) {
+          options.emit(await simThroughput(ctx, mux, 'up', first, n, repeat));
+          options.emit(await simThroughput(ctx, mux, 'down', first, n, repeat));
         }
-        options.emit(await simThroughput(ctx, 'up', devices.slice(0, count), 1, repeat));
-        options.emit(await simThroughput(ctx, 'down', devices.slice(0, count), 1, repeat));
+      }
+      if (options.cases.has('devices')) {
+        for (const count of options.deviceCounts ?? (devices.length > 1 ? [devices.length] : [])) {
+          if (count > devices.length) {
+            options.log(`devices: ${count} asked for, ${devices.length} listed; skipped`);
+            continue;
+          }
+          options.emit(await simThroughput(ctx, mux, 'up', devices.slice(0, count), 1, repeat));
+          options.emit(await simThroughput(ctx, mux, 'down', devices.slice(0, count), 1, repeat));
+        }
+      }
+      if (options.cases.has('rtt')) options.emit(await echoRtt(ctx, mux, repeat));
+      if (options.cases.has('connect')) {
+        const request = connectRequest(devices[0].deviceId, ECHO_PORT);
+        options.emit(await connectRate(ctx, request, options.connectConcurrency, repeat));
+      }
+      if (tunnel) {
+        if (options.cases.has('tunnel-up')) options.emit(await simThroughput(ctx, tunnel.path, 'up', first, 1, repeat));
+        if (options.cases.has('tunnel-down')) options.emit(await simThroughput(ctx, tunnel.path, 'down', first, 1, repeat));
+        if (options.cases.has('tunnel-rtt')) options.emit(await echoRtt(ctx, tunnel.path, repeat));
       }
     }
-    if (options.cases.has('rtt')) options.emit(await echoRtt(ctx, repeat));
-    if (options.cases.has('connect')) {
-      const request = connectRequest(devices[0].deviceId, ECHO_PORT);
-      options.emit(await connectRate(ctx, request, options.connectConcurrency, repeat));
-    }
+  } finally {
+    await tunnel?.release();
   }
   if (options.cases.has('idle')) await idleConnections(ctx);
+}
+
+/**
+ * The first phone's CoreDeviceProxy tunnel for the tunnel cases: the one it
+ * has, or one started here (and stopped by release()). Undefined, after one
+ * line saying why, when the daemon is not tsmuxd, the phone has no
+ * CoreDeviceProxy (below iOS 17.4) or no measuring services inside it.
+ */
+async function openTunnel(ctx: BenchContext): Promise<{ path: PortPath; release(): Promise<void> } | undefined> {
+  const { options } = ctx;
+  const device = ctx.devices[0];
+  const skip = (why: string) => {
+    options.log(`tunnel cases: skipped (${why})`);
+    return undefined;
+  };
+  // usbmuxd answers an unknown request Result 1, or never: hence the short timeout.
+  const probe = new UsbmuxClient({ address: options.address, timeoutMs: 1500, progName: 'tsmuxd-bench' });
+  let had: boolean;
+  try {
+    had = (await probe.listTunnels()).some((t) => t.udid === device.serialNumber);
+  } catch (err) {
+    const message = (err as Error).message;
+    return skip((err as { code?: string }).code === 'ERR_TUNNEL_UNSUPPORTED' ? message : `TunnelList: ${message}; not tsmuxd?`);
+  }
+  const client = new UsbmuxClient({ address: options.address, timeoutMs: 10_000, progName: 'tsmuxd-bench' });
+  try {
+    const t = await client.startTunnel(device.serialNumber);
+    options.log(`tunnel to ${device.serialNumber}: ${had ? 'already up' : 'started'}, MTU ${t.mtu}, send MSS ${t.sendMss}, device [${t.serverAddress}]`);
+  } catch (err) {
+    if ((err as { result?: number }).result === TunnelResult.EOPNOTSUPP) return skip(`${device.serialNumber} has no CoreDeviceProxy tunnel (iOS 17.4+)`);
+    throw err;
+  }
+  const release = async () => {
+    if (!had) await client.stopTunnel(device.serialNumber);
+  };
+  try {
+    (await client.tunnelConnect(device.deviceId, SINK_PORT)).destroy();
+  } catch (err) {
+    await release();
+    if ((err as { result?: number }).result === TunnelResult.CONNREFUSED) return skip(`${device.serialNumber} has no sink (port ${SINK_PORT}) inside its tunnel`);
+    throw err;
+  }
+  return { path: tunnelPath(client), release };
 }
 
 /** Connect cycles per second, and the daemon's CPU per cycle. */
@@ -157,18 +238,15 @@ export async function measureThroughput(ctx: BenchContext, shape: TransferShape,
 
 async function simThroughput(
   ctx: BenchContext,
+  path: PortPath,
   direction: 'up' | 'down',
   devices: UsbmuxDevice[],
   connections: number,
   repeat: number,
 ): Promise<ThroughputRecord> {
   const port = direction === 'up' ? SINK_PORT : SOURCE_PORT;
-  const sockets = await Promise.all(
-    devices.flatMap((d) =>
-      Array.from({ length: connections }, () => muxConnect(ctx.options.address, connectRequest(d.deviceId, port), true)),
-    ),
-  );
-  return transferOver(ctx, sockets, direction, devices.length, repeat);
+  const sockets = await Promise.all(devices.flatMap((d) => Array.from({ length: connections }, () => path.open(d, port))));
+  return marked(path, await transferOver(ctx, sockets, direction, devices.length, repeat));
 }
 
 /**
@@ -194,9 +272,9 @@ export async function transferOver(
   }
 }
 
-async function echoRtt(ctx: BenchContext, repeat: number): Promise<RttRecord> {
-  const socket = await muxConnect(ctx.options.address, connectRequest(ctx.devices[0].deviceId, ECHO_PORT), true);
-  return rttOver(socket, ctx.options.rttCount, repeat);
+async function echoRtt(ctx: BenchContext, path: PortPath, repeat: number): Promise<RttRecord> {
+  const socket = await path.open(ctx.devices[0], ECHO_PORT);
+  return marked(path, await rttOver(socket, ctx.options.rttCount, repeat));
 }
 
 /** 64-byte round trips over an open echo socket, after a warm-up; closes it. */
