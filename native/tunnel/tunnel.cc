@@ -95,6 +95,7 @@ void Tunnel::runDeferred() {
   processInput();
   if (state_ == State::Closed) return;
   sendQueued();
+  flushTls();
   stack_.poke();
 }
 
@@ -222,14 +223,18 @@ err_t Tunnel::netifOutput(struct netif* n, struct pbuf* p, const ip6_addr_t*) {
   return static_cast<Tunnel*>(n->state)->output(p);
 }
 
-// One packet from lwIP: one TLS record, one mux packet (never merged with
-// another: a phone's forwarder stalls on merged bursts, pymobiledevice3
-// c3cea12). A packet that finds the queue full is dropped, as a NIC drops
-// it, and TCP sends it again.
+// One packet from lwIP: one SSL_write, so one TLS record, never a record
+// holding several packets (a phone's forwarder stalls on those: the
+// "concatenated burst" of pymobiledevice3 c3cea12). The records of a turn
+// then leave together, up to a mux packet each (flushTls()): the mux is a
+// byte stream to the phone's CoreDeviceProxy process, which sees records,
+// not mux packets, as its kernel delivers the stream to its socket. A
+// packet that finds the queue full is dropped, as a NIC drops it, and TCP
+// sends it again.
 err_t Tunnel::output(struct pbuf* p) {
   if (state_ != State::Running || closing_ || !conn_) return ERR_OK;
   if (dropOutbound()) return ERR_OK;
-  if (queuedBytes_ > kMaxQueuedCiphertext) {
+  if (queuedBytes_ + tls_->pendingOutput() > kMaxQueuedCiphertext) {
     ++counters_.droppedQueueFull;
     return ERR_OK;
   }
@@ -249,45 +254,49 @@ err_t Tunnel::output(struct pbuf* p) {
   }
   ++counters_.packetsOut;
   counters_.bytesOut += len;
-  flushTls();
+  loop_.defer(this);  // flushTls() at the end of the turn
   return ERR_OK;
 }
 
+// The TLS output so far, in mux packets of up to maxPayload() while the
+// peer's window has room; the rest waits in the queue (sendQueued()).
 void Tunnel::flushTls() {
   size_t pending;
   while (conn_ && (pending = tls_->pendingOutput()) > 0) {
-    if (queue_.empty() && conn_->state() == mux::Connection::State::Established &&
-        pending <= conn_->maxPayload() && conn_->sendable() >= pending) {
-      core::OutPacket packet = conn_->newDataPacket(pending);
-      size_t n = tls_->takeOutput(packet.data() + conn_->payloadOffset(), pending);
-      conn_->sendData(std::move(packet), n);
+    bool open = conn_->state() == mux::Connection::State::Established;
+    size_t n = std::min(pending, conn_->maxPayload());
+    if (queue_.empty() && open && conn_->sendable() >= n) {
+      core::OutPacket packet = conn_->newDataPacket(n);
+      size_t got = tls_->takeOutput(packet.data() + conn_->payloadOffset(), n);
+      conn_->sendData(std::move(packet), got);
       continue;
     }
-    std::vector<uint8_t> record(pending);
-    record.resize(tls_->takeOutput(record.data(), pending));
-    queuedBytes_ += record.size();
-    queue_.push_back(std::move(record));
-    loop_.defer(this);
+    std::vector<uint8_t> bytes(pending);
+    bytes.resize(tls_->takeOutput(bytes.data(), pending));
+    queuedBytes_ += bytes.size();
+    queue_.push_back(std::move(bytes));
+    if (open && conn_->sendable() == 0) conn_->blocked();
   }
 }
 
-// Whole records while the window has room for them (a record is split only
-// if it is larger than one mux packet).
 void Tunnel::sendQueued() {
   while (!queue_.empty() && conn_ && conn_->state() == mux::Connection::State::Established) {
-    std::vector<uint8_t>& record = queue_.front();
+    std::vector<uint8_t>& bytes = queue_.front();
     size_t room = conn_->sendable();
-    size_t n = std::min(record.size(), conn_->maxPayload());
-    if (room < n) {
+    if (room == 0) {
       conn_->blocked();
       return;
     }
+    size_t n = std::min({bytes.size() - queueOffset_, conn_->maxPayload(), room});
     core::OutPacket packet = conn_->newDataPacket(n);
-    std::memcpy(packet.data() + conn_->payloadOffset(), record.data(), n);
+    std::memcpy(packet.data() + conn_->payloadOffset(), bytes.data() + queueOffset_, n);
     conn_->sendData(std::move(packet), n);
     queuedBytes_ -= n;
-    if (n == record.size()) queue_.pop_front();
-    else record.erase(record.begin(), record.begin() + long(n));
+    queueOffset_ += n;
+    if (queueOffset_ == bytes.size()) {
+      queue_.pop_front();
+      queueOffset_ = 0;
+    }
   }
 }
 
@@ -307,6 +316,7 @@ void Tunnel::fail(const char* code, const std::string& reason) {
   stopNetif();
   queue_.clear();
   queuedBytes_ = 0;
+  queueOffset_ = 0;
   mux::Connection* conn = conn_;
   conn_ = nullptr;
   if (conn && conn->state() != mux::Connection::State::Closed) conn->reset("tunnel: " + reason);

@@ -177,7 +177,8 @@ class Tunnel : public mux::ConnectionIo, public core::Deferred, public std::enab
   std::vector<uint8_t> cipherIn_;  // from offer(), processed at the end of the turn
   CdTunnelFrameReader frame_;
   Ipv6Framer framer_;
-  std::deque<std::vector<uint8_t>> queue_;  // records the mux window holds back
+  std::deque<std::vector<uint8_t>> queue_;  // ciphertext the mux window holds back
+  size_t queueOffset_ = 0;                   // sent from queue_.front()
   size_t queuedBytes_ = 0;
   std::vector<uint8_t> scratch_;  // one outgoing packet, gathered from a pbuf chain
 
