@@ -40,6 +40,9 @@ inline constexpr size_t kMaxStreamsPerTunnel = 256;
 // A stream reads at most this much from its socket per round (lwIP walks its
 // unsent list on every tcp_write, so fewer, larger writes are cheaper).
 inline constexpr size_t kStreamReadChunk = 64u << 10;
+// A stream's first retransmission timeout, before it has measured a round
+// trip (lwIP's own is 3 s).
+inline constexpr uint32_t kInitialRtoMs = 200;
 // How long a tunnel TCP connect may take before it is given up.
 inline constexpr uint64_t kDefaultStreamConnectTimeoutMs = 10000;
 // After the peer's FIN or reset, what it sent is still written to the local

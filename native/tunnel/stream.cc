@@ -10,6 +10,7 @@
 #include <cstring>
 
 extern "C" {
+#include "lwip/priv/tcp_priv.h"
 #include "lwip/tcp.h"
 }
 
@@ -59,6 +60,14 @@ Stream::~Stream() {
 
 void Stream::bindPcb(struct tcp_pcb* pcb) {
   pcb_ = pcb;
+  // lwIP starts every connection with a 3 s retransmission timeout (and
+  // the deviation to match), RFC 6298's guess for a path it knows nothing
+  // of. A tunnel's round trip is a millisecond or two: a segment lost
+  // before the estimate settles would stall a short transfer for seconds.
+  if (pcb->sa == 0) {
+    pcb->rto = s16_t(kInitialRtoMs / TCP_SLOW_INTERVAL);
+    pcb->sv = s16_t(kInitialRtoMs / TCP_SLOW_INTERVAL);
+  }
   tcp_arg(pcb, this);
   tcp_recv(pcb, onRecv);
   tcp_sent(pcb, onSent);

@@ -116,9 +116,10 @@ TlsChannel::Progress TlsChannel::handshake() {
   return Progress::Failed;
 }
 
+// The hot path does not clear OpenSSL's (thread-local) error queue before
+// each call: it is empty unless a call failed, and fail() drains it then.
 long TlsChannel::read(uint8_t* out, size_t cap) {
   if (!error_.empty()) return -1;
-  ERR_clear_error();
   size_t got = 0;
   int rc = SSL_read_ex(ssl_, out, cap, &got);
   if (rc == 1) return long(got);
@@ -134,7 +135,6 @@ long TlsChannel::read(uint8_t* out, size_t cap) {
 
 bool TlsChannel::write(const uint8_t* data, size_t len) {
   if (!error_.empty()) return false;
-  ERR_clear_error();
   size_t written = 0;
   if (SSL_write_ex(ssl_, data, len, &written) == 1 && written == len) return true;
   fail("TLS write failed");

@@ -64,6 +64,9 @@ bool Tunnel::configure(TunnelConfig config, std::string& error) {
     return false;
   }
   netif_ip6_addr_set_state(&netif_, index, IP6_ADDR_PREFERRED);
+  if (role_ == Role::Host) {
+    NETIF_SET_CHECKSUM_CTRL(&netif_, NETIF_CHECKSUM_ENABLE_ALL & ~NETIF_CHECKSUM_CHECK_TCP);
+  }
   netif_set_up(&netif_);
   netif_set_link_up(&netif_);
   if (role_ == Role::Device && !startListening(error)) return false;
