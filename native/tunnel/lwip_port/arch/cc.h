@@ -16,12 +16,16 @@ uint32_t tsmuxd_lwip_rand(void);
  * stack's state can no longer be trusted, so the process stops with the
  * reason rather than corrupt memory. */
 void tsmuxd_lwip_assert_failed(const char* message, const char* file, int line);
+/* The Internet checksum of len bytes, as lwIP's own functions return it
+ * (tunnel/lwip_platform.cc: 64 bits at a time, any alignment). */
+uint16_t tsmuxd_lwip_chksum(const void* data, int len);
 
 #ifdef __cplusplus
 }
 #endif
 
 #define LWIP_RAND() tsmuxd_lwip_rand()
+#define LWIP_CHKSUM tsmuxd_lwip_chksum
 #define LWIP_PLATFORM_DIAG(x) do { printf x; } while (0)
 #define LWIP_PLATFORM_ASSERT(x) tsmuxd_lwip_assert_failed((x), __FILE__, __LINE__)
 
