@@ -1,9 +1,15 @@
-// The package's public API: the usbmuxd client library, and the pieces to
-// embed a daemon or a simulated phone.
+// The package's public API ('tsmuxd'): the usbmuxd client library, RemoteXPC
+// and socket addresses. It loads no native code, so it works wherever node
+// does (macOS and Windows against Apple's usbmuxd included); the daemon, the
+// data plane and the simulated phone, which need the Linux addon, are
+// 'tsmuxd/daemon' (src/daemon-entry.ts).
 export * from './client/index.js';
-export { Daemon, type DaemonOptions } from './daemon/daemon.js';
-export { parseSocketAddress, formatSocketAddress, type SocketAddress } from './protocol/address.js';
-export { MuxEngine } from './native/mux-engine.js';
-export { NativeError } from './native/addon.js';
-export { startPeer, type Peer } from './sim/peer.js';
+export {
+  clientSocketAddress,
+  parseSocketAddress,
+  formatSocketAddress,
+  platformSocketAddress,
+  type SocketAddress,
+} from './protocol/address.js';
+export { NativeError } from './native/native-error.js';
 export * as xpc from './xpc/index.js';

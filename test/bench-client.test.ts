@@ -3,7 +3,7 @@
 // socket's owner found through /proc, and the CLI prints parseable JSON lines.
 import t from 'tap';
 
-import type { BenchRecord, ConnectRateRecord, IdleRecord, RttRecord, ThroughputRecord } from '../src/bench/records.js';
+import type { BenchRecord, ConnectRateRecord, DaemonRecord, IdleRecord, RttRecord, ThroughputRecord } from '../src/bench/records.js';
 import { runBench, type BenchOptions } from '../src/bench/run.js';
 import { socketOwnerPid } from '../src/bench/proc.js';
 import { assertBuilt, runCli } from './helpers/daemon-process.js';
@@ -71,7 +71,8 @@ t.test('the CLI finds the daemon through its socket and prints JSON lines', asyn
   t.equal(socketOwnerPid(setup.socketPath), undefined, 'our own process is never taken for the daemon');
   const run = await runCli(['bench', '--socket', setup.address, '--json', '--cases', 'up,rtt', '--bytes', '2M', '--repeats', '2', '--rtt-count', '10']);
   t.equal(run.code, 0, `exit 0 (${run.stderr.trim()})`);
-  const lines = run.stdout.trim().split('\n').map((l) => JSON.parse(l) as BenchRecord);
+  const [daemon, ...lines] = run.stdout.trim().split('\n').map((l) => JSON.parse(l) as BenchRecord | DaemonRecord) as [DaemonRecord, ...BenchRecord[]];
+  t.match(daemon, { kind: 'daemon', name: 'tsmuxd', pid: process.pid, pidFrom: "the socket's owner", buid: String }, 'first, which daemon was measured');
   t.same(lines.map((r) => `${r.kind}:${r.repeat}`), ['throughput:1', 'rtt:1', 'throughput:2', 'rtt:2'], 'one record per figure and repeat');
   const up = lines[0] as ThroughputRecord;
   t.equal(up.bytes, 2 * MiB);

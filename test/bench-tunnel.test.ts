@@ -139,7 +139,8 @@ t.test('tsmuxd bench --cases tunnel-up,tunnel-down,tunnel-rtt', async (t) => {
     { timeoutMs: 60_000 },
   );
   t.equal(run.code, 0, `exit 0 (${run.stderr.trim()})`);
-  const lines = run.stdout.trim().split('\n').map((l) => JSON.parse(l) as BenchRecord);
+  // The first line says which daemon was measured (src/bench/daemon-identity.ts).
+  const lines = run.stdout.trim().split('\n').slice(1).map((l) => JSON.parse(l) as BenchRecord);
   t.same(lines.map(describe), ['throughput:up:tunnel:1', 'throughput:down:tunnel:1', 'rtt:echo:tunnel:1'], 'one JSON line per tunnel figure');
   const text = await runCli(['bench', '-S', world.socketPath, '--udid', old.udid, '--cases', 'up,tunnel-up', '--bytes', '1M', '--repeats', '1'], { timeoutMs: 60_000 });
   t.equal(text.code, 0, 'an old phone is no error');

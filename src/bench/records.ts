@@ -70,6 +70,33 @@ export interface IdleRecord {
 
 export type BenchRecord = ThroughputRecord | RttRecord | ConnectRateRecord | IdleRecord;
 
+/**
+ * Which daemon was measured: the first line of `tsmuxd bench --json` and the
+ * `daemon` of --out, apart from the measurements (it is no BenchRecord, so
+ * the figures of a Mac and of the lab keep one shape). null: not known here.
+ */
+export interface DaemonRecord {
+  kind: 'daemon';
+  /** 'tsmuxd' (it answers the stats request), else its executable's name: 'usbmuxd', 'AppleMobileDeviceService'. */
+  name: string | null;
+  version: string | null;
+  /** Where the version was read: a package.json, `PATH --version`, the MobileDevice framework's Info.plist, a file version. */
+  versionFrom: string | null;
+  /** ReadBUID's answer. */
+  buid: string | null;
+  /** As -S takes it: UNIX:/var/run/usbmuxd, 127.0.0.1:27015. */
+  address: string;
+  pid: number | null;
+  /** How the pid was found ('--daemon-pid', "the socket's owner", 'the only process named usbmuxd') or why not. */
+  pidFrom: string;
+  /** Where the CPU columns come from ('/proc/PID/stat', 'ps -o time=', 'Get-Process TotalProcessorTime'); null: they are empty. */
+  cpuFrom: string | null;
+  /** Where the bench ran (process.platform, os.arch(), os.release()). */
+  platform: string;
+  arch: string;
+  osRelease: string;
+}
+
 export const GiB = 1 << 30;
 export const MiB = 1 << 20;
 

@@ -2,8 +2,10 @@
 // or ours) from the client side. With a simulated phone it drives the sim's
 // sink, source and echo services; with a real phone, which has none of them,
 // it falls back to AFC file transfers and lockdown round trips (phone.ts).
-// The daemon's CPU comes from /proc when its pid is known (given, or the
-// owner of the Unix socket); JS wakeups when the daemon is tsmuxd. The
+// The daemon's CPU comes from /proc (Linux), ps (macOS) or Get-Process
+// (Windows) when its pid is known (given, the owner of the Unix socket, or
+// the platform's usbmuxd by name: daemon-identity.ts), and its identity
+// (name, version, BUID) leads the results; JS wakeups when it is tsmuxd. The
 // tunnel cases run the same transfers and round trips through the phone's
 // CoreDeviceProxy tunnel (tsmuxd's TunnelConnect, iOS 17.4+) instead of a
 // plain mux Connect: the socket opener is the only difference.
@@ -14,8 +16,9 @@ import type { SocketAddress } from '../protocol/address.js';
 import { TunnelResult } from '../protocol/tunnel-messages.js';
 import { connectRequest, cycleRate, muxConnect } from './connect-rate.js';
 import { benchPhone } from './phone.js';
-import { cpuSeconds, rssBytes, socketOwnerPid, withCpu } from './proc.js';
-import { MiB, perGiB, type BenchRecord, type ConnectRateRecord, type RttRecord, type ThroughputRecord } from './records.js';
+import { describeDaemon, findDaemonPid, identifyDaemon } from './daemon-identity.js';
+import { cpuSince, daemonMeter, processProbe, type DaemonMeter, type ProcessProbe } from './daemon-process.js';
+import { MiB, perGiB, type BenchRecord, type ConnectRateRecord, type DaemonRecord, type RttRecord, type ThroughputRecord } from './records.js';
 import { download, ECHO_PORT, percentile, pingPong, SINK_PORT, SOURCE_PORT, upload } from './sim-services.js';
 
 export const TUNNEL_CASES = ['tunnel-up', 'tunnel-down', 'tunnel-rtt'] as const;
@@ -62,6 +65,11 @@ export interface BenchOptions {
   daemonPid?: number;
   emit(record: BenchRecord): void;
   log(line: string): void;
+  /** Which daemon is measured, once known (before the first figure). */
+  onDaemon?(record: DaemonRecord): void;
+  /** Where the bench runs (default: this process's platform); decides the probe and the name lookup. */
+  platform?: NodeJS.Platform;
+  probe?: ProcessProbe;
 }
 
 export interface BenchContext {
@@ -69,25 +77,53 @@ export interface BenchContext {
   devices: UsbmuxDevice[];
   daemonPid: number | undefined;
   jsWakeups: (() => Promise<number>) | undefined;
+  /** How to read the daemon (runBench sets it; without it, /proc for daemonPid). */
+  meter?: DaemonMeter;
 }
 
-export async function runBench(options: BenchOptions): Promise<void> {
+/** A context made without runBench (the cable bench's) reads its daemonPid from /proc. */
+function meterOf(ctx: BenchContext): DaemonMeter | undefined {
+  if (ctx.meter || ctx.daemonPid === undefined) return ctx.meter;
+  return daemonMeter(processProbe('linux'), ctx.daemonPid);
+}
+
+/** Measures; resolves with which daemon it measured. */
+export async function runBench(options: BenchOptions): Promise<DaemonRecord> {
   const usbmux = new UsbmuxClient({ address: options.address, timeoutMs: 10_000, progName: 'tsmuxd-bench' });
   const listed = await usbmux.listDevices();
   const devices = options.udid ? listed.filter((d) => d.serialNumber === options.udid) : listed;
   if (devices.length === 0) throw new Error(options.udid ? `no device with UDID ${options.udid}` : 'no device attached');
-  const daemonPid = options.daemonPid ?? (options.address.kind === 'unix' ? socketOwnerPid(options.address.path) : undefined);
+  const platform = options.platform ?? process.platform;
+  const probe = options.probe ?? processProbe(platform);
+  const found = findDaemonPid(options.address, platform, probe, options.daemonPid);
+  const daemonPid = found.pid;
   options.log(
-    `daemon ${daemonPid === undefined ? 'pid unknown (no CPU figures; pass --daemon-pid)' : `pid ${daemonPid}`}, ` +
+    `daemon ${daemonPid === undefined ? `pid unknown (${found.from}; no CPU figures; pass --daemon-pid)` : `pid ${daemonPid} (${found.from})`}, ` +
       `${devices.length} device(s): ${devices.map((d) => d.serialNumber).join(', ')}`,
   );
-  const ctx: BenchContext = { options, devices, daemonPid, jsWakeups: await wakeupCounter(options.address) };
+  const meter = daemonPid === undefined ? undefined : daemonMeter(probe, daemonPid);
+  if (meter && !meter.cpuReadable) {
+    options.log(`daemon pid ${daemonPid}: its CPU time cannot be read here (${probe.cpuFrom}): the CPU columns stay empty`);
+  }
+  const jsWakeups = await wakeupCounter(options.address);
+  const daemon = await identifyDaemon({
+    address: options.address,
+    platform,
+    probe,
+    found,
+    isTsmuxd: jsWakeups !== undefined,
+    cpuReadable: meter?.cpuReadable ?? false,
+  });
+  options.log(`daemon: ${describeDaemon(daemon)}`);
+  options.onDaemon?.(daemon);
+  const ctx: BenchContext = { options, devices, daemonPid, jsWakeups, meter };
   if (await hasSimServices(options.address, devices[0])) await benchSim(ctx);
   else {
     options.log('the phone has no sink/source/echo services (a real phone): measuring AFC and lockdown instead');
     if (TUNNEL_CASES.some((c) => options.cases.has(c))) options.log('tunnel cases: skipped (they need the sim\'s sink, source and echo inside the tunnel)');
     await benchPhone(ctx);
   }
+  return daemon;
 }
 
 /** tsmuxd answers its stats request; usbmuxd never answers an unknown one, hence the short timeout. */
@@ -199,9 +235,10 @@ async function openTunnel(ctx: BenchContext): Promise<{ path: PortPath; release(
 
 /** Connect cycles per second, and the daemon's CPU per cycle. */
 export async function connectRate(ctx: BenchContext, request: Buffer, concurrency: number, repeat: number): Promise<ConnectRateRecord> {
-  const { value: rate, cpu } = await withCpu(ctx.daemonPid, () =>
-    cycleRate(() => muxConnect(ctx.options.address, request, false), ctx.options.connectSeconds, concurrency),
-  );
+  const meter = meterOf(ctx);
+  const before = meter?.cpuSeconds() ?? null;
+  const rate = await cycleRate(() => muxConnect(ctx.options.address, request, false), ctx.options.connectSeconds, concurrency);
+  const cpu = cpuSince(meter, before);
   return { kind: 'connect-rate', ...rate, daemonCpuUsPerConnect: cpu === null ? null : (cpu * 1e6) / rate.cycles, repeat };
 }
 
@@ -217,11 +254,12 @@ export interface TransferShape {
 /** Times `run` (which moves `shape.bytes`), with the daemon's CPU and JS wakeups over it. */
 export async function measureThroughput(ctx: BenchContext, shape: TransferShape, run: () => Promise<void>): Promise<ThroughputRecord> {
   const wakeBefore = ctx.jsWakeups ? await ctx.jsWakeups() : undefined;
-  const cpuBefore = ctx.daemonPid === undefined ? undefined : cpuSeconds(ctx.daemonPid);
+  const meter = meterOf(ctx);
+  const cpuBefore = meter?.cpuSeconds() ?? null;
   const start = process.hrtime.bigint();
   await run();
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-  const daemonCpuSec = cpuBefore === undefined ? null : cpuSeconds(ctx.daemonPid!) - cpuBefore;
+  const daemonCpuSec = cpuSince(meter, cpuBefore);
   const jsWakeups = wakeBefore === undefined ? null : (await ctx.jsWakeups!()) - wakeBefore;
   return {
     kind: 'throughput',
@@ -291,12 +329,17 @@ export async function rttOver(socket: net.Socket, count: number, repeat: number)
 /** Daemon RSS per idle connection: N Connects to the echo port, held open. */
 async function idleConnections(ctx: BenchContext): Promise<void> {
   const { options, daemonPid } = ctx;
-  if (daemonPid === undefined) {
+  const meter = meterOf(ctx);
+  if (daemonPid === undefined || !meter) {
     options.log('idle connections: skipped (the daemon pid is unknown)');
     return;
   }
+  const rssBeforeBytes = meter.rssBytes();
+  if (rssBeforeBytes === null) {
+    options.log(`idle connections: skipped (the memory of pid ${daemonPid} cannot be read here)`);
+    return;
+  }
   const request = connectRequest(ctx.devices[0].deviceId, ECHO_PORT);
-  const rssBeforeBytes = rssBytes(daemonPid);
   const sockets: net.Socket[] = [];
   const start = process.hrtime.bigint();
   const BATCH = 64;
@@ -307,7 +350,11 @@ async function idleConnections(ctx: BenchContext): Promise<void> {
     }
     const openSeconds = Number(process.hrtime.bigint() - start) / 1e9;
     await new Promise((r) => setTimeout(r, 500));
-    const rssAfterBytes = rssBytes(daemonPid);
+    const rssAfterBytes = meter.rssBytes();
+    if (rssAfterBytes === null) {
+      options.log(`idle connections: skipped (pid ${daemonPid}'s memory could not be read after opening them)`);
+      return;
+    }
     options.emit({
       kind: 'idle',
       connections: sockets.length,

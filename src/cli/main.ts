@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { NativeUnavailableError, packageRoot } from '../native/native-error.js';
 import { COMMANDS } from './commands/index.js';
 import { DAEMON_HELP } from './daemon-help.js';
 import { UsageError } from './usage-error.js';
@@ -28,10 +29,17 @@ ${commandHelp()}  version            the versions of tsmuxd, Node and the bundle
 
 ${DAEMON_HELP}`;
 
+/** The versions; without the addon (macOS, Windows, no build) it says so instead of failing. */
 async function version(): Promise<string> {
-  const { native, packageRoot } = await import('../native/addon.js');
   const pkg = JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string };
-  return `tsmuxd ${pkg.version} (node ${process.version}, libusb ${native.libusbVersion()} static)`;
+  let libusb: string;
+  try {
+    libusb = `libusb ${(await import('../native/addon.js')).native.libusbVersion()} static`;
+  } catch (err) {
+    if (!(err instanceof NativeUnavailableError)) throw err;
+    libusb = 'no native addon: client commands only';
+  }
+  return `tsmuxd ${pkg.version} (node ${process.version}, ${libusb})`;
 }
 
 const args = process.argv.slice(2);
@@ -56,6 +64,10 @@ try {
   if (err instanceof UsageError) {
     process.stderr.write(`tsmuxd ${command}: ${err.message} (tsmuxd ${command} --help)\n`);
     process.exitCode = 2;
+  } else if (err instanceof NativeUnavailableError) {
+    // The daemon or the sim, where the addon is missing: its own message says what works instead.
+    process.stderr.write(`tsmuxd: ${err.message}\n`);
+    process.exitCode = 1;
   } else {
     process.stderr.write(`tsmuxd${subcommand ? ` ${subcommand.name}` : ''}: ${(err as Error).message}\n`);
     process.exitCode = subcommand ? 1 : 2;

@@ -2,19 +2,16 @@
 // thin; what it exposes is declared here, and every error it throws is a
 // NativeError carrying a string `code` (the class is injected at load, as
 // better-sqlite3 injects SqliteError).
-import { existsSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 
-export class NativeError extends Error {
-  readonly code: string;
-  constructor(message: string, code: string) {
-    super(message);
-    this.name = 'NativeError';
-    this.code = code;
-  }
-}
+import { CLIENT_COMMANDS, INSTALL_NOTE, NativeError, NativeUnavailableError, packageRoot } from './native-error.js';
+
+// Importing this module loads the addon, so only the daemon, the sim and
+// what they use import it; the client commands and the client library never
+// do (test/no-addon.test.ts holds them to it).
+export { NativeError, NativeUnavailableError, packageRoot };
 
 export interface EndpointDescriptor {
   address: number;
@@ -368,17 +365,34 @@ export interface NativeAddon {
   Engine: new (onEvents: (events: NativeEvent[]) => void) => NativeEngine;
 }
 
-/** The package's root, from src/ (tests) or dist/src/ (installed). */
-export const packageRoot = ((): string => {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
-  return dir;
-})();
+/** Why the addon is missing, what still works, and what would bring it. */
+function unavailable(err: unknown): NativeUnavailableError {
+  const where = `${process.platform}-${process.arch}`;
+  const why = String((err as Error)?.message ?? err).split('\n')[0];
+  let note = '';
+  try {
+    note = ` At install: ${readFileSync(join(packageRoot, INSTALL_NOTE), 'utf8').trim()}`;
+  } catch {
+    // no note: the install script did not run here, or found nothing wrong
+  }
+  const head =
+    process.platform === 'linux'
+      ? `the native addon is not available for ${where} (${why}). The daemon and 'tsmuxd sim' need it: ` +
+        `build it with 'npm rebuild tsmuxd --build-from-source' (a C++ compiler, make, python3, libusb-1.0 and OpenSSL headers).`
+      : `the tsmuxd daemon and 'tsmuxd sim' run on Linux only; there is no native addon for ${where} (${why}).`;
+  return new NativeUnavailableError(`${head}${note} The client commands (${CLIENT_COMMANDS}) and the client library work without it.`, { cause: err });
+}
 
 function load(): NativeAddon {
   const require = createRequire(import.meta.url);
-  const nodeGypBuild = require('node-gyp-build') as (dir: string) => unknown;
-  const addon = nodeGypBuild(process.env.TSMUXD_NATIVE_DIR ?? packageRoot) as NativeAddon;
+  const dir = process.env.TSMUXD_NATIVE_DIR ?? packageRoot;
+  let addon: NativeAddon;
+  try {
+    const nodeGypBuild = require('node-gyp-build') as (dir: string) => unknown;
+    addon = nodeGypBuild(dir) as NativeAddon;
+  } catch (err) {
+    throw unavailable(err);
+  }
   const expected = ['setErrorClass', 'libusbVersion', 'lockFile', 'peerCredentials', 'Engine'] as const;
   for (const key of expected) {
     if (!(key in addon)) throw new Error(`tsmuxd addon is missing ${key}; rebuild it`);

@@ -1,12 +1,18 @@
 // Where the daemon listens and where clients connect: a Unix path or TCP
 // host:port, in the forms usbmuxd (-S) and libusbmuxd (USBMUXD_SOCKET_ADDRESS)
-// accept.
+// accept, and where each platform's usbmuxd is by default.
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
 export type SocketAddress = { kind: 'unix'; path: string } | { kind: 'tcp'; host: string; port: number };
 
 export const SYSTEM_SOCKET = '/var/run/usbmuxd';
+
+/**
+ * Apple Mobile Device Service on Windows has no Unix socket: it listens on
+ * loopback TCP 27015, which is where libusbmuxd and iTunes look for it.
+ */
+export const WINDOWS_USBMUXD: SocketAddress = { kind: 'tcp', host: '127.0.0.1', port: 27015 };
 
 /** Accepts `UNIX:/path`, `/path`, `host:port` and `[v6]:port`. */
 export function parseSocketAddress(text: string): SocketAddress {
@@ -26,6 +32,10 @@ export function formatSocketAddress(a: SocketAddress): string {
   return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
 }
 
+export function sameSocketAddress(a: SocketAddress, b: SocketAddress): boolean {
+  return formatSocketAddress(a) === formatSocketAddress(b);
+}
+
 /** /var/run/usbmuxd as root; otherwise a path in the user's runtime dir. */
 export function defaultSocketPath(): string {
   if (process.getuid?.() === 0) return SYSTEM_SOCKET;
@@ -33,8 +43,17 @@ export function defaultSocketPath(): string {
   return runtime ? join(runtime, 'tsmuxd.sock') : join(homedir(), '.tsmuxd.sock');
 }
 
-/** What a client should use: USBMUXD_SOCKET_ADDRESS, else the system socket. */
-export function clientSocketAddress(env: NodeJS.ProcessEnv = process.env): SocketAddress {
+/**
+ * Where the platform's own usbmuxd listens: Apple's on macOS and
+ * libimobiledevice's on Linux at /var/run/usbmuxd, Apple Mobile Device
+ * Service on Windows at 127.0.0.1:27015.
+ */
+export function platformSocketAddress(platform: NodeJS.Platform = process.platform): SocketAddress {
+  return platform === 'win32' ? { ...WINDOWS_USBMUXD } : { kind: 'unix', path: SYSTEM_SOCKET };
+}
+
+/** What a client should use: USBMUXD_SOCKET_ADDRESS, else the platform's usbmuxd. */
+export function clientSocketAddress(env: NodeJS.ProcessEnv = process.env, platform: NodeJS.Platform = process.platform): SocketAddress {
   const fromEnv = env.USBMUXD_SOCKET_ADDRESS;
-  return fromEnv ? parseSocketAddress(fromEnv) : { kind: 'unix', path: SYSTEM_SOCKET };
+  return fromEnv ? parseSocketAddress(fromEnv) : platformSocketAddress(platform);
 }

@@ -4,7 +4,8 @@
 // benchmarks (bench/) are built on this same client.
 import { writeFileSync } from 'node:fs';
 
-import type { BenchRecord } from '../../bench/records.js';
+import { describeDaemon } from '../../bench/daemon-identity.js';
+import type { BenchRecord, DaemonRecord } from '../../bench/records.js';
 import { summarize, summaryTable, throughputChart } from '../../bench/report.js';
 import { BENCH_CASES, runBench, type BenchCase } from '../../bench/run.js';
 import { COMMON_HELP, COMMON_OPTIONS, daemonAddress, parseCommandArgs, UsageError } from './common.js';
@@ -18,8 +19,13 @@ phone (tsmuxd --sim, tsmuxd sim): throughput to its sink and from its source
 over 1, 4 and 16 connections and over all listed phones at once, 64-byte echo
 round trips, the Connect rate and the daemon's memory per idle connection.
 With a real phone: AFC file upload and download and lockdown round trips.
-The daemon's CPU time comes from /proc (Linux) when its pid is known; JS
-wakeups when it is tsmuxd.
+Any usbmuxd: tsmuxd, libimobiledevice's, Apple's on macOS (/var/run/usbmuxd)
+and Windows (Apple Mobile Device Service, 127.0.0.1:27015). The daemon's CPU
+time comes from /proc (Linux), ps (macOS) or Get-Process (Windows) when its
+pid is known: given, the socket's owner (Linux), or the platform's usbmuxd
+by name; where it cannot be read the CPU columns stay empty. JS wakeups when
+it is tsmuxd. The results start with which daemon was measured: its name,
+version, BUID and pid, and the platform (with --json: a "kind":"daemon" line).
 
       --udid UDID         measure this phone (default: the first; all for 'devices')
       --bytes N           bytes per throughput figure (default 256M; K, M, G suffixes)
@@ -30,7 +36,8 @@ wakeups when it is tsmuxd.
       --connect-seconds S length of each Connect-rate figure (default 3)
       --concurrency N     concurrent Connect loops (default 8)
       --idle N            idle connections (default 10000)
-      --daemon-pid PID    charge CPU to this process (default: the socket's owner)
+      --daemon-pid PID    charge CPU to this process (default: the socket's owner, or
+                          usbmuxd / AppleMobileDeviceService by name)
       --quick             small sizes, one repeat: checks that everything runs
       --out FILE          also write the records and summary as JSON
 ${COMMON_HELP}`;
@@ -88,6 +95,7 @@ export async function runBenchCommand(args: string[]): Promise<number> {
   const records: BenchRecord[] = [];
   const address = daemonAddress(values.socket);
   const parallel = (values.parallel ?? '4,16').split(',').map((n) => positive('parallel', n, 1));
+  let daemon: DaemonRecord | undefined;
   await runBench({
     address,
     udid: values.udid,
@@ -100,6 +108,11 @@ export async function runBenchCommand(args: string[]): Promise<number> {
     connectConcurrency: positive('concurrency', values.concurrency, 8),
     idleConnections: positive('idle', values.idle, quick ? 500 : 10_000),
     daemonPid: values['daemon-pid'] ? positive('daemon-pid', values['daemon-pid'], 0) : undefined,
+    onDaemon(record) {
+      daemon = record;
+      // First, so that a stream of figures never lacks which daemon made them.
+      if (json) process.stdout.write(`${JSON.stringify(record)}\n`);
+    },
     emit(record) {
       records.push(record);
       if (json) process.stdout.write(`${JSON.stringify(record)}\n`);
@@ -109,7 +122,8 @@ export async function runBenchCommand(args: string[]): Promise<number> {
     },
   });
   const summary = summarize(records);
-  if (!json) process.stdout.write(`${summaryTable(summary)}\n\n${throughputChart(summary)}\n`);
-  if (values.out) writeFileSync(values.out, `${JSON.stringify({ date: new Date().toISOString(), records, summary }, null, 2)}\n`);
+  const measured = daemon ? `daemon: ${describeDaemon(daemon)}\n\n` : '';
+  if (!json) process.stdout.write(`${measured}${summaryTable(summary)}\n\n${throughputChart(summary)}\n`);
+  if (values.out) writeFileSync(values.out, `${JSON.stringify({ date: new Date().toISOString(), daemon, records, summary }, null, 2)}\n`);
   return 0;
 }

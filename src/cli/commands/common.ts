@@ -9,7 +9,7 @@ import {
   defaultSocketPath,
   formatSocketAddress,
   parseSocketAddress,
-  SYSTEM_SOCKET,
+  platformSocketAddress,
   type SocketAddress,
 } from '../../protocol/address.js';
 import { UsageError } from '../usage-error.js';
@@ -25,7 +25,8 @@ export const COMMON_OPTIONS = {
 } as const satisfies ParseArgsConfig['options'];
 
 export const COMMON_HELP = `  -S, --socket ADDR   the daemon: PATH, UNIX:PATH or HOST:PORT (default: USBMUXD_SOCKET_ADDRESS,
-                      else /var/run/usbmuxd, else the per-user tsmuxd socket if only that exists)
+                      else /var/run/usbmuxd (Linux, macOS) or 127.0.0.1:27015 (Windows); on Linux
+                      the per-user tsmuxd socket if only that exists)
       --json          JSON output (one object per line where output streams)
   -h, --help          this text
 `;
@@ -39,12 +40,21 @@ export function parseCommandArgs<T extends ParseArgsConfig>(config: T): ReturnTy
   }
 }
 
+/** What daemonAddress looks at besides its arguments; tests inject another platform. */
+export interface AddressEnvironment {
+  env?: NodeJS.ProcessEnv;
+  platform?: NodeJS.Platform;
+  exists?: (path: string) => boolean;
+}
+
 /**
  * Where the daemon is: --socket, else USBMUXD_SOCKET_ADDRESS (as libusbmuxd),
- * else the system socket; a non-root tsmuxd listens in the user's runtime
+ * else the platform's usbmuxd (/var/run/usbmuxd; 127.0.0.1:27015 on
+ * Windows). A non-root tsmuxd (Linux only) listens in the user's runtime
  * dir, so that is used when it exists and the system socket does not.
  */
-export function daemonAddress(socket: string | undefined, env: NodeJS.ProcessEnv = process.env): SocketAddress {
+export function daemonAddress(socket: string | undefined, where: AddressEnvironment = {}): SocketAddress {
+  const { env = process.env, platform = process.platform, exists = existsSync } = where;
   if (socket) {
     try {
       return parseSocketAddress(socket);
@@ -52,10 +62,17 @@ export function daemonAddress(socket: string | undefined, env: NodeJS.ProcessEnv
       throw new UsageError((err as Error).message);
     }
   }
-  if (env.USBMUXD_SOCKET_ADDRESS) return clientSocketAddress(env);
-  const user = defaultSocketPath();
-  if (!existsSync(SYSTEM_SOCKET) && existsSync(user)) return { kind: 'unix', path: user };
-  return { kind: 'unix', path: SYSTEM_SOCKET };
+  try {
+    if (env.USBMUXD_SOCKET_ADDRESS) return clientSocketAddress(env, platform);
+  } catch (err) {
+    throw new UsageError(`USBMUXD_SOCKET_ADDRESS: ${(err as Error).message}`);
+  }
+  const system = platformSocketAddress(platform);
+  if (platform === 'linux' && system.kind === 'unix' && !exists(system.path)) {
+    const user = defaultSocketPath();
+    if (exists(user)) return { kind: 'unix', path: user };
+  }
+  return system;
 }
 
 export function clientFor(address: SocketAddress, timeoutMs = 10_000): UsbmuxClient {
