@@ -1,9 +1,12 @@
 #!/usr/bin/env node
-// npm run integrity [-- --bytes 10G --conns 8]: a long integrity run over the
-// virtual cable. A tsmuxd daemon and a simulated phone in their own
+// npm run integrity [-- --bytes 10G --conns 8 --tunnel]: a long integrity run
+// over the virtual cable. A tsmuxd daemon and a simulated phone in their own
 // processes; CONNS connections through the daemon's socket at once, half
 // to the phone's sink and half from its source, every byte hashed at both
-// ends. It prints each connection's digests, the daemon's RSS and fd count
+// ends. With --tunnel they go through the phone's CoreDeviceProxy tunnel
+// (TunnelConnect) instead of plain mux connections (--tunnel --bytes 256M is
+// the tunnel's long run, kept out of npm test). It prints each connection's
+// digests, the daemon's RSS and fd count
 // over the run, and "0 bytes lost or corrupted" or exits 1.
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,13 +21,14 @@ import { UsbmuxClient } from '../../src/client/index.js';
 import { parseSize } from '../../src/util/size.js';
 import { packageRoot } from '../../src/native/addon.js';
 import { machineFacts } from '../cable/machine.js';
-import { startDaemon, startSim, stopAll } from '../cable/processes.js';
+import { pairPhone, startDaemon, startSim, stopAll } from '../cable/processes.js';
 
 const { values } = parseArgs({
   options: {
     bytes: { type: 'string' },
     conns: { type: 'string' },
     quick: { type: 'boolean' },
+    tunnel: { type: 'boolean' },
   },
 });
 const MiB = 1 << 20;
@@ -52,6 +56,15 @@ try {
     await new Promise((r) => setTimeout(r, 100));
   }
 
+  if (values.tunnel) {
+    // A tunnel needs the pair record (the daemon runs without preflight).
+    await pairPhone(daemon.socket, sim.udid);
+    const t = await client.startTunnel(sim.udid);
+    log(`tunnel up: [${t.address}] <-> [${t.serverAddress}], MTU ${t.mtu}, send MSS ${t.sendMss}`);
+  }
+  const open = async (port: number) =>
+    values.tunnel ? client.tunnelConnect(sim.udid, port) : muxConnect(address, connectRequest(deviceId!, port), true);
+
   const pid = daemon.child.pid!;
   const fds = () => readdirSync(`/proc/${pid}/fd`).length;
   const before = { rss: rssBytes(pid), fds: fds() };
@@ -65,11 +78,11 @@ try {
     const s = (performance.now() - started) / 1000;
     log(`${(moved / 2 ** 30).toFixed(2)} of ${((each * conns) / 2 ** 30).toFixed(2)} GiB in ${s.toFixed(0)} s (${(moved / 1e6 / s).toFixed(0)} MB/s), daemon RSS ${(rssBytes(pid) / MiB).toFixed(1)} MiB`);
   }, 10_000);
-  log(`daemon pid ${pid}; ${conns} connections x ${each / MiB} MiB (half up to the sink, half down from the source)`);
+  log(`daemon pid ${pid}; ${conns} ${values.tunnel ? 'tunnel ' : ''}connections x ${each / MiB} MiB (half up to the sink, half down from the source)`);
 
   const runs = Array.from({ length: conns }, async (_, i) => {
     const direction = i % 2 === 0 ? 'up' : 'down';
-    const socket = await muxConnect(address, connectRequest(deviceId!, direction === 'up' ? SINK_PORT : SOURCE_PORT), true);
+    const socket = await open(direction === 'up' ? SINK_PORT : SOURCE_PORT);
     const progress = (n: number) => (moved += n);
     const result = direction === 'up' ? await uploadVerified(socket, each, i, progress) : await downloadVerified(socket, each, progress);
     socket.destroy();
@@ -97,8 +110,9 @@ try {
 
   const outDir = join(packageRoot, 'bench', 'results');
   mkdirSync(outDir, { recursive: true });
-  const record = { date: new Date().toISOString(), machine: machineFacts(), conns, bytesPerConnection: each, seconds, before, peakRss, after, results };
-  if (!values.quick) writeFileSync(join(outDir, 'integrity-latest.json'), `${JSON.stringify(record, null, 2)}\n`);
+  const record = { date: new Date().toISOString(), machine: machineFacts(), tunnel: values.tunnel === true, conns, bytesPerConnection: each, seconds, before, peakRss, after, results };
+  const name = values.tunnel ? 'integrity-tunnel-latest.json' : 'integrity-latest.json';
+  if (!values.quick) writeFileSync(join(outDir, name), `${JSON.stringify(record, null, 2)}\n`);
 } finally {
   await stopAll(children);
   rmSync(dir, { recursive: true, force: true });

@@ -28,6 +28,9 @@ inline constexpr size_t kTcpIpv6Overhead = 60;  // IPv6 + TCP headers, no option
 // Ciphertext waiting for the mux connection's window. Over it a packet is
 // dropped, as a full NIC queue drops it, and TCP retransmits.
 inline constexpr size_t kMaxQueuedCiphertext = 8u << 20;
+// The smallest piece of queued ciphertext sent into a nearly shut mux
+// window (smaller waits for the window to open further).
+inline constexpr size_t kMinTunnelSend = 16u << 10;
 // Plaintext read from TLS per round, before it is cut into packets.
 inline constexpr size_t kPlainChunk = 64u << 10;
 

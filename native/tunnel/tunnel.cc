@@ -259,13 +259,16 @@ err_t Tunnel::output(struct pbuf* p) {
 }
 
 // The TLS output so far, in mux packets of up to maxPayload() while the
-// peer's window has room; the rest waits in the queue (sendQueued()).
+// peer's window has room; the rest waits in the queue. Whatever is left
+// waiting must have asked the connection for sendReady() (sendQueued()
+// does, through blocked()): a pure ACK that opens the window wakes nobody
+// else, and with both directions waiting on each other the tunnel would
+// stall for good.
 void Tunnel::flushTls() {
   size_t pending;
   while (conn_ && (pending = tls_->pendingOutput()) > 0) {
-    bool open = conn_->state() == mux::Connection::State::Established;
     size_t n = std::min(pending, conn_->maxPayload());
-    if (queue_.empty() && open && conn_->sendable() >= n) {
+    if (queue_.empty() && conn_->state() == mux::Connection::State::Established && conn_->sendable() >= n) {
       core::OutPacket packet = conn_->newDataPacket(n);
       size_t got = tls_->takeOutput(packet.data() + conn_->payloadOffset(), n);
       conn_->sendData(std::move(packet), got);
@@ -275,19 +278,22 @@ void Tunnel::flushTls() {
     bytes.resize(tls_->takeOutput(bytes.data(), pending));
     queuedBytes_ += bytes.size();
     queue_.push_back(std::move(bytes));
-    if (open && conn_->sendable() == 0) conn_->blocked();
   }
+  sendQueued();
 }
 
 void Tunnel::sendQueued() {
   while (!queue_.empty() && conn_ && conn_->state() == mux::Connection::State::Established) {
     std::vector<uint8_t>& bytes = queue_.front();
+    size_t want = std::min(bytes.size() - queueOffset_, conn_->maxPayload());
     size_t room = conn_->sendable();
-    if (room == 0) {
+    // Wait for the window rather than send slivers; blocked() asks for
+    // sendReady() on the next segment that leaves room.
+    if (room < std::min(want, kMinTunnelSend)) {
       conn_->blocked();
       return;
     }
-    size_t n = std::min({bytes.size() - queueOffset_, conn_->maxPayload(), room});
+    size_t n = std::min(want, room);
     core::OutPacket packet = conn_->newDataPacket(n);
     std::memcpy(packet.data() + conn_->payloadOffset(), bytes.data() + queueOffset_, n);
     conn_->sendData(std::move(packet), n);
