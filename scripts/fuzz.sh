@@ -40,6 +40,9 @@ ts_seconds=${ts_seconds:-$seconds}
 
 # Each target: its harness, then the native sources it links (no N-API, no node).
 # pseudo_tcp takes the whole mux layer, so a new file there is never left out.
+# @lwip stands for lwIP's files as the addon compiles them (binding-sources.json's
+# "lwip", under the tree scripts/build-lwip.sh unpacks), resolved only when a
+# chosen target needs them.
 declare -A sources=(
   [mux_frame]="test/fuzz/native/mux_frame_fuzz.cc native/mux/frame.cc"
   [reassembler]="test/fuzz/native/reassembler_fuzz.cc native/mux/frame.cc"
@@ -47,8 +50,16 @@ declare -A sources=(
   [pseudo_tcp]="test/fuzz/native/pseudo_tcp_fuzz.cc test/fuzz/native/session_harness.cc
     test/fuzz/native/session_checks.cc test/fuzz/native/fake_client.cc $(echo native/mux/*.cc)
     native/core/buffers.cc native/core/event_loop.cc"
+  [cdtunnel_stream]="test/fuzz/native/cdtunnel_stream_fuzz.cc native/tunnel/cdtunnel_frame.cc"
+  [lwip_input]="test/fuzz/native/lwip_input_fuzz.cc native/tunnel/ipv6_guard.cc native/tunnel/lwip_platform.cc @lwip"
 )
-all_targets=(mux_frame reassembler cable_descriptor pseudo_tcp)
+# Extra link flags. lwip_input links lwip_platform.cc for what lwIP needs of
+# it, but the harness's own clock, random source and assert hook stand in for
+# its sys_now, tsmuxd_lwip_rand and tsmuxd_lwip_assert_failed (--wrap).
+declare -A link_flags=(
+  [lwip_input]="-Wl,--wrap=sys_now -Wl,--wrap=tsmuxd_lwip_rand -Wl,--wrap=tsmuxd_lwip_assert_failed"
+)
+all_targets=(mux_frame reassembler cable_descriptor pseudo_tcp cdtunnel_stream lwip_input)
 ((${#targets[@]})) || targets=("${all_targets[@]}")
 for t in "${targets[@]}"; do
   [[ -n ${sources[$t]:-} ]] || { echo "fuzz: no target $t (have: ${all_targets[*]})" >&2; exit 2; }
@@ -58,11 +69,43 @@ out=$repo_root/build-fuzz
 failed=0
 declare -A result
 
+# lwIP's tree (fetched from Debian's source package on first use) and its files.
+lwip_src=
+lwip_files=
+for t in "${targets[@]}"; do
+  if [[ " ${sources[$t]} " == *" @lwip "* && $only != ts ]]; then
+    lwip_src=$(bash scripts/build-lwip.sh --print-src) \
+      || { echo "fuzz: scripts/build-lwip.sh failed: $t needs lwIP's source" >&2; exit 1; }
+    lwip_files=$(node -p 'require("./binding-sources.json").lwip.map((f) => process.argv[1] + "/" + f).join(" ")' "$lwip_src")
+    break
+  fi
+done
+for t in "${targets[@]}"; do
+  sources[$t]=${sources[$t]//@lwip/$lwip_files}
+done
+
 # ---- build: one object per source, rebuilt when it or a header it includes changed ----
 CXX=${CXX:-clang++}
-flags=(-std=c++17 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined
-  -fno-sanitize-recover=undefined -Wall -Wextra -Wno-unused-parameter
+CC_FUZZ=${CXX/clang++/clang}
+[[ $CC_FUZZ != "$CXX" ]] || CC_FUZZ=clang
+sanitize=(-g -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined)
+flags=(-std=c++17 -O1 "${sanitize[@]}" -Wall -Wextra -Wno-unused-parameter
   -Inative -Itest/fuzz/native)
+# Code that calls lwIP sees its headers and our lwipopts.h (-I, not -isystem:
+# -MMD leaves a system header's includes, lwipopts.h among them, out of the
+# depfile, and a changed lwipopts.h must rebuild whatever sees lwIP's structs).
+lwip_includes=(-I"$lwip_src/src/include" -Inative/tunnel/lwip_port)
+# lwIP itself: the addon's flags for it (CMakeLists.txt's tsmuxd_lwip: -O2,
+# hidden, its warnings off, our lwipopts.h), plus the fuzzer's instrumentation.
+lwip_cflags=(-O2 -fvisibility=hidden -w "${sanitize[@]}" -I"$lwip_src/src/include" -Inative/tunnel/lwip_port)
+
+object_of() {  # source -> build-fuzz/obj/<path>.o (lwIP's under obj/lwip/)
+  local src=$1
+  if [[ -n $lwip_src && $src == "$lwip_src"/* ]]; then
+    src=lwip/${src#"$lwip_src"/}
+  fi
+  printf '%s\n' "$out/obj/${src%.*}.o"
+}
 
 stale() {  # object, depfile: true when any prerequisite is newer
   local obj=$1 dep=$2 f
@@ -74,10 +117,16 @@ stale() {  # object, depfile: true when any prerequisite is newer
 }
 
 compile() {  # source -> build-fuzz/obj/<path>.o
-  local src=$1 obj=$out/obj/${1%.cc}.o
+  local src=$1 obj
+  obj=$(object_of "$src")
   mkdir -p "$(dirname "$obj")"
   if stale "$obj" "${obj%.o}.d"; then
-    "$CXX" "${flags[@]}" -MMD -MF "${obj%.o}.d" -c "$src" -o "$obj"
+    case $src in
+      *.c) "$CC_FUZZ" "${lwip_cflags[@]}" -MMD -MF "${obj%.o}.d" -c "$src" -o "$obj" ;;
+      test/fuzz/native/lwip_*|native/tunnel/lwip_*)
+        "$CXX" "${flags[@]}" "${lwip_includes[@]}" -MMD -MF "${obj%.o}.d" -c "$src" -o "$obj" ;;
+      *) "$CXX" "${flags[@]}" -MMD -MF "${obj%.o}.d" -c "$src" -o "$obj" ;;
+    esac
   fi
 }
 
@@ -102,13 +151,15 @@ build_native() {
   for t in "${targets[@]}"; do
     local objs=() bin=$out/${t}_fuzz relink=0
     for src in ${sources[$t]}; do
-      objs+=("$out/obj/${src%.cc}.o")
-      [[ $out/obj/${src%.cc}.o -nt $bin ]] && relink=1
+      objs+=("$(object_of "$src")")
+      [[ ${objs[-1]} -nt $bin ]] && relink=1
     done
     [[ -f $bin ]] || relink=1
     # (An && list would not stop the script: a link error must not pass for a crash later.)
     if ((relink)); then
-      "$CXX" "${flags[@]}" "${objs[@]}" -o "$bin" || { echo "fuzz: linking $t failed" >&2; rm -f "$bin"; return 1; }
+      # shellcheck disable=SC2086 # link_flags holds several words
+      "$CXX" "${flags[@]}" "${objs[@]}" ${link_flags[$t]:-} -o "$bin" \
+        || { echo "fuzz: linking $t failed" >&2; rm -f "$bin"; return 1; }
     fi
   done
   return 0

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { requireTool } from './helpers/system-tools.js';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
-const TARGETS = ['mux_frame', 'reassembler', 'cable_descriptor', 'pseudo_tcp'];
+const TARGETS = ['mux_frame', 'reassembler', 'cable_descriptor', 'pseudo_tcp', 'cdtunnel_stream', 'lwip_input'];
 
 // libclang-rt-14-dev holds the libFuzzer runtime that clang++ -fsanitize=fuzzer links.
 const noClang = requireTool('clang++', 'clang libclang-rt-14-dev');
@@ -26,7 +26,9 @@ t.test(
   'the committed corpora replay without a crash',
   { skip: noClang, timeout: 240_000 },
   async (t) => {
-    // A cold build of the harnesses takes most of this; later runs relink nothing.
+    // A cold build of the harnesses (and of lwIP for lwip_input, whose source
+    // scripts/build-lwip.sh fetches on first use) takes most of this; later
+    // runs relink nothing.
     const r = spawnSync('bash', ['scripts/fuzz.sh', '--replay', '--only', 'native', '--jobs', '2'], {
       cwd: repoRoot,
       encoding: 'utf8',
