@@ -159,12 +159,19 @@ t.test('packets: a lying payload length and cut-short extension headers are drop
   // the lwip_input fuzzer); the tunnel drops them first.
   phoneSide.write(ipv6Packet(PHONE, HOST, 0, Buffer.alloc(0)));
   phoneSide.write(ipv6Packet(PHONE, HOST, 60, Buffer.from([59, 0, 1, 3, 0, 0, 0, 0x05])));
+  // A SYN whose options end in a kind byte with no length: lwIP's
+  // tcp_parseopt would read one byte past the packet (the fuzzer again).
+  phoneSide.write(tcpSegment(PHONE, HOST, 50001, 4444, 1, TCP_SYN, Buffer.from([1, 1, 1, 3])));
   phoneSide.write(icmpEchoRequest(PHONE, HOST, 7, 1, Buffer.from('still in step')));
   const echo = await waitReply('echo reply', (p) => p.icmpType === 129);
   tt.ok(echo.payload.subarray(8).equals(Buffer.from('still in step')), 'the echo reply carries our data');
   phoneSide.write(tcpSegment(PHONE, HOST, 50000, 4444, 12345, TCP_SYN));
   const rst = await waitReply('RST', (p) => p.tcpFlags !== undefined && (p.tcpFlags & TCP_RST) !== 0);
   tt.same(rst.tcpPorts, [4444, 50000], 'a SYN to a closed port is answered with a RST from that port');
+  tt.notOk(
+    replies.some((p) => p.tcpPorts?.[1] === 50001),
+    'the SYN whose options were cut short got no answer: it never reached lwIP',
+  );
   const closed = once(host.engine, 'tunnelClosed');
   phoneSide.write(Buffer.alloc(40, 0x45)); // version 4
   const [event] = (await within(closed, 10_000, 'tunnelClosed')) as [{ tunnel: number; reason: string; code: string }];

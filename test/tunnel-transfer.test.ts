@@ -21,6 +21,7 @@ assertBuilt();
 
 const ONE_STREAM = scaledForSanitizers(64 * MiB, 16);
 const EACH_OF_EIGHT = scaledForSanitizers(8 * MiB, 16);
+const EACH_BOTH_WAYS = scaledForSanitizers(64 * MiB, 16);
 
 const world = await startTunnelWorld(t, { sims: 1 });
 const phone = world.phones[0]!;
@@ -57,6 +58,26 @@ t.test('8 streams at once, each way', async (t) => {
     t.ok(results.every((r) => r.local === r.remote), `${direction}: all 8 digests equal at both ends`);
     t.comment(`8 streams ${direction}: ${(8 * EACH_OF_EIGHT) / MiB} MiB at ${mbPerSecond(8 * EACH_OF_EIGHT, performance.now() - started)}`);
   }
+});
+
+// Both directions at once keep both ends' send queues busy: this stalled
+// the tunnel for good when queued ciphertext did not ask the mux connection
+// to wake it (a pure ACK that opens the window calls nobody else).
+t.test('8 streams both ways at once (4 up, 4 down)', async (t) => {
+  const started = performance.now();
+  const results = await Promise.all(
+    Array.from({ length: 8 }, async (_, i) => {
+      const up = i % 2 === 0;
+      const s = await client.tunnelConnect(phone.udid, up ? SINK_PORT : SOURCE_PORT);
+      try {
+        return up ? await uploadVerified(s, EACH_BOTH_WAYS, i + 1) : await downloadVerified(s, EACH_BOTH_WAYS);
+      } finally {
+        s.destroy();
+      }
+    }),
+  );
+  t.ok(results.every((r) => r.local === r.remote && r.bytes === EACH_BOTH_WAYS), 'all 8 digests equal at both ends');
+  t.comment(`8 streams both ways: ${(8 * EACH_BOTH_WAYS) / MiB} MiB at ${mbPerSecond(8 * EACH_BOTH_WAYS, performance.now() - started)}`);
 });
 
 t.test("the preamble listener: 16 bytes of IPv6, a u32 LE port, then the stream", async (t) => {

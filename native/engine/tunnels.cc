@@ -214,13 +214,13 @@ void Engine::onTunnelHandshake(tunnel::Tunnel& t, const std::string& body) {
 void Engine::onTunnelClosed(tunnel::Tunnel& t, const char* code, const std::string& reason) {
   tunnelFailed(t.id(), t.handle(), code, reason);
   const tunnel::TunnelCounters& c = t.counters();
-  if (c.droppedQueueFull || c.droppedLoss || c.droppedOversize || c.droppedMalformed) {
+  if (c.droppedQueueFull || c.droppedLoss || c.droppedOversize || c.droppedMalformed || c.droppedOverMtu) {
     emitLog(t.handle(), "info",
             "tunnel " + std::to_string(t.id()) + ": " + std::to_string(c.packetsIn) + " packets in, " +
                 std::to_string(c.packetsOut) + " out; dropped " + std::to_string(c.droppedQueueFull) +
                 " (queue full), " + std::to_string(c.droppedLoss) + " (loss), " +
                 std::to_string(c.droppedOversize) + " (oversize), " + std::to_string(c.droppedMalformed) +
-                " (extension headers cut short)");
+                " (headers cut short), " + std::to_string(c.droppedOverMtu) + " (ours, over the MTU)");
   }
   tunnels_.erase(t.id());  // retired: freed after the turn, or when its last draining stream ends
 }

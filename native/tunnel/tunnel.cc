@@ -100,6 +100,7 @@ void Tunnel::runDeferred() {
 }
 
 void Tunnel::processInput() {
+  takeInbound();
   if (!cipherIn_.empty()) {
     tls_->feed(cipherIn_.data(), cipherIn_.size());
     cipherIn_.clear();
@@ -140,6 +141,28 @@ void Tunnel::processInput() {
     framer_.commit(size_t(n));
     if (!framer_.drain(sink)) return fail("EPROTO", framer_.error());
     if (state_ == State::Closed) return;
+  }
+}
+
+// Ciphertext the connection queued instead of offering it (a payload that
+// did not arrive in a transfer batch, or one behind bytes already queued).
+// It is always newer than what offer() gave us: the connection offers only
+// while its queue is empty. Left there, it would hold the mux window shut
+// and the TLS stream would wait for it forever.
+void Tunnel::takeInbound() {
+  if (!conn_) return;
+  core::ByteQueue& queue = conn_->inbound();
+  while (!queue.empty()) {
+    struct iovec iov[16];
+    int count = queue.gather(iov, 16);
+    size_t took = 0;
+    for (int i = 0; i < count; ++i) {
+      const uint8_t* p = static_cast<const uint8_t*>(iov[i].iov_base);
+      cipherIn_.insert(cipherIn_.end(), p, p + iov[i].iov_len);
+      took += iov[i].iov_len;
+    }
+    if (took == 0) break;
+    conn_->consumed(took);
   }
 }
 
@@ -194,7 +217,7 @@ bool Tunnel::dropOutbound() {
 void Tunnel::inputPacket(const uint8_t* packet, size_t len) {
   ++packetsThisTurn_;
   if (dropInbound(len)) return;
-  if (!extensionHeadersFit(packet, len)) {
+  if (!headersFit(packet, len)) {
     ++counters_.droppedMalformed;
     return;
   }
@@ -239,6 +262,13 @@ err_t Tunnel::output(struct pbuf* p) {
     return ERR_OK;
   }
   size_t len = p->tot_len;
+  // lwIP never fragments (LWIP_IPV6_FRAG 0) and does not check the MTU on
+  // output: an echo reply to an oversized echo request would go out as
+  // large as the request (the lwip_input fuzzer). Nothing over the MTU leaves.
+  if (len > config_.mtu) {
+    ++counters_.droppedOverMtu;
+    return ERR_OK;
+  }
   const uint8_t* data;
   if (p->next == nullptr) {
     data = static_cast<const uint8_t*>(p->payload);

@@ -70,7 +70,8 @@ struct TunnelCounters {
   uint64_t droppedQueueFull = 0;
   uint64_t droppedOversize = 0;
   uint64_t droppedLoss = 0;
-  uint64_t droppedMalformed = 0;  // extension headers cut short (ipv6_guard.h)
+  uint64_t droppedMalformed = 0;  // headers cut short (ipv6_guard.h)
+  uint64_t droppedOverMtu = 0;    // lwIP's own packets over the MTU
 };
 
 class TunnelObserver {
@@ -149,6 +150,7 @@ class Tunnel : public mux::ConnectionIo, public core::Deferred, public std::enab
   static err_t netifOutput(struct netif* n, struct pbuf* p, const ip6_addr_t* dest);
   err_t output(struct pbuf* p);
   void processInput();
+  void takeInbound();
   void takeFrame();
   void inputPacket(const uint8_t* packet, size_t len);
   // Ciphertext the TLS layer made -> mux packets, or the queue.

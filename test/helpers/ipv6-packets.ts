@@ -61,12 +61,14 @@ export function icmpEchoRequest(src: string, dst: string, id: number, seq: numbe
   return ipv6Packet(src, dst, NEXT_ICMPV6, body);
 }
 
-export function tcpSegment(src: string, dst: string, sport: number, dport: number, seq: number, flags: number): Buffer {
-  const body = Buffer.alloc(20);
+export function tcpSegment(src: string, dst: string, sport: number, dport: number, seq: number, flags: number, options = Buffer.alloc(0)): Buffer {
+  if (options.length % 4 !== 0) throw new Error('TCP options come in 4-byte words');
+  const body = Buffer.alloc(20 + options.length);
+  options.copy(body, 20);
   body.writeUInt16BE(sport, 0);
   body.writeUInt16BE(dport, 2);
   body.writeUInt32BE(seq >>> 0, 4);
-  body[12] = 5 << 4;
+  body[12] = ((20 + options.length) / 4) << 4;
   body[13] = flags;
   body.writeUInt16BE(65535, 14);
   body.writeUInt16BE(checksum(ipv6Bytes(src), ipv6Bytes(dst), NEXT_TCP, body), 16);

@@ -328,7 +328,7 @@ void feed(uint8_t* b, size_t len, uint16_t prefix) {
   }();
   // Tunnel::inputPacket: the guard, then one PBUF_RAM pbuf per packet, which
   // ip6_input takes.
-  if (!tsmuxd::tunnel::extensionHeadersFit(b, len)) {
+  if (!tsmuxd::tunnel::headersFit(b, len)) {
     ++run->guardDrops;
     return;
   }
