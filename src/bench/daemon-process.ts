@@ -17,9 +17,21 @@ const PROBE_TIMEOUT_MS = 5_000;
 /** What a probe may print: a number, a path, a version line, or a few pids. */
 const PROBE_OUTPUT_CAP = 64 * 1024;
 
+/**
+ * The environment a probe runs in: ours without LD_PRELOAD, which is for
+ * this process (the sanitizer runtime under test:asan), not for ps or
+ * pgrep; procps's pgrep hangs with ASan preloaded.
+ */
+function probeEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.LD_PRELOAD;
+  return env;
+}
+
 export const runProgram: Exec = (file, args) => {
   try {
     return execFileSync(file, args, {
+      env: probeEnv(),
       encoding: 'utf8',
       timeout: PROBE_TIMEOUT_MS,
       maxBuffer: PROBE_OUTPUT_CAP,
