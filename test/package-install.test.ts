@@ -34,11 +34,16 @@ function npmCli(): string | undefined {
   return onPath ? realpathSync(onPath) : undefined;
 }
 
-/** This environment without npm's, tap's and the compilers' variables, on `path`. */
+/**
+ * This environment without npm's, tap's and the compilers' variables, on
+ * `path`; and without the sanitizer runtime of test:asan, which is for our
+ * addon, not for npm or the `usb` package's install (its prebuild does not
+ * load with ASan preloaded, and it then tries to compile).
+ */
 function cleanEnv(path: string): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) {
-    if (/^(npm_|NODE_OPTIONS$|CC$|CXX$|PYTHON$|USBMUXD_SOCKET_ADDRESS$|TSMUXD_)/i.test(k)) continue;
+    if (/^(npm_|NODE_OPTIONS$|CC$|CXX$|PYTHON$|USBMUXD_SOCKET_ADDRESS$|TSMUXD_|LD_PRELOAD$|ASAN_OPTIONS$|UBSAN_OPTIONS$)/i.test(k)) continue;
     env[k] = v;
   }
   return { ...env, PATH: path };
