@@ -4,6 +4,7 @@
 #include <napi.h>
 
 #include <string>
+#include <vector>
 
 #include "engine/events.h"
 #include "usb/cable_descriptor.h"
@@ -33,6 +34,8 @@ usb::FfsInterfaceSpec ffsSpecFromJs(Napi::Env env, Napi::Object o);
 uint32_t argUint(const Napi::CallbackInfo& info, size_t i, const char* name, uint32_t max);
 std::string argString(const Napi::CallbackInfo& info, size_t i, const char* name);
 Napi::Object argObject(const Napi::CallbackInfo& info, size_t i, const char* name);
+// An optional Buffer argument's bytes (empty when absent).
+std::vector<uint8_t> argOptionalBytes(const Napi::CallbackInfo& info, size_t i);
 
 // A NativeEvent as the object src/native.ts types (addon_events.cc).
 Napi::Value eventToJs(Napi::Env env, const engine::NativeEvent& ev);

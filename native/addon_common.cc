@@ -45,6 +45,15 @@ Napi::Object argObject(const Napi::CallbackInfo& info, size_t i, const char* nam
   return info[i].As<Napi::Object>();
 }
 
+std::vector<uint8_t> argOptionalBytes(const Napi::CallbackInfo& info, size_t i) {
+  std::vector<uint8_t> bytes;
+  if (info.Length() > i && info[i].IsBuffer()) {
+    auto buf = info[i].As<Napi::Buffer<uint8_t>>();
+    bytes.assign(buf.Data(), buf.Data() + buf.Length());
+  }
+  return bytes;
+}
+
 namespace {
 
 uint32_t fieldUint(Napi::Env env, Napi::Object o, const char* key, uint32_t max,

@@ -197,13 +197,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   Napi::Value attachClient(const Napi::CallbackInfo& info) {
     uint32_t conn = argUint(info, 0, "conn", UINT32_MAX);
     uint32_t fd = argUint(info, 1, "fd", INT32_MAX);
-    std::vector<uint8_t> pipelined;
-    if (info.Length() > 2 && info[2].IsBuffer()) {
-      auto buf = info[2].As<Napi::Buffer<uint8_t>>();
-      pipelined.assign(buf.Data(), buf.Data() + buf.Length());
-    }
     std::string error;
-    if (!live(info.Env()).attachClient(conn, int(fd), std::move(pipelined), error)) {
+    if (!live(info.Env()).attachClient(conn, int(fd), argOptionalBytes(info, 2), error)) {
       throwError(info.Env(), codes::kSystem, error);
     }
     return info.Env().Undefined();

@@ -116,13 +116,8 @@ Napi::Value tunnelConnectJs(engine::Engine& engine, const Napi::CallbackInfo& in
 Napi::Value attachTunnelClientJs(engine::Engine& engine, const Napi::CallbackInfo& info) {
   uint32_t stream = argUint(info, 0, "stream", UINT32_MAX);
   uint32_t fd = argUint(info, 1, "fd", INT32_MAX);
-  std::vector<uint8_t> early;
-  if (info.Length() > 2 && info[2].IsBuffer()) {
-    auto buf = info[2].As<Napi::Buffer<uint8_t>>();
-    early.assign(buf.Data(), buf.Data() + buf.Length());
-  }
   std::string error;
-  if (!engine.attachTunnelClient(stream, int(fd), std::move(early), error)) {
+  if (!engine.attachTunnelClient(stream, int(fd), argOptionalBytes(info, 2), error)) {
     throwError(info.Env(), codes::kSystem, error);
   }
   return info.Env().Undefined();

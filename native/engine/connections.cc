@@ -37,15 +37,20 @@ uint32_t Engine::connect(uint32_t handle, uint16_t port, uint64_t timeoutMs) {
   return id;
 }
 
-bool Engine::attachClient(uint32_t connId, int fd, std::vector<uint8_t> pipelined,
-                          std::string& error) {
-  // Our own descriptor for the client's socket, so JS can close its handle.
+int Engine::ownClientSocket(int fd, std::string& error) {
   int own = fcntl(fd, F_DUPFD_CLOEXEC, 3);
   if (own < 0) {
     error = std::string("cannot duplicate the client socket: ") + strerror(errno);
-    return false;
+    return -1;
   }
   fcntl(own, F_SETFL, fcntl(own, F_GETFL) | O_NONBLOCK);
+  return own;
+}
+
+bool Engine::attachClient(uint32_t connId, int fd, std::vector<uint8_t> pipelined,
+                          std::string& error) {
+  int own = ownClientSocket(fd, error);
+  if (own < 0) return false;
   loop_.post([this, connId, own, bytes = std::move(pipelined)]() mutable {
     auto it = conns_.find(connId);
     if (it == conns_.end() || it->second->state() == mux::Connection::State::Closed ||
@@ -65,11 +70,7 @@ void Engine::closeConnection(uint32_t connId) {
   loop_.post([this, connId] {
     auto it = conns_.find(connId);
     if (it != conns_.end()) it->second->reset("closed by the daemon");
-    auto stream = streamTunnels_.find(connId);  // a tunnel stream (tunnelConnect)
-    if (stream != streamTunnels_.end()) {
-      tunnel::Tunnel* t = findTunnel(stream->second);
-      if (tunnel::Stream* s = t ? t->findStream(connId) : nullptr) s->abort("closed by the daemon");
-    }
+    if (tunnel::Stream* s = findStream(connId)) s->abort("closed by the daemon");  // a tunnelConnect stream
   });
 }
 

@@ -146,6 +146,11 @@ class Engine : public mux::SessionObserver, public tunnel::TunnelObserver {
   // Tunnels: lwIP is claimed at the first one (tunnels.cc).
   tunnel::Stack* claimStack(std::string& error);
   tunnel::Tunnel* findTunnel(uint32_t id);
+  // A stream tunnelConnect() opened, wherever its tunnel is; null if gone.
+  tunnel::Stream* findStream(uint32_t id);
+  // Our own non-blocking descriptor for a client's socket, so JS can close
+  // its handle (attachClient, attachTunnelClient); -1 with `error`.
+  static int ownClientSocket(int fd, std::string& error);
   void tunnelFailed(uint32_t id, uint32_t handle, const char* code, const std::string& reason);
   void closeAllTunnels();
 

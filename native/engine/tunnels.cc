@@ -46,6 +46,12 @@ tunnel::Tunnel* Engine::findTunnel(uint32_t id) {
   return it == tunnels_.end() ? nullptr : it->second.get();
 }
 
+tunnel::Stream* Engine::findStream(uint32_t id) {
+  auto it = streamTunnels_.find(id);
+  tunnel::Tunnel* t = it == streamTunnels_.end() ? nullptr : findTunnel(it->second);
+  return t ? t->findStream(id) : nullptr;
+}
+
 void Engine::tunnelFailed(uint32_t id, uint32_t handle, const char* code, const std::string& reason) {
   NativeEvent ev(NativeEvent::Type::TunnelClosed);
   ev.handle = handle;
@@ -142,16 +148,10 @@ uint32_t Engine::tunnelConnect(uint32_t tunnelId, const ip6_addr_t& address, uin
 }
 
 bool Engine::attachTunnelClient(uint32_t streamId, int fd, std::vector<uint8_t> pipelined, std::string& error) {
-  int own = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-  if (own < 0) {
-    error = std::string("cannot duplicate the client socket: ") + strerror(errno);
-    return false;
-  }
-  fcntl(own, F_SETFL, fcntl(own, F_GETFL) | O_NONBLOCK);
+  int own = ownClientSocket(fd, error);
+  if (own < 0) return false;
   loop_.post([this, streamId, own, bytes = std::move(pipelined)]() mutable {
-    auto it = streamTunnels_.find(streamId);
-    tunnel::Tunnel* t = it == streamTunnels_.end() ? nullptr : findTunnel(it->second);
-    tunnel::Stream* stream = t ? t->findStream(streamId) : nullptr;
+    tunnel::Stream* stream = findStream(streamId);
     if (!stream || !stream->connected()) {
       ::close(own);  // the client sees EOF: the stream is already gone
       return;

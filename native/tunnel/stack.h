@@ -33,8 +33,6 @@ class Stack {
   // Something was sent or received: if the timer sleeps for the idle tick
   // while TCP now needs the fine one, wake it sooner (end of a turn).
   void poke();
-  // True on the claiming loop's thread; every lwIP call is behind this.
-  bool onStackThread() const { return loop_->onLoopThread(); }
 
  private:
   Stack() = default;

@@ -151,8 +151,6 @@ size_t TlsChannel::takeOutput(uint8_t* out, size_t cap) {
   return n > 0 ? size_t(n) : 0;
 }
 
-bool TlsChannel::hasBufferedPlaintext() const { return SSL_pending(ssl_) > 0; }
-
 std::string TlsChannel::version() const { return SSL_get_version(ssl_); }
 
 std::string TlsChannel::cipher() const {

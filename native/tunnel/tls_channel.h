@@ -45,8 +45,6 @@ class TlsChannel {
   // Ciphertext fed but not yet decrypted.
   size_t pendingInput() const;
   size_t takeOutput(uint8_t* out, size_t cap);
-  // The peer's plaintext bytes decrypted but not yet read.
-  bool hasBufferedPlaintext() const;
 
   const std::string& error() const { return error_; }
   std::string version() const;

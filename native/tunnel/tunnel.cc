@@ -71,10 +71,11 @@ void Tunnel::start(mux::Connection* conn) {
 
 size_t Tunnel::offer(const struct iovec* iov, int count) {
   if (state_ == State::Closed) return 0;
+  // Straight into TLS's input (a copy into its memory BIO, no more): the
+  // records are read at the end of the turn (processInput()).
   size_t total = 0;
   for (int i = 0; i < count; ++i) {
-    const uint8_t* p = static_cast<const uint8_t*>(iov[i].iov_base);
-    cipherIn_.insert(cipherIn_.end(), p, p + iov[i].iov_len);
+    tls_->feed(static_cast<const uint8_t*>(iov[i].iov_base), iov[i].iov_len);
     total += iov[i].iov_len;
   }
   loop_.defer(this);
@@ -101,11 +102,6 @@ void Tunnel::runDeferred() {
 
 void Tunnel::processInput() {
   takeInbound();
-  if (!cipherIn_.empty()) {
-    tls_->feed(cipherIn_.data(), cipherIn_.size());
-    cipherIn_.clear();
-    if (cipherIn_.capacity() > (1u << 20)) std::vector<uint8_t>().swap(cipherIn_);
-  }
   if (state_ == State::Tls) {
     TlsChannel::Progress progress = tls_->handshake();
     flushTls();
@@ -146,7 +142,7 @@ void Tunnel::processInput() {
 
 // Ciphertext the connection queued instead of offering it (a payload that
 // did not arrive in a transfer batch, or one behind bytes already queued).
-// It is always newer than what offer() gave us: the connection offers only
+// It is always newer than what offer() fed TLS: the connection offers only
 // while its queue is empty. Left there, it would hold the mux window shut
 // and the TLS stream would wait for it forever.
 void Tunnel::takeInbound() {
@@ -157,8 +153,7 @@ void Tunnel::takeInbound() {
     int count = queue.gather(iov, 16);
     size_t took = 0;
     for (int i = 0; i < count; ++i) {
-      const uint8_t* p = static_cast<const uint8_t*>(iov[i].iov_base);
-      cipherIn_.insert(cipherIn_.end(), p, p + iov[i].iov_len);
+      tls_->feed(static_cast<const uint8_t*>(iov[i].iov_base), iov[i].iov_len);
       took += iov[i].iov_len;
     }
     if (took == 0) break;

@@ -100,7 +100,6 @@ class Tunnel : public mux::ConnectionIo, public core::Deferred, public std::enab
   Role role() const { return role_; }
   State state() const { return state_; }
   const TunnelCounters& counters() const { return counters_; }
-  size_t streamCount() const { return streams_.size(); }
 
   static const char* stateName(State s);
 
@@ -176,7 +175,6 @@ class Tunnel : public mux::ConnectionIo, public core::Deferred, public std::enab
   TunnelConfig config_;
   TunnelCounters counters_;
 
-  std::vector<uint8_t> cipherIn_;  // from offer(), processed at the end of the turn
   CdTunnelFrameReader frame_;
   Ipv6Framer framer_;
   std::deque<std::vector<uint8_t>> queue_;  // ciphertext the mux window holds back
