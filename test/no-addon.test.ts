@@ -5,9 +5,7 @@
 // empty directory besides), against a tsmuxd daemon started normally in a
 // process of its own with a supervised simulated phone. The daemon and
 // `tsmuxd sim`, which do need it, fail with a message that says so.
-import { once } from 'node:events';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import net from 'node:net';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
@@ -17,6 +15,7 @@ import { ECHO_PORT } from '../src/bench/sim-services.js';
 import { COMMANDS } from '../src/cli/commands/index.js';
 import { UsbmuxClient } from '../src/client/usbmux-client.js';
 import { CLIENT_COMMANDS, packageRoot } from '../src/native/native-error.js';
+import { echoThrough } from './helpers/echo-once.js';
 import { assertBuilt, MAIN_JS, run, runCli, spawnDaemon, tempDir, waitUntil, type DaemonProcess, type RunResult } from './helpers/daemon-process.js';
 
 assertBuilt();
@@ -63,19 +62,6 @@ async function longClient(t: Test, args: string[], first: RegExp): Promise<{ pro
 async function stopClient(t: Test, proc: DaemonProcess): Promise<void> {
   t.equal((await proc.stop()).code, 0, `tsmuxd ${proc.args[0]}: SIGTERM ends it with exit 0`);
   t.equal(loads(), '', `tsmuxd ${proc.args[0]}: no native code loaded while it ran`);
-}
-
-async function echoThrough(port: number, text: string): Promise<string> {
-  const s = net.connect(port, '127.0.0.1');
-  await once(s, 'connect');
-  s.write(text);
-  let got = '';
-  for await (const chunk of s) {
-    got += String(chunk);
-    if (got.length >= text.length) break;
-  }
-  s.destroy();
-  return got;
 }
 
 // The daemon, as a user starts it: its own process, the addon, a simulated phone.

@@ -9,7 +9,6 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { join } from 'node:path';
 
 import t, { type Test } from 'tap';
@@ -17,6 +16,7 @@ import t, { type Test } from 'tap';
 import { ECHO_PORT } from '../src/bench/sim-services.js';
 import { UsbmuxClient } from '../src/client/usbmux-client.js';
 import { packageRoot } from '../src/native/native-error.js';
+import { echoThrough } from './helpers/echo-once.js';
 import { assertBuilt, findOnPath, killOnExit, OutputWatch, run, spawnDaemon, tempDir, waitUntil, type RunResult } from './helpers/daemon-process.js';
 
 assertBuilt();
@@ -101,19 +101,6 @@ t.test('npm pack, prebuilds removed, npm install with no compiler on PATH', asyn
   t.match(ours[0], /^tsmuxd: no prebuilt addon for linux-x64 \(No native build was found.*\) and none can be built here \(missing: a C\+\+ compiler .*make.*\): the daemon and 'tsmuxd sim' are unavailable; the client commands \(devices, .*\) work; to build it later: npm rebuild tsmuxd --build-from-source\.$/);
   t.comment(`pack + install: ${((Date.now() - started) / 1000).toFixed(1)} s; the install's output:\n${install.stdout}${install.stderr}`);
 });
-
-async function echoThrough(port: number, text: string): Promise<string> {
-  const s = net.connect(port, '127.0.0.1');
-  await once(s, 'connect');
-  s.write(text);
-  let got = '';
-  for await (const chunk of s) {
-    got += String(chunk);
-    if (got.length >= text.length) break;
-  }
-  s.destroy();
-  return got;
-}
 
 t.test('the installed client commands and library against a tsmuxd from the repo', async (t) => {
   if (install?.code !== 0) return void t.pass('skipped: the install did not succeed');
