@@ -6,6 +6,7 @@
 #include "addon.h"
 #include "core/fault.h"
 #include "engine/engine.h"
+#include "engine/fd_pump.h"
 #include "engine/js_events.h"
 #include "sim/measuring_service.h"
 #include "sim/test_service.h"
@@ -51,6 +52,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
             InstanceMethod<&EngineWrap::startUsb>("startUsb"),
             InstanceMethod<&EngineWrap::openUsb>("openUsb"),
             InstanceMethod<&EngineWrap::connect>("connect"),
+            InstanceMethod<&EngineWrap::connectClient>("connectClient"),
+            InstanceMethod<&EngineWrap::openClientDoor>("openClientDoor"),
+            InstanceMethod<&EngineWrap::closeClientDoor>("closeClientDoor"),
             InstanceMethod<&EngineWrap::attachClient>("attachClient"),
             InstanceMethod<&EngineWrap::closeConnection>("closeConnection"),
             InstanceMethod<&EngineWrap::attachDeviceRole>("attachDeviceRole"),
@@ -192,6 +196,45 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     uint32_t timeout = argUint(info, 2, "timeoutMs", 3600000);
     if (port == 0) throwError(info.Env(), codes::kInvalidArgument, "port 0 does not exist");
     return Napi::Number::New(info.Env(), live(info.Env()).connect(handle, uint16_t(port), timeout));
+  }
+
+  // connectClient(handle, port, timeoutMs, fd, pipelined?, greeting, takeFd?) -> conn
+  Napi::Value connectClient(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint32_t handle = argUint(info, 0, "handle", UINT32_MAX);
+    uint32_t port = argUint(info, 1, "port", 65535);
+    uint32_t timeout = argUint(info, 2, "timeoutMs", 3600000);
+    uint32_t fd = argUint(info, 3, "fd", INT32_MAX);
+    if (port == 0) throwError(env, codes::kInvalidArgument, "port 0 does not exist");
+    if (info.Length() <= 5 || !info[5].IsBuffer()) throwError(env, codes::kInvalidArgument, "greeting must be a Buffer");
+    std::vector<uint8_t> greeting = argOptionalBytes(info, 5);
+    if (greeting.empty() || greeting.size() > engine::kMaxGreetingBytes) {
+      throwError(env, codes::kInvalidArgument,
+                 "greeting must be 1 to " + std::to_string(engine::kMaxGreetingBytes) + " bytes");
+    }
+    bool take = info.Length() > 6 && info[6].IsBoolean() && info[6].As<Napi::Boolean>().Value();
+    std::string error;
+    uint32_t conn = live(env).connectClient(handle, uint16_t(port), timeout, int(fd), argOptionalBytes(info, 4),
+                                            std::move(greeting),
+                                            take ? engine::Engine::ClientFd::Take : engine::Engine::ClientFd::Duplicate, error);
+    if (conn == 0) throwError(env, codes::kSystem, error);
+    return Napi::Number::New(env, conn);
+  }
+
+  // openClientDoor(path, backlog) -> door id; clients arrive as clientArrived events
+  Napi::Value openClientDoor(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::string path = argString(info, 0, "path");
+    uint32_t backlog = argUint(info, 1, "backlog", 65535);
+    std::string error;
+    uint32_t door = live(env).openClientDoor(path, int(backlog), error);
+    if (door == 0) throwError(env, codes::kSystem, error);
+    return Napi::Number::New(env, door);
+  }
+
+  Napi::Value closeClientDoor(const Napi::CallbackInfo& info) {
+    live(info.Env()).closeClientDoor(argUint(info, 0, "door", UINT32_MAX));
+    return info.Env().Undefined();
   }
 
   Napi::Value attachClient(const Napi::CallbackInfo& info) {

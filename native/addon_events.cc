@@ -20,6 +20,7 @@ const char* eventTypeName(engine::NativeEvent::Type t) {
     case T::Snapshot: return "snapshot";
     case T::TunnelHandshake: return "tunnelHandshake";
     case T::TunnelClosed: return "tunnelClosed";
+    case T::ClientArrived: return "clientArrived";
   }
   return "unknown";
 }
@@ -54,8 +55,22 @@ Napi::Value eventToJs(Napi::Env env, const engine::NativeEvent& ev) {
     case T::ConnectFailed:
       o.Set("code", ev.code);
       o.Set("reason", ev.text);
+      if (ev.fd >= 0) o.Set("fd", ev.fd);  // a client connectClient took, given back
       break;
     case T::Connected: break;
+    case T::ClientArrived:
+      o.Set("fd", ev.fd);
+      if (ev.hasCredentials) {
+        Napi::Object peer = Napi::Object::New(env);
+        peer.Set("pid", ev.pid);
+        peer.Set("uid", ev.uid);
+        peer.Set("gid", ev.gid);
+        o.Set("peer", peer);
+      }
+      o.Set("complete", ev.complete);
+      o.Set("bytes", Napi::Buffer<uint8_t>::Copy(env, ev.bytes.data(), ev.bytes.size()));
+      o.Set("why", ev.text);
+      break;
     case T::TunnelHandshake:
       o.Set("tunnel", ev.tunnel);
       o.Set("role", ev.role);

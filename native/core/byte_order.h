@@ -1,6 +1,7 @@
 #pragma once
-// Big-endian field access. Every wire format we read (mux headers, the
-// cable's descriptor) is big-endian, and none of them is aligned.
+// Unaligned field access. The device's wire formats (mux headers, the
+// cable's descriptor) are big-endian; the usbmuxd client protocol's header
+// is little-endian.
 #include <cstdint>
 
 namespace tsmuxd::core {
@@ -8,6 +9,9 @@ namespace tsmuxd::core {
 inline uint16_t getBe16(const uint8_t* p) { return uint16_t((p[0] << 8) | p[1]); }
 inline uint32_t getBe32(const uint8_t* p) {
   return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | uint32_t(p[3]);
+}
+inline uint32_t getLe32(const uint8_t* p) {
+  return uint32_t(p[0]) | (uint32_t(p[1]) << 8) | (uint32_t(p[2]) << 16) | (uint32_t(p[3]) << 24);
 }
 inline void putBe16(uint8_t* p, uint16_t v) {
   p[0] = uint8_t(v >> 8);

@@ -15,26 +15,49 @@ namespace tsmuxd::engine {
 
 uint32_t Engine::connect(uint32_t handle, uint16_t port, uint64_t timeoutMs) {
   uint32_t id = mux::allocateConnectionId();
-  loop_.post([this, handle, port, timeoutMs, id] {
-    DeviceLink* link = findLink(handle);
-    Fault fault(codes::kNoDevice, "no such device");
-    std::shared_ptr<mux::Connection> conn;
-    if (link && link->session() && link->role() == mux::Role::Host) {
-      fault = Fault();
-      conn = link->session()->connect(id, port, timeoutMs, fault);
-    }
-    if (!conn) {
-      NativeEvent ev(NativeEvent::Type::ConnectFailed);
-      ev.handle = handle;
-      ev.conn = id;
-      ev.code = fault.code == codes::kNoConnection ? "ENOPORT" : "ENODEV";
-      ev.text = fault.message;
-      emit(std::move(ev));
-      return;
-    }
-    conns_[id] = conn;
-  });
+  loop_.post([this, id, handle, port, timeoutMs] { openConnection(id, handle, port, timeoutMs, nullptr); });
   return id;
+}
+
+uint32_t Engine::connectClient(uint32_t handle, uint16_t port, uint64_t timeoutMs, int fd,
+                               std::vector<uint8_t> pipelined, std::vector<uint8_t> greeting,
+                               ClientFd mode, std::string& error) {
+  int own = fd;
+  if (mode == ClientFd::Duplicate) {
+    own = ownClientSocket(fd, error);
+    if (own < 0) return 0;
+  } else {
+    fcntl(own, F_SETFL, fcntl(own, F_GETFL) | O_NONBLOCK);
+  }
+  // Owned from here: the posted work may be dropped (the engine stopping),
+  // and the entry's destructor then closes the fd.
+  auto client = std::make_shared<WaitingClient>(own, std::move(pipelined), std::move(greeting), mode);
+  uint32_t id = mux::allocateConnectionId();
+  loop_.post([this, id, handle, port, timeoutMs, client] { openConnection(id, handle, port, timeoutMs, client); });
+  return id;
+}
+
+Engine::WaitingClient::~WaitingClient() {
+  if (fd >= 0) ::close(fd);  // the client's own end stays open in JS until it answers
+}
+
+void Engine::openConnection(uint32_t id, uint32_t handle, uint16_t port, uint64_t timeoutMs,
+                            std::shared_ptr<WaitingClient> client) {
+  DeviceLink* link = findLink(handle);
+  Fault fault(codes::kNoDevice, "no such device");
+  std::shared_ptr<mux::Connection> conn;
+  if (link && link->session() && link->role() == mux::Role::Host) {
+    fault = Fault();
+    conn = link->session()->connect(id, port, timeoutMs, fault);
+  }
+  if (!conn) {
+    int giveBack = client && client->mode == ClientFd::Take ? std::exchange(client->fd, -1) : -1;
+    // A duplicate, if any, closes with the last reference to `client`.
+    emitConnectFailed(handle, id, fault.code == codes::kNoConnection ? "ENOPORT" : "ENODEV", fault.message, giveBack);
+    return;
+  }
+  conns_[id] = conn;
+  if (client) waitingClients_.emplace(id, std::move(*client));
 }
 
 int Engine::ownClientSocket(int fd, std::string& error) {
@@ -58,12 +81,48 @@ bool Engine::attachClient(uint32_t connId, int fd, std::vector<uint8_t> pipeline
       ::close(own);  // the client sees EOF; the connection is already gone
       return;
     }
-    auto pump = loop_.makeRetiring<FdPump>(loop_, own, false);
-    pump->setPipelined(std::move(bytes));
-    pump->bind(it->second.get());
-    it->second->setIo(pump);
+    pumpClient(*it->second, own, std::move(bytes), {});
   });
   return true;
+}
+
+void Engine::pumpClient(mux::Connection& conn, int fd, std::vector<uint8_t> pipelined,
+                        std::vector<uint8_t> greeting) {
+  auto pump = loop_.makeRetiring<FdPump>(loop_, fd, false);
+  pump->setPipelined(std::move(pipelined));
+  pump->bind(&conn);
+  if (!greeting.empty()) pump->greet(std::move(greeting));
+  conn.setIo(pump);
+}
+
+uint32_t Engine::openClientDoor(const std::string& path, int backlog, std::string& error) {
+  int fd = ClientDoor::listenUnix(path, backlog, error);
+  if (fd < 0) return 0;
+  uint32_t id = nextListener_++;
+  loop_.post([this, fd, id] {
+    doors_[id] = loop_.makeRetiring<ClientDoor>(loop_, fd, [this](DoorArrival a) {
+      NativeEvent ev(NativeEvent::Type::ClientArrived);
+      ev.fd = a.fd;
+      ev.hasCredentials = a.hasCredentials;
+      ev.pid = uint32_t(a.pid);
+      ev.uid = uint32_t(a.uid);
+      ev.gid = uint32_t(a.gid);
+      ev.complete = a.complete;
+      ev.bytes = std::move(a.bytes);
+      ev.text = a.why;
+      emit(std::move(ev));
+    });
+  });
+  return id;
+}
+
+void Engine::closeClientDoor(uint32_t door) {
+  loop_.post([this, door] {
+    auto it = doors_.find(door);
+    if (it == doors_.end()) return;
+    it->second->close();
+    doors_.erase(it);
+  });
 }
 
 void Engine::closeConnection(uint32_t connId) {
@@ -120,10 +179,19 @@ void Engine::onIncomingConnection(mux::DeviceSession& s,
 void Engine::forgetConnection(mux::Connection& c) {
   auto it = conns_.find(c.id());
   if (it == conns_.end()) return;
+  waitingClients_.erase(c.id());  // a client that never got its connection: our fd closes
   conns_.erase(it);  // the session's makeRetiring frees it after the turn
 }
 
 void Engine::onConnected(mux::Connection& c) {
+  auto waiting = waitingClients_.find(c.id());
+  if (waiting != waitingClients_.end()) {
+    WaitingClient client = std::move(waiting->second);
+    waitingClients_.erase(waiting);
+    pumpClient(c, std::exchange(client.fd, -1), std::move(client.pipelined), std::move(client.greeting));
+    // Nobody in JS waits for a client it gave us outright: one wakeup less.
+    if (client.mode == ClientFd::Take) return;
+  }
   NativeEvent ev(NativeEvent::Type::Connected);
   ev.handle = c.handle();
   ev.conn = c.id();
@@ -132,14 +200,24 @@ void Engine::onConnected(mux::Connection& c) {
 
 void Engine::onConnectFailed(mux::Connection& c, const char* code, const std::string& reason) {
   if (c.role() == mux::Role::Host) {
-    NativeEvent ev(NativeEvent::Type::ConnectFailed);
-    ev.handle = c.handle();
-    ev.conn = c.id();
-    ev.code = code;
-    ev.text = reason;
-    emit(std::move(ev));
+    int giveBack = -1;
+    auto waiting = waitingClients_.find(c.id());
+    if (waiting != waitingClients_.end() && waiting->second.mode == ClientFd::Take) {
+      giveBack = std::exchange(waiting->second.fd, -1);
+    }
+    emitConnectFailed(c.handle(), c.id(), code, reason, giveBack);
   }
   forgetConnection(c);
+}
+
+void Engine::emitConnectFailed(uint32_t handle, uint32_t conn, std::string code, std::string reason, int fd) {
+  NativeEvent ev(NativeEvent::Type::ConnectFailed);
+  ev.handle = handle;
+  ev.conn = conn;
+  ev.code = std::move(code);
+  ev.text = std::move(reason);
+  ev.fd = fd;
+  emit(std::move(ev));
 }
 
 void Engine::onConnectionClosed(mux::Connection& c, const std::string& reason) {

@@ -26,6 +26,8 @@ void Engine::stop() {
     for (auto& o : opening_) o.second->cancel();
     opening_.clear();
     for (auto& l : listeners_) l.second->close();
+    for (auto& d : doors_) d.second->close();
+    doors_.clear();
     for (auto& h : hosted_) h->close();
     hosted_.clear();
     // Links first: a FunctionFS transport cancels its requests on endpoint
@@ -39,6 +41,7 @@ void Engine::stop() {
     ffs_.clear();
     links_.clear();
     conns_.clear();
+    waitingClients_.clear();
     // Cancelled transfers come back within a turn or two; a stuck one is
     // leaked after a second rather than holding the daemon's exit.
     if (usb_) usb_->shutdown(1000);

@@ -19,11 +19,13 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "core/buffers.h"
 #include "core/event_loop.h"
 #include "core/stats.h"
+#include "engine/client_door.h"
 #include "engine/device_link.h"
 #include "engine/device_role.h"
 #include "engine/events.h"
@@ -59,8 +61,25 @@ class Engine : public mux::SessionObserver, public tunnel::TunnelObserver {
   // reason it could not be opened) follows as an event.
   uint32_t openUsb(const usb::UsbOpenRequest& request);
   uint32_t connect(uint32_t handle, uint16_t port, uint64_t timeoutMs);
+  // connect() with the client's socket handed over at once: when the device
+  // accepts, the event thread writes `greeting` (the usbmuxd Result, built
+  // by JS) to the socket and starts pumping, with no turn through JS in
+  // between. With ClientFd::Duplicate (a session's socket, which JS still
+  // holds) we work on a duplicate, Connected and ConnectFailed reach JS, and
+  // a failure closes the duplicate. With ClientFd::Take (a front-door client
+  // JS holds no socket for) the fd is ours from the call; only a failure
+  // reaches JS, giving the fd back in the ConnectFailed event. 0 with `error`
+  // when the fd cannot be duplicated.
+  enum class ClientFd { Duplicate, Take };
+  uint32_t connectClient(uint32_t handle, uint16_t port, uint64_t timeoutMs, int fd,
+                         std::vector<uint8_t> pipelined, std::vector<uint8_t> greeting,
+                         ClientFd mode, std::string& error);
   bool attachClient(uint32_t conn, int fd, std::vector<uint8_t> pipelined, std::string& error);
   void closeConnection(uint32_t conn);
+  // The usbmuxd socket's front door (client_door.h) on a new Unix socket at
+  // `path`; clients arrive as ClientArrived events. 0 with `error`.
+  uint32_t openClientDoor(const std::string& path, int backlog, std::string& error);
+  void closeClientDoor(uint32_t door);
   uint32_t attachDeviceRole(const std::string& cablePath, const usb::CableDescriptor& descriptor,
                             const DeviceRoleOptions& options, std::string& error);
   // Device role: adds (or, without a target, removes) one port mapping.
@@ -123,6 +142,23 @@ class Engine : public mux::SessionObserver, public tunnel::TunnelObserver {
   void onConnectionLog(mux::Connection& c, const std::string& text) override;
 
  private:
+  // A client socket waiting for its connection's SYN-ACK (connectClient).
+  // Owns the duplicate fd until a pump takes it; erasing the entry closes it.
+  struct WaitingClient {
+    int fd = -1;
+    std::vector<uint8_t> pipelined;
+    std::vector<uint8_t> greeting;
+    ClientFd mode = ClientFd::Duplicate;
+    WaitingClient(int f, std::vector<uint8_t> p, std::vector<uint8_t> g, ClientFd m)
+        : fd(f), pipelined(std::move(p)), greeting(std::move(g)), mode(m) {}
+    WaitingClient(WaitingClient&& o) noexcept
+        : fd(std::exchange(o.fd, -1)), pipelined(std::move(o.pipelined)), greeting(std::move(o.greeting)), mode(o.mode) {}
+    WaitingClient(const WaitingClient&) = delete;
+    WaitingClient& operator=(const WaitingClient&) = delete;
+    WaitingClient& operator=(WaitingClient&&) = delete;
+    ~WaitingClient();
+  };
+
   struct FfsEntry {
     std::shared_ptr<usb::FfsFunction> function;
     DeviceRoleOptions options;
@@ -141,6 +177,15 @@ class Engine : public mux::SessionObserver, public tunnel::TunnelObserver {
   void closeFfs(uint32_t handle);
   void emitLog(uint32_t handle, const char* level, std::string text);
   void forgetConnection(mux::Connection& c);
+  // A ConnectFailed event for `conn`, carrying back the fd of a client
+  // connectClient() took (-1 if none).
+  void emitConnectFailed(uint32_t handle, uint32_t conn, std::string code, std::string reason, int fd);
+  // The event-thread half of connect() / connectClient().
+  void openConnection(uint32_t id, uint32_t handle, uint16_t port, uint64_t timeoutMs,
+                      std::shared_ptr<WaitingClient> client);
+  // Binds a client socket (our own fd) to a connection that has none yet.
+  void pumpClient(mux::Connection& conn, int fd, std::vector<uint8_t> pipelined,
+                  std::vector<uint8_t> greeting);
   DeviceLink* findLink(uint32_t handle);
   EngineSnapshot collectSnapshot();
   // Tunnels: lwIP is claimed at the first one (tunnels.cc).
@@ -168,6 +213,8 @@ class Engine : public mux::SessionObserver, public tunnel::TunnelObserver {
   std::unordered_map<uint32_t, std::shared_ptr<usb::CableListener>> listeners_;
   std::unordered_map<uint32_t, std::shared_ptr<DeviceLink>> links_;
   std::unordered_map<uint32_t, std::shared_ptr<mux::Connection>> conns_;
+  std::unordered_map<uint32_t, WaitingClient> waitingClients_;  // by connection id
+  std::unordered_map<uint32_t, std::shared_ptr<ClientDoor>> doors_;
   std::unordered_map<uint32_t, std::shared_ptr<usb::LibusbOpener>> opening_;
   std::unordered_map<uint32_t, FfsEntry> ffs_;
   std::vector<std::shared_ptr<HostedService>> hosted_;

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "engine/snapshot.h"
 #include "usb/cable_descriptor.h"
@@ -12,7 +13,7 @@
 namespace tsmuxd::engine {
 
 struct NativeEvent {
-  enum class Type { Attached, Ready, Detached, Log, Connected, ConnectFailed, Closed, Snapshot, TunnelHandshake, TunnelClosed };
+  enum class Type { Attached, Ready, Detached, Log, Connected, ConnectFailed, Closed, Snapshot, TunnelHandshake, TunnelClosed, ClientArrived };
   explicit NativeEvent(Type t) : type(t) {}
   Type type;
   uint32_t handle = 0;
@@ -35,6 +36,14 @@ struct NativeEvent {
   // handshake body or the reason.
   uint32_t tunnel = 0;
   const char* role = "host";
+  // ClientArrived: a usbmuxd client from the front door (client_door.h),
+  // with its fd (now JS's), credentials and first message; `text` says why
+  // an incomplete one was handed over.
+  int fd = -1;
+  bool hasCredentials = false;
+  uint32_t pid = 0, uid = 0, gid = 0;
+  bool complete = false;
+  std::vector<uint8_t> bytes;
 };
 
 class EventSink {

@@ -84,8 +84,41 @@ void FdPump::localFailed(const std::string& reason) {
   loop_.defer(this);
 }
 
+void FdPump::greet(std::vector<uint8_t> bytes) {
+  greeting_ = std::move(bytes);
+  greetingSent_ = 0;
+  // A fresh client socket nearly always takes a few hundred bytes; if it
+  // does not, EAGAIN clears writable_ and the EPOLLOUT edge resumes.
+  writable_ = true;
+  flushGreeting();
+}
+
+bool FdPump::flushGreeting() {
+  while (greetingSent_ < greeting_.size()) {
+    ssize_t n = send(fd_, greeting_.data() + greetingSent_, greeting_.size() - greetingSent_,
+                     MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n > 0) {
+      greetingSent_ += size_t(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n == 0 || errno == EAGAIN || errno == EWOULDBLOCK) {
+      writable_ = false;
+    } else {
+      localFailed(std::string("write to local socket failed: ") + strerror(errno));
+    }
+    return false;
+  }
+  if (!greeting_.empty()) {
+    greeting_.clear();
+    greeting_.shrink_to_fit();
+    greetingSent_ = 0;
+  }
+  return true;
+}
+
 size_t FdPump::offer(const struct iovec* iov, int count) {
-  if (closed_ || !writable_ || !failure_.empty()) return 0;
+  if (closed_ || !writable_ || !failure_.empty() || !flushGreeting()) return 0;
   count = std::min(count, kMaxIov);
   size_t len = 0;
   for (int i = 0; i < count; ++i) len += iov[i].iov_len;
@@ -135,7 +168,7 @@ void FdPump::finish() {
 void FdPump::abort() { closeFd(); }
 
 void FdPump::pumpIn() {
-  if (closed_ || !conn_ || !failure_.empty()) return;
+  if (closed_ || !conn_ || !failure_.empty() || !flushGreeting()) return;
   core::ByteQueue& q = conn_->inbound();
   while (writable_ && !q.empty()) {
     struct iovec iov[kMaxIov];

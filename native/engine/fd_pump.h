@@ -13,6 +13,9 @@
 
 namespace tsmuxd::engine {
 
+// The most greeting bytes a pump takes: a usbmuxd Result is a few hundred.
+constexpr size_t kMaxGreetingBytes = 4096;
+
 class FdPump : public mux::ConnectionIo, public core::Pollable, public core::Deferred {
  public:
   // `connecting`: the socket is an outgoing non-blocking connect in progress.
@@ -23,6 +26,10 @@ class FdPump : public mux::ConnectionIo, public core::Pollable, public core::Def
   // Bytes the client sent after its Connect request, before the handover;
   // they go to the peer ahead of anything read from the socket.
   void setPipelined(std::vector<uint8_t> bytes) { pipelined_ = std::move(bytes); }
+  // Bytes for the local socket ahead of anything from the peer (the
+  // usbmuxd Result of a Connect), written at once as far as the socket takes
+  // them; nothing else is written until they are all out.
+  void greet(std::vector<uint8_t> bytes);
   // An outgoing connect finished at once (0) or failed at once (errno).
   void connectDone(int error);
 
@@ -43,6 +50,8 @@ class FdPump : public mux::ConnectionIo, public core::Pollable, public core::Def
   void closeFd();
   void localFailed(const std::string& reason);
   size_t sendPipelined(size_t room);
+  // False while greeting bytes are still unwritten (or the write failed).
+  bool flushGreeting();
 
   core::EventLoop& loop_;
   int fd_;
@@ -59,6 +68,8 @@ class FdPump : public mux::ConnectionIo, public core::Pollable, public core::Def
   std::string failure_;  // a local I/O error, reported from runDeferred()
   std::vector<uint8_t> pipelined_;
   size_t pipelinedSent_ = 0;
+  std::vector<uint8_t> greeting_;
+  size_t greetingSent_ = 0;
 };
 
 }  // namespace tsmuxd::engine

@@ -76,7 +76,8 @@ export type NativeEvent =
   | { type: 'detached'; handle: number; code: string; reason: string }
   | { type: 'log'; handle?: number; conn?: number; level: 'error' | 'warning' | 'info' | 'debug'; text: string }
   | { type: 'connected'; handle: number; conn: number }
-  | { type: 'connectFailed'; handle?: number; conn: number; code: string; reason: string }
+  /** `fd`: the client socket a connectClient(..., takeFd) took, given back. */
+  | { type: 'connectFailed'; handle?: number; conn: number; code: string; reason: string; fd?: number }
   | { type: 'closed'; conn: number; reason: string; bytesIn: number; bytesOut: number }
   | { type: 'snapshot'; requestId: number; snapshot: EngineSnapshot }
   /**
@@ -87,7 +88,23 @@ export type NativeEvent =
    */
   | { type: 'tunnelHandshake'; handle: number; tunnel: number; role: 'host' | 'device'; body: string }
   /** A tunnel ended (its streams are reset or drained first); `code` as for detached. */
-  | { type: 'tunnelClosed'; handle: number; tunnel: number; code: string; reason: string };
+  | { type: 'tunnelClosed'; handle: number; tunnel: number; code: string; reason: string }
+  | ({ type: 'clientArrived' } & ClientArrival);
+
+/**
+ * A usbmuxd client from the front door (openClientDoor): its socket's fd,
+ * which is now JS's to close or wrap, who connected, and its first message.
+ */
+export interface ClientArrival {
+  fd: number;
+  /** Absent when the kernel had no credentials for it. */
+  peer?: PeerCredentials;
+  /** The whole first message (header and body) when `complete`; else what arrived of it. */
+  bytes: Buffer;
+  complete: boolean;
+  /** Why an incomplete client was handed over (a bad length, the door's wait or size). */
+  why: string;
+}
 
 export interface EngineStats {
   transfersOut: number;
@@ -255,7 +272,31 @@ export interface NativeEngine {
   /** Opens a discovered phone; `attached` or `detached` (with why) follows. */
   openUsb(request: UsbOpenRequest): number;
   connect(handle: number, port: number, timeoutMs: number): number;
+  /**
+   * connect() with the client's socket handed over at once: when the device
+   * accepts, the data plane writes `greeting` (the Result) to it and pumps,
+   * with no turn through JS. It works on a duplicate of `fd` (closed on
+   * failure), unless `takeFd`: then the fd is the data plane's from the call,
+   * no connected event follows, and a connectFailed event gives it back.
+   */
+  connectClient(
+    handle: number,
+    port: number,
+    timeoutMs: number,
+    fd: number,
+    pipelined: Buffer | undefined,
+    greeting: Buffer,
+    takeFd?: boolean,
+  ): number;
   attachClient(conn: number, fd: number, pipelined?: Buffer): void;
+  /**
+   * The usbmuxd socket's front door: a Unix socket at `path` (the caller
+   * removed any stale file), whose clients arrive as clientArrived events
+   * once their first message is in. Returns the door's id.
+   */
+  openClientDoor(path: string, backlog: number): number;
+  /** Stops accepting; clients still waiting for their first message see EOF. */
+  closeClientDoor(door: number): void;
   closeConnection(conn: number): void;
   attachDeviceRole(cablePath: string, descriptor: CableDescriptor, options?: DeviceRoleOptions): number;
   mapDevicePort(handle: number, port: number, target?: PortTarget): void;

@@ -11,6 +11,7 @@ import {
   native,
   NativeError,
   type CableDescriptor,
+  type ClientArrival,
   type DeviceRoleOptions,
   type PortTarget,
   type TestServiceKind,
@@ -25,7 +26,7 @@ import {
 } from './addon.js';
 import { checkDevice, serialToUdid, type MuxSelection } from './config-select.js';
 import { SnapshotRequests } from './snapshot-requests.js';
-import { takeSocket } from './socket-handover.js';
+import { takeSocket, type Handover } from './socket-handover.js';
 import { PendingTunnelStarts, TUNNEL_HANDSHAKE_TIMEOUT_MS, type TunnelHandshake } from './tunnel-starts.js';
 
 export type { TunnelHandshake } from './tunnel-starts.js';
@@ -90,6 +91,8 @@ export interface MuxEngineEvents {
   /** Device role only: the host role's handshakes settle startTunnel(). */
   tunnelHandshake: [TunnelRequestEvent];
   tunnelClosed: [TunnelClosedEvent];
+  /** A usbmuxd client from the front door (openClientDoor). */
+  clientArrived: [ClientArrival];
 }
 
 export { SNAPSHOT_TIMEOUT_MS } from './snapshot-requests.js';
@@ -105,6 +108,8 @@ export class MuxEngine extends EventEmitter<MuxEngineEvents> {
   readonly connectTimeoutMs: number;
   readonly zeroWindowTimeoutMs: number | undefined;
   private readonly pending = new Map<number, PendingConnect>();
+  /** connectTakingFd's connections, until they close or fail: who to tell of a failure. */
+  private readonly takenClients = new Map<number, (err: NativeError, fd: number) => void>();
   private readonly devices = new Map<number, AttachedDevice>();
   private readonly readyHandles = new Set<number>();
   private readonly tunnelStarts = new PendingTunnelStarts((tunnel) => this.native.closeTunnel(tunnel));
@@ -148,6 +153,38 @@ export class MuxEngine extends EventEmitter<MuxEngineEvents> {
   }
 
   /**
+   * Opens a connection for a client whose socket native code takes now: once
+   * the device accepts, the data plane writes `result` to the socket and
+   * starts moving its bytes, without waiting for JS. Resolves with the
+   * connection id then; the caller destroys its socket object (closing
+   * node's copy of the fd only). On failure the socket is still the
+   * caller's, with `handover.early` unread by anyone.
+   */
+  connectClient(handle: number, port: number, handover: Handover, result: Buffer, timeoutMs = this.connectTimeoutMs): Promise<number> {
+    return new Promise((resolve, reject) => {
+      if (this.closed) {
+        reject(new NativeError('the engine is closed', 'ERR_ENGINE_CLOSED'));
+        return;
+      }
+      const conn = this.native.connectClient(handle, port, timeoutMs, handover.fd, handover.early, result);
+      this.pending.set(conn, { resolve, reject });
+    });
+  }
+
+  /**
+   * A front-door client's Connect: the data plane takes `fd` now, writes
+   * `result` when the device accepts and moves the client's bytes from then
+   * on; JS hears nothing more of it unless it fails, when `refused` gets the
+   * fd back (to answer the client on). Returns the connection id.
+   */
+  connectTakingFd(handle: number, port: number, fd: number, result: Buffer, refused: (err: NativeError, fd: number) => void): number {
+    if (this.closed) throw new NativeError('the engine is closed', 'ERR_ENGINE_CLOSED');
+    const conn = this.native.connectClient(handle, port, this.connectTimeoutMs, fd, undefined, result, true);
+    this.takenClients.set(conn, refused);
+    return conn;
+  }
+
+  /**
    * Moves a connected client's socket into native code. Bytes the client sent
    * before the handover (already read by JS) go first. From here on the
    * socket's bytes never enter JS.
@@ -156,6 +193,15 @@ export class MuxEngine extends EventEmitter<MuxEngineEvents> {
     const { fd, early } = takeSocket(socket, pipelined);
     this.native.attachClient(conn, fd, early);
     socket.destroy();
+  }
+
+  /** See NativeEngine.openClientDoor; arrivals come as 'clientArrived'. */
+  openClientDoor(path: string, backlog: number): number {
+    return this.native.openClientDoor(path, backlog);
+  }
+
+  closeClientDoor(door: number): void {
+    if (!this.closed) this.native.closeClientDoor(door);  // a closed engine closed its doors
   }
 
   closeConnection(conn: number): void {
@@ -285,6 +331,7 @@ export class MuxEngine extends EventEmitter<MuxEngineEvents> {
       p.reject(new NativeError(`connection ${conn} aborted: the engine closed`, 'ERR_ENGINE_CLOSED'));
     }
     this.pending.clear();
+    this.takenClients.clear();  // the data plane closed their fds as it stopped
     this.tunnelStarts.abortAll(new NativeError('tunnel start aborted: the engine closed', 'ERR_ENGINE_CLOSED'));
     this.snapshots.abort(new NativeError('the engine closed', 'ERR_ENGINE_CLOSED'));
   }
@@ -330,12 +377,19 @@ export class MuxEngine extends EventEmitter<MuxEngineEvents> {
         break;
       }
       case 'connectFailed': {
+        const refused = this.takenClients.get(ev.conn);
+        if (refused) {
+          this.takenClients.delete(ev.conn);
+          refused(new NativeError(ev.reason, ev.code), ev.fd ?? -1);
+          break;
+        }
         const p = this.pending.get(ev.conn);
         this.pending.delete(ev.conn);
         p?.reject(new NativeError(ev.reason, ev.code));
         break;
       }
       case 'closed':
+        this.takenClients.delete(ev.conn);
         this.emit('closed', ev.conn, { reason: ev.reason, bytesIn: ev.bytesIn, bytesOut: ev.bytesOut });
         break;
       case 'snapshot':
@@ -346,6 +400,11 @@ export class MuxEngine extends EventEmitter<MuxEngineEvents> {
         // A host answer nobody waits for (the start gave up) ends its tunnel.
         else if (!this.tunnelStarts.answered(ev.tunnel, ev.body)) this.native.closeTunnel(ev.tunnel);
         break;
+      case 'clientArrived': {
+        const { type: _type, ...arrival } = ev;
+        this.emit('clientArrived', arrival);
+        break;
+      }
       case 'tunnelClosed':
         this.tunnelStarts.closed(ev.tunnel, new NativeError(ev.reason, ev.code));
         this.emit('tunnelClosed', { handle: ev.handle, tunnel: ev.tunnel, code: ev.code, reason: ev.reason });

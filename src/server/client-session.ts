@@ -40,7 +40,8 @@ import {
 import { attachedMessage, detachedMessage, pairedMessage, resultMessage } from './replies.js';
 import { resumeReading, stopReading } from './socket-reading.js';
 import type { ConnectionOwners } from './stats.js';
-import { tunnelConnectPlan, type Answer } from './tunnel-commands.js';
+import { connectRefusal, connectThrough, type ConnectPlan } from './connect-flow.js';
+import { tunnelConnectPlan } from './tunnel-commands.js';
 
 /**
  * How long a reply may wait for the kernel to take it (the client's unread
@@ -75,16 +76,7 @@ export interface ClientInfo {
   libusbmuxVersion?: number;
 }
 
-/** How one connect request opens its connection and hands the client's socket over. */
-export interface ConnectPlan {
-  /** For log lines: "connect to device 3 port 62078". */
-  what: string;
-  /** Resolves with the connection (or tunnel stream) id once the device accepted. */
-  open: () => Promise<number>;
-  adopt: (conn: number, pipelined: Buffer) => void;
-  /** The answer to a failed open. */
-  refused: (err: unknown) => Answer;
-}
+export type { ConnectPlan } from './connect-flow.js';
 
 const yieldToIo = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -112,13 +104,28 @@ export class ClientSession {
     return this.peer ? `client ${this.id} (pid ${this.peer.pid}, uid ${this.peer.uid})` : `client ${this.id}`;
   }
 
-  start(): void {
+  /**
+   * `received`: what the front door already read from the client (its first
+   * message, or the part of it that came), served before anything else.
+   */
+  start(received?: Buffer): void {
     this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
     this.socket.on('error', (err) => this.ctx.log.debug(`${this.label}: ${err.message}`));
     this.socket.on('close', () => {
       if (this.state !== 'connected') this.state = 'closed';
       this.ctx.forget(this);
     });
+    if (received?.length) this.onData(received);
+  }
+
+  /**
+   * The front door's Connect (front-door.ts) failed: answered here as a
+   * failed Connect is, and the client goes on as in COMMAND.
+   */
+  refusedAtTheDoor(version: number, tag: number, result: number, what: string, reason: string): void {
+    this.version = version;
+    this.ctx.log.info(`${this.label}: ${what} failed: ${reason}`);
+    this.send(resultMessage(version, tag, result));
   }
 
   send(bytes: Buffer): void {
@@ -350,55 +357,39 @@ export class ClientSession {
     return this.pipeThrough(tag, {
       what: `connect to device ${deviceId} port ${port}`,
       open: () => this.ctx.engine.connect(device.handle, port),
+      openHandingOver: (handover, result) => this.ctx.engine.connectClient(device.handle, port, handover, result),
       adopt: (conn, pipelined) => this.ctx.engine.adoptSocket(conn, this.socket, pipelined),
-      refused: (err) => (t) =>
-        resultMessage(this.version, t, err instanceof NativeError && err.code === 'ENODEV' ? Result.BADDEV : Result.CONNREFUSED),
+      refused: (err) => (t) => resultMessage(this.version, t, connectRefusal(err)),
     });
   }
 
-  // Reading is stopped for the whole connect (serve's caller stopped it), so
-  // what the client sends behind the request waits in the kernel and reaches
-  // native code with the fd. Only the rest of the read that carried the
-  // request (at most 64 KiB) is held here. A mux connection and a tunnel
-  // stream (whose ids share one space) take the same path.
-  private async pipeThrough(tag: number, how: ConnectPlan): Promise<void> {
-    this.state = 'connecting';
-    const pipelined = this.framer.takeRemainder();
-    let conn: number;
-    try {
-      conn = await how.open();
-    } catch (err) {
-      if (this.state !== 'connecting') {
-        this.ctx.log.debug(`${this.label}: ${how.what} ended after the client left: ${(err as Error).message}`);
-        return;
-      }
-      this.ctx.log.info(`${this.label}: ${how.what} failed: ${(err as Error).message}`);
-      this.state = 'command';
-      this.send(how.refused(err)(tag));
-      // The connect failed, so what the client sent behind it are commands after all.
-      this.framer.push(pipelined);
-      return;
-    }
-    if (this.state !== 'connecting' || this.socket.destroyed) {
-      this.ctx.engine.closeConnection(conn);  // the client left while we connected
-      return;
-    }
-    this.ctx.owners.set(conn, { client: this.id, progName: this.info.progName, bundleId: this.info.bundleId });
-    this.socket.write(resultMessage(this.version, tag, Result.OK), (err) => {
-      if (err || this.state !== 'connecting') {
-        this.ctx.engine.closeConnection(conn);
-        return;
-      }
-      this.state = 'connected';
-      this.socket.removeAllListeners('data');
-      try {
-        how.adopt(conn, pipelined);
-      } catch (adoptErr) {
-        this.ctx.log.error(`${this.label}: handing the socket over failed: ${(adoptErr as Error).message}`);
-        this.ctx.engine.closeConnection(conn);
-        this.socket.destroy();
-      }
-      this.ctx.forget(this);
-    });
+  private pipeThrough(tag: number, how: ConnectPlan): Promise<void> {
+    const session = this;
+    return connectThrough(
+      {
+        socket: this.socket,
+        label: this.label,
+        version: this.version,
+        get state() {
+          return session.state;
+        },
+        set state(value: ClientState) {
+          session.state = value;
+        },
+        unwrittenReplies: this.unwritten,
+        takeRemainder: () => this.framer.takeRemainder(),
+        pushBack: (bytes) => this.framer.push(bytes),
+        send: (bytes) => this.send(bytes),
+        log: this.ctx.log,
+        connected: (conn) => {
+          this.ctx.owners.set(conn, { client: this.id, progName: this.info.progName, bundleId: this.info.bundleId });
+          this.state = 'connected';
+          this.ctx.forget(this);
+        },
+        closeConnection: (conn) => this.ctx.engine.closeConnection(conn),
+      },
+      tag,
+      how,
+    );
   }
 }

@@ -5,14 +5,13 @@ import { PairRecordError } from '../pairing/store.js';
 import type { ClientSession, ServerContext } from './client-session.js';
 import { Result } from '../protocol/usbmux.js';
 import { plistMessage } from '../protocol/plist-message.js';
-import { attachedDict, resultMessage } from './replies.js';
+import { attachedDict, resultMessage, type Answer } from './replies.js';
 import { STATS_MESSAGE } from '../protocol/stats.js';
 import { statsReply } from './stats.js';
 import { EXTENSION_MESSAGES, extensionAccess, RESULT_ACCESS_DENIED } from './access.js';
 import { TUNNEL_MESSAGES } from '../protocol/tunnel-messages.js';
 import { handleTunnelCommand } from './tunnel-commands.js';
 
-export type Answer = (tag: number) => Buffer;
 
 /**
  * The daemon could not do what was asked (a store it cannot read, the data

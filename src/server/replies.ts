@@ -12,6 +12,9 @@ import {
 } from '../protocol/usbmux.js';
 import { plistMessage } from '../protocol/plist-message.js';
 
+/** A reply waiting for its request's tag. */
+export type Answer = (tag: number) => Buffer;
+
 // Every Connect is answered with a Result, so its few distinct bodies are
 // built once (the XML builder costs tens of µs a call).
 const resultBodies = new Map<number, Buffer>();

@@ -1,6 +1,6 @@
 // The usbmuxd socket: accepts clients on a Unix path (mode 0666) or TCP, runs
 // a ClientSession for each, and fans device notifications out to listeners.
-import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
+import { chmodSync, closeSync, lstatSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 
 import type { DeviceRecord, DeviceTable } from '../devices/device-table.js';
@@ -8,7 +8,8 @@ import type { MuxEngine } from '../native/mux-engine.js';
 import type { Logger } from '../util/log.js';
 import type { PairRecordStore } from '../pairing/store.js';
 import type { TunnelManager } from '../tunnel/tunnel-manager.js';
-import { peerCredentialsOf } from './access.js';
+import type { ClientArrival, PeerCredentials } from '../native/addon.js';
+import { connectAtTheDoor, doorConnect } from './front-door.js';
 import { formatSocketAddress, type SocketAddress } from '../protocol/address.js';
 import { ClientSession, STUCK_OUTPUT_TIMEOUT_MS, type ServerContext } from './client-session.js';
 import { ConnectionOwners } from './stats.js';
@@ -49,10 +50,14 @@ function socketInUse(path: string): Promise<boolean> {
 }
 
 export class UsbmuxServer {
-  private readonly server = net.createServer((socket) => this.accept(socket));
+  private readonly server = net.createServer((socket) => {
+    this.accept(socket);
+  });
   private readonly clients = new Set<ClientSession>();
   private nextClientId = 1;
   private bound = false;
+  /** The native front door's id while it listens (Unix sockets); TCP is node's server. */
+  private door: number | undefined;
   private readonly ctx: ServerContext;
 
   constructor(private readonly options: ServerOptions) {
@@ -75,6 +80,7 @@ export class UsbmuxServer {
     options.devices.on('detached', each((c, d) => c.notifyDetached(d)));
     options.devices.on('paired', each((c, d) => c.notifyPaired(d)));
     this.server.maxConnections = 65536;
+    options.engine.on('clientArrived', (arrival) => this.arrive(arrival));
   }
 
   get address(): SocketAddress {
@@ -100,11 +106,15 @@ export class UsbmuxServer {
         unlinkSync(a.path);
       }
     }
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      if (a.kind === 'unix') this.server.listen({ path: a.path, backlog: LISTEN_BACKLOG }, resolve);
-      else this.server.listen({ host: a.host, port: a.port, backlog: LISTEN_BACKLOG, ipv6Only: a.host.includes(':') }, resolve);
-    });
+    if (a.kind === 'unix') {
+      // The data plane accepts and reads first messages (front-door.ts).
+      this.door = this.options.engine.openClientDoor(a.path, LISTEN_BACKLOG);
+    } else {
+      await new Promise<void>((resolve, reject) => {
+        this.server.once('error', reject);
+        this.server.listen({ host: a.host, port: a.port, backlog: LISTEN_BACKLOG, ipv6Only: a.host.includes(':') }, resolve);
+      });
+    }
     this.bound = true;
     if (a.kind === 'unix') chmodSync(a.path, 0o666);
     this.options.log.notice(`listening on ${formatSocketAddress(a)}`);
@@ -115,7 +125,12 @@ export class UsbmuxServer {
     this.clients.clear();
     if (!this.bound) return;  // never ours: a live daemon's socket or someone's file
     this.bound = false;
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    if (this.door !== undefined) {
+      this.options.engine.closeClientDoor(this.door);
+      this.door = undefined;
+    } else {
+      await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    }
     const a = this.options.address;
     if (a.kind === 'unix') {
       try {
@@ -126,12 +141,45 @@ export class UsbmuxServer {
     }
   }
 
-  private accept(socket: net.Socket): void {
+  private accept(socket: net.Socket, peer?: PeerCredentials, received?: Buffer, id = this.nextClientId++): ClientSession {
     if (socket.remoteFamily) socket.setNoDelay(true);
-    const peer = this.options.address.kind === 'unix' ? peerCredentialsOf(socket) : undefined;
-    const client = new ClientSession(this.nextClientId++, socket, this.ctx, peer);
+    const client = new ClientSession(id, socket, this.ctx, peer);
     this.clients.add(client);
-    client.start();
-    this.options.log.debug(`client ${client.id} accepted`, peer ? { pid: peer.pid, uid: peer.uid } : {});
+    client.start(received);
+    return client;
+  }
+
+  // A client from the front door: a Connect is opened without a session;
+  // anything else gets one, on the fd, starting with what the door read.
+  private arrive(arrival: ClientArrival): void {
+    const id = this.nextClientId++;
+    if (!this.bound) {
+      closeSync(arrival.fd);
+      return;
+    }
+    const connect = doorConnect(arrival, this.ctx);
+    if (!connect) {
+      if (!arrival.complete && arrival.why) this.options.log.debug(`client ${id}: handed over by the door: ${arrival.why}`);
+      this.serveFd(arrival, id, arrival.bytes);
+      return;
+    }
+    connectAtTheDoor(arrival, connect, this.ctx, id, (result, reason, fd) => {
+      if (fd < 0) return;  // the client is gone with the engine
+      if (!this.bound) return closeSync(fd);
+      const client = this.serveFd({ ...arrival, fd }, id);
+      client?.refusedAtTheDoor(connect.version, connect.tag, result, `connect to device ${connect.device.deviceId} port ${connect.port}`, reason);
+    });
+  }
+
+  private serveFd(arrival: ClientArrival, id: number, received?: Buffer): ClientSession | undefined {
+    let socket: net.Socket;
+    try {
+      socket = new net.Socket({ fd: arrival.fd, readable: true, writable: true });
+    } catch (err) {
+      this.options.log.error(`client ${id}: cannot serve its socket: ${(err as Error).message}`);
+      closeSync(arrival.fd);
+      return undefined;
+    }
+    return this.accept(socket, arrival.peer, received, id);
   }
 }

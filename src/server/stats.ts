@@ -29,6 +29,10 @@ export class ConnectionOwners {
     this.owners.set(conn, owner);
   }
 
+  delete(conn: number): void {
+    this.owners.delete(conn);
+  }
+
   get(conn: number): ConnectionOwner | undefined {
     return this.owners.get(conn);
   }

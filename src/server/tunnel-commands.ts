@@ -13,8 +13,7 @@ import { plistMessage } from '../protocol/plist-message.js';
 import { TUNNEL_LIST, TUNNEL_START, TUNNEL_STOP, tunnelDict, TunnelResult } from '../protocol/tunnel-messages.js';
 import { TunnelError, type TunnelErrorCode } from '../tunnel/errors.js';
 import type { ClientSession, ConnectPlan, ServerContext } from './client-session.js';
-
-export type Answer = (tag: number) => Buffer;
+import type { Answer } from './replies.js';
 
 export const tunnelReply =
   (number: number, extra: PlistDict = {}): Answer =>
