@@ -101,55 +101,20 @@ int ClientDoor::listenUnix(const std::string& path, int backlog, std::string& er
 }
 
 ClientDoor::ClientDoor(core::EventLoop& loop, int listenFd, OnArrival onArrival)
-    : loop_(loop), fd_(listenFd), onArrival_(std::move(onArrival)) {
-  loop_.add(fd_, this, EPOLLIN);
-}
+    : loop_(loop), acceptor_(loop, listenFd, [this](int fd) { admit(fd); }), onArrival_(std::move(onArrival)) {}
 
 ClientDoor::~ClientDoor() { close(); }
 
 void ClientDoor::close() {
   if (closed_) return;
   closed_ = true;
-  if (retryTimer_) loop_.cancelTimer(retryTimer_);
-  retryTimer_ = 0;
-  loop_.remove(fd_);
-  ::close(fd_);
-  fd_ = -1;
+  acceptor_.close();
   // Clients still waiting see EOF, as they would from a daemon that stopped.
   for (auto& g : waiting_) {
     if (g.second->timer) loop_.cancelTimer(g.second->timer);
     g.second->closeFd();
   }
   waiting_.clear();
-}
-
-void ClientDoor::onPoll(uint32_t) {
-  for (int i = 0; i < kDoorAcceptsPerTurn && !closed_; ++i) {
-    int fd = accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd >= 0) {
-      admit(fd);
-      continue;
-    }
-    if (errno == EINTR || errno == ECONNABORTED) continue;
-    if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-      // Edge-triggered: no new edge comes for clients already queued, so try
-      // again once descriptors may have been freed.
-      if (!retryTimer_) {
-        retryTimer_ = loop_.addTimer(100, [this] {
-          retryTimer_ = 0;
-          if (!closed_) onPoll(EPOLLIN);
-        });
-      }
-    }
-    return;
-  }
-  // More may be queued: the edge has passed, so come back next turn.
-  if (!closed_ && !retryTimer_) {
-    retryTimer_ = loop_.addTimer(0, [this] {
-      retryTimer_ = 0;
-      if (!closed_) onPoll(EPOLLIN);
-    });
-  }
 }
 
 void ClientDoor::admit(int fd) {

@@ -23,6 +23,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/acceptor.h"
 #include "core/event_loop.h"
 
 namespace tsmuxd::engine {
@@ -36,8 +37,6 @@ constexpr uint64_t kDoorWaitMs = 1000;
 constexpr uint32_t kDoorMaxMessage = 0x10000;
 // The usbmuxd header: length, version, message type, tag (32 bits each, LE).
 constexpr uint32_t kDoorHeaderSize = 16;
-// Accepts per readiness edge before other work gets a turn.
-constexpr int kDoorAcceptsPerTurn = 64;
 
 struct DoorArrival {
   int fd = -1;
@@ -52,7 +51,7 @@ struct DoorArrival {
   const char* why = "";
 };
 
-class ClientDoor : public core::Pollable {
+class ClientDoor {
  public:
   using OnArrival = std::function<void(DoorArrival)>;
 
@@ -62,9 +61,10 @@ class ClientDoor : public core::Pollable {
 
   // Takes `listenFd`.
   ClientDoor(core::EventLoop& loop, int listenFd, OnArrival onArrival);
-  ~ClientDoor() override;
+  ~ClientDoor();
+  ClientDoor(const ClientDoor&) = delete;
+  ClientDoor& operator=(const ClientDoor&) = delete;
   void close();
-  void onPoll(uint32_t events) override;
   size_t waiting() const { return waiting_.size(); }
 
  private:
@@ -74,9 +74,9 @@ class ClientDoor : public core::Pollable {
   void drop(Guest& guest);
 
   core::EventLoop& loop_;
-  int fd_;
+  core::Acceptor acceptor_;
   OnArrival onArrival_;
-  core::EventLoop::TimerId retryTimer_ = 0;
+  bool closed_ = false;
   uint64_t nextGuest_ = 1;
   std::unordered_map<uint64_t, std::shared_ptr<Guest>> waiting_;
 };

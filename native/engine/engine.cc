@@ -54,8 +54,10 @@ uint32_t Engine::listenCable(const std::string& path, std::string& error) {
   if (fd < 0) return 0;
   uint32_t id = nextListener_++;
   loop_.post([this, fd, id] {
-    listeners_[id] = loop_.makeRetiring<usb::CableListener>(loop_, fd,
-                                                          [this](int c) { acceptCable(c); });
+    listeners_[id] = loop_.makeRetiring<core::Acceptor>(loop_, fd, [this](int c) {
+      usb::CableTransport::tuneSocket(c);
+      acceptCable(c);
+    });
   });
   return id;
 }

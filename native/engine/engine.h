@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/acceptor.h"
 #include "core/buffers.h"
 #include "core/event_loop.h"
 #include "core/stats.h"
@@ -210,7 +211,7 @@ class Engine : public mux::SessionObserver, public tunnel::TunnelObserver {
   bool started_ = false;
 
   // Event-thread state.
-  std::unordered_map<uint32_t, std::shared_ptr<usb::CableListener>> listeners_;
+  std::unordered_map<uint32_t, std::shared_ptr<core::Acceptor>> listeners_;  // cable paths
   std::unordered_map<uint32_t, std::shared_ptr<DeviceLink>> links_;
   std::unordered_map<uint32_t, std::shared_ptr<mux::Connection>> conns_;
   std::unordered_map<uint32_t, WaitingClient> waitingClients_;  // by connection id

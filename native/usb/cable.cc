@@ -268,43 +268,4 @@ void CableTransport::flush() {
   }
 }
 
-CableListener::CableListener(core::EventLoop& loop, int fd, OnAccept onAccept)
-    : loop_(loop), fd_(fd), onAccept_(std::move(onAccept)) {
-  loop_.add(fd_, this, EPOLLIN);
-}
-
-CableListener::~CableListener() { close(); }
-
-void CableListener::close() {
-  if (closed_) return;
-  closed_ = true;
-  if (retryTimer_) loop_.cancelTimer(retryTimer_);
-  retryTimer_ = 0;
-  loop_.remove(fd_);
-  ::close(fd_);
-}
-
-void CableListener::onPoll(uint32_t) {
-  for (;;) {
-    int fd = accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) {
-      if (errno == EINTR || errno == ECONNABORTED) continue;
-      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-        // Edge-triggered: no new edge comes for devices already waiting, so
-        // try again once descriptors may have been freed.
-        if (!retryTimer_) {
-          retryTimer_ = loop_.addTimer(100, [this] {
-            retryTimer_ = 0;
-            if (!closed_) onPoll(EPOLLIN);
-          });
-        }
-      }
-      return;
-    }
-    CableTransport::tuneSocket(fd);
-    onAccept_(fd);
-    if (closed_) return;
-  }
-}
-
 }  // namespace tsmuxd::usb

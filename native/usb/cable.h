@@ -68,20 +68,4 @@ class CableTransport : public Transport, public core::Pollable, public core::Def
   int rxNext_ = 0;
 };
 
-// Accepts device ends of cables on a listening path.
-class CableListener : public core::Pollable {
- public:
-  using OnAccept = std::function<void(int fd)>;
-  CableListener(core::EventLoop& loop, int fd, OnAccept onAccept);
-  ~CableListener() override;
-  void onPoll(uint32_t events) override;
-  void close();
-
- private:
-  core::EventLoop& loop_;
-  int fd_;
-  OnAccept onAccept_;
-  core::EventLoop::TimerId retryTimer_ = 0;
-};
-
 }  // namespace tsmuxd::usb
