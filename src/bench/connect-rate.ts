@@ -2,12 +2,15 @@
 // socket, plist Connect to a device port, read the Result, close), from
 // several concurrent workers, against any usbmuxd-compatible daemon. The
 // request bytes are built once and the Result is read without a plist parser,
-// so the client's own cost stays small next to the daemon's.
+// so the client's own cost stays small next to the daemon's. A cycle may also
+// send one byte through the new pipe and wait for the echo's copy before it
+// closes (connectEchoCycle): then it counts only Connects that carry data.
 import net from 'node:net';
 
 import type { SocketAddress } from '../protocol/address.js';
 import { swapPort } from '../protocol/usbmux.js';
 import { plistMessage } from '../protocol/plist-message.js';
+import { percentile } from './sim-services.js';
 
 const CYCLE_TIMEOUT_MS = 10_000;
 
@@ -104,4 +107,89 @@ export function directConnect(port: number, host = '127.0.0.1'): Promise<void> {
     });
     socket.once('error', reject);
   });
+}
+
+// The byte the next echo cycle sends: it changes per cycle, so an echo
+// answering with a stale byte from another connection is caught.
+let echoByte = 0;
+
+/**
+ * One Connect to an echo port that proves the pipe carries data: one byte
+ * out, the same byte back, then close.
+ */
+export async function connectEchoCycle(address: SocketAddress, request: Buffer): Promise<void> {
+  const socket = await muxConnect(address, request, true);
+  try {
+    await echoOneByte(socket, (echoByte = (echoByte + 1) & 0xff));
+  } finally {
+    socket.destroy();
+  }
+}
+
+function echoOneByte(socket: net.Socket, value: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => done(new Error(`echo: no byte back within ${CYCLE_TIMEOUT_MS} ms`)), CYCLE_TIMEOUT_MS);
+    const onData = (d: Buffer) => {
+      if (d.length !== 1) return done(new Error(`echo: ${d.length} bytes back for 1`));
+      if (d[0] !== value) return done(new Error(`echo: byte ${d[0]} back for ${value}`));
+      done();
+    };
+    const onClose = () => done(new Error('echo: the connection closed before the byte came back'));
+    function done(err?: Error) {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('close', onClose);
+      socket.off('error', done);
+      if (err) reject(err);
+      else resolve();
+    }
+    socket.on('data', onData);
+    socket.on('close', onClose);
+    socket.on('error', done);
+    socket.setNoDelay(true);
+    socket.write(Buffer.of(value));
+  });
+}
+
+export interface TimedCycles extends RateResult {
+  /** Each cycle's wall time, from opening the socket to its close. */
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+}
+
+/**
+ * Like cycleRate, with every cycle timed, and stopping after `count` cycles
+ * in all (shared by the workers) or once `seconds` have passed.
+ */
+export async function timedCycles(
+  cycle: () => Promise<unknown>,
+  until: { count: number } | { seconds: number },
+  concurrency: number,
+): Promise<TimedCycles> {
+  const start = process.hrtime.bigint();
+  const end = 'seconds' in until ? start + BigInt(Math.round(until.seconds * 1e9)) : undefined;
+  const times: number[] = [];
+  let started = 0;
+  const more = () => (end === undefined ? started < (until as { count: number }).count : process.hrtime.bigint() < end);
+  const worker = async () => {
+    while (more()) {
+      started++;
+      const t0 = process.hrtime.bigint();
+      await cycle();
+      times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  times.sort((a, b) => a - b);
+  return {
+    perSec: times.length / seconds,
+    cycles: times.length,
+    seconds,
+    concurrency,
+    p50Ms: percentile(times, 50),
+    p99Ms: percentile(times, 99),
+    maxMs: times.length ? times[times.length - 1] : NaN,
+  };
 }

@@ -83,6 +83,7 @@ export async function benchPhone(ctx: BenchContext): Promise<void> {
     }
     if (options.cases.has('connect')) {
       const request = connectRequest(ctx.devices[0].deviceId, LOCKDOWN_PORT);
+      if (options.connectEcho && repeat === 1) options.log('connect: a real phone has no echo service; each cycle is Connect to lockdown and close (--connect-echo ignored)');
       options.emit(await connectRate(ctx, request, 1, repeat));
     }
   }

@@ -54,6 +54,12 @@ export interface ConnectRateRecord {
   perSec: number;
   /** The daemon's CPU time per Connect cycle, in µs (null when its pid is unknown). */
   daemonCpuUsPerConnect: number | null;
+  /** Each cycle's wall time, socket open to close (absent on records made before cycles were timed). */
+  p50Ms?: number;
+  p99Ms?: number;
+  maxMs?: number;
+  /** 1: each cycle sent one byte to the echo port and read it back before closing (--connect-echo); absent: Connect and close. */
+  echoBytes?: number;
   repeat: number;
 }
 

@@ -1,7 +1,7 @@
 // Turns benchmark records into what people read: min/median/max per figure
 // over the repeats, a table, and an ASCII bar chart of throughput.
 import { table } from '../util/text-table.js';
-import type { BenchRecord, RttRecord, ThroughputRecord } from './records.js';
+import type { BenchRecord, ConnectRateRecord, RttRecord, ThroughputRecord } from './records.js';
 
 export interface Spread {
   min: number;
@@ -28,7 +28,7 @@ export function figureName(r: BenchRecord): string {
     case 'rtt':
       return `${r.tunnel ? 'tunnel: ' : ''}${r.via === 'echo' ? `${r.payloadBytes} B echo RTT` : 'lockdown QueryType RTT'}`;
     case 'connect-rate':
-      return `Connect rate (${r.concurrency} concurrent)`;
+      return `Connect${r.echoBytes ? ` + ${r.echoBytes} B echo` : ''} rate (${r.concurrency} concurrent)`;
     case 'idle':
       return `${r.connections} idle connections`;
   }
@@ -95,39 +95,49 @@ export function summarize(records: BenchRecord[]): SummaryRow[] {
     const name = `tunnel/plain, ${direction === 'up' ? 'to device' : 'from device'}, 1 conn`;
     if (ratios.n) ratioRows.push({ name, unit: `x (goal >= ${TUNNEL_GOALS.minThroughputRatio})`, value: ratios });
   }
-  return [...[...groups].map(([name, rs]): SummaryRow => {
+  return [...[...groups].flatMap(([name, rs]): SummaryRow[] => {
     const first = rs[0];
     switch (first.kind) {
       case 'throughput': {
         const t = rs as ThroughputRecord[];
         const cpu = t.map((x) => x.cpuSecPerGiB).filter((x): x is number => x !== null);
         const wake = t.map((x) => x.jsWakeupsPerGiB).filter((x): x is number => x !== null);
-        return {
+        return [{
           name,
           unit: 'MB/s',
           value: spread(t.map((x) => x.mbPerSec)),
           ...(cpu.length ? { second: { unit: 'CPU s/GiB', value: spread(cpu) } } : {}),
           ...(wake.length ? { third: { unit: 'JS wakeups/GiB', value: spread(wake) } } : {}),
-        };
+        }];
       }
       case 'rtt':
-        return {
+        return [{
           name,
           unit: 'p50 ms',
           value: spread(rs.map((x) => (x as typeof first).p50Ms)),
           second: { unit: 'p99 ms', value: spread(rs.map((x) => (x as typeof first).p99Ms)) },
-        };
+        }];
       case 'connect-rate': {
-        const cpu = rs.map((x) => (x as typeof first).daemonCpuUsPerConnect).filter((x): x is number => x !== null);
-        return {
+        const c = rs as ConnectRateRecord[];
+        const cpu = c.map((x) => x.daemonCpuUsPerConnect).filter((x): x is number => x !== null);
+        const timed = c.filter((x) => x.p50Ms !== undefined && x.p99Ms !== undefined);
+        const rate: SummaryRow = {
           name,
           unit: '/s',
-          value: spread(rs.map((x) => (x as typeof first).perSec)),
+          value: spread(c.map((x) => x.perSec)),
           ...(cpu.length ? { second: { unit: 'daemon CPU µs/Connect', value: spread(cpu) } } : {}),
         };
+        if (!timed.length) return [rate];
+        // The cycle's own time, next to the rate (with concurrency they differ).
+        return [rate, {
+          name: `${name}: cycle time`,
+          unit: 'p50 ms',
+          value: spread(timed.map((x) => x.p50Ms!)),
+          second: { unit: 'p99 ms', value: spread(timed.map((x) => x.p99Ms!)) },
+        }];
       }
       case 'idle':
-        return { name, unit: 'B RSS/conn', value: spread(rs.map((x) => (x as typeof first).rssBytesPerConnection)) };
+        return [{ name, unit: 'B RSS/conn', value: spread(rs.map((x) => (x as typeof first).rssBytesPerConnection)) }];
     }
   }), ...ratioRows];
 }

@@ -14,7 +14,7 @@ import type net from 'node:net';
 import { UsbmuxClient, type UsbmuxDevice } from '../client/index.js';
 import type { SocketAddress } from '../protocol/address.js';
 import { TunnelResult } from '../protocol/tunnel-messages.js';
-import { connectRequest, cycleRate, muxConnect } from './connect-rate.js';
+import { connectEchoCycle, connectRequest, muxConnect, timedCycles } from './connect-rate.js';
 import { benchPhone } from './phone.js';
 import { describeDaemon, findDaemonPid, identifyDaemon } from './daemon-identity.js';
 import { cpuSince, daemonMeter, processProbe, type DaemonMeter, type ProcessProbe } from './daemon-process.js';
@@ -60,6 +60,10 @@ export interface BenchOptions {
   deviceCounts?: number[];
   rttCount: number;
   connectSeconds: number;
+  /** Cycles per Connect figure, shared by the concurrent loops; replaces connectSeconds when set. */
+  connectCount?: number;
+  /** Each Connect cycle sends one byte to the sim's echo and reads it back before closing. */
+  connectEcho?: boolean;
   connectConcurrency: number;
   idleConnections: number;
   daemonPid?: number;
@@ -126,13 +130,19 @@ export async function runBench(options: BenchOptions): Promise<DaemonRecord> {
   return daemon;
 }
 
-/** tsmuxd answers its stats request; usbmuxd never answers an unknown one, hence the short timeout. */
+/**
+ * tsmuxd answers its stats request; usbmuxd never answers an unknown one,
+ * hence the short timeout of the probe. The readings around each figure get
+ * the usual one: a daemon busy moving data (four phones under TCG) may take
+ * longer than the probe's 1.5 s, and that must not end the run.
+ */
 async function wakeupCounter(address: SocketAddress): Promise<(() => Promise<number>) | undefined> {
-  const client = new UsbmuxClient({ address, timeoutMs: 1500, progName: 'tsmuxd-bench' });
-  const read = async () => Number((await client.stats()).engine.jsWakeups ?? NaN);
+  const probe = new UsbmuxClient({ address, timeoutMs: 1500, progName: 'tsmuxd-bench' });
+  const client = new UsbmuxClient({ address, timeoutMs: 10_000, progName: 'tsmuxd-bench' });
+  const reading = (c: UsbmuxClient) => async () => Number((await c.stats()).engine.jsWakeups ?? NaN);
   try {
-    const n = await read();
-    return Number.isFinite(n) ? read : undefined;
+    const n = await reading(probe)();
+    return Number.isFinite(n) ? reading(client) : undefined;
   } catch {
     return undefined;
   }
@@ -176,7 +186,7 @@ async function benchSim(ctx: BenchContext): Promise<void> {
       if (options.cases.has('rtt')) options.emit(await echoRtt(ctx, mux, repeat));
       if (options.cases.has('connect')) {
         const request = connectRequest(devices[0].deviceId, ECHO_PORT);
-        options.emit(await connectRate(ctx, request, options.connectConcurrency, repeat));
+        options.emit(await connectRate(ctx, request, options.connectConcurrency, repeat, options.connectEcho ?? false));
       }
       if (tunnel) {
         if (options.cases.has('tunnel-up')) options.emit(await simThroughput(ctx, tunnel.path, 'up', first, 1, repeat));
@@ -233,13 +243,24 @@ async function openTunnel(ctx: BenchContext): Promise<{ path: PortPath; release(
   return { path: tunnelPath(client), release };
 }
 
-/** Connect cycles per second, and the daemon's CPU per cycle. */
-export async function connectRate(ctx: BenchContext, request: Buffer, concurrency: number, repeat: number): Promise<ConnectRateRecord> {
+/**
+ * Connect cycles per second, each cycle's time, and the daemon's CPU per
+ * cycle; `echo`: each cycle moves one byte each way through an echo port.
+ */
+export async function connectRate(ctx: BenchContext, request: Buffer, concurrency: number, repeat: number, echo = false): Promise<ConnectRateRecord> {
+  const { address, connectCount, connectSeconds } = ctx.options;
+  const cycle = echo ? () => connectEchoCycle(address, request) : () => muxConnect(address, request, false);
   const meter = meterOf(ctx);
   const before = meter?.cpuSeconds() ?? null;
-  const rate = await cycleRate(() => muxConnect(ctx.options.address, request, false), ctx.options.connectSeconds, concurrency);
+  const rate = await timedCycles(cycle, connectCount ? { count: connectCount } : { seconds: connectSeconds }, concurrency);
   const cpu = cpuSince(meter, before);
-  return { kind: 'connect-rate', ...rate, daemonCpuUsPerConnect: cpu === null ? null : (cpu * 1e6) / rate.cycles, repeat };
+  return {
+    kind: 'connect-rate',
+    ...rate,
+    daemonCpuUsPerConnect: cpu === null ? null : (cpu * 1e6) / rate.cycles,
+    ...(echo ? { echoBytes: 1 } : {}),
+    repeat,
+  };
 }
 
 export interface TransferShape {

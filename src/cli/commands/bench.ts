@@ -34,6 +34,9 @@ version, BUID and pid, and the platform (with --json: a "kind":"daemon" line).
       --parallel LIST     connection counts of 'parallel' (default 4,16)
       --rtt-count N       round trips per RTT figure (default 2000)
       --connect-seconds S length of each Connect-rate figure (default 3)
+      --connect-count N   each Connect-rate figure is N cycles in all instead (shared by the loops)
+      --connect-echo      each Connect cycle sends one byte to the echo port (7) and reads
+                          it back before closing (cycle times p50/p99 are reported either way)
       --concurrency N     concurrent Connect loops (default 8)
       --idle N            idle connections (default 10000)
       --daemon-pid PID    charge CPU to this process (default: the socket's owner, or
@@ -58,6 +61,12 @@ function positive(name: string, text: string | undefined, fallback: number): num
   return n;
 }
 
+function wholeNumber(name: string, text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`--${name} needs a whole number above 0, not '${text}'`);
+  return n;
+}
+
 function parseCases(text: string | undefined): Set<BenchCase> {
   if (text === undefined) return new Set(BENCH_CASES);
   const cases = text.split(',').map((c) => c.trim()).filter(Boolean);
@@ -79,6 +88,8 @@ export async function runBenchCommand(args: string[]): Promise<number> {
       parallel: { type: 'string' },
       'rtt-count': { type: 'string' },
       'connect-seconds': { type: 'string' },
+      'connect-count': { type: 'string' },
+      'connect-echo': { type: 'boolean' },
       concurrency: { type: 'string' },
       idle: { type: 'string' },
       'daemon-pid': { type: 'string' },
@@ -105,6 +116,8 @@ export async function runBenchCommand(args: string[]): Promise<number> {
     parallel,
     rttCount: positive('rtt-count', values['rtt-count'], quick ? 200 : 2000),
     connectSeconds: positive('connect-seconds', values['connect-seconds'], quick ? 1 : 3),
+    connectCount: values['connect-count'] === undefined ? undefined : wholeNumber('connect-count', values['connect-count']),
+    connectEcho: values['connect-echo'] ?? false,
     connectConcurrency: positive('concurrency', values.concurrency, 8),
     idleConnections: positive('idle', values.idle, quick ? 500 : 10_000),
     daemonPid: values['daemon-pid'] ? positive('daemon-pid', values['daemon-pid'], 0) : undefined,
