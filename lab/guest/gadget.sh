@@ -1,10 +1,27 @@
 # The simulated iPhone as a real USB device: a configfs gadget on dummy_hcd's
 # UDC whose mux interface is a FunctionFS function served by the project's
-# sim (node dist/src/cli/sim-peer-main.js --ffs). Sourced by checks.sh; needs
-# $LAB_PROJECT and $OUT.
+# sim (node dist/src/cli/sim-peer-main.js --ffs). Sourced by checks.sh and
+# bench.sh; needs $LAB_PROJECT and $OUT.
+#
+# Several phones (the benchmark's four-phone round, dummy_hcd num=N): each
+# slot is its own gadget, FunctionFS instances and UDC. gadget_slot N selects
+# one for the functions below; slot 0, the default, is the one phone the
+# checks use, under the names it always had.
 GADGET=/sys/kernel/config/usb_gadget/iphone
+FFS_SUFFIX=
 FFS_DIR=/dev/ffs-mux
+GADGET_UDC=
 SIM_PID=
+
+# gadget_slot N: gadget iphoneN, FunctionFS instances muxN, ptpN... (the
+# instance names are global, so each gadget needs its own), the (N+1)th UDC.
+gadget_slot() {
+  if [ "$1" = 0 ]; then FFS_SUFFIX= GADGET=/sys/kernel/config/usb_gadget/iphone
+  else FFS_SUFFIX=$1 GADGET=/sys/kernel/config/usb_gadget/iphone$1
+  fi
+  FFS_DIR=/dev/ffs-mux$FFS_SUFFIX
+  GADGET_UDC=$(ls /sys/class/udc | sed -n "$(($1 + 1))p")
+}
 
 # gadget_create SERIAL: the device as a phone in its initial mode presents it
 # (src/sim/descriptor.ts): four configurations, the mux interface ("Apple USB
@@ -27,14 +44,14 @@ gadget_create() {
     echo "Apple Inc." > strings/0x409/manufacturer
     echo "iPhone" > strings/0x409/product
     echo "$1" > strings/0x409/serialnumber
-    for f in $FFS_FUNCS; do mkdir -p "functions/ffs.$f"; done
+    for f in $FFS_FUNCS; do mkdir -p "functions/ffs.$f$FFS_SUFFIX"; done
     config() {  # config N NAME FUNCTION...
       n=$1 name=$2
       shift 2
       mkdir -p "configs/c.$n/strings/0x409"
       echo "$name" > "configs/c.$n/strings/0x409/configuration"
       echo 500 > "configs/c.$n/MaxPower"
-      for f in "$@"; do ln -s "functions/ffs.$f" "configs/c.$n/" || exit 1; done
+      for f in "$@"; do ln -s "functions/ffs.$f$FFS_SUFFIX" "configs/c.$n/" || exit 1; done
     }
     if [ "${LAB_CONFIGS:-phone}" = single ]; then
       config 1 "PTP + Apple Mobile Device" mux
@@ -46,34 +63,46 @@ gadget_create() {
     fi
   ) || return 1
   for f in $FFS_FUNCS; do
-    mkdir -p "/dev/ffs-$f"
-    mount -t functionfs "$f" "/dev/ffs-$f" || return 1
+    mkdir -p "/dev/ffs-$f$FFS_SUFFIX"
+    mount -t functionfs "$f$FFS_SUFFIX" "/dev/ffs-$f$FFS_SUFFIX" || return 1
   done
 }
 
 # gadget_start_sim SERIAL [SIM_ARG...]: the sim writes its descriptors to ep0
 # and says so on its first stdout line; only then can the gadget bind. Its
-# stdout goes to $SIM_OUT ($OUT/sim.out unless set).
-gadget_start_sim() {
+# stdout goes to $SIM_OUT ($OUT/sim.out unless set), its stderr to $SIM_ERR
+# ($OUT/sim.err unless set).
+gadget_start_sim() { gadget_launch_sim "$@" && gadget_wait_sim; }
+
+# gadget_launch_sim SERIAL [SIM_ARG...]: the sim started, not waited for
+# (several start side by side: each node start is seconds under TCG).
+gadget_launch_sim() {
   SIM_OUT=${SIM_OUT:-$OUT/sim.out}
+  SIM_ERR=${SIM_ERR:-$OUT/sim.err}
   : > "$SIM_OUT"
   serial=$1
   shift
   set -- "$@" --ffs "$FFS_DIR" --serial "$serial"
   # every mounted function needs its descriptors before the UDC can bind
   [ "${LAB_CONFIGS:-phone}" = single ] ||
-    set -- "$@" --ffs-interface ptp=/dev/ffs-ptp --ffs-interface audio=/dev/ffs-audio --ffs-interface ethernet=/dev/ffs-eth
-  node "$LAB_PROJECT/dist/src/cli/sim-peer-main.js" "$@" >> "$SIM_OUT" 2>> "$OUT/sim.err" &
+    set -- "$@" --ffs-interface "ptp=/dev/ffs-ptp$FFS_SUFFIX" --ffs-interface "audio=/dev/ffs-audio$FFS_SUFFIX" \
+      --ffs-interface "ethernet=/dev/ffs-eth$FFS_SUFFIX"
+  node "$LAB_PROJECT/dist/src/cli/sim-peer-main.js" "$@" >> "$SIM_OUT" 2>> "$SIM_ERR" &
   SIM_PID=$!
+}
+
+# gadget_wait_sim: the sim in $SIM_PID / $SIM_OUT has written its descriptors
+# (within SIM_START_SECONDS, 60 unless set).
+gadget_wait_sim() {
   i=0
   while ! grep -q '"descriptors":true' "$SIM_OUT" 2>/dev/null; do
-    kill -0 "$SIM_PID" 2>/dev/null || { echo "sim exited: $(tail -3 "$OUT/sim.err")"; return 1; }
-    i=$((i + 1)); [ $i -gt 600 ] && { echo "sim wrote no descriptors in 60 s"; return 1; }
+    kill -0 "$SIM_PID" 2>/dev/null || { echo "sim exited: $(tail -3 "$SIM_ERR")"; return 1; }
+    i=$((i + 1)); [ $i -gt $((${SIM_START_SECONDS:-60} * 10)) ] && { echo "sim wrote no descriptors in ${SIM_START_SECONDS:-60} s"; return 1; }
     sleep 0.1
   done
 }
 
-gadget_bind() { ls /sys/class/udc | head -1 > "$GADGET/UDC"; }
+gadget_bind() { echo "${GADGET_UDC:-$(ls /sys/class/udc | head -1)}" > "$GADGET/UDC"; }
 gadget_unbind() { echo "" > "$GADGET/UDC"; }
 
 # gadget_usb_path SERIAL: the host side's sysfs device for our serial, if enumerated.
