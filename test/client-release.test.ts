@@ -8,13 +8,29 @@ import { UsbmuxClient } from '../src/client/index.js';
 import { HEARTBEAT_SERVICE } from '../src/sim/services/heartbeat.js';
 import { startDaemon } from './helpers/usbmuxd-harness.js';
 
+async function connectSoon<T>(connect: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await connect();
+    } catch (err) {
+      if (attempt >= 20 || !/CONNREFUSED/.test((err as Error).message)) throw err;
+      await delay(50);
+    }
+  }
+}
+
 t.test('bytes a service sends at once wait for a late listener', async (t) => {
   const setup = await startDaemon(t, { sims: 1 });
   const client = new UsbmuxClient({ address: `UNIX:${setup.socketPath}` });
   const [device] = await client.listDevices();
   const { lockdownd } = setup.peers[0]!;
   // What StartService would hand out, issued directly: this test is about the client.
-  const socket = await client.connect(device!.deviceId, lockdownd.openServicePort(lockdownd.services.lookUp(HEARTBEAT_SERVICE)));
+  const port = lockdownd.openServicePort(lockdownd.services.lookUp(HEARTBEAT_SERVICE));
+  // The port reaches the sim's data plane as posted work. In real use the
+  // StartService reply, which leaves after it, orders the two; here nothing
+  // does, and the daemon's Connect can win the race (a refusal does not use
+  // up the one-connection port), so a refused Connect is tried again.
+  const socket = await connectSoon(() => client.connect(device!.deviceId, port));
   t.teardown(() => socket.destroy());
   await delay(300);  // Marco has long arrived by now
   const first = await new Promise<Buffer>((resolve, reject) => {
