@@ -9,26 +9,36 @@ LibusbDevice::LibusbDevice(LibusbContext& ctx, libusb_device_handle* handle, uin
     : ctx_(ctx), handle_(handle), bus_(bus), address_(address) {}
 
 LibusbDevice::~LibusbDevice() {
+  for (auto& s : slots_) {
+    if (s->xfer) libusb_free_transfer(s->xfer);
+    if (!s->buffer) continue;
+    // usbfs memory is unmapped while the handle is still open (libusb wants
+    // it); after forceClose() there is no handle and the device is leaked
+    // whole, mappings included, so this never runs without one.
+    if (!s->devMem) delete[] s->buffer;
+    else if (handle_) libusb_dev_mem_free(handle_, s->buffer, s->capacity);
+  }
   if (handle_) {
     // A release on an unplugged device fails at once (ENODEV); nothing waits.
     if (claimed_ >= 0) libusb_release_interface(handle_, claimed_);
     libusb_close(handle_);
     handle_ = nullptr;
   }
-  for (auto& s : slots_) {
-    if (s->xfer) libusb_free_transfer(s->xfer);
-  }
 }
 
-LibusbDevice::Slot* LibusbDevice::newSlot(Kind kind, size_t bufferSize) {
+LibusbDevice::Slot* LibusbDevice::newSlot(Kind kind, size_t bufferSize, Memory memory) {
   auto slot = std::make_unique<Slot>();
   slot->device = this;
   slot->kind = kind;
   slot->xfer = libusb_alloc_transfer(0);
   if (!slot->xfer) return nullptr;
   if (bufferSize) {
-    slot->buffer.reset(new uint8_t[bufferSize]);
-    slot->capacity = bufferSize;
+    // NULL where usbfs has no mmap (kernels before 4.6, other platforms),
+    // the controller's DMA pool is short, or usbfs_memory_mb is used up.
+    if (memory != Memory::Heap && handle_) slot->buffer = libusb_dev_mem_alloc(handle_, bufferSize);
+    slot->devMem = slot->buffer != nullptr;
+    if (!slot->buffer && memory != Memory::DevMemOrNone) slot->buffer = new uint8_t[bufferSize];
+    slot->capacity = slot->buffer ? bufferSize : 0;
   }
   slot->xfer->user_data = slot.get();
   slots_.push_back(std::move(slot));
@@ -42,7 +52,7 @@ void LibusbDevice::fillBulk(Slot& slot, uint8_t endpoint, uint8_t* data, int len
 }
 
 void LibusbDevice::fillControl(Slot& slot, unsigned timeoutMs) {
-  libusb_fill_control_transfer(slot.xfer, handle_, slot.buffer.get(), onTransferDone, &slot,
+  libusb_fill_control_transfer(slot.xfer, handle_, slot.buffer, onTransferDone, &slot,
                                timeoutMs);
   slot.xfer->flags = 0;
 }

@@ -32,10 +32,14 @@ class LibusbDevice {
     LibusbDevice* device = nullptr;
     libusb_transfer* xfer = nullptr;
     Kind kind = Kind::In;
-    bool busy = false;                  // submitted, callback not yet run
-    std::unique_ptr<uint8_t[]> buffer;  // In and Control
+    bool busy = false;        // submitted, callback not yet run
+    uint8_t* buffer = nullptr;  // owned by the device; In, Control, and Out in usbfs memory
     size_t capacity = 0;
-    core::OutPacket packet;  // Out: libusb reads straight from the pool block
+    // The buffer is usbfs memory (libusb_dev_mem_alloc, an mmap of the
+    // device's fd): usbfs then hands it to the controller as it is, instead
+    // of allocating kernel buffers for each URB and copying through them.
+    bool devMem = false;
+    core::OutPacket packet;  // Out without a buffer: libusb reads straight from the pool block
   };
 
   // Told about each finished transfer, inside libusb's event handling: it may
@@ -58,8 +62,13 @@ class LibusbDevice {
   void setClaimed(int interfaceNumber) { claimed_ = interfaceNumber; }
   void setListener(Listener* l) { listener_ = l; }
 
-  // A slot with its own libusb_transfer; `bufferSize` bytes for In/Control.
-  Slot* newSlot(Kind kind, size_t bufferSize);
+  // Where a slot's buffer comes from: the heap; usbfs memory, else the heap;
+  // usbfs memory, else none (Out: then it sends from the pool block).
+  enum class Memory { Heap, DevMemOrHeap, DevMemOrNone };
+  // A slot with its own libusb_transfer and up to `bufferSize` bytes of
+  // buffer (slot->capacity says how many, slot->devMem where they are).
+  // Null when no transfer can be allocated.
+  Slot* newSlot(Kind kind, size_t bufferSize, Memory memory = Memory::Heap);
   // Point a slot's transfer at `data` (Out: the slot's packet; In: its
   // buffer). No timeout: a bulk pipe to a phone may idle for hours.
   void fillBulk(Slot& slot, uint8_t endpoint, uint8_t* data, int length, uint8_t flags);

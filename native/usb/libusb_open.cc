@@ -232,7 +232,7 @@ Fault LibusbOpener::describe(libusb_device* dev) {
 }
 
 void LibusbOpener::requestString(uint8_t index, uint16_t langId) {
-  libusb_fill_control_setup(control_->buffer.get(),
+  libusb_fill_control_setup(control_->buffer,
                             LIBUSB_ENDPOINT_IN | LIBUSB_REQUEST_TYPE_STANDARD | LIBUSB_RECIPIENT_DEVICE,
                             LIBUSB_REQUEST_GET_DESCRIPTOR, uint16_t((LIBUSB_DT_STRING << 8) | index),
                             langId, 255);

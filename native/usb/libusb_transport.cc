@@ -1,6 +1,7 @@
 #include "usb/libusb_transport.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "core/stats.h"
 #include "usb/libusb_context.h"
@@ -37,12 +38,16 @@ LibusbTransport::LibusbTransport(LibusbContext& ctx, EngineStats& stats,
       stats_(stats),
       device_(std::move(device)),
       endpoints_(endpoints) {
+  using Memory = LibusbDevice::Memory;
   for (int i = 0; i < kInTransfers; ++i) {
-    LibusbDevice::Slot* s = device_->newSlot(LibusbDevice::Kind::In, kInTransferSize);
+    LibusbDevice::Slot* s =
+        device_->newSlot(LibusbDevice::Kind::In, kInTransferSize, Memory::DevMemOrHeap);
     if (s) idleIn_.push_back(s);
   }
   for (int i = 0; i < kOutTransfers; ++i) {
-    LibusbDevice::Slot* s = device_->newSlot(LibusbDevice::Kind::Out, 0);
+    // kMaxOutTransfer: the largest packet send() lets through, so any fits.
+    LibusbDevice::Slot* s =
+        device_->newSlot(LibusbDevice::Kind::Out, kMaxOutTransfer, Memory::DevMemOrNone);
     if (s) idleOut_.push_back(s);
   }
   if (idleIn_.empty() || idleOut_.empty()) {
@@ -154,7 +159,7 @@ void LibusbTransport::deliverIn() {
     delivered_.push_back(s);
     // The bytes stay put until onTransferBatchEnd(): the slot is not
     // resubmitted before then.
-    if (handler_) handler_->onTransfer(s->buffer.get(), len);
+    if (handler_) handler_->onTransfer(s->buffer, len);
   }
   if (closed_ || delivered_.empty()) return;
   if (handler_) handler_->onTransferBatchEnd();
@@ -167,7 +172,7 @@ void LibusbTransport::submitIn() {
   while (reading_ && !idleIn_.empty()) {
     LibusbDevice::Slot* s = idleIn_.back();
     idleIn_.pop_back();
-    device_->fillBulk(*s, endpoints_.in, s->buffer.get(), int(kInTransferSize), 0);
+    device_->fillBulk(*s, endpoints_.in, s->buffer, int(kInTransferSize), 0);
     int r = device_->submit(*s);
     if (r != 0) {
       idleIn_.push_back(s);
@@ -186,8 +191,25 @@ void LibusbTransport::pumpOut() {
     queue_.pop_front();
     size_t len = q.packet.size();
     bool zlp = q.zlp && len > 0 && len % maxPacketSize_ == 0;
-    s->packet = std::move(q.packet);
-    device_->fillBulk(*s, endpoints_.out, s->packet.data(), int(len),
+    uint8_t* data;
+    if (s->devMem) {
+      // send() refused anything over kMaxOutTransfer, the slot's capacity;
+      // checked again here because a memcpy past it would hit the next mapping.
+      if (len > s->capacity) {
+        idleOut_.push_back(s);
+        fail(Fault(codes::kMessageTooLarge, "an OUT packet of " + std::to_string(len) +
+                                                " bytes does not fit its transfer buffer"));
+        return;
+      }
+      // One copy here saves usbfs its kmalloc and copy_from_user per URB,
+      // and the pool block goes back now rather than at completion.
+      if (len) std::memcpy(s->buffer, q.packet.data(), len);
+      data = s->buffer;
+    } else {
+      s->packet = std::move(q.packet);
+      data = s->packet.data();
+    }
+    device_->fillBulk(*s, endpoints_.out, data, int(len),
                       zlp ? uint8_t(LIBUSB_TRANSFER_ADD_ZERO_PACKET) : uint8_t(0));
     int r = device_->submit(*s);
     if (r != 0) {

@@ -13,9 +13,19 @@
 // KiB was sized for its transfer-boundary reassembly, which we do not use.
 //
 // OUT: one transfer per mux packet (at most 49152 bytes, usbmuxd's and the
-// phone's limit), up to kOutTransfers in flight, straight from the pool
-// block, with LIBUSB_TRANSFER_ADD_ZERO_PACKET when the length is a multiple
-// of wMaxPacketSize, so the kernel ends the message with a ZLP.
+// phone's limit), up to kOutTransfers in flight, with
+// LIBUSB_TRANSFER_ADD_ZERO_PACKET when the length is a multiple of
+// wMaxPacketSize, so the kernel ends the message with a ZLP.
+//
+// Transfer buffers are usbfs memory (libusb_dev_mem_alloc) where the kernel
+// gives it: usbfs then hands them to the controller as they are. With heap
+// buffers it allocates zeroed kernel pages for every URB (the whole 64 KiB
+// of an IN transfer however little arrives) and copies through them; in the
+// lab that was 14% of the daemon's CPU samples each way (lab/usb-profile).
+// An OUT packet is copied into its slot's buffer (one memcpy instead of
+// usbfs's allocation and copy_from_user); where usbfs memory is refused
+// (old kernels, usbfs_memory_mb used up) IN falls back to the heap and OUT
+// sends straight from the pool block, as before.
 //
 // Completions only record and defer (LibusbDevice::Listener); delivery,
 // resubmission and failure happen at the end of the loop turn, outside
