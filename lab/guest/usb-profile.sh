@@ -24,6 +24,10 @@
 # the transfer. Console lines "@@PROF|..." carry the same.
 P=$LAB_PROJECT
 G=$P/lab/guest
+# The daemon's and the bench's JavaScript: PROF_APP's copy of dist/ (made by
+# lab/usb-profile at boot), so a TypeScript build on the host mid-boot cannot
+# pair new JavaScript with the stages' older native code.
+APP=${PROF_APP:-$P}
 OUT=${LAB_OUT:?}
 mkdir -p "$OUT"
 . "$G/lib.sh"
@@ -64,7 +68,7 @@ thread_split() {
 }
 
 daemon_start() {  # daemon_start STAGE_DIR
-  TSMUXD_NATIVE_DIR=$1 node "$P/dist/src/cli/main.js" -f -v -S "$SOCKET" -P NONE -C /var/lib/tsmuxd-lockdown \
+  TSMUXD_NATIVE_DIR=$1 node "$APP/dist/src/cli/main.js" -f -v -S "$SOCKET" -P NONE -C /var/lib/tsmuxd-lockdown \
     >> "$OUT/tsmuxd.log" 2>&1 &
   DAEMON_PID=$!
 }
@@ -96,7 +100,7 @@ timed_once() {
   u0=$1 s0=$2
   threads_of "$DAEMON_PID" > "$base.t0"
   # PROF_CASE_SECONDS (600): a stalled transfer is dumped (stall_dump), not waited out.
-  { timeout "${PROF_CASE_SECONDS:-600}" node "$P/dist/src/cli/main.js" bench -S "UNIX:$SOCKET" --json --cases "$c" \
+  { timeout "${PROF_CASE_SECONDS:-600}" node "$APP/dist/src/cli/main.js" bench -S "UNIX:$SOCKET" --json --cases "$c" \
       --bytes "$BYTES" --repeats 1 --daemon-pid "$DAEMON_PID" 2> "$base.err" || stall_dump "$base"; } |
     tee "$base.out" | while IFS= read -r line; do
     case $line in *'"kind":"throughput"'*) ;; *) continue ;; esac
