@@ -159,3 +159,24 @@ t.test('libusb in the data plane where there is no USB', async (t) => {
   t.match((err as NativeError).message, /libusb_init failed: LIBUSB_ERROR/);
   t.throws(() => engine.startUsb(), { code: 'ERR_USB_UNAVAILABLE' }, 'and again on a second try, without crashing');
 });
+
+t.test('the daemon hands the first scan (sysfs) over to the usb package: known devices stay known', async (t) => {
+  const { backend: first, discovery } = setup(t);
+  first.devices = [iphone({ bus: 1, address: 7 })];
+  discovery.scan();
+  const handle = discovery.handles().get('1-7');
+  t.ok(handle, 'the first scan opened the phone');
+
+  const second = new FixtureBackend();
+  second.devices = [iphone({ bus: 1, address: 7 }), iphone({ bus: 1, address: 8 })];
+  discovery.replaceBackend(second);
+  discovery.start({ hotplug: true });
+  t.equal(discovery.handles().get('1-7'), handle, 'the same phone is not opened again');
+  t.ok(discovery.handles().has('1-8'), 'one plugged in meanwhile is found by the new scan');
+  t.equal(second.events.listenerCount('attach'), 1, 'hotplug follows the new backend');
+  t.equal(first.events.listenerCount('attach'), 0, 'and not the first');
+
+  discovery.close();
+  discovery.start({ hotplug: true });
+  t.equal(second.events.listenerCount('attach'), 0, 'a closed discovery does not start listening again');
+});

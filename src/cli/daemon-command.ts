@@ -1,4 +1,7 @@
 // `tsmuxd [options]`: the daemon, with usbmuxd's flags and their meanings.
+// What only some flags need (-U, --help, --sim-trust) is imported when they
+// are given: every module a start loads delays the socket (docs/architecture.md,
+// "Start-up").
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, readFileSync, unlinkSync, writeSync, ftruncateSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -10,9 +13,8 @@ import { native, NativeError } from '../native/addon.js';
 import { defaultConfigDir } from '../pairing/store.js';
 import { defaultSocketPath, formatSocketAddress, parseSocketAddress } from '../protocol/address.js';
 import { Daemon } from '../daemon/daemon.js';
-import { DAEMON_HELP } from './daemon-help.js';
-import { dropPrivileges, lookupAccount, type Account } from './privileges.js';
-import { TRUST_MODES, type TrustMode } from '../protocol/sim-control.js';
+import type { Account } from './privileges.js';
+import type { TrustMode } from '../protocol/sim-control.js';
 import { checkSendMss } from '../tunnel/tunnel-manager.js';
 
 
@@ -109,7 +111,7 @@ export async function runDaemonCommand(argv: string[]): Promise<number> {
     },
   });
   if (values.help) {
-    process.stdout.write(DAEMON_HELP);
+    process.stdout.write((await import('./daemon-help.js')).DAEMON_HELP);
     return 0;
   }
   const pidfile = values.pidfile ?? defaultPidfile();
@@ -123,8 +125,9 @@ export async function runDaemonCommand(argv: string[]): Promise<number> {
   if (!Number.isInteger(sims) || sims < 0) throw new Error(`--sim needs a count, not '${values.sim}'`);
   const window = values.window === undefined ? undefined : parseWindow(values.window);
   const simTrust = values['sim-trust'] as TrustMode | undefined;
-  if (simTrust !== undefined && !TRUST_MODES.includes(simTrust)) {
-    throw new Error(`--sim-trust is auto, prompt or deny, not '${simTrust}'`);
+  if (simTrust !== undefined) {
+    const { TRUST_MODES } = await import('../protocol/sim-control.js');
+    if (!TRUST_MODES.includes(simTrust)) throw new Error(`--sim-trust is auto, prompt or deny, not '${simTrust}'`);
   }
   // Passed to every simulated phone as its `tsmuxd sim` flag; the child checks them.
   const simArgs: string[] = [];
@@ -173,9 +176,10 @@ export async function runDaemonCommand(argv: string[]): Promise<number> {
   }
 
   const address = parseSocketAddress(values.socket ?? defaultSocketPath());
+  const privileges = values.user ? await import('./privileges.js') : undefined;
   let owner: Account | undefined;
   try {
-    owner = values.user ? lookupAccount(values.user) : undefined;
+    owner = values.user ? privileges?.lookupAccount(values.user) : undefined;
   } catch (err) {
     log.error(`cannot start: ${(err as Error).message}`);
     tellParent(`error: ${(err as Error).message}\n`);
@@ -206,9 +210,9 @@ export async function runDaemonCommand(argv: string[]): Promise<number> {
     if (lockFd !== undefined) unlinkSync(pidfile);
     return 1;
   }
-  if (owner) {
+  if (owner && privileges) {
     try {
-      dropPrivileges(owner);
+      privileges.dropPrivileges(owner);
     } catch (err) {
       // Serving clients with privileges we were told to give up is worse than not serving.
       log.error(`cannot drop privileges: ${(err as Error).message}`);

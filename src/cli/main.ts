@@ -6,7 +6,6 @@ import { join } from 'node:path';
 
 import { NativeUnavailableError, packageRoot } from '../native/native-error.js';
 import { COMMANDS } from './commands/index.js';
-import { DAEMON_HELP } from './daemon-help.js';
 import { UsageError } from './usage-error.js';
 
 // Every command's module is imported only when it runs: a client command
@@ -18,7 +17,10 @@ function commandHelp(): string {
   return COMMANDS.map((c) => `  ${c.name.padEnd(width)} ${c.summary}\n  ${' '.repeat(width)} tsmuxd ${c.usage}\n`).join('');
 }
 
-const HELP = `usage: tsmuxd [options]          run the daemon (see below)
+/** The whole help; the daemon's part is read only here, not on the daemon's start. */
+async function help(): Promise<string> {
+  const { DAEMON_HELP } = await import('./daemon-help.js');
+  return `usage: tsmuxd [options]          run the daemon (see below)
        tsmuxd <command> [options]
 
 commands (each takes --help):
@@ -28,6 +30,7 @@ ${commandHelp()}  version            the versions of tsmuxd, Node and the bundle
   help               this text
 
 ${DAEMON_HELP}`;
+}
 
 /** The versions; without the addon (macOS, Windows, no build) it says so instead of failing. */
 async function version(): Promise<string> {
@@ -53,11 +56,11 @@ try {
   } else if (command === 'sim' || command === 'sim-peer') {
     process.exitCode = await (await import('./sim-command.js')).runSimCommand(rest);
   } else if (command === 'help' || command === '--help' || command === '-h') {
-    process.stdout.write(HELP);
+    process.stdout.write(await help());
   } else if (command === undefined || command.startsWith('-')) {
     process.exitCode = await (await import('./daemon-command.js')).runDaemonCommand(args);
   } else {
-    process.stderr.write(`tsmuxd: unknown command '${command}'\n\n${HELP}`);
+    process.stderr.write(`tsmuxd: unknown command '${command}'\n\n${await help()}`);
     process.exitCode = 2;
   }
 } catch (err) {

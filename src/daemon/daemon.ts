@@ -1,6 +1,13 @@
 // The daemon assembled: data-plane engine, device table, pair-record store and
 // the usbmuxd socket, plus cable listeners and simulated phones. The command
 // (src/cli/daemon-command.ts) and the tests both start it through here.
+//
+// What only some daemons use is imported when it starts: USB discovery with
+// USB on (the npm usb package once the phones present at start are listed,
+// usb-start.ts), the sim supervisor with --sim. Every module a start loads
+// delays the socket and the first listing, and under the USB lab's emulated
+// CPU each file costs tens of milliseconds or more (docs/architecture.md,
+// "Start-up").
 import { chownSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -8,14 +15,13 @@ import { dirname, join } from 'node:path';
 import { DeviceTable } from '../devices/device-table.js';
 import { MuxEngine } from '../native/mux-engine.js';
 import { Logger } from '../util/log.js';
-import { prepareKeys } from '../pairing/certificates.js';
 import { chownTree } from '../pairing/safe-fs.js';
 import { PairRecordStore } from '../pairing/store.js';
 import { Preflight } from '../preflight/preflight.js';
 import type { TrustMode } from '../protocol/sim-control.js';
 import type { SimCommand } from '../supervisor/sim-process.js';
-import { SimSupervisor } from '../supervisor/supervisor.js';
-import { loadUsbBackend, UsbDiscovery } from '../usb/discovery.js';
+import type { SimSupervisor } from '../supervisor/supervisor.js';
+import type { UsbDiscovery } from '../usb/discovery.js';
 import type { SocketAddress } from '../protocol/address.js';
 import { UsbmuxServer } from '../server/server.js';
 import { TunnelManager } from '../tunnel/tunnel-manager.js';
@@ -118,7 +124,6 @@ export class Daemon {
     });
     const daemon = new Daemon(options, store, server, engine, devices, tunnels, log, runDir);
     if (options.preflight !== false) {
-      prepareKeys();
       daemon.preflight = new Preflight({
         engine,
         devices,
@@ -145,21 +150,8 @@ export class Daemon {
 
   /** Never throws: no USB is one warning, and the daemon goes on without it. */
   private async startUsb(mode: 'hotplug' | 'manual'): Promise<void> {
-    const without = 'serving virtual-cable and simulated devices only';
-    try {
-      this.engine.startUsb();
-    } catch (err) {
-      this.log.warning(`USB is unavailable (${(err as Error).message}); ${without}`);
-      return;
-    }
-    const loaded = await loadUsbBackend();
-    if ('error' in loaded) {
-      this.log.warning(`USB discovery is unavailable (${loaded.error}); ${without}`);
-      return;
-    }
-    this.usb = new UsbDiscovery(this.engine, loaded.backend, this.log);
-    this.usb.start({ hotplug: mode === 'hotplug' });
-    this.log.info(mode === 'hotplug' ? 'USB discovery: hotplug' : 'USB discovery: at start and on SIGUSR2 (-n)');
+    const { startUsbDiscovery } = await import('./usb-start.js');
+    this.usb = await startUsbDiscovery({ engine: this.engine, devices: this.devices, log: this.log, mode, stopped: () => this.stopped });
   }
 
   /** Looks for USB phones now (SIGUSR2). */
@@ -189,6 +181,7 @@ export class Daemon {
       chownSync(this.simDir, user.uid, user.gid);
       chownSync(cable, user.uid, user.gid);
     }
+    const { SimSupervisor } = await import('../supervisor/supervisor.js');
     this.sims = await SimSupervisor.start({
       cable,
       count,

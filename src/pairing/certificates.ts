@@ -2,13 +2,13 @@
 // pymobiledevice3 make them (reference §1.6): RSA-2048 root and host keys,
 // empty subject and issuer, serial 1, SHA-256, ten years from a minute ago;
 // the root is a CA, the host and device certificates are signed by it, and
-// the device certificate carries the phone's own public key.
-import { generateKeyPair, randomUUID } from 'node:crypto';
+// the device certificate carries the phone's own public key. Node (OpenSSL)
+// makes the keys and the signatures; x509.ts lays out the DER.
+import { createPublicKey, generateKeyPair, randomUUID, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
 
-import forge from 'node-forge';
-
 import type { PlistDict } from '../protocol/plist-codec.js';
+import type { CertificateSpec } from './x509.js';
 
 const generateRsa = promisify(generateKeyPair);
 const TEN_YEARS_MS = 10 * 365 * 86_400_000;
@@ -21,57 +21,50 @@ export interface PairRecordInput {
   wifiMacAddress?: string;
 }
 
-type RsaKey = Awaited<ReturnType<typeof newRsaKey>>;
+interface RsaKey {
+  privateKey: KeyObject;
+  publicKey: KeyObject;
+  pkcs8: string;
+}
 
-/** Node generates the keys (native, off the main thread); forge only builds the X.509. */
-async function newRsaKey(): Promise<{ privateKey: forge.pki.rsa.PrivateKey; publicKey: forge.pki.rsa.PublicKey; pkcs8: string }> {
-  const { privateKey } = await generateRsa('rsa', { modulusLength: 2048, publicExponent: 0x10001 });
-  const pkcs8 = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
-  const priv = forge.pki.privateKeyFromPem(privateKey.export({ type: 'pkcs1', format: 'pem' }).toString());
-  return { privateKey: priv, publicKey: forge.pki.setRsaPublicKey(priv.n, priv.e), pkcs8 };
+/** Generated natively, off the main thread. */
+async function newRsaKey(): Promise<RsaKey> {
+  const { privateKey, publicKey } = await generateRsa('rsa', { modulusLength: 2048, publicExponent: 0x10001 });
+  return { privateKey, publicKey, pkcs8: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() };
 }
 
 // RSA-2048 generation takes a second or more on a busy machine, and pairing
-// waits on two keys. One spare pair is made ahead of time, so a phone that
-// is plugged in meets its Trust dialog without that wait.
+// waits on two keys. The daemon starts a phone's pair as soon as the
+// preflight knows the phone needs pairing, and once a pairing is done a
+// spare for the next phone (prepareKeys). Nothing is made at the daemon's
+// start, as usbmuxd makes nothing then: there the generation competed with
+// the start-up itself (seconds of the USB lab's emulated CPU), and a phone
+// this host has paired never needs keys. Nor while a pairing is under way,
+// where it would compete with it, nor in `tsmuxd pair`, which would wait
+// for keys nobody uses before it could exit.
 let spare: Promise<[RsaKey, RsaKey]> | undefined;
 
 function takeKeys(): Promise<[RsaKey, RsaKey]> {
   const keys = spare ?? Promise.all([newRsaKey(), newRsaKey()]);
-  spare = Promise.all([newRsaKey(), newRsaKey()]);
-  spare.catch(() => (spare = undefined));
+  spare = undefined;
   return keys;
 }
 
-/** Starts making the spare key pair (the daemon calls this at start). */
+/** Starts making the next key pair, if none is on the way (preflight: a phone needs pairing, or one was paired). */
 export function prepareKeys(): void {
-  spare ??= Promise.all([newRsaKey(), newRsaKey()]);
+  if (spare) return;
+  const pair = Promise.all([newRsaKey(), newRsaKey()]);
+  // A pair that failed is not kept; whoever takes it sees the error.
+  pair.catch(() => {
+    if (spare === pair) spare = undefined;
+  });
+  spare = pair;
 }
 
-function certificate(
-  publicKey: forge.pki.PublicKey,
-  signer: forge.pki.rsa.PrivateKey,
-  kind: 'root' | 'host' | 'device',
-): string {
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = publicKey;
-  cert.serialNumber = '01';
-  const now = Date.now();
-  cert.validity.notBefore = new Date(now - 60_000);
-  cert.validity.notAfter = new Date(now + TEN_YEARS_MS);
-  cert.setSubject([]);
-  cert.setIssuer([]);
-  const extensions: object[] =
-    kind === 'root'
-      ? [{ name: 'basicConstraints', cA: true, critical: true }]
-      : [
-          { name: 'basicConstraints', cA: false, critical: true },
-          { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
-        ];
-  if (kind === 'device') extensions.push({ name: 'subjectKeyIdentifier' });
-  cert.setExtensions(extensions);
-  cert.sign(signer, forge.md.sha256.create());
-  return forge.pki.certificateToPem(cert);
+function devicePublicKey(pem: string): KeyObject {
+  const key = createPublicKey(pem);
+  if (key.asymmetricKeyType !== 'rsa') throw new Error(`the DevicePublicKey is ${key.asymmetricKeyType}, not RSA`);
+  return key;
 }
 
 /**
@@ -79,13 +72,25 @@ function certificate(
  * reply brings it). Keys are PKCS#8 PEM, as OpenSSL writes them.
  */
 export async function generatePairRecord(input: PairRecordInput): Promise<PlistDict> {
+  const device = devicePublicKey(input.devicePublicKeyPem);
+  // Pairing only: the daemon's start (hostCredentials) does not load it.
+  const { certificateDer, certificatePem } = await import('./x509.js');
   const [root, host] = await takeKeys();
-  const devicePublicKey = forge.pki.publicKeyFromPem(input.devicePublicKeyPem);
+  const now = Date.now();
+  const certificate = (publicKey: KeyObject, kind: CertificateSpec['kind']) =>
+    Buffer.from(certificatePem(certificateDer({
+      publicKey,
+      signer: root.privateKey,
+      notBefore: new Date(now - 60_000),
+      notAfter: new Date(now + TEN_YEARS_MS),
+      serialNumber: '01',
+      kind,
+    })));
   return {
-    DeviceCertificate: Buffer.from(certificate(devicePublicKey, root.privateKey, 'device')),
-    HostCertificate: Buffer.from(certificate(host.publicKey, root.privateKey, 'host')),
+    DeviceCertificate: certificate(device, 'device'),
+    HostCertificate: certificate(host.publicKey, 'host'),
     HostPrivateKey: Buffer.from(host.pkcs8),
-    RootCertificate: Buffer.from(certificate(root.publicKey, root.privateKey, 'root')),
+    RootCertificate: certificate(root.publicKey, 'root'),
     RootPrivateKey: Buffer.from(root.pkcs8),
     HostID: input.hostId ?? randomUUID().toUpperCase(),
     SystemBUID: input.systemBuid,

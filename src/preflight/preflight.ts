@@ -13,6 +13,11 @@
 //       usbmuxd gives up here: its issue #281.)
 //     UserDeniedPairing → visible, unpaired; the user can pair later.
 //   PasswordProtected → visible, retried until the phone is unlocked.
+//
+// A phone this host has paired with needs only the session, so what pairing
+// alone uses (Pair, the certificates, the notification proxy) is imported
+// when a phone needs it, and its RSA keys are started then (unless a spare
+// made after an earlier pairing is ready), as usbmuxd makes them.
 import type { Socket } from 'node:net';
 
 import type { DeviceRecord, DeviceTable } from '../devices/device-table.js';
@@ -21,11 +26,10 @@ import type { MuxEngine } from '../native/mux-engine.js';
 import type { Logger } from '../util/log.js';
 import { LockdownClient, LOCKDOWN_PORT } from '../lockdown/client.js';
 import { LockdownError, LOCKDOWN_TLS } from '../lockdown/errors.js';
-import { hostCredentials } from '../pairing/certificates.js';
-import { pairDevice, preparePairRecord } from '../pairing/pair.js';
+import { hostCredentials, prepareKeys } from '../pairing/certificates.js';
 import { toXml, type PlistDict } from '../protocol/plist-codec.js';
 import type { PairRecordStore } from '../pairing/store.js';
-import { NotificationObserver, REQUEST_HOST_BUID, REQUEST_PAIR } from './notifications.js';
+import type { NotificationObserver } from './notifications.js';
 
 export const LOCKDOWN_TYPE = 'com.apple.mobile.lockdown';
 const INSECURE_NOTIFICATION_PROXY = 'com.apple.mobile.insecure_notification_proxy';
@@ -125,6 +129,10 @@ export class Preflight {
   private async pairLoop(d: DeviceRecord, first: LockdownClient, buid: string): Promise<PreflightResult> {
     const { log, store, devices } = this.o;
     const udid = d.serialNumber;
+    // Two RSA keys, made off the main thread while the requests below go out.
+    prepareKeys();
+    const { pairDevice, preparePairRecord } = await import('../pairing/pair.js');
+    const { REQUEST_HOST_BUID } = await import('./notifications.js');
     // A connection the session attempt left closed is replaced here, and
     // whatever this loop opens it also closes (the caller closes `first`).
     let lockdown = first.closed ? await this.lockdown(d) : first;
@@ -143,6 +151,8 @@ export class Preflight {
           log.notice(`${udid}: paired after ${attempt} attempt(s), ${Date.now() - started} ms`);
           devices.show(d.handle);
           devices.paired(d.deviceId);
+          // The next phone's keys, now that this one no longer waits on the CPU.
+          prepareKeys();
           return 'paired';
         } catch (err) {
           if (!(err instanceof LockdownError)) throw err;
@@ -187,6 +197,7 @@ export class Preflight {
   /** insecure_notification_proxy, observing request_pair; undefined if the phone has none. */
   private async observe(d: DeviceRecord, lockdown: LockdownClient, on: (name: string) => void): Promise<NotificationObserver | undefined> {
     try {
+      const { NotificationObserver, REQUEST_HOST_BUID, REQUEST_PAIR } = await import('./notifications.js');
       const { port } = await lockdown.startService(INSECURE_NOTIFICATION_PROXY);
       const observer = new NotificationObserver(await this.connect(d, port));
       observer.on('notification', on);

@@ -6,12 +6,28 @@
 // Both parsers' results are normalised to one shape, so a value reads the
 // same whichever encoding carried it: integers within ±(2^53-1) are numbers
 // and larger ones bigints, data is a Buffer, and null (which XML cannot
-// carry and plist.build would silently drop) is removed.
+// carry and the XML writer would silently drop) is removed.
 import * as bplist from 'bplist-parser';
-import * as plist from 'plist';
 import { randomUUID } from 'node:crypto';
 
 import { bplistStructureProblem } from './bplist-guard.js';
+import { writeXmlPlist } from './plist-xml-writer.js';
+
+// XML is read by the plist package's parse(), loaded from its own module:
+// the package's index also loads build() and with it xmlbuilder, 34 files
+// that toXml no longer needs (plist-xml-writer.ts) and every daemon and sim
+// start would read. The package's exports map names only its index, so the
+// module is found beside it; should a later version move it, the index is
+// loaded instead (the same parser, a slower start).
+const parseXmlDocument: (xml: string) => unknown = await (async () => {
+  try {
+    const own = (await import(new URL('./parse.js', import.meta.resolve('plist')).href)) as { parse?: unknown };
+    if (typeof own.parse === 'function') return own.parse as (xml: string) => unknown;
+  } catch {
+    // moved or renamed: the index below
+  }
+  return (await import('plist')).parse;
+})();
 
 export type PlistValue = string | number | bigint | boolean | Date | Uint8Array | PlistValue[] | PlistDict;
 
@@ -70,7 +86,7 @@ export function parsePlist(bytes: Buffer | Uint8Array, options: ParseOptions = {
     checkXmlShape(text, options.maxNodes ?? Number.POSITIVE_INFINITY);
     const tagged = tagIntegers(text);
     marker = tagged.marker;
-    raw = quietly('XML plist', () => plist.parse(tagged.text));
+    raw = quietly('XML plist', () => parseXmlDocument(tagged.text));
   }
   const value = normalise(raw, marker, 0);
   if (value === undefined) throw new PlistError('plist has no value');
@@ -82,9 +98,9 @@ export function toXml(value: PlistValue): string {
   try {
     // Tabs and a final newline make the output byte-for-byte the shape
     // libplist writes, which is what usbmuxd clients have always seen.
-    return plist.build(encodable as plist.PlistValue, { indent: '\t' }) + '\n';
+    return writeXmlPlist(encodable) + '\n';
   } catch (err) {
-    // xmlbuilder refuses characters XML 1.0 cannot carry (most C0 controls).
+    // Characters XML 1.0 cannot carry (most C0 controls).
     throw new PlistError(`cannot encode as XML plist: ${(err as Error).message}`, { cause: err });
   }
 }
@@ -203,7 +219,7 @@ function normalise(v: unknown, marker: string | undefined, depth: number): Plist
     return out;
   }
   // A keyed-archiver UID has no XML form; CoreFoundation writes it as a
-  // one-key dict, and so does plist.build.
+  // one-key dict, and so do we.
   if (v instanceof bplist.UID) return { UID: v.UID };
   const proto = Object.getPrototypeOf(v);
   // bplist-parser assigns keys with `dict[key] = …`, so a `__proto__` key
@@ -218,13 +234,13 @@ function normalise(v: unknown, marker: string | undefined, depth: number): Plist
   return out;
 }
 
-// plist.build skips null without a word, and for a function or symbol in a
-// dict writes a <key> with no value; a reply missing a key is a protocol bug
-// better caught here than by a client. It also writes any integral number as
-// <integer> with toString(), which for 1e21 and up is "1e+21", an integer
-// nobody can read back (a bplist real or a 16-byte UID gives such numbers):
-// those become bigints, written digit by digit. Returns the value to build,
-// copied only where a number had to change.
+// The XML writer, like plist.build before it, skips null without a word, and
+// for a function or symbol in a dict writes a <key> with no value; a reply
+// missing a key is a protocol bug better caught here than by a client. It
+// also writes any integral number as <integer> with toString(), which for
+// 1e21 and up is "1e+21", an integer nobody can read back (a bplist real or
+// a 16-byte UID gives such numbers): those become bigints, written digit by
+// digit. Returns the value to build, copied only where a number had to change.
 function checkEncodable(v: unknown, depth: number): unknown {
   if (depth > MAX_DEPTH) throw new PlistError('value nested too deeply (or cyclic) for a plist');
   switch (typeof v) {

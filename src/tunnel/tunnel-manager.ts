@@ -24,7 +24,6 @@ import {
 import { parseIpv6 } from '../protocol/ipv6.js';
 import type { TunnelDescription } from '../protocol/tunnel-messages.js';
 import type { Logger } from '../util/log.js';
-import { startCoreDeviceProxyService } from './core-device-proxy.js';
 import { TunnelError } from './errors.js';
 
 /** Where each tunnel's preamble listener binds: local programs only. */
@@ -137,6 +136,8 @@ export class TunnelManager {
     const { engine, devices, log } = this.o;
     const udid = device.serialNumber;
     checkSendMss(sendMss);
+    // Imported at the first start: a daemon that never tunnels never loads it.
+    const { startCoreDeviceProxyService } = await import('./core-device-proxy.js');
     const service = await startCoreDeviceProxyService(this.o, device);
     const gone = () => new TunnelError(`device ${device.deviceId} (${udid}) left while its tunnel was starting`, 'ENODEV');
     if (!devices.has(device) || this.closed) throw gone();

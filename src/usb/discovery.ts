@@ -1,5 +1,7 @@
 // USB discovery: which phones are plugged in, found with the npm `usb`
-// package and opened by the data plane through its own libusb handle.
+// package and opened by the data plane through its own libusb handle. (The
+// daemon's first scan reads sysfs instead and hands over to the package
+// later: sysfs-devices.ts, src/daemon/usb-start.ts.)
 //
 // Why usb@2 (node-usb, C++ over libusb) and not usb@3 (a Rust/nusb rewrite
 // with only the WebUSB API), checked against both packages' code:
@@ -68,7 +70,7 @@ export class UsbDiscovery {
 
   constructor(
     private readonly engine: MuxEngine,
-    private readonly backend: UsbBackend,
+    private backend: UsbBackend,
     private readonly log: Logger,
   ) {
     engine.on('attached', (d) => {
@@ -89,12 +91,27 @@ export class UsbDiscovery {
 
   /** Enumerates now, then (with hotplug) follows attach and detach. */
   start(options: UsbDiscoveryOptions): void {
+    if (this.closed) return;
     if (options.hotplug && !this.listening) {
       this.listening = true;
       this.backend.on('attach', this.onAttach);
       this.backend.on('detach', this.onDetach);
     }
     this.scan();
+  }
+
+  /**
+   * Hands over to another backend: the daemon scans sysfs first and moves to
+   * the usb package for hotplug. Devices already known stay known (the key
+   * is bus-address in both), so the new backend's first scan skips them.
+   */
+  replaceBackend(backend: UsbBackend): void {
+    if (this.listening) {
+      this.backend.removeListener('attach', this.onAttach);
+      this.backend.removeListener('detach', this.onDetach);
+      this.listening = false;
+    }
+    this.backend = backend;
   }
 
   /** Looks at every attached device once (start, tsmuxd -n on SIGUSR2). */
