@@ -97,8 +97,14 @@ c_configuration() {
   echo "the daemon chose configuration $got of $(cat "$d/bNumConfigurations")"
 }
 
-c_daemon_up() {
+# DAEMON_T0: when the daemon was last started, for the start-to-listed figure.
+start_daemon() {
+  DAEMON_T0=$(uptime_s)
   "daemon_${DAEMON}_start"
+}
+
+c_daemon_up() {
+  start_daemon
   # A deadline, not a cost: node starts slowly under TCG on a busy host.
   wait_until 120 test -S "$SOCKET" || { echo "no socket at $SOCKET after 120 s"; return 1; }
   echo "listening on $SOCKET (pid $DAEMON_PID)"
@@ -107,7 +113,7 @@ c_daemon_up() {
 c_listed() {
   t=$(uptime_s)
   wait_until "${1:-60}" listed || { echo "idevice_id -l: '$(idevice_id -l 2>&1 | tr '\n' ' ')', no $UDID"; return 1; }
-  echo "idevice_id -l lists $UDID after $(elapsed "$t") s"
+  echo "idevice_id -l lists $UDID after $(elapsed "$t") s, $(elapsed "$DAEMON_T0") s after the daemon started"
 }
 
 c_info_simple() {
@@ -153,10 +159,10 @@ c_echo() {
 
 c_restart() {
   "daemon_${DAEMON}_stop"
-  "daemon_${DAEMON}_start"
-  c_listed 60 || return 1
+  start_daemon
+  listed_line=$(c_listed 60) || { echo "$listed_line"; return 1; }
   c_info_simple > /dev/null || { echo "ideviceinfo -s failed after the restart"; return 1; }
-  echo "after a daemon restart: listed and ideviceinfo -s answers"
+  echo "after a daemon restart: listed ${listed_line#*lists $UDID after }; ideviceinfo -s answers"
 }
 
 c_unplug() {
