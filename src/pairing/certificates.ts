@@ -34,9 +34,9 @@ async function newRsaKey(): Promise<RsaKey> {
 }
 
 // RSA-2048 generation takes a second or more on a busy machine, and pairing
-// waits on two keys. The daemon starts a phone's pair as soon as the
-// preflight knows the phone needs pairing, and once a pairing is done a
-// spare for the next phone (prepareKeys). Nothing is made at the daemon's
+// waits on two keys. A phone's pair is made when its public key is in
+// (generatePairRecord), and once a pairing is done the daemon makes a spare
+// for the next phone (prepareKeys). Nothing is made at the daemon's
 // start, as usbmuxd makes nothing then: there the generation competed with
 // the start-up itself (seconds of the USB lab's emulated CPU), and a phone
 // this host has paired never needs keys. Nor while a pairing is under way,
@@ -50,7 +50,7 @@ function takeKeys(): Promise<[RsaKey, RsaKey]> {
   return keys;
 }
 
-/** Starts making the next key pair, if none is on the way (preflight: a phone needs pairing, or one was paired). */
+/** Starts making the next key pair, if none is on the way (preflight, once a phone is paired). */
 export function prepareKeys(): void {
   if (spare) return;
   const pair = Promise.all([newRsaKey(), newRsaKey()]);

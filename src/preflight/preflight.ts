@@ -16,8 +16,10 @@
 //
 // A phone this host has paired with needs only the session, so what pairing
 // alone uses (Pair, the certificates, the notification proxy) is imported
-// when a phone needs it, and its RSA keys are started then (unless a spare
-// made after an earlier pairing is ready), as usbmuxd makes them.
+// when a phone needs it, and its RSA keys are made once its public key is
+// in (unless a spare made after an earlier pairing is ready), as usbmuxd
+// makes them. Not sooner: the lab's sim makes its own key on that request,
+// and ours competing with it for the emulated CPU made the request time out.
 import type { Socket } from 'node:net';
 
 import type { DeviceRecord, DeviceTable } from '../devices/device-table.js';
@@ -129,8 +131,6 @@ export class Preflight {
   private async pairLoop(d: DeviceRecord, first: LockdownClient, buid: string): Promise<PreflightResult> {
     const { log, store, devices } = this.o;
     const udid = d.serialNumber;
-    // Two RSA keys, made off the main thread while the requests below go out.
-    prepareKeys();
     const { pairDevice, preparePairRecord } = await import('../pairing/pair.js');
     const { REQUEST_HOST_BUID } = await import('./notifications.js');
     // A connection the session attempt left closed is replaced here, and
