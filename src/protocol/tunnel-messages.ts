@@ -43,7 +43,17 @@ export interface TunnelDescription {
   /** The go-ios-style preamble listener (16-byte IPv6 + u32 LE port, then the stream). */
   preambleHost: string;
   preamblePort: number;
+  /**
+   * 'tun': the host's address is on a kernel interface (`interfaceName`), so
+   * every program reaches the device at serverAddress; 'userspace': only
+   * the daemon's own stack holds it, reached through the preamble listener
+   * and TunnelConnect.
+   */
+  mode: TunnelMode;
+  interfaceName?: string;
 }
+
+export type TunnelMode = 'tun' | 'userspace';
 
 export function tunnelDict(t: TunnelDescription): PlistDict {
   return {
@@ -56,6 +66,8 @@ export function tunnelDict(t: TunnelDescription): PlistDict {
     SendMSS: t.sendMss,
     PreambleHost: t.preambleHost,
     PreamblePort: t.preamblePort,
+    Mode: t.mode,
+    ...(t.interfaceName === undefined ? {} : { Interface: t.interfaceName }),
   };
 }
 
@@ -84,5 +96,8 @@ export function parseTunnelDict(value: PlistValue | undefined): TunnelDescriptio
     sendMss: integer(value, 'SendMSS'),
     preambleHost: text(value, 'PreambleHost'),
     preamblePort: integer(value, 'PreamblePort'),
+    // A daemon from before tunnels had modes ran them all in userspace.
+    mode: value.Mode === 'tun' ? 'tun' : 'userspace',
+    ...(typeof value.Interface === 'string' ? { interfaceName: value.Interface } : {}),
   };
 }

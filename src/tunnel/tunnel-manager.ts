@@ -9,6 +9,8 @@
 // device that leaves, or a tunnel that the data plane ends (TLS, a bad
 // packet, the device resetting it), is forgotten with a log line that says
 // why; a failed start ends that start only.
+import { EventEmitter } from 'node:events';
+
 import type { DeviceRecord, DeviceTable } from '../devices/device-table.js';
 import type { MuxEngine, TunnelClosedEvent } from '../native/mux-engine.js';
 import type { PairRecordStore } from '../pairing/store.js';
@@ -58,7 +60,21 @@ export function checkSendMss(mss: number): number {
   return mss;
 }
 
-export class TunnelManager {
+export interface TunnelDown {
+  udid: string;
+  deviceId: number;
+  handle: number;
+  why: string;
+  /** Stopped on request (TunnelStop, the API, the daemon stopping), not failed. */
+  requested: boolean;
+}
+
+export interface TunnelManagerEvents {
+  up: [ManagedTunnel];
+  down: [TunnelDown];
+}
+
+export class TunnelManager extends EventEmitter<TunnelManagerEvents> {
   private readonly byHandle = new Map<number, ManagedTunnel>();
   private readonly byTunnel = new Map<number, ManagedTunnel>();
   private readonly starting = new Map<number, Promise<ManagedTunnel>>();
@@ -67,6 +83,7 @@ export class TunnelManager {
   private closed = false;
 
   constructor(private readonly o: TunnelManagerOptions) {
+    super();
     checkSendMss(o.defaultSendMss ?? DEFAULT_SEND_MSS);
     o.engine.on('tunnelClosed', this.onTunnelClosed);
     o.engine.on('detached', this.onDetached);
@@ -98,7 +115,7 @@ export class TunnelManager {
   stop(device: DeviceRecord, why = 'stopped on request'): boolean {
     const t = this.byHandle.get(device.handle);
     if (!t) return false;
-    this.forget(t, why);
+    this.forget(t, why, true);
     this.closeQuietly(t.tunnel);
     return true;
   }
@@ -127,7 +144,7 @@ export class TunnelManager {
     this.o.engine.off('tunnelClosed', this.onTunnelClosed);
     this.o.engine.off('detached', this.onDetached);
     for (const t of this.list()) {
-      this.forget(t, 'the daemon is stopping');
+      this.forget(t, 'the daemon is stopping', true);
       this.closeQuietly(t.tunnel);
     }
   }
@@ -167,6 +184,7 @@ export class TunnelManager {
         sendMss: mss,
         preambleHost: PREAMBLE_HOST,
         preamblePort,
+        mode: 'userspace',
         startedAt: Date.now(),
       };
       this.byHandle.set(device.handle, t);
@@ -174,6 +192,7 @@ export class TunnelManager {
       log.notice(
         `tunnel to ${udid} up: [${t.address}] <-> [${t.serverAddress}], RSD port ${t.serverRsdPort}, MTU ${t.mtu}, send MSS ${mss}, preamble ${PREAMBLE_HOST}:${preamblePort}`,
       );
+      this.emit('up', t);
       return t;
     } catch (err) {
       this.closeQuietly(tunnel);
@@ -193,10 +212,11 @@ export class TunnelManager {
     this.closeQuietly(t.tunnel);
   }
 
-  private forget(t: ManagedTunnel, why: string): void {
+  private forget(t: ManagedTunnel, why: string, requested = false): void {
     if (this.byHandle.get(t.handle) === t) this.byHandle.delete(t.handle);
     this.byTunnel.delete(t.tunnel);
     this.o.log.notice(`tunnel to ${t.udid} closed: ${why}`);
+    this.emit('down', { udid: t.udid, deviceId: t.deviceId, handle: t.handle, why, requested });
   }
 
   /** A tunnel the data plane may have ended already. */
