@@ -58,6 +58,7 @@ Napi::Value configureTunnelJs(engine::Engine& engine, const Napi::CallbackInfo& 
 Napi::Value tunnelConnectJs(engine::Engine& engine, const Napi::CallbackInfo& info);
 Napi::Value attachTunnelClientJs(engine::Engine& engine, const Napi::CallbackInfo& info);
 Napi::Value listenTunnelPreambleJs(engine::Engine& engine, const Napi::CallbackInfo& info);
+Napi::Value openTunnelInterfaceJs(engine::Engine& engine, const Napi::CallbackInfo& info);
 Napi::Value closeTunnelJs(engine::Engine& engine, const Napi::CallbackInfo& info);
 void initPeerCredentials(Napi::Env env, Napi::Object exports);
 

@@ -67,6 +67,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
             InstanceMethod<&EngineWrap::tunnelConnect>("tunnelConnect"),
             InstanceMethod<&EngineWrap::attachTunnelClient>("attachTunnelClient"),
             InstanceMethod<&EngineWrap::listenTunnelPreamble>("listenTunnelPreamble"),
+            InstanceMethod<&EngineWrap::openTunnelInterface>("openTunnelInterface"),
             InstanceMethod<&EngineWrap::closeTunnel>("closeTunnel"),
             InstanceMethod<&EngineWrap::stats>("stats"),
             InstanceMethod<&EngineWrap::requestSnapshot>("requestSnapshot"),
@@ -358,6 +359,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   Napi::Value tunnelConnect(const Napi::CallbackInfo& info) { return tunnelConnectJs(live(info.Env()), info); }
   Napi::Value attachTunnelClient(const Napi::CallbackInfo& info) { return attachTunnelClientJs(live(info.Env()), info); }
   Napi::Value listenTunnelPreamble(const Napi::CallbackInfo& info) { return listenTunnelPreambleJs(live(info.Env()), info); }
+  Napi::Value openTunnelInterface(const Napi::CallbackInfo& info) { return openTunnelInterfaceJs(live(info.Env()), info); }
   Napi::Value closeTunnel(const Napi::CallbackInfo& info) { return closeTunnelJs(live(info.Env()), info); }
 
   Napi::Value stats(const Napi::CallbackInfo& info) {

@@ -134,6 +134,26 @@ Napi::Value listenTunnelPreambleJs(engine::Engine& engine, const Napi::CallbackI
   return Napi::Number::New(env, bound);
 }
 
+Napi::Value openTunnelInterfaceJs(engine::Engine& engine, const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t id = argUint(info, 0, "tunnel", UINT32_MAX);
+  Napi::Object o = argObject(info, 1, "setup");
+  tunnel::TunSetup setup;
+  setup.namePattern = stringField(env, o, "namePattern");
+  if (setup.namePattern.empty() || setup.namePattern.size() > tunnel::kMaxInterfaceName ||
+      setup.namePattern.find('/') != std::string::npos) {
+    throwError(env, codes::kInvalidArgument,
+               "namePattern must be 1-" + std::to_string(tunnel::kMaxInterfaceName) + " characters, without '/'");
+  }
+  setup.address = ipv6FromJs(env, o.Get("address"), "address");
+  setup.prefixLength = uint8_t(optionalUint(env, o, "prefixLength", 1, 128, 64));
+  setup.mtu = optionalUint(env, o, "mtu", tunnel::kMinMtu, tunnel::kMaxMtu, 0);
+  if (setup.mtu == 0) throwError(env, codes::kInvalidArgument, "mtu is required");
+  std::string name, error;
+  if (!engine.openTunnelInterface(id, setup, name, error)) throwError(env, codes::kSystem, error);
+  return Napi::String::New(env, name);
+}
+
 Napi::Value closeTunnelJs(engine::Engine& engine, const Napi::CallbackInfo& info) {
   engine.closeTunnel(argUint(info, 0, "tunnel", UINT32_MAX));
   return info.Env().Undefined();

@@ -109,6 +109,11 @@ class Engine : public mux::SessionObserver, public tunnel::TunnelObserver {
   uint32_t tunnelConnect(uint32_t tunnel, const ip6_addr_t& address, uint16_t port, uint64_t timeoutMs);
   bool attachTunnelClient(uint32_t stream, int fd, std::vector<uint8_t> pipelined, std::string& error);
   uint16_t listenTunnelPreamble(uint32_t tunnel, const std::string& host, uint16_t port, std::string& error);
+  // Host, after configureTunnel: a kernel TUN interface for the tunnel, made
+  // here on the caller's thread (so a failure is the caller's to report and
+  // fall back from) and handed to the tunnel; false with `error` if the
+  // kernel refused.
+  bool openTunnelInterface(uint32_t tunnel, const tunnel::TunSetup& setup, std::string& name, std::string& error);
   void closeTunnel(uint32_t tunnel);
   // Device role: a port target that serves CoreDeviceProxy with this identity.
   std::shared_ptr<InProcessService> tunnelService(std::string certPem, std::string keyPem);

@@ -186,6 +186,18 @@ uint16_t Engine::listenTunnelPreamble(uint32_t tunnelId, const std::string& host
   return bound;
 }
 
+bool Engine::openTunnelInterface(uint32_t tunnelId, const tunnel::TunSetup& setup, std::string& name,
+                                 std::string& error) {
+  int fd = tunnel::openTunInterface(setup, name, error);
+  if (fd < 0) return false;
+  loop_.post([this, tunnelId, fd, name] {
+    tunnel::Tunnel* t = findTunnel(tunnelId);
+    if (t) t->attachTun(fd, name);  // closes it if the tunnel is no longer running
+    else ::close(fd);
+  });
+  return true;
+}
+
 void Engine::closeTunnel(uint32_t id) {
   loop_.post([this, id] {
     if (tunnel::Tunnel* t = findTunnel(id)) t->close("ECANCELED", "closed by the daemon");
@@ -221,6 +233,13 @@ void Engine::onTunnelClosed(tunnel::Tunnel& t, const char* code, const std::stri
                 " (queue full), " + std::to_string(c.droppedLoss) + " (loss), " +
                 std::to_string(c.droppedOversize) + " (oversize), " + std::to_string(c.droppedMalformed) +
                 " (headers cut short), " + std::to_string(c.droppedOverMtu) + " (ours, over the MTU)");
+  }
+  if (!t.tunName().empty()) {
+    emitLog(t.handle(), "info",
+            "tunnel " + std::to_string(t.id()) + " on " + t.tunName() + ": " + std::to_string(c.packetsToKernel) +
+                " packets to the kernel, " + std::to_string(c.packetsFromKernel) + " from it; dropped " +
+                std::to_string(c.droppedKernelFull) + " (its queue full), " + std::to_string(c.droppedKernelFiltered) +
+                " (not for the phone: multicast, link-local, over the MTU)");
   }
   tunnels_.erase(t.id());  // retired: freed after the turn, or when its last draining stream ends
 }

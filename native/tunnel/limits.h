@@ -52,6 +52,11 @@ inline constexpr uint64_t kDefaultStreamConnectTimeoutMs = 10000;
 // socket for this long before the socket is closed.
 inline constexpr uint64_t kStreamDrainTimeoutMs = 30000;
 
+// lwIP's own local TCP ports (lwipopts.h, TCP_LOCAL_PORT_RANGE_START):
+// above Linux's default ephemeral range (32768-60999), so in TUN mode a
+// segment's destination port says whether lwIP or the kernel owns it.
+inline constexpr uint16_t kLwipLocalPortFirst = 0xF000;
+
 // The go-ios preamble: 16 bytes of IPv6 destination, a u32 little-endian port.
 inline constexpr size_t kPreambleSize = 20;
 inline constexpr uint64_t kPreambleTimeoutMs = 10000;

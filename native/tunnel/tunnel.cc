@@ -45,6 +45,7 @@ Tunnel::Tunnel(core::EventLoop& loop, Stack& stack, TunnelObserver& observer, Ro
 Tunnel::~Tunnel() {
   if (handshakeTimer_) loop_.cancelTimer(handshakeTimer_);
   stopNetif();
+  closeTun();
 }
 
 void Tunnel::start(mux::Connection* conn) {
@@ -97,6 +98,7 @@ void Tunnel::runDeferred() {
   if (state_ == State::Closed) return;
   sendQueued();
   flushTls();
+  if (tunBacklog_) readTun();
   stack_.poke();
 }
 
@@ -218,6 +220,7 @@ void Tunnel::inputPacket(const uint8_t* packet, size_t len) {
   }
   ++counters_.packetsIn;
   counters_.bytesIn += len;
+  if (tunFd_ >= 0 && kernelOwns(packet, len)) return writeTun(packet, len);
   // A packet over 65535 bytes (a payload within 40 bytes of the u16 limit)
   // does not fit lwIP's u16 pbuf lengths; no MTU we accept allows one.
   struct pbuf* p = len <= 0xFFFF ? pbuf_alloc(PBUF_RAW, u16_t(len), PBUF_RAM) : nullptr;
@@ -271,16 +274,20 @@ err_t Tunnel::output(struct pbuf* p) {
     pbuf_copy_partial(p, scratch_.data(), u16_t(len), 0);
     data = scratch_.data();
   }
+  sendPacket(data, len);
+  return ERR_OK;
+}
+
+void Tunnel::sendPacket(const uint8_t* data, size_t len) {
   if (!tls_->write(data, len)) {
-    // Not here: we are inside lwIP. The failure is handled at the end of the turn.
+    // Not here: we may be inside lwIP. The failure is handled at the end of the turn.
     deferredFailure_ = "TLS: " + tls_->error();
     loop_.defer(this);
-    return ERR_OK;
+    return;
   }
   ++counters_.packetsOut;
   counters_.bytesOut += len;
   loop_.defer(this);  // flushTls() at the end of the turn
-  return ERR_OK;
 }
 
 // The TLS output so far, in mux packets of up to maxPayload() while the
@@ -345,6 +352,7 @@ void Tunnel::fail(const char* code, const std::string& reason) {
   for (auto& [id, stream] : streams_) streams.push_back(stream);
   for (auto& stream : streams) stream->tunnelGone("the tunnel closed: " + reason);
   stopNetif();
+  closeTun();
   queue_.clear();
   queuedBytes_ = 0;
   queueOffset_ = 0;

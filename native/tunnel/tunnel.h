@@ -34,6 +34,7 @@ extern "C" {
 #include "tunnel/preamble_listener.h"
 #include "tunnel/stack.h"
 #include "tunnel/tls_channel.h"
+#include "tunnel/tun_interface.h"
 
 struct tcp_pcb;
 
@@ -72,6 +73,11 @@ struct TunnelCounters {
   uint64_t droppedLoss = 0;
   uint64_t droppedMalformed = 0;  // headers cut short (ipv6_guard.h)
   uint64_t droppedOverMtu = 0;    // lwIP's own packets over the MTU
+  // TUN mode (host): packets handed to the kernel and taken from it.
+  uint64_t packetsToKernel = 0;
+  uint64_t packetsFromKernel = 0;
+  uint64_t droppedKernelFull = 0;     // the TUN's queue was full
+  uint64_t droppedKernelFiltered = 0; // not ours to send: multicast, foreign source, over the MTU
 };
 
 class TunnelObserver {
@@ -114,6 +120,12 @@ class Tunnel : public mux::ConnectionIo, public core::Deferred, public std::enab
   void connectSocket(int fd, const ip6_addr_t& address, uint16_t port);
   // Host: a preamble listener that lives as long as the tunnel.
   void addPreambleListener(std::shared_ptr<PreambleListener> listener);
+  // Host, TUN mode: the tunnel's kernel interface (tun_interface.h), owned
+  // from here on. Packets for the host that lwIP does not own (every TCP
+  // port below kLwipLocalPortFirst, ICMPv6) go to the kernel, and what the
+  // kernel sends from the tunnel address goes into the tunnel.
+  void attachTun(int fd, std::string name);
+  const std::string& tunName() const { return tunName_; }
   Stream* findStream(uint32_t id);
   // Ends the tunnel: the netif goes, the mux connection is reset with
   // `reason`, and each stream either writes what it holds to its socket
@@ -148,6 +160,22 @@ class Tunnel : public mux::ConnectionIo, public core::Deferred, public std::enab
   static err_t netifInit(struct netif* n);
   static err_t netifOutput(struct netif* n, struct pbuf* p, const ip6_addr_t* dest);
   err_t output(struct pbuf* p);
+  // One packet into the tunnel, one TLS record (output() and readTun()).
+  void sendPacket(const uint8_t* data, size_t len);
+  // tunnel_tun.cc
+  class TunPort : public core::Pollable {
+   public:
+    explicit TunPort(Tunnel& tunnel) : tunnel_(tunnel) {}
+    void onPoll(uint32_t) override { tunnel_.readTun(); }
+
+   private:
+    Tunnel& tunnel_;
+  };
+  void readTun();
+  bool kernelOwns(const uint8_t* packet, size_t len) const;
+  void writeTun(const uint8_t* packet, size_t len);
+  bool kernelMaySend(const uint8_t* packet, size_t len) const;
+  void closeTun();
   void processInput();
   void takeInbound();
   void takeFrame();
@@ -200,6 +228,15 @@ class Tunnel : public mux::ConnectionIo, public core::Deferred, public std::enab
   std::string deferredFailure_;  // a failure found inside an lwIP callback
   uint32_t packetsThisTurn_ = 0;
   std::uniform_real_distribution<double> unit_{0.0, 1.0};
+
+  // TUN mode. Lifetime: the port is registered with the loop while tunFd_
+  // is open, and both go in closeTun(), before the tunnel does.
+  int tunFd_ = -1;
+  std::string tunName_;
+  std::unique_ptr<TunPort> tunPort_;
+  bool tunBacklog_ = false;  // stopped reading before EAGAIN: read on in runDeferred()
+  bool tunWriteFailed_ = false;
+  std::vector<uint8_t> tunBuffer_;
 };
 
 }  // namespace tsmuxd::tunnel

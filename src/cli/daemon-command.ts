@@ -106,6 +106,9 @@ export async function runDaemonCommand(argv: string[]): Promise<number> {
       'sim-tunnel-drop-oversize': { type: 'string' },
       'sim-tunnel-loss-rate': { type: 'string' },
       'tunnel-mss': { type: 'string' },
+      tunnels: { type: 'string' },
+      tun: { type: 'string' },
+      'tun-prefix': { type: 'string' },
       'no-usb': { type: 'boolean' },
       window: { type: 'string' },
     },
@@ -141,6 +144,18 @@ export async function runDaemonCommand(argv: string[]): Promise<number> {
       checkSendMss(tunnelSendMss);
     } catch (err) {
       throw new Error(`--tunnel-mss: ${(err as Error).message}`);
+    }
+  }
+  const tunnels = values.tunnels ?? 'auto';
+  if (tunnels !== 'auto' && tunnels !== 'off') throw new Error(`--tunnels is auto or off, not '${tunnels}'`);
+  const tun = values.tun ?? 'auto';
+  if (tun !== 'auto' && tun !== 'off') throw new Error(`--tun is auto or off, not '${tun}'`);
+  if (values['tun-prefix'] !== undefined) {
+    const { checkTunPrefix } = await import('../tunnel/kernel-interface.js');
+    try {
+      checkTunPrefix(values['tun-prefix']);
+    } catch (err) {
+      throw new Error(`--tun-prefix: ${(err as Error).message}`);
     }
   }
   const log = new Logger({
@@ -197,6 +212,9 @@ export async function runDaemonCommand(argv: string[]): Promise<number> {
       simTrust,
       simArgs,
       tunnelSendMss,
+      tunnels,
+      tun,
+      tunPrefix: values['tun-prefix'],
       preflight: !values['no-preflight'],
       simStateDir: values['sim-state'] ?? defaultSimStateDir(),
       usb: values['no-usb'] ? 'off' : values['disable-hotplug'] ? 'manual' : 'hotplug',

@@ -29,6 +29,11 @@ export const DAEMON_HELP = `usage: tsmuxd [options]
       --sim-tunnel-drop-oversize N  as a phone under load, they drop tunnel packets over N bytes
       --sim-tunnel-loss-rate R  they drop this fraction of tunnel packets (0 to <1)
       --tunnel-mss N     the send MSS of CoreDeviceProxy tunnels (default 1340)
+      --tunnels auto|off each paired iOS 17.4+ phone gets its tunnel without
+                         being asked, rebuilt with backoff (default auto)
+      --tun auto|off     give each tunnel a kernel interface when the daemon
+                         may (root or CAP_NET_ADMIN); else userspace (default auto)
+      --tun-prefix NAME  the interfaces' name prefix (default tsmux: tsmux0...)
       --no-usb           do not use libusb
       --window BYTES     receive window we advertise per connection (default 256K; K/M suffixes)
 `;

@@ -4,7 +4,7 @@
 // its phone here (runPeerMain), taking the supervisor's prepared
 // environment (src/supervisor/sim-process.ts) as defaults for its flags.
 // Each prints JSON lines on stdout (ready, unplugged, plugged, link-lost),
-// and takes commands as lines on stdin ("trust", "deny", "unplug", "plug",
+// and takes commands as lines on stdin ("trust", "deny", "unplug", "plug", "drop-tunnels",
 // "replug [ms]", each optionally followed by a sim index) and as signals
 // (SIGUSR1 trust, SIGUSR2 deny, SIGHUP replug, all sims). A sim whose host
 // goes away keeps trying to plug back in, as a phone left on the cable would
@@ -59,7 +59,7 @@ export const SIM_HELP = `usage: tsmuxd sim (--cable PATH | --ffs DIR) [options]
   --tunnel-loss-rate R     drop this fraction (0 to <1) of the tunnel packets from the host
                            (tunnels print "tunnel", "tunnel-closed" and "tunnel-refused" events)
 
-stdin commands: trust|deny|unplug|plug|replug [INDEX] [MS]   (no index: every phone)
+stdin commands: trust|deny|unplug|plug|replug|drop-tunnels [INDEX] [MS]   (no index: every phone)
 signals: SIGUSR1 trust, SIGUSR2 deny, SIGHUP replug (with --ffs: print the data-plane
 counters, as the lab's UDC owns plugging), SIGTERM quit
 `;
@@ -274,6 +274,9 @@ async function runPhones(values: SimValues): Promise<number> {
         case 'plug':
           p.plug();
           emit({ event: 'plugged', index: i, udid: p.identity.udid });
+          break;
+        case 'drop-tunnels':
+          emit({ event: 'tunnels-dropped', index: i, udid: p.identity.udid, count: p.tunnels.dropAll() });
           break;
         case 'replug':
           emit({ event: 'unplugged', index: i, udid: p.identity.udid });

@@ -25,6 +25,8 @@ import type { UsbDiscovery } from '../usb/discovery.js';
 import type { SocketAddress } from '../protocol/address.js';
 import { UsbmuxServer } from '../server/server.js';
 import { TunnelManager } from '../tunnel/tunnel-manager.js';
+import { AutoTunnels, type TunnelsSetting } from '../tunnel/auto-tunnels.js';
+import { KernelInterfaces, type TunSetting } from '../tunnel/kernel-interface.js';
 
 export interface DaemonOptions {
   address: SocketAddress;
@@ -52,6 +54,16 @@ export interface DaemonOptions {
   simArgs?: string[];
   /** The send MSS of a tunnel whose start names none (1340 when omitted). */
   tunnelSendMss?: number;
+  /**
+   * 'auto': each phone preflight finds paired gets its CoreDeviceProxy
+   * tunnel without being asked (iOS 17.4+). Off when omitted (library use
+   * and tests); the command's default is auto.
+   */
+  tunnels?: TunnelsSetting;
+  /** 'auto': each tunnel also gets a kernel interface where the daemon may make one. Off when omitted; the command's default is auto. */
+  tun?: TunSetting;
+  /** The kernel interfaces' name prefix (tsmux: tsmux0, tsmux1...). */
+  tunPrefix?: string;
   /** Unread notifications after which a Listen client is closed (1 MiB when omitted). */
   maxUnreadNotificationBytes?: number;
   /** Check each phone through lockdownd (and pair it) before listing it; default true, off is usbmuxd's -p. */
@@ -72,6 +84,7 @@ export class Daemon {
   readonly engine: MuxEngine;
   readonly devices: DeviceTable;
   readonly tunnels: TunnelManager;
+  autoTunnels?: AutoTunnels;
   private sims?: SimSupervisor;
   preflight?: Preflight;
   private usb?: UsbDiscovery;
@@ -112,7 +125,16 @@ export class Daemon {
     const runDir = mkdtempSync(join(tmpdir(), 'tsmuxd-run-'));
     // Under -U the daemon removes it after its drop, as that user.
     if (options.uid !== undefined && process.getuid?.() === 0) chownSync(runDir, options.uid, options.gid ?? options.uid);
-    const tunnels = new TunnelManager({ engine, devices, store, log, socketDir: runDir, defaultSendMss: options.tunnelSendMss });
+    const interfaces = options.tun === 'auto' ? new KernelInterfaces(engine, log, 'auto', options.tunPrefix) : undefined;
+    const tunnels = new TunnelManager({
+      engine,
+      devices,
+      store,
+      log,
+      socketDir: runDir,
+      defaultSendMss: options.tunnelSendMss,
+      interfaces,
+    });
     const server = new UsbmuxServer({
       address: options.address,
       engine,
@@ -123,6 +145,8 @@ export class Daemon {
       maxUnreadNotificationBytes: options.maxUnreadNotificationBytes,
     });
     const daemon = new Daemon(options, store, server, engine, devices, tunnels, log, runDir);
+    // Started from preflight's "paired": without a preflight nothing starts them.
+    if (options.tunnels === 'auto' && options.preflight !== false) daemon.autoTunnels = new AutoTunnels({ tunnels, devices, log });
     if (options.preflight !== false) {
       daemon.preflight = new Preflight({
         engine,
@@ -131,6 +155,7 @@ export class Daemon {
         log,
         socketDir: runDir,
         retryMs: options.preflightRetryMs,
+        onPaired: (d) => daemon.autoTunnels?.paired(d),
       });
     }
     try {
@@ -217,6 +242,7 @@ export class Daemon {
     this.stopped = true;
     await this.server.close();
     this.usb?.close();
+    this.autoTunnels?.close();
     this.tunnels.close();
     this.engine.close();
     await this.sims?.stop();

@@ -329,6 +329,7 @@ export interface NativeEngine {
   attachTunnelClient(stream: number, fd: number, pipelined?: Buffer): void;
   /** Host: a loopback listener speaking go-ios's preamble (16-byte IPv6 + u32 LE port); returns the bound port. */
   listenTunnelPreamble(tunnel: number, host: string, port: number): number;
+  openTunnelInterface(tunnel: number, setup: { namePattern: string; address: string; prefixLength?: number; mtu: number }): string;
   closeTunnel(tunnel: number): void;
   stats(): EngineStats;
   /**

@@ -298,6 +298,16 @@ export class MuxEngine extends EventEmitter<MuxEngineEvents> {
     return this.native.listenTunnelPreamble(tunnel, host, port);
   }
 
+  /**
+   * Host, after configureTunnel: a kernel TUN interface named from
+   * `namePattern` (one %d, the kernel's pick), with the host's address and
+   * the MTU, up; returns its name. Throws the kernel's reason (EPERM without
+   * CAP_NET_ADMIN, ENOENT without /dev/net/tun).
+   */
+  openTunnelInterface(tunnel: number, setup: { namePattern: string; address: string; prefixLength?: number; mtu: number }): string {
+    return this.native.openTunnelInterface(tunnel, setup);
+  }
+
   /** Ends a tunnel in either role; its streams are reset, and tunnelClosed follows. */
   closeTunnel(tunnel: number): void {
     this.native.closeTunnel(tunnel);

@@ -46,6 +46,8 @@ export interface PreflightOptions {
   /** How often Pair is asked again while the Trust dialog shows (default 2 s). */
   retryMs?: number;
   lockdownTimeoutMs?: number;
+  /** A phone is paired with this host and listed (the automatic tunnels start from here). */
+  onPaired?: (d: DeviceRecord) => void;
 }
 
 export type PreflightResult = 'paired' | 'not-lockdown' | 'denied' | 'gone' | 'failed';
@@ -73,6 +75,7 @@ export class Preflight {
         // Whatever happened, a phone that is still there is listed.
         if (this.o.devices.has(d)) this.o.devices.show(d.handle);
         this.running.delete(d);
+        if (r === 'paired' && this.o.devices.has(d)) this.o.onPaired?.(d);
         return r;
       });
     this.running.set(d, run);

@@ -14,6 +14,15 @@ import type { PlistDict } from '../protocol/plist-codec.js';
 import { TunnelError } from './errors.js';
 
 export const NO_CORE_DEVICE_PROXY = 'this device has no CoreDeviceProxy (iOS 17.4+)';
+/** The first iOS with CoreDeviceProxy (reference tunnel-wifi-remote §1). */
+export const CORE_DEVICE_PROXY_SINCE = [17, 4] as const;
+
+/** Is a dotted version ("16.7", "17.3.1") below 17.4? Text that is not a version is not (the phone is asked). */
+export function predatesCoreDeviceProxy(version: string): boolean {
+  if (!/^\d+(\.\d+)*$/.test(version)) return false;
+  const [major = 0, minor = 0] = version.split('.').map(Number);
+  return major < CORE_DEVICE_PROXY_SINCE[0] || (major === CORE_DEVICE_PROXY_SINCE[0] && minor < CORE_DEVICE_PROXY_SINCE[1]);
+}
 
 export interface LockdownReach {
   engine: MuxEngine;
@@ -54,6 +63,11 @@ export async function startCoreDeviceProxyService(reach: LockdownReach, device: 
   const lockdown = new LockdownClient(socket, { label: 'tsmuxd', timeoutMs: reach.lockdownTimeoutMs });
   try {
     await lockdown.startSession(hostId, buid, { cert, key });
+    // Asking an older phone for the service would only fail; its version says so first.
+    const version = await lockdown.getValue('ProductVersion');
+    if (typeof version === 'string' && predatesCoreDeviceProxy(version)) {
+      throw new TunnelError(`${NO_CORE_DEVICE_PROXY}; it runs iOS ${version}`, 'ENOCOREDEVICEPROXY');
+    }
     let service: { port: number; ssl: boolean };
     try {
       service = await lockdown.startService(CORE_DEVICE_PROXY_SERVICE);

@@ -27,6 +27,7 @@ import { parseIpv6 } from '../protocol/ipv6.js';
 import type { TunnelDescription } from '../protocol/tunnel-messages.js';
 import type { Logger } from '../util/log.js';
 import { TunnelError } from './errors.js';
+import type { KernelInterfaces } from './kernel-interface.js';
 
 /** Where each tunnel's preamble listener binds: local programs only. */
 export const PREAMBLE_HOST = '127.0.0.1';
@@ -51,6 +52,8 @@ export interface TunnelManagerOptions {
   lockdownTimeoutMs?: number;
   /** How long a tunnel TCP connect may take (the engine's connect timeout when omitted). */
   connectTimeoutMs?: number;
+  /** Kernel interfaces for tunnels (TUN mode) where the daemon may make them; userspace only when omitted. */
+  interfaces?: KernelInterfaces;
 }
 
 export function checkSendMss(mss: number): number {
@@ -67,6 +70,8 @@ export interface TunnelDown {
   why: string;
   /** Stopped on request (TunnelStop, the API, the daemon stopping), not failed. */
   requested: boolean;
+  /** When it came up (ms since the epoch). */
+  startedAt: number;
 }
 
 export interface TunnelManagerEvents {
@@ -172,6 +177,7 @@ export class TunnelManager extends EventEmitter<TunnelManagerEvents> {
       const mss = Math.min(sendMss, answer.mtu - TCP_IPV6_OVERHEAD);
       engine.configureTunnel(tunnel, { localAddress: answer.clientAddress, peerAddress: answer.serverAddress, mtu: answer.mtu, sendMss: mss });
       const preamblePort = engine.listenTunnelPreamble(tunnel, PREAMBLE_HOST, 0);
+      const kernel = this.o.interfaces?.attach(tunnel, udid, answer.clientAddress, mss) ?? { mode: 'userspace' as const };
       const t: ManagedTunnel = {
         tunnel,
         handle: device.handle,
@@ -184,13 +190,13 @@ export class TunnelManager extends EventEmitter<TunnelManagerEvents> {
         sendMss: mss,
         preambleHost: PREAMBLE_HOST,
         preamblePort,
-        mode: 'userspace',
+        ...kernel,
         startedAt: Date.now(),
       };
       this.byHandle.set(device.handle, t);
       this.byTunnel.set(tunnel, t);
       log.notice(
-        `tunnel to ${udid} up: [${t.address}] <-> [${t.serverAddress}], RSD port ${t.serverRsdPort}, MTU ${t.mtu}, send MSS ${mss}, preamble ${PREAMBLE_HOST}:${preamblePort}`,
+        `tunnel to ${udid} up: [${t.address}] <-> [${t.serverAddress}], RSD port ${t.serverRsdPort}, MTU ${t.mtu}, send MSS ${mss}, preamble ${PREAMBLE_HOST}:${preamblePort}, ${kernel.interfaceName ? `interface ${kernel.interfaceName}` : 'userspace'}`,
       );
       this.emit('up', t);
       return t;
@@ -216,7 +222,7 @@ export class TunnelManager extends EventEmitter<TunnelManagerEvents> {
     if (this.byHandle.get(t.handle) === t) this.byHandle.delete(t.handle);
     this.byTunnel.delete(t.tunnel);
     this.o.log.notice(`tunnel to ${t.udid} closed: ${why}`);
-    this.emit('down', { udid: t.udid, deviceId: t.deviceId, handle: t.handle, why, requested });
+    this.emit('down', { udid: t.udid, deviceId: t.deviceId, handle: t.handle, why, requested, startedAt: t.startedAt });
   }
 
   /** A tunnel the data plane may have ended already. */

@@ -236,6 +236,8 @@ export function spawnDaemon(
   wrap: string[] = [],
 ): DaemonProcess {
   assertBuilt();
+  // The daemon command (not a subcommand such as sim): tunnels only where a test asks.
+  if (args[0]?.startsWith('-') && !args.includes('--tunnels')) args = [...args, '--tunnels', 'off'];
   const command = [...wrap, process.execPath, ...DAEMON_NODE_FLAGS, MAIN_JS, ...args];
   const child = killOnExit(spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env }));
   let status: Exit | null = null;

@@ -79,6 +79,13 @@
 #define LWIP_TCP_KEEPALIVE              0 /* the mux connection under the tunnel is the liveness check */
 #define LWIP_TCP_TIMESTAMPS             0
 #define TCP_CALCULATE_EFF_SEND_MSS      1
+/* Our own streams' local ports, 61440-65535: above Linux's ephemeral range,
+ * so a tunnel in TUN mode gives lwIP these and the kernel the rest
+ * (tunnel_tun.cc; kLwipLocalPortFirst in limits.h). The mask keeps a random
+ * start inside the range, which must stay a power-of-two block. */
+#define TCP_LOCAL_PORT_RANGE_START      0xf000
+#define TCP_LOCAL_PORT_RANGE_END        0xffff
+#define TCP_ENSURE_LOCAL_PORT_RANGE(port) ((u16_t)(((port) & (u16_t)~TCP_LOCAL_PORT_RANGE_START) + TCP_LOCAL_PORT_RANGE_START))
 /* The fast timer (delayed ACKs, refused data) ticks every TCP_TMR_INTERVAL;
  * the slow one (retransmission, timeouts) every second tick, and the RTO is
  * counted in slow ticks. lwIP's 250 ms makes every retransmission timeout at

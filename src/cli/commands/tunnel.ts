@@ -31,6 +31,9 @@ function describe(t: TunnelDescription): string {
     `  RSD port        ${t.serverRsdPort}`,
     `  MTU             ${t.mtu} (send MSS ${t.sendMss})`,
     `  preamble        ${t.preambleHost}:${t.preamblePort} (16-byte IPv6 + u32 LE port, then the stream)`,
+    t.mode === 'tun'
+      ? `  mode            tun: kernel interface ${t.interfaceName}; any program reaches [${t.serverAddress}]:PORT`
+      : '  mode            userspace: reach it through the preamble listener, TunnelConnect or forward',
     '',
     'Reach ports inside it:',
     `  tsmuxd rsd --udid ${t.udid}                     the services and their ports`,
@@ -64,8 +67,9 @@ async function list(usbmux: UsbmuxClient, json: boolean): Promise<number> {
     String(t.mtu),
     String(t.sendMss),
     `${t.preambleHost}:${t.preamblePort}`,
+    t.mode === 'tun' ? `tun ${t.interfaceName}` : 'userspace',
   ]);
-  process.stdout.write(`${table(['UDID', 'DEVICE', 'HOST ADDRESS', 'DEVICE ADDRESS', 'RSD', 'MTU', 'MSS', 'PREAMBLE'], rows).join('\n')}\n`);
+  process.stdout.write(`${table(['UDID', 'DEVICE', 'HOST ADDRESS', 'DEVICE ADDRESS', 'RSD', 'MTU', 'MSS', 'PREAMBLE', 'MODE'], rows).join('\n')}\n`);
   return 0;
 }
 

@@ -100,6 +100,13 @@ export class SimTunnels {
     return [...this.live.values()];
   }
 
+  /** CoreDeviceProxy dies on the phone: every tunnel's connection is reset; returns how many there were. */
+  dropAll(): number {
+    const ids = [...this.live.keys()];
+    for (const id of ids) this.o.engine.closeTunnel(id);
+    return ids.length;
+  }
+
   close(): void {
     this.o.engine.off('tunnelHandshake', this.onRequest);
     this.o.engine.off('tunnelClosed', this.onClosed);
