@@ -1,0 +1,122 @@
+// Tunnels on kernel interfaces (`--tun auto`, issue 22): run as root, the
+// daemon gives each automatic tunnel a TUN interface with the host's tunnel
+// address, so plain node:net sockets reach the phone through the kernel:
+// the RSD handshake with our XPC host, 64 MiB each way to the sim's sink
+// and from its source (SHA-256 at both ends), beside the same transfer
+// through the daemon's own stack. Two daemons at once get interfaces of
+// their own, and an unplug removes the interface (a replug brings it back).
+import { readFileSync, existsSync } from 'node:fs';
+import net from 'node:net';
+import { networkInterfaces } from 'node:os';
+
+import t, { type Test } from 'tap';
+
+import { downloadVerified, uploadVerified, type VerifiedResult } from '../src/bench/verified.js';
+import { SINK_PORT, SOURCE_PORT } from '../src/protocol/sim-ports.js';
+import type { TunnelDescription } from '../src/protocol/tunnel-messages.js';
+import { HostConnection } from '../src/xpc/host-connection.js';
+import { parsePeerInfo } from '../src/xpc/rsd.js';
+import { assertBuilt, waitUntil } from './helpers/daemon-process.js';
+import { scaledForSanitizers } from './helpers/sanitizers.js';
+import { mbPerSecond, MiB, startTunnelWorld, tunnelClient, type TunnelWorld } from './helpers/tunnel-fixture.js';
+
+assertBuilt();
+
+const EACH_WAY = scaledForSanitizers(64 * MiB, 16);
+const root = process.getuid?.() === 0;
+if (!root || !existsSync('/dev/net/tun')) {
+  t.plan(0, `kernel tunnel interfaces need root (CAP_NET_ADMIN) and /dev/net/tun${root ? '' : '; run as root'}`);
+  process.exit(0);
+}
+
+const hasAddress = (name: string, address: string): boolean =>
+  (networkInterfaces()[name] ?? []).some((a) => a.family === 'IPv6' && a.address === address);
+
+async function tunOf(world: TunnelWorld, udid: string): Promise<TunnelDescription | undefined> {
+  return (await tunnelClient(world.socketPath).listTunnels()).find((x) => x.udid === udid && x.mode === 'tun');
+}
+
+function connectKernel(t: TunnelDescription, port: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host: t.serverAddress, port });
+    s.once('connect', () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
+function intact(t: Test, r: VerifiedResult, what: string): void {
+  t.equal(r.local, r.remote, `${what}: SHA-256 equal at both ends`);
+  t.comment(`${what}: ${(r.bytes / MiB).toFixed(0)} MiB at ${mbPerSecond(r.bytes, r.ms)}`);
+}
+
+const world = await startTunnelWorld(t, {
+  sims: 1,
+  daemonArgs: ['--tunnels', 'auto', '--tun', 'auto'],
+  standalone: { spare: [] },
+});
+const phone = world.phones[0]!;
+const spare = world.standalone.spare!;
+const tunnel = await waitUntil(() => tunOf(world, phone.udid), 60_000, 'the phone\'s tunnel on a kernel interface');
+
+t.test('the interface has the host address, the /64 and an MTU that keeps the MSS at the send MSS', async (t) => {
+  const name = tunnel.interfaceName!;
+  t.match(name, /^tsmux\d+$/, `named ${name}`);
+  const entry = (networkInterfaces()[name] ?? []).find((a) => a.family === 'IPv6' && a.address === tunnel.address);
+  t.ok(entry, `${name} has ${tunnel.address}`);
+  t.equal(entry?.netmask, 'ffff:ffff:ffff:ffff::', 'with the /64');
+  t.equal(Number(readFileSync(`/sys/class/net/${name}/mtu`, 'utf8')), tunnel.sendMss + 60, `MTU ${tunnel.sendMss + 60}: the kernel's MSS is the send MSS`);
+});
+
+t.test('a plain node:net socket completes the RSD handshake through the kernel', async (t) => {
+  const connection = await HostConnection.open(tunnel.serverAddress, tunnel.serverRsdPort, 10_000);
+  try {
+    await connection.handshake();
+    const info = parsePeerInfo((await connection.nextRootMessage()).body!);
+    t.equal(info.udid, phone.udid, 'the phone\'s RSD answers with its UDID');
+    t.ok(info.services.length > 0, `${info.services.length} services listed`);
+  } finally {
+    connection.socket.destroy();
+  }
+});
+
+t.test('64 MiB each way through the kernel, and through the daemon\'s own stack', async (t) => {
+  const up = await connectKernel(tunnel, SINK_PORT);
+  intact(t, await uploadVerified(up, EACH_WAY, 1), 'kernel TCP to the sink');
+  up.destroy();
+  const down = await connectKernel(tunnel, SOURCE_PORT);
+  intact(t, await downloadVerified(down, EACH_WAY), 'kernel TCP from the source');
+  down.destroy();
+  const client = tunnelClient(world.socketPath);
+  const upUser = await client.tunnelConnect(phone.udid, SINK_PORT);
+  intact(t, await uploadVerified(upUser, EACH_WAY, 2), 'userspace (TunnelConnect) to the sink');
+  upUser.destroy();
+  const downUser = await client.tunnelConnect(phone.udid, SOURCE_PORT);
+  intact(t, await downloadVerified(downUser, EACH_WAY), 'userspace (TunnelConnect) from the source');
+  downUser.destroy();
+});
+
+t.test('two daemons at once make interfaces of their own', async (t) => {
+  const other = await startTunnelWorld(t, { sims: 1, daemonArgs: ['--tunnels', 'auto', '--tun', 'auto'] });
+  const theirs = await waitUntil(() => tunOf(other, other.phones[0]!.udid), 60_000, 'the second daemon\'s tunnel');
+  t.not(theirs.interfaceName, tunnel.interfaceName, `${tunnel.interfaceName} and ${theirs.interfaceName}`);
+  t.ok(hasAddress(tunnel.interfaceName!, tunnel.address), 'the first keeps its address');
+  t.ok(hasAddress(theirs.interfaceName!, theirs.address), 'the second has its own');
+  const s = await connectKernel(theirs, SINK_PORT);
+  intact(t, await uploadVerified(s, 4 * MiB, 3), 'the second daemon\'s phone through its interface');
+  s.destroy();
+});
+
+t.test('an unplug removes the interface; a replug brings one back', async (t) => {
+  const before = await waitUntil(() => tunOf(world, spare.udid), 60_000, 'the spare phone\'s tunnel');
+  const name = before.interfaceName!;
+  const unplugged = performance.now();
+  spare.command('unplug');
+  await waitUntil(async () => !networkInterfaces()[name], 30_000, `${name} to go`);
+  t.comment(`${name} gone ${(performance.now() - unplugged).toFixed(0)} ms after the unplug`);
+  t.notOk(await tunOf(world, spare.udid), 'and the tunnel with it');
+  const plugged = performance.now();
+  spare.command('plug');
+  const after = await waitUntil(() => tunOf(world, spare.udid), 60_000, 'a tunnel after the replug');
+  t.ok(hasAddress(after.interfaceName!, after.address), `${after.interfaceName} up with ${after.address}`);
+  t.comment(`interface back ${(performance.now() - plugged).toFixed(0)} ms after the plug (preflight included)`);
+});
