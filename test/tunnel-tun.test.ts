@@ -5,7 +5,8 @@
 // and from its source (SHA-256 at both ends), beside the same transfer
 // through the daemon's own stack. Two daemons at once get interfaces of
 // their own, and an unplug removes the interface (a replug brings it back).
-import { readFileSync, existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import net from 'node:net';
 import { networkInterfaces } from 'node:os';
 
@@ -16,9 +17,10 @@ import { SINK_PORT, SOURCE_PORT } from '../src/protocol/sim-ports.js';
 import type { TunnelDescription } from '../src/protocol/tunnel-messages.js';
 import { HostConnection } from '../src/xpc/host-connection.js';
 import { parsePeerInfo } from '../src/xpc/rsd.js';
-import { assertBuilt, waitUntil } from './helpers/daemon-process.js';
+import { assertBuilt, findOnPath, spawnDaemon, tempDir, waitUntil } from './helpers/daemon-process.js';
 import { scaledForSanitizers } from './helpers/sanitizers.js';
 import { mbPerSecond, MiB, startTunnelWorld, tunnelClient, type TunnelWorld } from './helpers/tunnel-fixture.js';
+import { UsbmuxClient } from '../src/client/usbmux-client.js';
 
 assertBuilt();
 
@@ -119,4 +121,52 @@ t.test('an unplug removes the interface; a replug brings one back', async (t) =>
   const after = await waitUntil(() => tunOf(world, spare.udid), 60_000, 'a tunnel after the replug');
   t.ok(hasAddress(after.interfaceName!, after.address), `${after.interfaceName} up with ${after.address}`);
   t.comment(`interface back ${(performance.now() - plugged).toFixed(0)} ms after the plug (preflight included)`);
+});
+
+const fdsOf = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length;
+const ourInterfaces = (): string[] => Object.keys(networkInterfaces()).filter((n) => /^tsmux\d+$/.test(n));
+
+t.test('20 tunnels up and down in a loop leak no fd and no interface', async (t) => {
+  const client = tunnelClient(world.socketPath);
+  await client.stopTunnel(phone.udid);
+  await waitUntil(async () => !(await tunOf(world, phone.udid)), 10_000, 'the tunnel to stop');
+  const fds = fdsOf(world.daemon.pid);
+  const interfaces = ourInterfaces().length;
+  const started = performance.now();
+  for (let i = 0; i < 20; i++) {
+    const up = await client.startTunnel(phone.udid);
+    if (up.mode !== 'tun') t.fail(`cycle ${i}: ${up.mode} mode`);
+    await client.stopTunnel(phone.udid);
+  }
+  t.comment(`20 cycles in ${(performance.now() - started).toFixed(0)} ms`);
+  await waitUntil(async () => fdsOf(world.daemon.pid) <= fds && ourInterfaces().length === interfaces, 10_000, 'the fds and interfaces to settle');
+  t.ok(fdsOf(world.daemon.pid) <= fds, `daemon fds ${fds} before, ${fdsOf(world.daemon.pid)} after`);
+  t.equal(ourInterfaces().length, interfaces, 'no interface left behind');
+  const back = await client.startTunnel(phone.udid);
+  t.equal(back.mode, 'tun', 'and one more comes up');
+});
+
+t.test('without CAP_NET_ADMIN the tunnel runs in userspace, and says so once', async (t) => {
+  const setpriv = findOnPath('setpriv');
+  if (!setpriv) return t.skip('setpriv (util-linux) is not installed');
+  const dir = tempDir(t, 'tsmuxd-nocap-');
+  const socketPath = join(dir, 'sock');
+  const daemon = spawnDaemon(
+    t,
+    ['-f', '-v', '--no-usb', '-S', socketPath, '-P', join(dir, 'pid'), '-C', join(dir, 'lockdown'), '--sim', '2', '--tunnels', 'auto', '--tun', 'auto'],
+    process.env,
+    [setpriv, '--bounding-set=-net_admin', '--inh-caps=-net_admin', '--'],
+  );
+  await daemon.ready(60_000);
+  const client = new UsbmuxClient({ address: { kind: 'unix', path: socketPath }, timeoutMs: 30_000 });
+  const tunnels = await waitUntil(async () => {
+    const list = await client.listTunnels();
+    return list.length === 2 && list;
+  }, 60_000, 'both phones\' tunnels');
+  t.ok(tunnels.every((x) => x.mode === 'userspace'), 'both in userspace mode');
+  const said = daemon.stderr.text.match(/tunnels run in userspace only: no kernel interface \([^\n]*Operation not permitted/g) ?? [];
+  t.equal(said.length, 1, 'one log line for two tunnels, naming the reason');
+  const s = await client.tunnelConnect(tunnels[0]!.udid, SINK_PORT);
+  intact(t, await uploadVerified(s, 4 * MiB, 4), 'userspace fallback to the sink');
+  s.destroy();
 });
