@@ -28,6 +28,7 @@ const NOT_AT_START: Array<[string, RegExp]> = [
   ['a tunnel start', /\/src\/tunnel\/core-device-proxy\./],
   ['pairing', /\/src\/(pairing\/(pair|x509)|preflight\/notifications)\./],
   ['-U', /\/src\/cli\/privileges\./],
+  ['the ws package (the first tunneld /connect loads it)', /\/node_modules\/ws\//],
   ['--help and --sim-trust', /\/src\/(cli\/daemon-help|protocol\/sim-control)\./],
 ];
 
@@ -51,7 +52,9 @@ type Run = { daemon: DaemonProcess; trace: string; address: string };
 async function startTraced(t: Test, dir: string, n: number): Promise<Run> {
   const trace = join(dir, `modules-${n}.txt`);
   const env = { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${PRELOAD}`, TSMUXD_MODULE_TRACE: trace };
-  const args = ['-f', '-S', join(dir, 'sock'), '-P', 'NONE', '-C', join(dir, 'lockdown'), '--no-usb', '--cable', join(dir, 'cable')];
+  // The tunnel APIs on, as the command's defaults have them (on ports of their own here).
+  const apis = ['--tunneld-api', '127.0.0.1:0', '--go-ios-api', '127.0.0.1:0'];
+  const args = ['-f', '-S', join(dir, 'sock'), '-P', 'NONE', '-C', join(dir, 'lockdown'), '--no-usb', '--cable', join(dir, 'cable'), ...apis];
   const daemon = spawnDaemon(t, args, env);
   const address = await daemon.ready(30_000);
   return { daemon, trace, address };
@@ -90,6 +93,9 @@ t.test('the socket up, a phone paired and listed, listed again after a restart',
   t.ok(atStart.some((m) => m.endsWith('/src/server/server.js')), 'the trace sees the daemon load (the server)');
   t.ok(atStart.some((m) => /\/node_modules\/plist\/dist\/parse\.js$/.test(m)), "the plist package's parser is loaded, from its own module");
   checkAbsent(t, atStart, NOT_AT_START, 'socket up');
+  const apiModules = atStart.filter((m) => /\/src\/tunnel-api\//.test(m));
+  t.ok(apiModules.some((m) => m.endsWith('/tunneld-api.js')), 'the tunnel APIs are up when the daemon says ready');
+  t.comment(`${atStart.length} modules loaded when ready, ${apiModules.length} of them the tunnel APIs' (loaded after the socket)`);
 
   const peer = await startPeer({ cable: join(dir, 'cable'), stateDir: join(dir, 'sim') });
   t.teardown(() => peer.close());

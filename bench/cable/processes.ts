@@ -39,6 +39,8 @@ async function waitFor(check: () => boolean, what: string, timeoutMs = 20_000): 
 export async function startDaemon(dir: string, extraArgs: string[] = []): Promise<{ child: ChildProcess; socket: string; cable: string }> {
   const socket = join(dir, 'usbmuxd.sock');
   const cable = join(dir, 'cable');
+  // The tunnel APIs' fixed ports are for a user's daemon; a measured one has them only when asked.
+  for (const flag of ['--tunneld-api', '--go-ios-api']) if (!extraArgs.includes(flag)) extraArgs = [...extraArgs, flag, 'off'];
   const child = spawn(
     process.execPath,
     [CLI, '-f', '-p', '--no-usb', ...extraArgs, '-S', socket, '-P', join(dir, 'tsmuxd.pid'), '-C', join(dir, 'lockdown'), '--cable', cable],

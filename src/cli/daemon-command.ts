@@ -16,6 +16,7 @@ import { Daemon } from '../daemon/daemon.js';
 import type { Account } from './privileges.js';
 import type { TrustMode } from '../protocol/sim-control.js';
 import { checkSendMss } from '../tunnel/tunnel-manager.js';
+import { DEFAULT_GO_IOS_API, DEFAULT_TUNNELD_API, parseApiAddress } from '../tunnel-api/api-address.js';
 
 
 function defaultPidfile(): string {
@@ -34,6 +35,16 @@ function parseWindow(text: string): number {
   const bytes = m ? Number(m[1]) * { '': 1, K: 1024, M: 1 << 20 }[m[2].toUpperCase() as '' | 'K' | 'M'] : NaN;
   if (!(bytes >= 256 && bytes <= 0xffff * 256)) throw new Error(`--window is 256 to ${0xffff * 256} bytes (K/M suffixes), not '${text}'`);
   return bytes;
+}
+
+/** --tunneld-api / --go-ios-api: on by default, `off`, or a loopback HOST:PORT (refused otherwise, before anything starts). */
+function tunnelApiOption(text: string | undefined, flag: string, fallback: string): string | undefined {
+  const chosen = text ?? fallback;
+  try {
+    return parseApiAddress(chosen) ? chosen : undefined;
+  } catch (err) {
+    throw new Error(`${flag}: ${(err as Error).message}`);
+  }
 }
 
 /** uid and gid of a user, from /etc/passwd. */
@@ -111,6 +122,8 @@ export async function runDaemonCommand(argv: string[]): Promise<number> {
       'tun-prefix': { type: 'string' },
       'no-usb': { type: 'boolean' },
       window: { type: 'string' },
+      'tunneld-api': { type: 'string' },
+      'go-ios-api': { type: 'string' },
     },
   });
   if (values.help) {
@@ -122,6 +135,9 @@ export async function runDaemonCommand(argv: string[]): Promise<number> {
   if (values['force-exit']) return signalRunning(pidfile, 'SIGTERM');
   const foreground = Boolean(values.foreground || values.systemd);
   const enableExit = Boolean(values['enable-exit'] || values.udev || values.systemd);
+  // Checked before daemonizing, so a non-loopback ADDR is an error on the terminal.
+  const tunneldApi = tunnelApiOption(values['tunneld-api'], '--tunneld-api', DEFAULT_TUNNELD_API);
+  const goIosApi = tunnelApiOption(values['go-ios-api'], '--go-ios-api', DEFAULT_GO_IOS_API);
   if (!foreground) return daemonize(argv);
 
   const sims = values.sim ? Number(values.sim) : 0;
@@ -221,6 +237,8 @@ export async function runDaemonCommand(argv: string[]): Promise<number> {
       uid: owner?.uid,
       gid: owner?.gid,
       window,
+      tunneldApi,
+      goIosApi,
     });
   } catch (err) {
     log.error(`cannot start: ${(err as Error).message}`);

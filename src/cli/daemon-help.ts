@@ -36,4 +36,8 @@ export const DAEMON_HELP = `usage: tsmuxd [options]
       --tun-prefix NAME  the interfaces' name prefix (default tsmux: tsmux0...)
       --no-usb           do not use libusb
       --window BYTES     receive window we advertise per connection (default 256K; K/M suffixes)
+      --tunneld-api ADDR pymobiledevice3's tunneld HTTP API on loopback ADDR, or off
+                         (default 127.0.0.1:49151; a taken port is a warning)
+      --go-ios-api ADDR  go-ios's tunnel agent HTTP API on loopback ADDR, or off
+                         (default 127.0.0.1:60105)
 `;

@@ -22,6 +22,7 @@ import type { TrustMode } from '../protocol/sim-control.js';
 import type { SimCommand } from '../supervisor/sim-process.js';
 import type { SimSupervisor } from '../supervisor/supervisor.js';
 import type { UsbDiscovery } from '../usb/discovery.js';
+import type { TunnelApiAddresses, TunnelApis } from '../tunnel-api/tunnel-apis.js';
 import type { SocketAddress } from '../protocol/address.js';
 import { UsbmuxServer } from '../server/server.js';
 import { TunnelManager } from '../tunnel/tunnel-manager.js';
@@ -77,6 +78,10 @@ export interface DaemonOptions {
    * no USB the daemon logs one warning and serves the rest.
    */
   usb?: 'off' | 'hotplug' | 'manual';
+  /** pymobiledevice3's tunneld HTTP API on this loopback HOST:PORT (port 0: any); off when omitted or 'off'. */
+  tunneldApi?: string;
+  /** go-ios's tunnel agent HTTP API on this loopback HOST:PORT; off when omitted or 'off'. */
+  goIosApi?: string;
 }
 
 export class Daemon {
@@ -88,6 +93,7 @@ export class Daemon {
   private sims?: SimSupervisor;
   preflight?: Preflight;
   private usb?: UsbDiscovery;
+  private apis?: TunnelApis;
   private simDir?: string;
   private stopped = false;
 
@@ -166,6 +172,7 @@ export class Daemon {
       }
       if (options.sims) await daemon.startSims(options.sims);
       if (options.usb && options.usb !== 'off') await daemon.startUsb(options.usb);
+      if (options.tunneldApi || options.goIosApi) await daemon.startTunnelApis();
     } catch (err) {
       await daemon.stop();
       throw err;
@@ -177,6 +184,18 @@ export class Daemon {
   private async startUsb(mode: 'hotplug' | 'manual'): Promise<void> {
     const { startUsbDiscovery } = await import('./usb-start.js');
     this.usb = await startUsbDiscovery({ engine: this.engine, devices: this.devices, log: this.log, mode, stopped: () => this.stopped });
+  }
+
+  /** After the socket: these APIs load their modules (and ws at the first /connect) only when on. */
+  private async startTunnelApis(): Promise<void> {
+    const { TunnelApis } = await import('../tunnel-api/tunnel-apis.js');
+    const { tunnels, devices, log } = this;
+    this.apis = await TunnelApis.start({ tunnels, devices, log, tunneldApi: this.options.tunneldApi, goIosApi: this.options.goIosApi });
+  }
+
+  /** Where the tunneld and go-ios APIs listen (absent: off, or their port was taken). */
+  apiAddresses(): TunnelApiAddresses {
+    return { ...this.apis?.addresses };
   }
 
   /** Looks for USB phones now (SIGUSR2). */
@@ -241,6 +260,7 @@ export class Daemon {
     if (this.stopped) return;
     this.stopped = true;
     await this.server.close();
+    await this.apis?.close();
     this.usb?.close();
     this.autoTunnels?.close();
     this.tunnels.close();

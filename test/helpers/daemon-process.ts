@@ -223,6 +223,22 @@ export const NODE_FATAL_RE = /^Node\.js v\d+\.\d+\.\d+$/m;
 export const DAEMON_NODE_FLAGS = ['--unhandled-rejections=strict'];
 
 /**
+ * The daemon's tunneld and go-ios APIs default to fixed ports (49151,
+ * 60105): tests that run at once would fight over them, so a daemon a test
+ * starts has them off unless its arguments name them. Only the daemon
+ * command (flags first), not a subcommand such as `sim` or `forward`.
+ */
+export function withTunnelApisOff(args: string[]): string[] {
+  if (!args[0]?.startsWith('-')) return args;
+  const names = (flag: string) => args.some((a) => a === flag || a.startsWith(`${flag}=`));
+  return [
+    ...args,
+    ...(names('--tunneld-api') ? [] : ['--tunneld-api', 'off']),
+    ...(names('--go-ios-api') ? [] : ['--go-ios-api', 'off']),
+  ];
+}
+
+/**
  * Starts `node --unhandled-rejections=strict dist/src/cli/main.js ARGS`; it
  * is killed at teardown if still running, and the teardown fails the test if
  * the daemon died of an uncaught exception or an unhandled rejection, even
@@ -238,7 +254,7 @@ export function spawnDaemon(
   assertBuilt();
   // The daemon command (not a subcommand such as sim): tunnels only where a test asks.
   if (args[0]?.startsWith('-') && !args.includes('--tunnels')) args = [...args, '--tunnels', 'off'];
-  const command = [...wrap, process.execPath, ...DAEMON_NODE_FLAGS, MAIN_JS, ...args];
+  const command = [...wrap, process.execPath, ...DAEMON_NODE_FLAGS, MAIN_JS, ...withTunnelApisOff(args)];
   const child = killOnExit(spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env }));
   let status: Exit | null = null;
   const exited = new Promise<Exit>((resolve) =>
