@@ -19,6 +19,7 @@ import { HostConnection } from '../src/xpc/host-connection.js';
 import { parsePeerInfo } from '../src/xpc/rsd.js';
 import { assertBuilt, findOnPath, spawnDaemon, tempDir, waitUntil } from './helpers/daemon-process.js';
 import { scaledForSanitizers } from './helpers/sanitizers.js';
+import { requireTool } from './helpers/system-tools.js';
 import { mbPerSecond, MiB, startTunnelWorld, tunnelClient, type TunnelWorld } from './helpers/tunnel-fixture.js';
 import { UsbmuxClient } from '../src/client/usbmux-client.js';
 
@@ -146,9 +147,8 @@ t.test('20 tunnels up and down in a loop leak no fd and no interface', async (t)
   t.equal(back.mode, 'tun', 'and one more comes up');
 });
 
-t.test('without CAP_NET_ADMIN the tunnel runs in userspace, and says so once', async (t) => {
-  const setpriv = findOnPath('setpriv');
-  if (!setpriv) return t.skip('setpriv (util-linux) is not installed');
+t.test('without CAP_NET_ADMIN the tunnel runs in userspace, and says so once', { skip: requireTool('setpriv', 'util-linux') }, async (t) => {
+  const setpriv = findOnPath('setpriv')!;
   const dir = tempDir(t, 'tsmuxd-nocap-');
   const socketPath = join(dir, 'sock');
   const daemon = spawnDaemon(
