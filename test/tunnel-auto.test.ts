@@ -10,13 +10,14 @@ import t from 'tap';
 
 import type { TunnelDescription } from '../src/protocol/tunnel-messages.js';
 import { assertBuilt, waitUntil } from './helpers/daemon-process.js';
+import { request } from './helpers/tunnel-api-client.js';
 import { startTunnelWorld, tunnelClient } from './helpers/tunnel-fixture.js';
 
 assertBuilt();
 
 const world = await startTunnelWorld(t, {
   sims: 2,
-  daemonArgs: ['--tunnels', 'auto', '--tun', 'off'],
+  daemonArgs: ['--tunnels', 'auto', '--tun', 'off', '--tunneld-api', '127.0.0.1:0', '--go-ios-api', '127.0.0.1:0'],
   standalone: { old: ['--product-version', '16.7'], spare: [] },
 });
 const client = tunnelClient(world.socketPath);
@@ -41,6 +42,16 @@ t.test('every 17.4+ phone gets a tunnel without being asked; the 16.7 phone gets
   t.ok(tunnels.every((x) => x.mode === 'userspace' && x.interfaceName === undefined), 'userspace mode under --tun off');
   await waitUntil(async () => count(noTunnelLine(old!.udid)) === 1, 30_000, 'the 16.7 phone to be judged');
   t.notOk(await tunnelOf(old!.udid), 'the 16.7 phone has no tunnel');
+
+  // What pymobiledevice3 and go-ios see, with nobody having asked for a tunnel.
+  const tunneld = (await log.waitFor(/pymobiledevice3's tunneld API on http:\/\/(\S+)/, 10_000))[1]!;
+  const goIos = (await log.waitFor(/go-ios's agent API on http:\/\/(\S+)/, 10_000))[1]!;
+  const listed = JSON.parse((await request(tunneld, '/')).body) as Record<string, Array<Record<string, unknown>>>;
+  t.same(Object.keys(listed).sort(), [...modern].sort(), "tunneld's GET / lists the three");
+  for (const x of tunnels) t.equal(listed[x.udid]?.[0]?.['tunnel-address'], x.serverAddress, `${x.udid}: its tunnel address`);
+  const agent = JSON.parse((await request(goIos, '/tunnels')).body) as Array<{ udid: string; address: string; userspaceTun: boolean; userspaceTunPort: number }>;
+  t.same(agent.map((x) => x.udid).sort(), [...modern].sort(), "go-ios's /tunnels lists the three");
+  t.ok(agent.every((x) => x.userspaceTun && tunnels.some((y) => y.udid === x.udid && y.preamblePort === x.userspaceTunPort)), 'as userspace tunnels with their preamble ports');
 });
 
 t.test('the 16.7 phone is not asked again until it is replugged', async (t) => {
@@ -80,9 +91,12 @@ t.test('an unplug takes the tunnel down, a replug brings it back', async (t) => 
   spare!.command('unplug');
   await waitUntil(async () => !(await tunnelOf(spare!.udid)), 30_000, 'the tunnel to go with the phone');
   t.comment(`tunnel gone ${(performance.now() - unplugged).toFixed(0)} ms after the unplug`);
+  const tunneld = (await log.waitFor(/pymobiledevice3's tunneld API on http:\/\/(\S+)/, 10_000))[1]!;
+  const listedBy = async () => Object.keys(JSON.parse((await request(tunneld, '/')).body) as Record<string, unknown>);
+  t.notOk((await listedBy()).includes(spare!.udid), "and from tunneld's GET /");
   const plugged = performance.now();
   spare!.command('plug');
   await waitUntil(async () => (await tunnelOf(spare!.udid)) !== undefined, 60_000, 'a tunnel after the replug');
   t.comment(`tunnel back ${(performance.now() - plugged).toFixed(0)} ms after the plug (preflight included)`);
-  t.pass('the replugged phone has its tunnel again');
+  t.ok((await listedBy()).includes(spare!.udid), "the replugged phone has its tunnel again, in tunneld's GET / too");
 });
