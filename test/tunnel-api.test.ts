@@ -44,7 +44,8 @@ const RSS_GROWTH_BOUND = 24 * MiB;
 
 const world = await startTunnelWorld(t, {
   sims: 1,
-  daemonArgs: ['--tunneld-api', '127.0.0.1:0', '--go-ios-api', '127.0.0.1:0'],
+  // Userspace tunnels (the websocket bridge's case), even as root: kernel interfaces have tunnel-tun.test.ts.
+  daemonArgs: ['--tun', 'off', '--tunneld-api', '127.0.0.1:0', '--go-ios-api', '127.0.0.1:0'],
 });
 const phone = world.phones[0]!;
 const udid = phone.udid;
