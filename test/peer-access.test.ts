@@ -59,8 +59,9 @@ t.test('peerCredentials: the connecting process, from the kernel', async (t) => 
   t.match(extensionAccess({ pid: 1, uid: 1001, gid: 1001 }, 1000), { allowed: false, reason: /uid 1001 is neither/ }, 'anyone else');
 });
 
-// Runs as nobody: sends tsmuxdStats, then ListDevices on the same connection,
-// and prints each reply's XML body as a JSON string per line.
+// Runs as nobody: sends each MessageType named in its second argument (a
+// JSON list) in turn on one connection, and prints each reply's XML body as
+// a JSON string per line.
 const CLIENT_SCRIPT = `
 const net = require('node:net');
 const ask = (tag, type) => {
@@ -69,16 +70,17 @@ const ask = (tag, type) => {
   h.writeUInt32LE(16 + body.length, 0); h.writeUInt32LE(1, 4); h.writeUInt32LE(8, 8); h.writeUInt32LE(tag, 12);
   return Buffer.concat([h, body]);
 };
+const types = JSON.parse(process.argv[2]);
 const s = net.connect(process.argv[1]);
 let buf = Buffer.alloc(0), replies = 0;
-s.on('connect', () => s.write(ask(1, 'tsmuxdStats')));
+s.on('connect', () => s.write(ask(1, types[0])));
 s.on('data', (d) => {
   buf = Buffer.concat([buf, d]);
   while (buf.length >= 16 && buf.length >= buf.readUInt32LE(0)) {
     const n = buf.readUInt32LE(0);
     console.log(JSON.stringify(buf.subarray(16, n).toString()));
     buf = buf.subarray(n);
-    if (++replies === 1) s.write(ask(2, 'ListDevices')); else s.end();
+    if (++replies < types.length) s.write(ask(replies + 1, types[replies])); else s.end();
   }
 });
 s.on('error', (e) => { console.log(JSON.stringify('error ' + e.message)); process.exit(1); });
@@ -95,7 +97,7 @@ t.test('another user is refused the stats, keeps its connection; root is answere
   // mkdtemp made the directory 0700: nobody must be able to reach the 0666 socket in it.
   chmodSync(setup.dir, 0o711);
 
-  const child = spawn(setpriv!, ['--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups', process.execPath, '-e', CLIENT_SCRIPT, setup.socketPath], {
+  const child = spawn(setpriv!, ['--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups', process.execPath, '-e', CLIENT_SCRIPT, setup.socketPath, JSON.stringify(['tsmuxdStats', 'TunnelList', 'TunnelStop', 'ListDevices'])], {
     stdio: ['ignore', 'pipe', 'inherit'],
     // Not tap's NODE_OPTIONS: its hooks would write into the checkout as nobody.
     env: { PATH: process.env.PATH },
@@ -104,8 +106,11 @@ t.test('another user is refused the stats, keeps its connection; root is answere
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
   t.equal(code, 0, 'the client as nobody ran');
-  const [stats, list] = out.trim().split('\n').map((l) => JSON.parse(l) as string);
-  t.match(stats, /<key>MessageType<\/key>\s*<string>Result<\/string>\s*<key>Number<\/key>\s*<integer>13<\/integer>/, 'tsmuxdStats: Result 13 (EACCES)');
+  const [stats, tunnelList, tunnelStop, list] = out.trim().split('\n').map((l) => JSON.parse(l) as string);
+  const denied = /<key>MessageType<\/key>\s*<string>Result<\/string>\s*<key>Number<\/key>\s*<integer>13<\/integer>/;
+  t.match(stats, denied, 'tsmuxdStats: Result 13 (EACCES)');
+  t.match(tunnelList, denied, 'TunnelList: Result 13');
+  t.match(tunnelStop, denied, 'TunnelStop: Result 13');
   t.match(list, /<key>DeviceList<\/key>\s*<array>\s*<dict>/, 'ListDevices on the same connection is answered, with the phone');
   const refusal = readFileSync(logFile, 'utf8').split('\n').find((l) => /tsmuxdStats refused/.test(l));
   t.match(refusal, /\[warning\] client \d+ \(pid \d+, uid 65534\): tsmuxdStats refused: uid 65534 is neither the daemon's user \(uid 0\) nor root/, 'one log line says who and why');

@@ -1,15 +1,18 @@
-// Who may use tsmuxd's own extension requests (stats today): the socket is
-// 0666 so that every user's tools can list and connect to phones, as with
-// usbmuxd, but the stats reveal other users' connections and programs. The
+// Who may use tsmuxd's own extension requests (the stats, the tunnel list,
+// stopping a tunnel): the socket is 0666 so that every user's tools can list
+// and connect to phones, as with usbmuxd, but the stats reveal other users'
+// connections and programs, and a tunnel stopped is stopped for everyone.
+// TunnelStart and TunnelConnect stay open, as Connect is: they reach a phone. The
 // kernel tells us who connected (SO_PEERCRED, read once at accept); the
 // daemon's own user and root may ask, nobody else. A TCP client carries no
 // credentials and is refused.
 import type { Socket } from 'node:net';
 
 import { native, type PeerCredentials } from '../native/addon.js';
+import { TUNNEL_LIST, TUNNEL_STOP } from '../protocol/tunnel-messages.js';
 
 /** The plist MessageTypes of our own that the check guards. */
-export const EXTENSION_MESSAGES: ReadonlySet<string> = new Set(['tsmuxdStats']);
+export const EXTENSION_MESSAGES: ReadonlySet<string> = new Set(['tsmuxdStats', TUNNEL_LIST, TUNNEL_STOP]);
 
 /** EACCES: a refused extension request's Result (1 would mean "not tsmuxd" to clients). */
 export const RESULT_ACCESS_DENIED = 13;
