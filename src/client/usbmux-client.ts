@@ -230,6 +230,9 @@ export class UsbmuxClient {
       if (r.result === 1 && r.dict?.Error === undefined) {
         throw new UsbmuxError(`${what}: the daemon has no tunnels (it answered Result 1: not tsmuxd?)`, 'ERR_TUNNEL_UNSUPPORTED', 1);
       }
+      if (r.result === 13 && r.dict?.Error === undefined) {
+        throw new UsbmuxError(`${what}: refused: only the daemon's own user and root may list or stop tunnels (Result 13, EACCES)`, 'ERR_TUNNEL_DENIED', 13);
+      }
       throw resultError(r.result, what, typeof r.dict?.Error === 'string' ? r.dict.Error : undefined);
     } finally {
       channel.close();
