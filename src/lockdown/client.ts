@@ -154,7 +154,7 @@ export class LockdownClient {
     const frame = encodeFrame({ Label: this.label, ...body });
     if (this.secure) this.secure.write(frame);
     else this.socket.write(frame);
-    const r = await this.withDeadline(reply, `the ${verb} reply`, verb);
+    const r = await this.withDeadline(reply, `${verb} reply`, verb);
     if (typeof r.Error === 'string') throw new LockdownError(`${verb}: ${r.Error}`, r.Error, verb);
     if (r.Request !== undefined && r.Request !== verb) {
       this.fail(new LockdownError(`${verb}: a reply to ${String(r.Request)}`, LOCKDOWN_PROTOCOL, verb));

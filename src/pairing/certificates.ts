@@ -35,30 +35,15 @@ async function newRsaKey(): Promise<RsaKey> {
 
 // RSA-2048 generation takes a second or more on a busy machine, and pairing
 // waits on two keys. A phone's pair is made when its public key is in
-// (generatePairRecord), and once a pairing is done the daemon makes a spare
-// for the next phone (prepareKeys). Nothing is made at the daemon's
-// start, as usbmuxd makes nothing then: there the generation competed with
-// the start-up itself (seconds of the USB lab's emulated CPU), and a phone
-// this host has paired never needs keys. Nor while a pairing is under way,
-// where it would compete with it, nor in `tsmuxd pair`, which would wait
-// for keys nobody uses before it could exit.
-let spare: Promise<[RsaKey, RsaKey]> | undefined;
-
-function takeKeys(): Promise<[RsaKey, RsaKey]> {
-  const keys = spare ?? Promise.all([newRsaKey(), newRsaKey()]);
-  spare = undefined;
-  return keys;
-}
-
-/** Starts making the next key pair, if none is on the way (preflight, once a phone is paired). */
-export function prepareKeys(): void {
-  if (spare) return;
-  const pair = Promise.all([newRsaKey(), newRsaKey()]);
-  // A pair that failed is not kept; whoever takes it sees the error.
-  pair.catch(() => {
-    if (spare === pair) spare = undefined;
-  });
-  spare = pair;
+// (generatePairRecord), as usbmuxd makes it: not at the daemon's start
+// (there it competed with the start-up itself, seconds of the USB lab's
+// emulated CPU, and a phone this host has paired never needs keys), and not
+// ahead for the next phone. A spare pair made after each pairing cost
+// 0.3-0.4 s of CPU on this host and 2.3 s in the lab in the five idle
+// seconds after the first listing (issue 20), for a saving only the next
+// pairing, which may never come, would see.
+function newKeyPair(): Promise<[RsaKey, RsaKey]> {
+  return Promise.all([newRsaKey(), newRsaKey()]);
 }
 
 function devicePublicKey(pem: string): KeyObject {
@@ -75,7 +60,7 @@ export async function generatePairRecord(input: PairRecordInput): Promise<PlistD
   const device = devicePublicKey(input.devicePublicKeyPem);
   // Pairing only: the daemon's start (hostCredentials) does not load it.
   const { certificateDer, certificatePem } = await import('./x509.js');
-  const [root, host] = await takeKeys();
+  const [root, host] = await newKeyPair();
   const now = Date.now();
   const certificate = (publicKey: KeyObject, kind: CertificateSpec['kind']) =>
     Buffer.from(certificatePem(certificateDer({

@@ -17,8 +17,7 @@
 // A phone this host has paired with needs only the session, so what pairing
 // alone uses (Pair, the certificates, the notification proxy) is imported
 // when a phone needs it, and its RSA keys are made once its public key is
-// in (unless a spare made after an earlier pairing is ready), as usbmuxd
-// makes them. Not sooner: the lab's sim makes its own key on that request,
+// in, as usbmuxd makes them. Not sooner: the lab's sim makes its own key on that request,
 // and ours competing with it for the emulated CPU made the request time out.
 import type { Socket } from 'node:net';
 
@@ -28,7 +27,7 @@ import type { MuxEngine } from '../native/mux-engine.js';
 import type { Logger } from '../util/log.js';
 import { LockdownClient, LOCKDOWN_PORT } from '../lockdown/client.js';
 import { LockdownError, LOCKDOWN_TLS } from '../lockdown/errors.js';
-import { hostCredentials, prepareKeys } from '../pairing/certificates.js';
+import { hostCredentials } from '../pairing/certificates.js';
 import { toXml, type PlistDict } from '../protocol/plist-codec.js';
 import type { PairRecordStore } from '../pairing/store.js';
 import type { NotificationObserver } from './notifications.js';
@@ -154,8 +153,6 @@ export class Preflight {
           log.notice(`${udid}: paired after ${attempt} attempt(s), ${Date.now() - started} ms`);
           devices.show(d.handle);
           devices.paired(d.deviceId);
-          // The next phone's keys, now that this one no longer waits on the CPU.
-          prepareKeys();
           return 'paired';
         } catch (err) {
           if (!(err instanceof LockdownError)) throw err;
