@@ -120,8 +120,16 @@ t.test('an unplug removes the interface; a replug brings one back', async (t) =>
   const plugged = performance.now();
   spare.command('plug');
   const after = await waitUntil(() => tunOf(world, spare.udid), 60_000, 'a tunnel after the replug');
+  const listedAt = performance.now();
   t.ok(hasAddress(after.interfaceName!, after.address), `${after.interfaceName} up with ${after.address}`);
-  t.comment(`interface back ${(performance.now() - plugged).toFixed(0)} ms after the plug (preflight included)`);
+  const rsd = await HostConnection.open(after.serverAddress, after.serverRsdPort, 10_000);
+  try {
+    await rsd.handshake();
+    t.equal(parsePeerInfo((await rsd.nextRootMessage()).body!).udid, spare.udid, 'its RSD answers through the new interface');
+  } finally {
+    rsd.socket.destroy();
+  }
+  t.comment(`interface back ${(listedAt - plugged).toFixed(0)} ms after the plug (preflight included), RSD handshake done at ${(performance.now() - plugged).toFixed(0)} ms`);
 });
 
 const fdsOf = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length;
