@@ -29,6 +29,8 @@ export interface ThroughputRecord {
    * plain records.
    */
   tunnel?: true;
+  /** With `tunnel`: through the tunnel's kernel interface (a plain socket to the phone's tunnel address), not TunnelConnect. */
+  kernel?: true;
   repeat: number;
 }
 
@@ -38,6 +40,8 @@ export interface RttRecord {
   via: 'echo' | 'lockdown';
   /** Through the phone's CoreDeviceProxy tunnel (as on ThroughputRecord); absent on plain records. */
   tunnel?: true;
+  /** As on ThroughputRecord. */
+  kernel?: true;
   payloadBytes: number;
   count: number;
   p50Ms: number;

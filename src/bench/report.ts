@@ -18,15 +18,20 @@ export function spread(values: number[]): Spread {
   return { min: s[0], median, max: s[s.length - 1], n: s.length };
 }
 
+function tunnelLabel(r: { tunnel?: true; kernel?: true }): string {
+  if (!r.tunnel) return '';
+  return r.kernel ? 'tunnel (kernel TUN): ' : 'tunnel: ';
+}
+
 /** A name for the thing a record measures, the same across repeats. */
 export function figureName(r: BenchRecord): string {
   switch (r.kind) {
     case 'throughput': {
       const where = r.devices > 1 ? `${r.devices} devices` : r.connections > 1 ? `${r.connections} conns` : '1 conn';
-      return `${r.tunnel ? 'tunnel: ' : ''}${r.via === 'afc' ? 'AFC ' : ''}${r.direction === 'up' ? 'to device' : 'from device'}, ${where}`;
+      return `${tunnelLabel(r)}${r.via === 'afc' ? 'AFC ' : ''}${r.direction === 'up' ? 'to device' : 'from device'}, ${where}`;
     }
     case 'rtt':
-      return `${r.tunnel ? 'tunnel: ' : ''}${r.via === 'echo' ? `${r.payloadBytes} B echo RTT` : 'lockdown QueryType RTT'}`;
+      return `${tunnelLabel(r)}${r.via === 'echo' ? `${r.payloadBytes} B echo RTT` : 'lockdown QueryType RTT'}`;
     case 'connect-rate':
       return `Connect${r.echoBytes ? ` + ${r.echoBytes} B echo` : ''} rate (${r.concurrency} concurrent)`;
     case 'idle':
@@ -69,6 +74,8 @@ export function tunnelRounds(records: BenchRecord[]): TunnelRound[] {
     return r;
   };
   for (const r of records) {
+    // The kernel path's records are reported on their own lines, not paired.
+    if ((r.kind === 'throughput' || r.kind === 'rtt') && r.kernel) continue;
     const which = r.kind !== 'throughput' && r.kind !== 'rtt' ? undefined : r.tunnel ? 'tunnel' : 'plain';
     if (r.kind === 'throughput' && r.via === 'sim' && r.devices === 1 && r.connections === 1) round(r.repeat)[r.direction][which!] = r;
     if (r.kind === 'rtt' && r.via === 'echo') round(r.repeat).rtt[which!] = r;

@@ -19,32 +19,12 @@ import { benchPhone } from './phone.js';
 import { describeDaemon, findDaemonPid, identifyDaemon } from './daemon-identity.js';
 import { cpuSince, daemonMeter, processProbe, type DaemonMeter, type ProcessProbe } from './daemon-process.js';
 import { MiB, perGiB, type BenchRecord, type ConnectRateRecord, type DaemonRecord, type RttRecord, type ThroughputRecord } from './records.js';
+import { kernelTunnelPath, marked, muxPath, tunnelPath, type PortPath } from './port-paths.js';
 import { download, ECHO_PORT, percentile, pingPong, SINK_PORT, SOURCE_PORT, upload } from './sim-services.js';
 
 export const TUNNEL_CASES = ['tunnel-up', 'tunnel-down', 'tunnel-rtt'] as const;
 export const BENCH_CASES = ['up', 'down', 'parallel', 'devices', 'rtt', 'connect', 'idle', ...TUNNEL_CASES] as const;
 export type BenchCase = (typeof BENCH_CASES)[number];
-
-/** How a benchmark reaches a port of the phone: the socket that comes back is a raw pipe to it. */
-export interface PortPath {
-  open(device: UsbmuxDevice, port: number): Promise<net.Socket>;
-  /** Marks the records (ThroughputRecord.tunnel, RttRecord.tunnel). */
-  tunnel: boolean;
-}
-
-/** A plain usbmuxd Connect (any daemon). */
-export function muxPath(address: SocketAddress): PortPath {
-  return { open: (device, port) => muxConnect(address, connectRequest(device.deviceId, port), true), tunnel: false };
-}
-
-/** A TCP connection inside the device's CoreDeviceProxy tunnel (tsmuxd's TunnelConnect). */
-export function tunnelPath(client: UsbmuxClient): PortPath {
-  return { open: (device, port) => client.tunnelConnect(device.deviceId, port), tunnel: true };
-}
-
-function marked<R extends ThroughputRecord | RttRecord>(path: PortPath, record: R): R {
-  return path.tunnel ? { ...record, tunnel: true } : record;
-}
 
 export interface BenchOptions {
   address: SocketAddress;
@@ -192,6 +172,11 @@ async function benchSim(ctx: BenchContext): Promise<void> {
         if (options.cases.has('tunnel-up')) options.emit(await simThroughput(ctx, tunnel.path, 'up', first, 1, repeat));
         if (options.cases.has('tunnel-down')) options.emit(await simThroughput(ctx, tunnel.path, 'down', first, 1, repeat));
         if (options.cases.has('tunnel-rtt')) options.emit(await echoRtt(ctx, tunnel.path, repeat));
+        if (tunnel.kernel) {
+          if (options.cases.has('tunnel-up')) options.emit(await simThroughput(ctx, tunnel.kernel, 'up', first, 1, repeat));
+          if (options.cases.has('tunnel-down')) options.emit(await simThroughput(ctx, tunnel.kernel, 'down', first, 1, repeat));
+          if (options.cases.has('tunnel-rtt')) options.emit(await echoRtt(ctx, tunnel.kernel, repeat));
+        }
       }
     }
   } finally {
@@ -206,7 +191,7 @@ async function benchSim(ctx: BenchContext): Promise<void> {
  * line saying why, when the daemon is not tsmuxd, the phone has no
  * CoreDeviceProxy (below iOS 17.4) or no measuring services inside it.
  */
-async function openTunnel(ctx: BenchContext): Promise<{ path: PortPath; release(): Promise<void> } | undefined> {
+async function openTunnel(ctx: BenchContext): Promise<{ path: PortPath; kernel?: PortPath; release(): Promise<void> } | undefined> {
   const { options } = ctx;
   const device = ctx.devices[0];
   const skip = (why: string) => {
@@ -223,8 +208,10 @@ async function openTunnel(ctx: BenchContext): Promise<{ path: PortPath; release(
     return skip((err as { code?: string }).code === 'ERR_TUNNEL_UNSUPPORTED' ? message : `TunnelList: ${message}; not tsmuxd?`);
   }
   const client = new UsbmuxClient({ address: options.address, timeoutMs: 10_000, progName: 'tsmuxd-bench' });
+  let kernel: PortPath | undefined;
   try {
     const t = await client.startTunnel(device.serialNumber);
+    if (t.mode === 'tun') kernel = kernelTunnelPath(t.serverAddress);
     options.log(`tunnel to ${device.serialNumber}: ${had ? 'already up' : 'started'}, MTU ${t.mtu}, send MSS ${t.sendMss}, device [${t.serverAddress}]`);
   } catch (err) {
     if ((err as { result?: number }).result === TunnelResult.EOPNOTSUPP) return skip(`${device.serialNumber} has no CoreDeviceProxy tunnel (iOS 17.4+)`);
@@ -240,7 +227,7 @@ async function openTunnel(ctx: BenchContext): Promise<{ path: PortPath; release(
     if ((err as { result?: number }).result === TunnelResult.CONNREFUSED) return skip(`${device.serialNumber} has no sink (port ${SINK_PORT}) inside its tunnel`);
     throw err;
   }
-  return { path: tunnelPath(client), release };
+  return { path: tunnelPath(client), kernel, release };
 }
 
 /**
