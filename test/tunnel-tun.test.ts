@@ -32,6 +32,8 @@ if (!root || !existsSync('/dev/net/tun')) {
   process.exit(0);
 }
 
+const fdsOf = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length;
+const ourInterfaces = (): string[] => Object.keys(networkInterfaces()).filter((n) => /^tsmux\d+$/.test(n));
 const hasAddress = (name: string, address: string): boolean =>
   (networkInterfaces()[name] ?? []).some((a) => a.family === 'IPv6' && a.address === address);
 
@@ -109,14 +111,34 @@ t.test('two daemons at once make interfaces of their own', async (t) => {
   s.destroy();
 });
 
-t.test('an unplug removes the interface; a replug brings one back', async (t) => {
+t.test('an unplug mid-transfer removes the interface; a replug brings one back', async (t) => {
   const before = await waitUntil(() => tunOf(world, spare.udid), 60_000, 'the spare phone\'s tunnel');
   const name = before.interfaceName!;
+  const fds = fdsOf(world.daemon.pid);
+  // A kernel TCP upload under way when the cable goes: it must end, not hang.
+  const upload = await connectKernel(before, SINK_PORT);
+  upload.on('error', () => {});
+  let sent = 0;
+  const chunk = Buffer.alloc(64 * 1024);
+  const ended = new Promise<void>((resolve) => upload.once('close', () => resolve()));
+  const pump = () => {
+    while (!upload.destroyed && upload.write(chunk)) sent += chunk.length;
+  };
+  upload.on('drain', pump);
+  pump();
+  await waitUntil(async () => sent >= 8 * MiB || upload.destroyed, 30_000, 'the upload to be under way');
   const unplugged = performance.now();
   spare.command('unplug');
   await waitUntil(async () => !networkInterfaces()[name], 30_000, `${name} to go`);
   t.comment(`${name} gone ${(performance.now() - unplugged).toFixed(0)} ms after the unplug`);
   t.notOk(await tunOf(world, spare.udid), 'and the tunnel with it');
+  // The kernel resets the socket once its address is gone; a peer that no
+  // longer answers would take TCP's retransmission timeout instead.
+  upload.destroy();
+  await ended;
+  t.comment(`${(sent / MiB).toFixed(0)} MiB were sent before the unplug`);
+  await waitUntil(async () => fdsOf(world.daemon.pid) <= fds, 10_000, 'the daemon\'s fds to settle');
+  t.ok(fdsOf(world.daemon.pid) <= fds, `daemon fds ${fds} before the transfer, ${fdsOf(world.daemon.pid)} after the unplug`);
   const plugged = performance.now();
   spare.command('plug');
   const after = await waitUntil(() => tunOf(world, spare.udid), 60_000, 'a tunnel after the replug');
@@ -132,8 +154,6 @@ t.test('an unplug removes the interface; a replug brings one back', async (t) =>
   t.comment(`interface back ${(listedAt - plugged).toFixed(0)} ms after the plug (preflight included), RSD handshake done at ${(performance.now() - plugged).toFixed(0)} ms`);
 });
 
-const fdsOf = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length;
-const ourInterfaces = (): string[] => Object.keys(networkInterfaces()).filter((n) => /^tsmux\d+$/.test(n));
 
 t.test('20 tunnels up and down in a loop leak no fd and no interface', async (t) => {
   const client = tunnelClient(world.socketPath);
