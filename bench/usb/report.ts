@@ -225,6 +225,12 @@ function main(): void {
     for (const r of statLines) {
       const st = r.line!.stats!;
       const mean = (bytes?: number, n?: number) => (bytes && n ? `${(bytes / n / 1024).toFixed(1)} KiB` : '-');
+      // The raw bulk device moves its bytes outside the engine's mux
+      // counters, so its line would read 0 transfers; say so instead.
+      if (r.path === 'raw') {
+        out.push(`  ${label(r).padEnd(13)} not counted (the raw bulk device keeps no mux transfer counters)`);
+        continue;
+      }
       out.push(
         `  ${label(r).padEnd(13)} OUT ${st.transfersIn ?? '?'} x ${mean(st.usbBytesIn, st.transfersIn)} (+${st.zlpsIn ?? '?'} ZLPs), ` +
           `IN ${st.transfersOut ?? '?'} x ${mean(st.usbBytesOut, st.transfersOut)} (+${st.zlpsOut ?? '?'} ZLPs)`,
