@@ -205,7 +205,8 @@ async function openTunnel(ctx: BenchContext): Promise<{ path: PortPath; kernel?:
     had = (await probe.listTunnels()).some((t) => t.udid === device.serialNumber);
   } catch (err) {
     const message = (err as Error).message;
-    return skip((err as { code?: string }).code === 'ERR_TUNNEL_UNSUPPORTED' ? message : `TunnelList: ${message}; not tsmuxd?`);
+    const code = (err as { code?: string }).code;
+    return skip(code === 'ERR_TUNNEL_UNSUPPORTED' || code === 'ERR_TUNNEL_DENIED' ? message : `TunnelList: ${message}; not tsmuxd?`);
   }
   const client = new UsbmuxClient({ address: options.address, timeoutMs: 10_000, progName: 'tsmuxd-bench' });
   let kernel: PortPath | undefined;
