@@ -260,6 +260,52 @@ async function main(): Promise<void> {
     }
   });
 
+  await t.test('backpressure through the splice: a client that stops reading stops the phone, and nothing is lost', async (t) => {
+    const s = await client.connect(net.deviceId, ECHO);
+    s.pause();  // read nothing: the echo's replies pile up until everyone's buffers are full
+    const total = 48 * MiB;
+    const hash = createHash('sha256');
+    let written = 0;
+    const block = randomFillSync(Buffer.alloc(256 * 1024));
+    const writeMore = () => {
+      while (written < total && s.writableLength < 4 * MiB) {
+        s.write(block);
+        hash.update(block);
+        written += block.length;
+      }
+    };
+    writeMore();
+    const pump = setInterval(writeMore, 10);
+    await new Promise((r) => setTimeout(r, 1500));
+    const stalledAt = written;
+    await new Promise((r) => setTimeout(r, 1000));
+    clearInterval(pump);
+    t.ok(stalledAt < total, `with nothing read, the writes stalled at ${(stalledAt / MiB).toFixed(1)} MiB of ${total / MiB}`);
+    t.equal(written, stalledAt, 'and stayed stalled: the phone was not read past what the buffers hold');
+    // Mostly kernel TCP buffers (the daemon's socket to the phone, the sim's
+    // relay sockets), plus this test's own 4 MiB write queue; the daemon's
+    // splice holds at most 2 x 256 KiB of it.
+    t.comment(`figure: written while the client read nothing, before the writes stalled: ${(stalledAt / MiB).toFixed(1)} MiB`);
+    // Now read: everything written comes back, in order.
+    const got = createHash('sha256');
+    let received = 0;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`only ${received} of ${written} came back`)), 60_000);
+      s.on('data', (d: Buffer) => {
+        got.update(d);
+        received += d.length;
+        if (received >= written) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      s.resume();
+    });
+    t.equal(received, written, 'every byte came back once the client read');
+    t.equal(got.digest('hex'), hash.digest('hex'), 'intact');
+    s.destroy();
+  });
+
   await t.test('tsmuxd wifi: status, disable (the entry goes), enable (it comes back)', async (t) => {
     const status = await run(process.execPath, [MAIN_JS, 'wifi', 'status', udid, '--socket', address], { timeoutMs: 30_000 });
     t.equal(status.code, 0, status.stderr);
