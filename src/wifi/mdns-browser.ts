@@ -71,6 +71,9 @@ export class MobdevBrowser extends EventEmitter<MobdevBrowserEvents> {
   private readonly lastLogged = new Map<string, number>();
   private readonly dropped = new Map<string, number>();
 
+  /** Instances that must not be evicted when the table is full (set by the daemon: its listed phones). */
+  keep?: (name: string) => boolean;
+
   constructor(private readonly log: Logger) {
     super();
   }
@@ -153,7 +156,7 @@ export class MobdevBrowser extends EventEmitter<MobdevBrowserEvents> {
       known.expires = now + ttl * 1000;
       return known;
     }
-    if (this.instances.size >= MAX_INSTANCES) {
+    if (this.instances.size >= MAX_INSTANCES && !this.evictOne()) {
       this.count('too-many', `mDNS: ${MAX_INSTANCES} phones known already; ${name} from ${rinfo.address} ignored`);
       return undefined;
     }
@@ -240,6 +243,20 @@ export class MobdevBrowser extends EventEmitter<MobdevBrowserEvents> {
         this.lastLogged.set(kind, now);
       }
     }
+  }
+
+  /**
+   * Full: makes room by forgetting the oldest instance the daemon does not
+   * hold on to (`keep`: listed or being connected), so a neighbour that
+   * announces 64 names with long TTLs cannot keep a real phone out.
+   */
+  private evictOne(): boolean {
+    for (const i of this.instances.values()) {
+      if (this.keep?.(i.name)) continue;
+      this.forget(i, 'room was needed for another instance');
+      return true;
+    }
+    return false;
   }
 
   private forget(i: Instance, reason: string): void {

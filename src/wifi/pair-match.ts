@@ -17,7 +17,33 @@ export interface RecordSource {
   readRecord(udid: string): Promise<PlistDict>;
 }
 
-export async function candidatesFor(store: RecordSource, label: string, txt: Map<string, string>): Promise<Candidate[]> {
+/**
+ * The store's records, read at most every RECORDS_TTL_MS (or after
+ * invalidate(): a pairing was saved): a neighbour announcing hundreds of
+ * names a second must not make the daemon read every record for each.
+ */
+export const RECORDS_TTL_MS = 5_000;
+
+export class CachedRecords {
+  private cached?: Promise<Candidate[]>;
+  private readAt = 0;
+
+  constructor(private readonly store: RecordSource) {}
+
+  invalidate(): void {
+    this.cached = undefined;
+  }
+
+  all(): Promise<Candidate[]> {
+    if (!this.cached || Date.now() - this.readAt >= RECORDS_TTL_MS) {
+      this.readAt = Date.now();
+      this.cached = readAll(this.store);
+    }
+    return this.cached;
+  }
+}
+
+async function readAll(store: RecordSource): Promise<Candidate[]> {
   const records: Candidate[] = [];
   for (const udid of await store.list()) {
     try {
@@ -27,6 +53,11 @@ export async function candidatesFor(store: RecordSource, label: string, txt: Map
       // an unreadable record matches nothing; the store logs its own trouble
     }
   }
+  return records;
+}
+
+export async function candidatesFor(source: RecordSource | CachedRecords, label: string, txt: Map<string, string>): Promise<Candidate[]> {
+  const records = source instanceof CachedRecords ? await source.all() : await readAll(source);
   const identifier = txt.get('identifier');
   const tags = authTagsOf(txt);
   if (identifier && identifier.length <= MAX_IDENTIFIER_LENGTH && tags.length > 0) {

@@ -13,7 +13,7 @@ import type { PairRecordStore } from '../pairing/store.js';
 import type { Logger } from '../util/log.js';
 import { HeartbeatLink } from './heartbeat-link.js';
 import { MobdevBrowser, type FoundPhone } from './mdns-browser.js';
-import { candidatesFor } from './pair-match.js';
+import { CachedRecords, candidatesFor } from './pair-match.js';
 
 export type WifiSetting = 'auto' | 'off';
 
@@ -48,11 +48,17 @@ export class WifiDevices {
   private readonly browser: MobdevBrowser;
   private readonly tracked = new Map<string, Tracked>();
   private readonly graceMs: number;
+  private readonly records: CachedRecords;
   private closed = false;
 
   constructor(private readonly o: WifiDevicesOptions) {
     this.graceMs = o.graceMs ?? DEFAULT_HEARTBEAT_GRACE_MS;
+    this.records = new CachedRecords(o.store);
     this.browser = new MobdevBrowser(o.log);
+    this.browser.keep = (name) => {
+      const t = this.tracked.get(name);
+      return t !== undefined && (t.entry !== undefined || t.attempting);
+    };
     this.browser.on('found', (p) => this.onFound(p));
     this.browser.on('lost', ({ name, reason }) => this.forget(name, reason));
     o.devices.on('paired', this.onPaired);
@@ -60,6 +66,7 @@ export class WifiDevices {
 
   /** A pairing just saved a record: phones no record matched may match now. */
   private readonly onPaired = () => {
+    this.records.invalidate();
     for (const t of this.tracked.values()) {
       if (t.lastFailure !== 'unmatched' || t.attempting || t.entry) continue;
       clearTimeout(t.retry);
@@ -118,7 +125,7 @@ export class WifiDevices {
 
   private async connect(t: Tracked, generation: number): Promise<void> {
     const { phone } = t;
-    const candidates = await candidatesFor(this.o.store, phone.label, phone.txt);
+    const candidates = await candidatesFor(this.records, phone.label, phone.txt);
     if (t.generation !== generation) return;
     if (candidates.length === 0) {
       t.attempting = false;
