@@ -201,6 +201,13 @@ async function main(): Promise<void> {
     t.equal([...na.subarray(4, 8)].join('.'), pair.phoneAddress, 'the phone’s address');
   });
 
+  await t.test('binary v0 clients, which have no ConnectionType, see only the USB entry', async (t) => {
+    const v0 = await new UsbmuxClient({ address, version: 0 }).listDevices();
+    const mine = v0.filter((d) => d.serialNumber === udid);
+    t.equal(mine.length, 1, 'one entry');
+    t.equal(mine[0]?.deviceId, usb.deviceId, 'the USB one');
+  });
+
   await t.test('a client announcing libusbmuxd 2.1 gets the native layout, and can dial it', async (t) => {
     const reply = await rawListDevices(socketPath, 'libusbmuxd 2.1.0');
     const entries = (reply.DeviceList as PlistDict[]).map((e) => e.Properties as PlistDict);
