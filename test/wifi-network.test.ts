@@ -267,6 +267,33 @@ async function main(): Promise<void> {
     }
   });
 
+  await t.test('bytes pipelined behind a Connect to the network entry reach the phone first', async (t) => {
+    const s = netConnect(socketPath);
+    await new Promise((r) => s.once('connect', r));
+    const body = Buffer.from(toXml({ MessageType: 'Connect', DeviceID: net.deviceId, PortNumber: ((ECHO & 0xff) << 8) | (ECHO >> 8), ProgName: 'pipeliner' }));
+    // The request and the first bytes for the phone in one write, as a hasty client sends them.
+    s.write(Buffer.concat([encodeMessage(ProtocolVersion.Plist, MessageType.Plist, 7, body), Buffer.from('early bytes')]));
+    const framer = new MessageFramer();
+    let after: Buffer = Buffer.alloc(0);
+    let result: PlistDict | undefined;
+    s.on('data', (d: Buffer) => {
+      if (result) {
+        after = Buffer.concat([after, d]);
+        return;
+      }
+      framer.push(d);
+      const m = framer.next();
+      if (m) {
+        result = parsePlist(m.body) as PlistDict;
+        after = framer.takeRemainder();
+      }
+    });
+    await waitUntil(() => after.length >= 11, 10_000, 'the Result and the echo');
+    t.equal(result?.Number, 0, 'Result 0');
+    t.equal(after.toString(), 'early bytes', 'the echo of what came behind the request');
+    s.destroy();
+  });
+
   await t.test('backpressure through the splice: a client that stops reading stops the phone, and nothing is lost', async (t) => {
     const s = await client.connect(net.deviceId, ECHO);
     s.pause();  // read nothing: the echo's replies pile up until everyone's buffers are full
