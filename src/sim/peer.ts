@@ -16,7 +16,7 @@ import { ServiceOwner, ServiceRegistry, type BootstrapNamespace, type ServiceDes
 import { iphoneDescriptor, PHONE_FFS_INTERFACES, type PhoneFfsInterface, type SimUsbIdentity } from './descriptor.js';
 import { simIdentity, type SimIdentity, type SimIdentityOptions } from './identity.js';
 import type { TrustMode } from '../protocol/sim-control.js';
-import { startLockdownd, WIRELESS_LOCKDOWN_DOMAIN, type Lockdownd } from './lockdown/lockdownd.js';
+import { startLockdownd, type Lockdownd } from './lockdown/lockdownd.js';
 import { REQUEST_PAIR_NOTIFICATION } from './lockdown/values.js';
 import { ECHO_PORT, ECHO_SERVICE, LOCKDOWN_PORT, SINK_PORT, SINK_SERVICE, SOURCE_PORT, SOURCE_SERVICE } from '../protocol/sim-ports.js';
 import { AFC2_SERVICE, AFC_SERVICE, afcConnectionHandler, startAfc } from './services/afc.js';
@@ -32,7 +32,7 @@ import { openSimState } from './state.js';
 import { simRsdProperties, startRsdServer, type RsdServer } from './rsd/rsd-server.js';
 import { simRsdServices } from './rsd/sim-services.js';
 import { checkSimTunnelOptions, SimTunnels, type SimTunnelEvent, type SimTunnelOptions } from './tunnel/sim-tunnels.js';
-import { startSimWifi, type SimWifi, type SimWifiOptions } from './wifi/sim-wifi.js';
+import { startPhoneOnWifi, type SimWifi, type SimWifiOptions } from './wifi/sim-wifi.js';
 
 export interface PeerOptions extends Omit<DeviceRoleOptions, 'portMap'> {
   /** A virtual cable's listening path (the daemon's --cable). */
@@ -366,22 +366,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
       placeholders.push(engine.attachFfsPlaceholder(dir, PHONE_FFS_INTERFACES[kind as PhoneFfsInterface]));
     }
     plug();
-    if (options.wifi) {
-      // A phone announces itself on Wi-Fi only with Wi-Fi connections on;
-      // --wifi turns them on unless told the phone starts with them off.
-      if (options.wifi.enabled !== false) lockdownd.identity.domains[WIRELESS_LOCKDOWN_DOMAIN]!.EnableWifiConnections = true;
-      wifi = await startSimWifi(options.wifi, {
-        fixed: services,
-        servicePorts: lockdownd.servicePorts,
-        wifiMac: identity.wifiAddress,
-        hostIds: () => lockdownd.pairRecords.hostIds(),
-        enabled: lockdownd.wifiEnabled,
-      });
-      const network = wifi;
-      lockdownd.wifiSettingListeners.push((enabled) => {
-        network.setEnabled(enabled).catch((err: Error) => process.stderr.write(`tsmuxd sim: Wi-Fi ${enabled ? 'on' : 'off'}: ${err.message}\n`));
-      });
-    }
+    if (options.wifi) wifi = await startPhoneOnWifi(options.wifi, lockdownd, services);
   } catch (err) {
     await wifi?.close();
     lockdownd.close();

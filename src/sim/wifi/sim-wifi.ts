@@ -3,6 +3,7 @@
 // takes it off the network as walking out of range does: no more mDNS
 // answers, no new connections, the open ones silent, so the host's
 // heartbeat misses its Marco. `on()` brings it back and announces it again.
+import { WIRELESS_LOCKDOWN_DOMAIN, type Lockdownd } from '../lockdown/lockdownd.js';
 import type { ServicePorts } from '../service-ports.js';
 import { MobdevAdvertiser } from './advertiser.js';
 import { NetworkFront } from './network-front.js';
@@ -88,4 +89,28 @@ export async function startSimWifi(options: SimWifiOptions, parts: SimWifiParts)
       await front.close();
     },
   };
+}
+
+/**
+ * A phone's network side wired to its lockdownd: Wi-Fi connections on at the
+ * start unless `options.enabled` is false (a phone announces itself only
+ * with them on), and following every SetValue of EnableWifiConnections.
+ */
+export async function startPhoneOnWifi(
+  options: SimWifiOptions,
+  lockdownd: Lockdownd,
+  fixed: Record<number, string | number>,
+): Promise<SimWifi> {
+  if (options.enabled !== false) lockdownd.identity.domains[WIRELESS_LOCKDOWN_DOMAIN]!.EnableWifiConnections = true;
+  const wifi = await startSimWifi(options, {
+    fixed,
+    servicePorts: lockdownd.servicePorts,
+    wifiMac: lockdownd.identity.wifiAddress,
+    hostIds: () => lockdownd.pairRecords.hostIds(),
+    enabled: lockdownd.wifiEnabled,
+  });
+  lockdownd.wifiSettingListeners.push((enabled) => {
+    wifi.setEnabled(enabled).catch((err: Error) => process.stderr.write(`tsmuxd sim: Wi-Fi ${enabled ? 'on' : 'off'}: ${err.message}\n`));
+  });
+  return wifi;
 }
