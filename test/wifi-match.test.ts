@@ -65,7 +65,7 @@ t.test('an instance is matched by MAC, or by authTag when the MAC is private', a
   t.same(await candidatesFor(store, '02:11:22:33:44:55@fe80::2', new Map()), [], 'unmatched: nothing');
 });
 
-t.test('NetworkAddress: 128 bytes, BSD by default, Linux for libusbmuxd 2.1 and later', async (t) => {
+t.test('NetworkAddress: 128 bytes, BSD by default, Linux for libusbmuxd 2.1 and later but its own iproxy and inetcat', async (t) => {
   const v4 = encodeNetworkAddress({ address: '192.168.10.239' }, 'bsd');
   t.equal(v4.length, 128);
   t.same([...v4.subarray(0, 8)], [0x10, 0x02, 0, 0, 192, 168, 10, 239], 'sa_len 16, AF_INET 2, port 0, the address');
@@ -85,6 +85,9 @@ t.test('NetworkAddress: 128 bytes, BSD by default, Linux for libusbmuxd 2.1 and 
   t.equal(layoutForClient({ clientVersion: 'libusbmuxd 2.0.2', libusbmuxVersion: 3 }), 'bsd', "Debian 12's libusbmuxd");
   t.equal(layoutForClient({ clientVersion: 'libusbmuxd 2.1.0', libusbmuxVersion: 3 }), 'linux');
   t.equal(layoutForClient({ clientVersion: 'libusbmuxd 3.0.0' }), 'linux');
+  t.equal(layoutForClient({ clientVersion: 'libusbmuxd 2.1.1', libusbmuxVersion: 3, progName: 'idevice_id' }), 'linux', 'libimobiledevice 1.4 tools');
+  t.equal(layoutForClient({ clientVersion: 'libusbmuxd 2.1.1', libusbmuxVersion: 3, progName: 'iproxy' }), 'bsd', "libusbmuxd 2.1's iproxy still reads BSD");
+  t.equal(layoutForClient({ clientVersion: 'libusbmuxd 2.1.0', progName: 'inetcat' }), 'bsd');
   t.equal(layoutForClient({ clientVersion: 'qt4i-usbmuxd', libusbmuxVersion: 3 }), 'bsd', 'pymobiledevice3');
   t.equal(layoutForClient({}), 'bsd', 'nothing said: Apple’s');
 });

@@ -131,11 +131,11 @@ async function connectRate(client: UsbmuxClient, deviceId: number, count: number
 }
 
 /** A raw plist request, as a client announcing `clientVersion` sends it. */
-async function rawListDevices(socketPath: string, clientVersion: string): Promise<PlistDict> {
+async function rawListDevices(socketPath: string, clientVersion: string, progName = 'idevice_id'): Promise<PlistDict> {
   const s = netConnect(socketPath);
   await new Promise((r) => s.once('connect', r));
   const body = Buffer.from(
-    toXml({ MessageType: 'ListDevices', ClientVersionString: clientVersion, ProgName: 'idevice_id', kLibUSBMuxVersion: 3 }),
+    toXml({ MessageType: 'ListDevices', ClientVersionString: clientVersion, ProgName: progName, kLibUSBMuxVersion: 3 }),
   );
   s.write(encodeMessage(ProtocolVersion.Plist, MessageType.Plist, 1, body));
   const framer = new MessageFramer();
@@ -208,7 +208,7 @@ async function main(): Promise<void> {
     t.equal(mine[0]?.deviceId, usb.deviceId, 'the USB one');
   });
 
-  await t.test('a client announcing libusbmuxd 2.1 gets the native layout, and can dial it', async (t) => {
+  await t.test('a libimobiledevice tool on libusbmuxd 2.1 gets the native layout, and can dial it; iproxy keeps BSD', async (t) => {
     const reply = await rawListDevices(socketPath, 'libusbmuxd 2.1.0');
     const entries = (reply.DeviceList as PlistDict[]).map((e) => e.Properties as PlistDict);
     const entry = entries.find((p) => p.ConnectionType === 'Network')!;
@@ -223,6 +223,9 @@ async function main(): Promise<void> {
     const old = await rawListDevices(socketPath, 'libusbmuxd 2.0.2');
     const oldEntry = (old.DeviceList as PlistDict[]).map((e) => e.Properties as PlistDict).find((p) => p.ConnectionType === 'Network')!;
     t.same([...Buffer.from(oldEntry.NetworkAddress as Uint8Array).subarray(0, 2)], [0x10, 0x02], 'libusbmuxd 2.0.2: BSD');
+    const iproxy = await rawListDevices(socketPath, 'libusbmuxd 2.1.1', 'iproxy');
+    const iproxyEntry = (iproxy.DeviceList as PlistDict[]).map((e) => e.Properties as PlistDict).find((p) => p.ConnectionType === 'Network')!;
+    t.same([...Buffer.from(iproxyEntry.NetworkAddress as Uint8Array).subarray(0, 2)], [0x10, 0x02], "libusbmuxd 2.1.1's iproxy: BSD (it reads byte 1)");
   });
 
   await t.test("Debian's idevice_id -n lists the phone", { skip: requireTool('idevice_id', 'libimobiledevice-utils') }, async (t) => {

@@ -5,8 +5,8 @@
 //   1.3.0 and libusbmuxd 2.0.2 (iproxy) use byte 0 as the copy length and
 //   accept only family bytes 0x02 / 0x1E, so this is the default;
 // - Linux (a u16 sa_family at offset 0: 2 / 10), for clients that cast the
-//   bytes to `struct sockaddr`: libimobiledevice from 1.4.0 (commit a172604),
-//   which needs libusbmuxd 2.1.0 or later.
+//   bytes to `struct sockaddr`: libimobiledevice from 1.4.0 (commit a172604).
+//   libusbmuxd's own iproxy still reads BSD (see layoutForClient).
 // In both, byte 0 is never 0: libusbmuxd drops an entry whose first byte is.
 import { isIP } from 'node:net';
 
@@ -105,15 +105,26 @@ function libusbmuxdVersion(clientVersion: string | undefined): number[] | undefi
   return m ? [Number(m[1]), Number(m[2]), Number(m[3] ?? 0)] : undefined;
 }
 
+/** libusbmuxd's own tools, which read the BSD layout in every release so far (tools/iproxy.c checks byte 1). */
+const BSD_READING_TOOLS = new Set(['iproxy', 'inetcat']);
+
 /**
- * The layout a client reads. Native only for libusbmuxd 2.1.0 and later (the
- * release that came with libimobiledevice 1.4.0, whose idevice.c casts the
- * blob to `struct sockaddr`); everything else, including 2.0.x, pymobiledevice3
- * and go-ios (which do not read the bytes as a sockaddr), gets Apple's layout.
+ * The layout a client reads. libimobiledevice casts the blob to `struct
+ * sockaddr` from 1.4.0 (commit a172604); libusbmuxd's own iproxy and
+ * inetcat read the BSD layout in 2.0.2, 2.1.0, 2.1.1 and later. A client
+ * names only its libusbmuxd (`ClientVersionString "libusbmuxd X.Y.Z"`) and
+ * its program (`ProgName`), so: the native layout for libusbmuxd 2.1 or
+ * later (the release paired with libimobiledevice 1.4) unless the program is
+ * iproxy or inetcat; Apple's layout for everything else, including
+ * libusbmuxd 2.0.x (Debian 12: libimobiledevice 1.3.0), pymobiledevice3's
+ * `qt4i-usbmuxd` and go-ios, which do not read the bytes as a sockaddr.
+ * libimobiledevice 1.4 built against libusbmuxd 2.0.2 cannot be told from
+ * 1.3.0 and gets the BSD layout (docs/wifi.md).
  */
-export function layoutForClient(info: { clientVersion?: string; libusbmuxVersion?: number }): AddressLayout {
+export function layoutForClient(info: { clientVersion?: string; libusbmuxVersion?: number; progName?: string }): AddressLayout {
   const v = libusbmuxdVersion(info.clientVersion);
   if (!v || (info.libusbmuxVersion !== undefined && info.libusbmuxVersion < 3)) return 'bsd';
+  if (info.progName !== undefined && BSD_READING_TOOLS.has(info.progName)) return 'bsd';
   const [major, minor] = v as [number, number, number];
   return major > 2 || (major === 2 && minor >= 1) ? 'linux' : 'bsd';
 }
