@@ -297,6 +297,25 @@ async function main(): Promise<void> {
     s.destroy();
   });
 
+  await t.test('a half-close passes through the splice: the client ends, the echo ends', async (t) => {
+    const s = await client.connect(net.deviceId, ECHO);
+    let back = 0;
+    const ended = new Promise<void>((resolve, reject) => {
+      s.on('data', (d: Buffer) => (back += d.length));
+      s.once('end', () => resolve());
+      s.once('error', reject);
+      setTimeout(() => reject(new Error(`no end after ${back} bytes`)), 15_000);
+    });
+    s.write(randomFillSync(Buffer.alloc(MiB)));
+    await waitUntil(() => back === MiB, 15_000, 'the echo of 1 MiB');
+    // The echo service closes when it reads EOF: the client's shutdown must
+    // reach it through the splice, and its close must come back as EOF.
+    s.end();
+    await ended;
+    t.pass('the client half-closed; the phone closed; the client read EOF');
+    s.destroy();
+  });
+
   await t.test('backpressure through the splice: a client that stops reading stops the phone, and nothing is lost', async (t) => {
     const s = await client.connect(net.deviceId, ECHO);
     s.pause();  // read nothing: the echo's replies pile up until everyone's buffers are full
