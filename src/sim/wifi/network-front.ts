@@ -112,7 +112,7 @@ export class NetworkFront {
   }
 
   private listen(port: number, target: PortTarget, once: boolean): Promise<void> {
-    const server = createServer({ pauseOnConnect: true }, (outside) => {
+    const server = createServer({ pauseOnConnect: true, allowHalfOpen: true }, (outside) => {
       if (once) this.withdraw(port);
       this.relay(outside, target);
     });
@@ -135,14 +135,25 @@ export class NetworkFront {
       outside.destroy();  // in-engine services have listeners of their own in `fixed`
       return;
     }
-    const inside = target.path !== undefined ? connect(target.path) : connect(target.targetPort!, target.host ?? '127.0.0.1');
+    // Half-open both ways, as TCP is: a host's FIN reaches the service as
+    // EOF and what the service still sends goes back (pipe() passes each end
+    // on), instead of node ending our side at the peer's FIN.
+    const inside =
+      target.path !== undefined
+        ? connect({ path: target.path, allowHalfOpen: true })
+        : connect({ port: target.targetPort!, host: target.host ?? '127.0.0.1', allowHalfOpen: true });
     const r: Relay = { outside, inside };
     this.relays.add(r);
-    const end = () => this.drop(r);
-    outside.on('error', end);
-    inside.on('error', end);
-    outside.on('close', end);
-    inside.on('close', end);
+    // An error ends both; a clean close of both just forgets the relay.
+    const failed = () => this.drop(r);
+    outside.on('error', failed);
+    inside.on('error', failed);
+    const closed = () => {
+      if (outside.destroyed && inside.destroyed) this.relays.delete(r);
+      else if (!this.online) inside.destroy();  // off the network: the host's side stays silent
+    };
+    outside.on('close', closed);
+    inside.on('close', closed);
     inside.once('connect', () => {
       if (!this.online) return;
       outside.pipe(inside);
