@@ -57,6 +57,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
             InstanceMethod<&EngineWrap::closeClientDoor>("closeClientDoor"),
             InstanceMethod<&EngineWrap::attachClient>("attachClient"),
             InstanceMethod<&EngineWrap::closeConnection>("closeConnection"),
+            InstanceMethod<&EngineWrap::spliceSockets>("spliceSockets"),
             InstanceMethod<&EngineWrap::attachDeviceRole>("attachDeviceRole"),
             InstanceMethod<&EngineWrap::mapDevicePort>("mapDevicePort"),
             InstanceMethod<&EngineWrap::attachDeviceRoleFfs>("attachDeviceRoleFfs"),
@@ -246,6 +247,23 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       throwError(info.Env(), codes::kSystem, error);
     }
     return info.Env().Undefined();
+  }
+
+  // spliceSockets(clientFd, toPhone?, phoneFd, toClient?) -> conn (a network Connect)
+  Napi::Value spliceSockets(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint32_t clientFd = argUint(info, 0, "clientFd", INT32_MAX);
+    uint32_t phoneFd = argUint(info, 2, "phoneFd", INT32_MAX);
+    std::vector<uint8_t> toPhone = argOptionalBytes(info, 1);
+    std::vector<uint8_t> toClient = argOptionalBytes(info, 3);
+    if (toPhone.size() > engine::kSpliceMaxEarlyBytes || toClient.size() > engine::kSpliceMaxEarlyBytes) {
+      throwError(env, codes::kInvalidArgument,
+                 "early bytes must be at most " + std::to_string(engine::kSpliceMaxEarlyBytes));
+    }
+    std::string error;
+    uint32_t conn = live(env).spliceSockets(int(clientFd), std::move(toPhone), int(phoneFd), std::move(toClient), error);
+    if (conn == 0) throwError(env, codes::kSystem, error);
+    return Napi::Number::New(env, conn);
   }
 
   Napi::Value closeConnection(const Napi::CallbackInfo& info) {

@@ -81,9 +81,10 @@ daemon_start() {
   case $1 in
     usbmuxd) usbmuxd -f -v >> "$OUT/usbmuxd.log" 2>&1 & ;;
     # its own lockdown dir: usbmuxd's records stay usbmuxd's; no automatic
-    # tunnels (usbmuxd has none: the same work for both; BENCH_TSMUXD_TUNNELS=auto to include them)
+    # tunnels (usbmuxd has none: the same work for both; BENCH_TSMUXD_TUNNELS=auto to include them),
+    # and no Wi-Fi discovery (usbmuxd has none either)
     tsmuxd) node "$P/dist/src/cli/main.js" -f -v -S "$SOCKET" -P NONE -C /var/lib/tsmuxd-lockdown \
-      --tunnels "${BENCH_TSMUXD_TUNNELS:-off}" \
+      --tunnels "${BENCH_TSMUXD_TUNNELS:-off}" --wifi off \
       ${BENCH_TSMUXD_WINDOW:+--window "$BENCH_TSMUXD_WINDOW"} >> "$OUT/tsmuxd.log" 2>&1 & ;;
   esac
   DAEMON_PID=$!

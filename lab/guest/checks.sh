@@ -40,7 +40,7 @@ daemon_tsmuxd_available() { :; }  # real USB through native/usb/libusb_*
 daemon_tsmuxd_start() {
   # The checks compare the two daemons' usbmuxd behaviour: no automatic
   # tunnels, which usbmuxd does not have (the tunnel tests run on the host).
-  node "$P/dist/src/cli/main.js" -f -v -S "$SOCKET" -P NONE -C /var/lib/lockdown --tunnels off >> "$OUT/tsmuxd.log" 2>&1 &
+  node "$P/dist/src/cli/main.js" -f -v -S "$SOCKET" -P NONE -C /var/lib/lockdown --tunnels off --wifi off >> "$OUT/tsmuxd.log" 2>&1 &
   DAEMON_PID=$!
 }
 daemon_tsmuxd_stop() { kill "$DAEMON_PID" 2>/dev/null; wait "$DAEMON_PID" 2>/dev/null; DAEMON_PID=; }

@@ -69,7 +69,7 @@ thread_split() {
 
 daemon_start() {  # daemon_start STAGE_DIR
   TSMUXD_NATIVE_DIR=$1 node "$APP/dist/src/cli/main.js" -f -v -S "$SOCKET" -P NONE -C /var/lib/tsmuxd-lockdown \
-    --tunnels off >> "$OUT/tsmuxd.log" 2>&1 &
+    --tunnels off --wifi off >> "$OUT/tsmuxd.log" 2>&1 &
   DAEMON_PID=$!
 }
 daemon_stop() {

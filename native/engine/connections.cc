@@ -130,6 +130,11 @@ void Engine::closeConnection(uint32_t connId) {
     auto it = conns_.find(connId);
     if (it != conns_.end()) it->second->reset("closed by the daemon");
     if (tunnel::Stream* s = findStream(connId)) s->abort("closed by the daemon");  // a tunnelConnect stream
+    auto splice = splices_.find(connId);  // a network Connect (splices.cc)
+    if (splice != splices_.end()) {
+      splice->second->close();
+      splices_.erase(splice);
+    }
   });
 }
 

@@ -37,6 +37,8 @@ void Engine::stop() {
     std::vector<std::shared_ptr<mux::Connection>> left;
     for (auto& c : conns_) left.push_back(c.second);
     for (auto& c : left) c->reset("the daemon is stopping");
+    for (auto& sp : splices_) sp.second->close();
+    splices_.clear();
     listeners_.clear();
     ffs_.clear();
     links_.clear();

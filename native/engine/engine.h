@@ -9,6 +9,7 @@
 //   usb_host.cc       libusb: the context and opening discovered phones
 //   ffs_functions.cc  the device role on a USB gadget (FunctionFS)
 //   snapshot.cc       the stats snapshot
+//   splices.cc        Connects to phones on the network (client fd <-> TCP fd)
 //
 // Ownership: the maps below hold the only long-lived references. Everything
 // in them is made with loop_.makeRetiring(), so erasing an entry on the event
@@ -31,6 +32,7 @@
 #include "engine/device_role.h"
 #include "engine/events.h"
 #include "engine/snapshot.h"
+#include "engine/socket_splice.h"
 #include "mux/device_session.h"
 #include "tunnel/stack.h"
 #include "tunnel/tunnel.h"
@@ -76,6 +78,13 @@ class Engine : public mux::SessionObserver, public tunnel::TunnelObserver {
                          std::vector<uint8_t> pipelined, std::vector<uint8_t> greeting,
                          ClientFd mode, std::string& error);
   bool attachClient(uint32_t conn, int fd, std::vector<uint8_t> pipelined, std::string& error);
+  // A client's socket joined to the daemon's TCP connection to a phone on
+  // the network (splices.cc): both fds are duplicated (JS closes its own),
+  // `toPhone` / `toClient` go first each way. The id is a connection id:
+  // closeConnection() ends it and a Closed event reports its end. 0 with
+  // `error` when an fd cannot be duplicated.
+  uint32_t spliceSockets(int clientFd, std::vector<uint8_t> toPhone, int phoneFd, std::vector<uint8_t> toClient,
+                         std::string& error);
   void closeConnection(uint32_t conn);
   // The usbmuxd socket's front door (client_door.h) on a new Unix socket at
   // `path`; clients arrive as ClientArrived events. 0 with `error`.
@@ -220,6 +229,7 @@ class Engine : public mux::SessionObserver, public tunnel::TunnelObserver {
   std::unordered_map<uint32_t, std::shared_ptr<DeviceLink>> links_;
   std::unordered_map<uint32_t, std::shared_ptr<mux::Connection>> conns_;
   std::unordered_map<uint32_t, WaitingClient> waitingClients_;  // by connection id
+  std::unordered_map<uint32_t, std::shared_ptr<SocketSplice>> splices_;  // network Connects, by connection id
   std::unordered_map<uint32_t, std::shared_ptr<ClientDoor>> doors_;
   std::unordered_map<uint32_t, std::shared_ptr<usb::LibusbOpener>> opening_;
   std::unordered_map<uint32_t, FfsEntry> ffs_;

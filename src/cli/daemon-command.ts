@@ -118,6 +118,8 @@ export async function runDaemonCommand(argv: string[]): Promise<number> {
       'sim-tunnel-loss-rate': { type: 'string' },
       'tunnel-mss': { type: 'string' },
       tunnels: { type: 'string' },
+      wifi: { type: 'string' },
+      'wifi-grace-ms': { type: 'string' },
       tun: { type: 'string' },
       'tun-prefix': { type: 'string' },
       'no-usb': { type: 'boolean' },
@@ -164,6 +166,12 @@ export async function runDaemonCommand(argv: string[]): Promise<number> {
   }
   const tunnels = values.tunnels ?? 'auto';
   if (tunnels !== 'auto' && tunnels !== 'off') throw new Error(`--tunnels is auto or off, not '${tunnels}'`);
+  const wifi = values.wifi ?? 'auto';
+  if (wifi !== 'auto' && wifi !== 'off') throw new Error(`--wifi is auto or off, not '${wifi}'`);
+  const wifiGraceMs = values['wifi-grace-ms'] === undefined ? undefined : Number(values['wifi-grace-ms']);
+  if (wifiGraceMs !== undefined && (!Number.isInteger(wifiGraceMs) || wifiGraceMs < 0 || wifiGraceMs > 600_000)) {
+    throw new Error(`--wifi-grace-ms needs a whole number of ms up to 600000, not '${values['wifi-grace-ms']}'`);
+  }
   const tun = values.tun ?? 'auto';
   if (tun !== 'auto' && tun !== 'off') throw new Error(`--tun is auto or off, not '${tun}'`);
   if (values['tun-prefix'] !== undefined) {
@@ -229,6 +237,8 @@ export async function runDaemonCommand(argv: string[]): Promise<number> {
       simArgs,
       tunnelSendMss,
       tunnels,
+      wifi,
+      wifiGraceMs,
       tun,
       tunPrefix: values['tun-prefix'],
       preflight: !values['no-preflight'],

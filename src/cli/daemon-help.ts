@@ -31,6 +31,10 @@ export const DAEMON_HELP = `usage: tsmuxd [options]
       --tunnel-mss N     the send MSS of CoreDeviceProxy tunnels (default 1340)
       --tunnels auto|off each paired iOS 17.4+ phone gets its tunnel without
                          being asked, rebuilt with backoff (default auto)
+      --wifi auto|off    list paired phones on the network (mDNS _apple-mobdev2._tcp,
+                         a heartbeat) as Network entries (default auto; docs/wifi.md)
+      --wifi-grace-ms N  a network phone is gone N ms after a missed heartbeat
+                         Interval (default 5000)
       --tun auto|off     give each tunnel a kernel interface when the daemon
                          may (root or CAP_NET_ADMIN); else userspace (default auto)
       --tun-prefix NAME  the interfaces' name prefix (default tsmux: tsmux0...)

@@ -9,6 +9,7 @@
 // (SIGUSR1 trust, SIGUSR2 deny, SIGHUP replug, all sims). A sim whose host
 // goes away keeps trying to plug back in, as a phone left on the cable would
 // be found again by a restarted daemon.
+import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
@@ -58,8 +59,17 @@ export const SIM_HELP = `usage: tsmuxd sim (--cable PATH | --ffs DIR) [options]
                            over N bytes (at least 1280)
   --tunnel-loss-rate R     drop this fraction (0 to <1) of the tunnel packets from the host
                            (tunnels print "tunnel", "tunnel-closed" and "tunnel-refused" events)
+  --wifi                   also on the network (one phone, in this process; --cable optional):
+                           lockdownd, the heartbeat and the services over TCP at --address,
+                           announced over mDNS as _apple-mobdev2._tcp (docs/wifi.md)
+  --address ADDR           with --wifi (required): the phone's address, one of this host's
+                           and not loopback (a daemon ignores phones on loopback)
+  --private-address        with --wifi: a random MAC in the mDNS name and identifier/authTag
+                           in TXT, as iOS 26.4's private Wi-Fi address
+  --heartbeat-interval S   the Interval the heartbeat service announces (default 10)
 
-stdin commands: trust|deny|unplug|plug|replug|drop-tunnels [INDEX] [MS]   (no index: every phone)
+stdin commands: trust|deny|unplug|plug|replug|drop-tunnels|wifi-off|wifi-on [INDEX] [MS]
+                (no index: every phone; wifi-off: off the network, silently)
 signals: SIGUSR1 trust, SIGUSR2 deny, SIGHUP replug (with --ffs: print the data-plane
 counters, as the lab's UDC owns plugging), SIGTERM quit
 `;
@@ -105,6 +115,10 @@ export function parseSimArgs(argv: string[]) {
       'tunnel-max-mtu': { type: 'string' },
       'tunnel-drop-oversize': { type: 'string' },
       'tunnel-loss-rate': { type: 'string' },
+      wifi: { type: 'boolean' },
+      address: { type: 'string' },
+      'private-address': { type: 'boolean' },
+      'heartbeat-interval': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -117,6 +131,10 @@ export async function runSimCommand(argv: string[]): Promise<number> {
   if (values.help) {
     process.stdout.write(SIM_HELP);
     return 0;
+  }
+  if (values.wifi && !values.ffs) {
+    checkSimValues(values);
+    return runPhones(values);
   }
   if (!values.cable === !values.ffs) throw new Error(`one of --cable and --ffs is required\n\n${SIM_HELP}`);
   checkSimValues(values);
@@ -156,6 +174,12 @@ function checkSimValues(values: SimValues): void {
   if ((values.udid || values.serial) && count > 1) throw new Error('--udid and --serial name one phone; leave them out with --count');
   if (values.udid) udidToSerial(values.udid);
   if (values.ffs && count > 1) throw new Error('a FunctionFS mount carries one phone');
+  if (values.wifi && (count > 1 || values.ffs)) throw new Error('--wifi runs one phone, on a cable or none');
+  if ((values.address || values['private-address']) && !values.wifi) throw new Error('--address and --private-address go with --wifi');
+  if (values.wifi && values.address === undefined) throw new Error('--wifi needs --address ADDR (the phone\'s address on the network)');
+  if (values.address !== undefined && isIP(values.address) === 0) throw new Error(`--address needs an IP address, not '${values.address}'`);
+  const interval = positive('heartbeat-interval', values['heartbeat-interval']);
+  if (interval === 0) throw new Error('--heartbeat-interval must be at least 1');
   if (values.raw && !values.ffs) throw new Error('--raw needs --ffs (the raw bulk device is a FunctionFS function)');
   if (values.raw && !loadNativeTesting()) {
     throw new Error('--raw needs the testing addon (tsmuxd_testing), which is only in a checkout, not in an installed package');
@@ -221,6 +245,8 @@ async function runPhones(values: SimValues): Promise<number> {
       socketDir: values['socket-dir'] && count > 1 ? join(values['socket-dir'], `sim-${index}`) : values['socket-dir'],
       rsdPort: rsdPort === undefined ? undefined : rsdPort === 0 ? 0 : rsdPort + index,
       tunnel: simTunnelOptions(values),
+      wifi: values.wifi ? { address: values.address!, privateAddress: values['private-address'] } : undefined,
+      heartbeat: values['heartbeat-interval'] ? { interval: positive('heartbeat-interval', values['heartbeat-interval']) } : undefined,
       onTunnel: (event) => {
         emit({ ...event, index, udid: peer.identity.udid });
         // The supervisor logs a child's stderr: a refused tunnel says why in the daemon's log.
@@ -244,6 +270,11 @@ async function runPhones(values: SimValues): Promise<number> {
       },
     });
     peers.push(peer);
+    if (peer.wifi) {
+      emit({ event: 'wifi', index, udid: peer.identity.udid, address: peer.wifi.address, instance: peer.wifi.instance, services: peer.services });
+      // On the network alone there is no mux handshake to say it is ready.
+      if (!cable) emit({ event: 'ready', ready: true, index, udid: peer.identity.udid, serial: peer.serial, pid: process.pid, services: peer.services });
+    }
     if (peer.rsd) emit({ event: 'rsd', index, udid: peer.identity.udid, address: `127.0.0.1:${peer.rsd.port}`, port: peer.rsd.port });
     // The lab binds the gadget to its UDC once the descriptors are on ep0.
     if (values.ffs) emit({ event: 'descriptors', descriptors: true, ffs: values.ffs, serial: peer.serial, pid: process.pid });
@@ -274,6 +305,14 @@ async function runPhones(values: SimValues): Promise<number> {
         case 'plug':
           p.plug();
           emit({ event: 'plugged', index: i, udid: p.identity.udid });
+          break;
+        case 'wifi-off':
+        case 'wifi-on':
+          if (!p.wifi) return emit({ event: 'error', message: `sim ${i} is not on the network (--wifi)` });
+          void (verb === 'wifi-on' ? p.wifi.on() : p.wifi.off()).then(
+            () => emit({ event: verb, index: i, udid: p.identity.udid }),
+            (err: Error) => emit({ event: 'error', message: `${verb}: ${err.message}` }),
+          );
           break;
         case 'drop-tunnels':
           emit({ event: 'tunnels-dropped', index: i, udid: p.identity.udid, count: p.tunnels.dropAll() });

@@ -23,6 +23,7 @@ import type { SimCommand } from '../supervisor/sim-process.js';
 import type { SimSupervisor } from '../supervisor/supervisor.js';
 import type { UsbDiscovery } from '../usb/discovery.js';
 import type { TunnelApiAddresses, TunnelApis } from '../tunnel-api/tunnel-apis.js';
+import type { WifiDevices, WifiSetting } from '../wifi/wifi-devices.js';
 import type { SocketAddress } from '../protocol/address.js';
 import { UsbmuxServer } from '../server/server.js';
 import { TunnelManager } from '../tunnel/tunnel-manager.js';
@@ -82,6 +83,14 @@ export interface DaemonOptions {
   tunneldApi?: string;
   /** go-ios's tunnel agent HTTP API on this loopback HOST:PORT; off when omitted or 'off'. */
   goIosApi?: string;
+  /**
+   * 'auto': phones on the network (mDNS `_apple-mobdev2._tcp`, a heartbeat)
+   * are listed as Network entries (docs/wifi.md). Off when omitted (library
+   * use and tests); the command's default is auto.
+   */
+  wifi?: WifiSetting;
+  /** Added to a network phone's heartbeat Interval before it counts as gone (5 s when omitted). */
+  wifiGraceMs?: number;
 }
 
 export class Daemon {
@@ -94,6 +103,7 @@ export class Daemon {
   preflight?: Preflight;
   private usb?: UsbDiscovery;
   private apis?: TunnelApis;
+  private wifi?: WifiDevices;
   private simDir?: string;
   private stopped = false;
 
@@ -173,6 +183,7 @@ export class Daemon {
       if (options.sims) await daemon.startSims(options.sims);
       if (options.usb && options.usb !== 'off') await daemon.startUsb(options.usb);
       if (options.tunneldApi || options.goIosApi) await daemon.startTunnelApis();
+      if (options.wifi === 'auto') await daemon.startWifi();
     } catch (err) {
       await daemon.stop();
       throw err;
@@ -191,6 +202,13 @@ export class Daemon {
     const { TunnelApis } = await import('../tunnel-api/tunnel-apis.js');
     const { tunnels, devices, log } = this;
     this.apis = await TunnelApis.start({ tunnels, devices, log, tunneldApi: this.options.tunneldApi, goIosApi: this.options.goIosApi });
+  }
+
+  /** After the socket: mDNS and the heartbeats load only when on. */
+  private async startWifi(): Promise<void> {
+    const { WifiDevices } = await import('../wifi/wifi-devices.js');
+    this.wifi = new WifiDevices({ devices: this.devices, store: this.store, log: this.log, graceMs: this.options.wifiGraceMs });
+    this.wifi.start();
   }
 
   /** Where the tunneld and go-ios APIs listen (absent: off, or their port was taken). */
@@ -261,6 +279,7 @@ export class Daemon {
     this.stopped = true;
     await this.server.close();
     await this.apis?.close();
+    this.wifi?.close();
     this.usb?.close();
     this.autoTunnels?.close();
     this.tunnels.close();

@@ -7,6 +7,19 @@ import { EventEmitter } from 'node:events';
 
 import { connectionSpeed } from '../protocol/usbmux.js';
 import type { AttachedDevice, MuxEngine } from '../native/mux-engine.js';
+import type { NetworkEndpoint } from '../protocol/network-address.js';
+
+/** Where a phone on the network is (src/wifi found it over mDNS). */
+export interface NetworkLocation {
+  endpoint: NetworkEndpoint;
+  /** The mDNS instance, escaped as in DNS: `<mac>@<ip>._apple-mobdev2._tcp.local.` */
+  serviceName: string;
+  /** The interface it was found on (0 when unknown). */
+  interfaceIndex: number;
+}
+
+/** A network entry has no engine handle: its handle is this, which no engine gives out. */
+export const NETWORK_HANDLE = -1;
 
 export interface DeviceRecord {
   deviceId: number;
@@ -17,8 +30,10 @@ export interface DeviceRecord {
   productId: number;
   locationId: number;
   connectionSpeed: number;
-  connectionType: 'USB';
+  connectionType: 'USB' | 'Network';
   visible: boolean;
+  /** Network entries only. */
+  network?: NetworkLocation;
 }
 
 export interface DeviceTableEvents {
@@ -29,6 +44,8 @@ export interface DeviceTableEvents {
 
 export class DeviceTable extends EventEmitter<DeviceTableEvents> {
   private readonly byHandle = new Map<number, DeviceRecord>();
+  /** Network entries by DeviceID: listed from the start, removed by src/wifi. */
+  private readonly networkEntries = new Map<number, DeviceRecord>();
   private nextId = 1;
 
   /** Set by the preflight: it decides when a ready device becomes visible. */
@@ -48,13 +65,13 @@ export class DeviceTable extends EventEmitter<DeviceTableEvents> {
 
   /** Visible devices, in DeviceID order. */
   visible(): DeviceRecord[] {
-    return [...this.byHandle.values()].filter((d) => d.visible).sort((a, b) => a.deviceId - b.deviceId);
+    return this.all().filter((d) => d.visible).sort((a, b) => a.deviceId - b.deviceId);
   }
 
   /** Any device, visible or not: Connect works on hidden ones (preflight uses it). */
   byId(deviceId: number): DeviceRecord | undefined {
     for (const d of this.byHandle.values()) if (d.deviceId === deviceId) return d;
-    return undefined;
+    return this.networkEntries.get(deviceId);
   }
 
   /** The device on an engine handle, visible or not. */
@@ -62,18 +79,53 @@ export class DeviceTable extends EventEmitter<DeviceTableEvents> {
     return this.byHandle.get(handle);
   }
 
+  /** The USB entry of this UDID when there is one (tunnels and preflight need the cable), else its network entry. */
   byUdid(udid: string): DeviceRecord | undefined {
     for (const d of this.byHandle.values()) if (d.serialNumber === udid) return d;
+    for (const d of this.networkEntries.values()) if (d.serialNumber === udid) return d;
     return undefined;
   }
 
   /** Still attached (and the same attachment)? */
   has(d: DeviceRecord): boolean {
-    return this.byHandle.get(d.handle) === d;
+    return d.connectionType === 'Network' ? this.networkEntries.get(d.deviceId) === d : this.byHandle.get(d.handle) === d;
   }
 
   get size(): number {
-    return this.byHandle.size;
+    return this.byHandle.size + this.networkEntries.size;
+  }
+
+  /**
+   * Lists a phone found on the network (its heartbeat runs) under a DeviceID
+   * of its own, never one a USB entry has, and broadcasts Attached.
+   */
+  addNetwork(udid: string, location: NetworkLocation): DeviceRecord {
+    const d: DeviceRecord = {
+      deviceId: this.allocateId(),
+      handle: NETWORK_HANDLE,
+      serialNumber: udid,
+      usbSerialNumber: udid.replace('-', ''),
+      productId: 0,
+      locationId: 0,
+      connectionSpeed: 0,
+      connectionType: 'Network',
+      visible: true,
+      network: location,
+    };
+    this.networkEntries.set(d.deviceId, d);
+    this.emit('attached', d);
+    return d;
+  }
+
+  /** The phone left the network (heartbeat stopped, mDNS record gone): Detached. */
+  removeNetwork(d: DeviceRecord): void {
+    if (this.networkEntries.get(d.deviceId) !== d) return;
+    this.networkEntries.delete(d.deviceId);
+    this.emit('detached', d);
+  }
+
+  private all(): DeviceRecord[] {
+    return [...this.byHandle.values(), ...this.networkEntries.values()];
   }
 
   /** A pair record was saved for this device: tell the listeners. */
@@ -85,7 +137,7 @@ export class DeviceTable extends EventEmitter<DeviceTableEvents> {
   }
 
   private allocateId(): number {
-    const inUse = new Set([...this.byHandle.values()].map((d) => d.deviceId));
+    const inUse = new Set(this.all().map((d) => d.deviceId));
     for (;;) {
       const id = this.nextId;
       this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;

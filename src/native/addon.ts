@@ -298,6 +298,14 @@ export interface NativeEngine {
   /** Stops accepting; clients still waiting for their first message see EOF. */
   closeClientDoor(door: number): void;
   closeConnection(conn: number): void;
+  /**
+   * A network Connect: the client's socket joined to the daemon's TCP
+   * connection to the phone on the event thread (both fds duplicated; the
+   * caller closes its own). `toPhone` / `toClient` go first each way, at
+   * most 256 KiB each. Returns a connection id: closeConnection() ends it,
+   * and its end comes as a `closed` event.
+   */
+  spliceSockets(clientFd: number, toPhone: Buffer | undefined, phoneFd: number, toClient: Buffer | undefined): number;
   attachDeviceRole(cablePath: string, descriptor: CableDescriptor, options?: DeviceRoleOptions): number;
   mapDevicePort(handle: number, port: number, target?: PortTarget): void;
   /**

@@ -195,6 +195,22 @@ export class MuxEngine extends EventEmitter<MuxEngineEvents> {
     socket.destroy();
   }
 
+  /**
+   * A network Connect (docs/wifi.md): the client's socket and the daemon's
+   * TCP socket to the phone move into native code, joined there; both
+   * sockets are destroyed here (node's copies only). `toClient` (the
+   * Connect's Result, written by JS already, is not part of it) goes to the
+   * client ahead of the phone's bytes. Returns the connection id.
+   */
+  spliceSockets(client: Socket, pipelined: Buffer | undefined, phone: Socket): number {
+    const c = takeSocket(client, pipelined);
+    const p = takeSocket(phone);
+    const conn = this.native.spliceSockets(c.fd, c.early, p.fd, p.early);
+    client.destroy();
+    phone.destroy();
+    return conn;
+  }
+
   /** See NativeEngine.openClientDoor; arrivals come as 'clientArrived'. */
   openClientDoor(path: string, backlog: number): number {
     return this.native.openClientDoor(path, backlog);

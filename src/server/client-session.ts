@@ -37,11 +37,13 @@ import {
   type Header,
   type Message,
 } from '../protocol/usbmux.js';
-import { attachedMessage, detachedMessage, pairedMessage, resultMessage } from './replies.js';
+import { attachedMessage, detachedMessage, pairedMessage, resultMessage, visibleInVersion } from './replies.js';
+import { layoutForClient } from '../protocol/network-address.js';
 import { resumeReading, stopReading } from './socket-reading.js';
 import type { ConnectionOwners } from './stats.js';
 import { connectRefusal, connectThrough, type ConnectPlan } from './connect-flow.js';
 import { tunnelConnectPlan } from './tunnel-commands.js';
+import { networkConnectPlan } from './network-connect.js';
 
 /**
  * How long a reply may wait for the kernel to take it (the client's unread
@@ -142,15 +144,17 @@ export class ClientSession {
   }
 
   notifyAttached(d: DeviceRecord): void {
-    if (this.state === 'listen') this.notify(attachedMessage(this.version, d));
+    if (this.state === 'listen' && visibleInVersion(this.version, d)) {
+      this.notify(attachedMessage(this.version, d, layoutForClient(this.info)));
+    }
   }
 
   notifyDetached(d: DeviceRecord): void {
-    if (this.state === 'listen') this.notify(detachedMessage(this.version, d));
+    if (this.state === 'listen' && visibleInVersion(this.version, d)) this.notify(detachedMessage(this.version, d));
   }
 
   notifyPaired(d: DeviceRecord): void {
-    if (this.state === 'listen') this.notify(pairedMessage(this.version, d));
+    if (this.state === 'listen' && visibleInVersion(this.version, d)) this.notify(pairedMessage(this.version, d));
   }
 
   // A listener that never reads would have every later event queued for it
@@ -354,6 +358,10 @@ export class ClientSession {
     const device = this.ctx.devices.byId(deviceId);
     if (!device) return this.reply(tag, Result.BADDEV);
     if (port === 0) return this.reply(tag, Result.CONNREFUSED);
+    if (device.connectionType === 'Network') {
+      const { engine } = this.ctx;
+      return this.pipeThrough(tag, networkConnectPlan(engine, device, port, this.socket, this.version, engine.connectTimeoutMs));
+    }
     return this.pipeThrough(tag, {
       what: `connect to device ${deviceId} port ${port}`,
       open: () => this.ctx.engine.connect(device.handle, port),

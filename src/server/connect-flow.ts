@@ -26,7 +26,10 @@ export interface ConnectPlan {
   what: string;
   /** Resolves with the connection (or tunnel stream) id once the device accepted. */
   open: () => Promise<number>;
-  adopt: (conn: number, pipelined: Buffer) => void;
+  /** Hands the socket over; may return the id the connection goes by from then on. */
+  adopt: (conn: number, pipelined: Buffer) => number | void;
+  /** What ends an opened connection nobody adopted (closeConnection when absent). */
+  abandon?: (conn: number) => void;
   /**
    * Opens with the socket handed over first: the data plane writes `result`
    * when the device accepts. Absent where the data plane cannot (tunnels).
@@ -94,24 +97,26 @@ async function resultFirst(client: ConnectingClient, tag: number, how: ConnectPl
     failed(client, tag, how, err, pipelined);
     return;
   }
+  const abandon = () => (how.abandon ? how.abandon(conn) : client.closeConnection(conn));
   if (client.state !== 'connecting' || client.socket.destroyed) {
-    client.closeConnection(conn);  // the client left while we connected
+    abandon();  // the client left while we connected
     return;
   }
   client.socket.write(resultMessage(client.version, tag, Result.OK), (err) => {
     if (err || client.state !== 'connecting') {
-      client.closeConnection(conn);
+      abandon();
       return;
     }
     client.socket.removeAllListeners('data');
+    let id = conn;
     try {
-      how.adopt(conn, pipelined);
+      id = how.adopt(conn, pipelined) ?? conn;
     } catch (adoptErr) {
       client.log.error(`${client.label}: handing the socket over failed: ${(adoptErr as Error).message}`);
-      client.closeConnection(conn);
+      abandon();
       client.socket.destroy();
     }
-    client.connected(conn);
+    client.connected(id);
   });
 }
 

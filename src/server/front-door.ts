@@ -66,7 +66,8 @@ export function doorConnect(arrival: ClientArrival, ctx: ServerContext): DoorCon
     return undefined;
   }
   const device = ctx.devices.byId(deviceId);
-  if (!device || port === 0) return undefined;
+  // A network entry's Connect is a TCP connection the session path makes.
+  if (!device || port === 0 || device.connectionType === 'Network') return undefined;
   return { device, port, tag: header.tag, version: header.version, progName, bundleId };
 }
 

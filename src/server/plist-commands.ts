@@ -11,6 +11,7 @@ import { statsReply } from './stats.js';
 import { EXTENSION_MESSAGES, extensionAccess, RESULT_ACCESS_DENIED } from './access.js';
 import { TUNNEL_MESSAGES } from '../protocol/tunnel-messages.js';
 import { handleTunnelCommand } from './tunnel-commands.js';
+import { layoutForClient } from '../protocol/network-address.js';
 
 
 /**
@@ -59,7 +60,10 @@ export async function handlePlistCommand(
   if (TUNNEL_MESSAGES.has(type)) return handleTunnelCommand(type, request, ctx, client);
   switch (type) {
     case 'ListDevices':
-      return dict({ DeviceList: ctx.devices.visible().map(attachedDict) });
+    {
+      const layout = layoutForClient(client.info);
+      return dict({ DeviceList: ctx.devices.visible().map((d) => attachedDict(d, layout)) });
+    }
 
     case 'ListListeners':
       return dict({

@@ -11,6 +11,7 @@ import {
   ProtocolVersion,
 } from '../protocol/usbmux.js';
 import { plistMessage } from '../protocol/plist-message.js';
+import { encodeNetworkAddress, type AddressLayout } from '../protocol/network-address.js';
 
 /** A reply waiting for its request's tag. */
 export type Answer = (tag: number) => Buffer;
@@ -29,7 +30,23 @@ export function resultMessage(version: number, tag: number, result: number): Buf
   return encodeMessage(ProtocolVersion.Plist, MessageType.Plist, tag, body);
 }
 
-export function deviceProperties(d: DeviceRecord): PlistDict {
+/**
+ * `layout`: how this client reads NetworkAddress (layoutForClient); only
+ * network entries use it.
+ */
+export function deviceProperties(d: DeviceRecord, layout: AddressLayout = 'bsd'): PlistDict {
+  if (d.network) {
+    // What Apple's muxer, usbmuxd2 and netmuxd give for a phone on Wi-Fi
+    // (reference tunnel-wifi-remote §3.3); InterfaceIndex only when known.
+    return {
+      ConnectionType: 'Network',
+      DeviceID: d.deviceId,
+      EscapedFullServiceName: d.network.serviceName,
+      ...(d.network.interfaceIndex ? { InterfaceIndex: d.network.interfaceIndex } : {}),
+      NetworkAddress: encodeNetworkAddress(d.network.endpoint, layout),
+      SerialNumber: d.serialNumber,
+    };
+  }
   return {
     ConnectionSpeed: d.connectionSpeed,
     ConnectionType: d.connectionType,
@@ -41,13 +58,21 @@ export function deviceProperties(d: DeviceRecord): PlistDict {
   };
 }
 
-export function attachedDict(d: DeviceRecord): PlistDict {
-  return { MessageType: 'Attached', DeviceID: d.deviceId, Properties: deviceProperties(d) };
+export function attachedDict(d: DeviceRecord, layout: AddressLayout = 'bsd'): PlistDict {
+  return { MessageType: 'Attached', DeviceID: d.deviceId, Properties: deviceProperties(d, layout) };
 }
 
-export function attachedMessage(version: number, d: DeviceRecord): Buffer {
+/**
+ * Binary v0 has no ConnectionType: a v0 client would take a network entry
+ * for a USB phone, so v0 clients never hear of network entries.
+ */
+export function visibleInVersion(version: number, d: DeviceRecord): boolean {
+  return version === ProtocolVersion.Plist || d.connectionType !== 'Network';
+}
+
+export function attachedMessage(version: number, d: DeviceRecord, layout: AddressLayout = 'bsd'): Buffer {
   return version === ProtocolVersion.Plist
-    ? plistMessage(0, attachedDict(d))
+    ? plistMessage(0, attachedDict(d, layout))
     : encodeDeviceAdd({ deviceId: d.deviceId, productId: d.productId, serial: d.serialNumber, location: d.locationId });
 }
 

@@ -36,9 +36,16 @@ function deviceOf(request: PlistDict, ctx: ServerContext): DeviceRecord | Answer
   const id = request.DeviceID;
   const udid = request.UDID;
   if (typeof id === 'number' || typeof id === 'bigint') {
-    return ctx.devices.byId(Number(id)) ?? failure(TunnelResult.BADDEV, `no device with DeviceID ${id}`);
+    const d = ctx.devices.byId(Number(id));
+    // CoreDeviceProxy runs over the mux; a Wi-Fi entry has none here.
+    if (d?.connectionType === 'Network') return failure(TunnelResult.BADDEV, `device ${id} is a network entry; tunnels go over its USB entry`);
+    return d ?? failure(TunnelResult.BADDEV, `no device with DeviceID ${id}`);
   }
-  if (typeof udid === 'string') return ctx.devices.byUdid(udid) ?? failure(TunnelResult.BADDEV, `no device with UDID ${udid}`);
+  if (typeof udid === 'string') {
+    const d = ctx.devices.byUdid(udid);
+    if (d?.connectionType === 'Network') return failure(TunnelResult.BADDEV, `${udid} is on the network only; tunnels go over USB`);
+    return d ?? failure(TunnelResult.BADDEV, `no device with UDID ${udid}`);
+  }
   return failure(TunnelResult.BADDEV, 'the request names no device (DeviceID or UDID)');
 }
 

@@ -32,10 +32,17 @@ import { openSimState } from './state.js';
 import { simRsdProperties, startRsdServer, type RsdServer } from './rsd/rsd-server.js';
 import { simRsdServices } from './rsd/sim-services.js';
 import { checkSimTunnelOptions, SimTunnels, type SimTunnelEvent, type SimTunnelOptions } from './tunnel/sim-tunnels.js';
+import { startPhoneOnWifi, type SimWifi, type SimWifiOptions } from './wifi/sim-wifi.js';
 
 export interface PeerOptions extends Omit<DeviceRoleOptions, 'portMap'> {
   /** A virtual cable's listening path (the daemon's --cable). */
   cable?: string;
+  /**
+   * On the network too (or only): lockdownd and the services at this address
+   * over TCP, announced over mDNS (src/sim/wifi). Without a cable or
+   * FunctionFS the phone is on the network alone.
+   */
+  wifi?: SimWifiOptions;
   /**
    * Or a mounted FunctionFS (e.g. '/dev/ffs-mux') of a USB gadget whose
    * configfs side (VID/PID, serial, configurations) is set up already: the
@@ -113,6 +120,8 @@ export interface Peer {
   rsd?: RsdServer;
   /** The CoreDeviceProxy tunnels the host has open. */
   tunnels: SimTunnels;
+  /** The phone's network side, with `wifi`. */
+  wifi?: SimWifi;
   readonly plugged: boolean;
   /** The user taps Trust on the pairing dialog. */
   trust(): void;
@@ -146,8 +155,11 @@ const MEASURING: Record<number, PortTarget> = {
 };
 
 export async function startPeer(options: PeerOptions): Promise<Peer> {
-  if ((options.cable === undefined) === (options.ffs === undefined)) {
-    throw new TypeError('a simulated phone needs a cable or a FunctionFS mount (one of them)');
+  if (options.cable !== undefined && options.ffs !== undefined) {
+    throw new TypeError('a simulated phone is on a cable or a FunctionFS mount, not both');
+  }
+  if (options.cable === undefined && options.ffs === undefined && !options.wifi) {
+    throw new TypeError('a simulated phone needs a cable, a FunctionFS mount or the network');
   }
   if (options.raw && options.ffs === undefined) throw new TypeError('raw mode runs on a FunctionFS mount only');
   checkSimTunnelOptions(options.tunnel ?? {});
@@ -265,6 +277,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     onEvent: options.onTunnel,
   });
   const placeholders: number[] = [];
+  let wifi: SimWifi | undefined;
   let replugTimer: NodeJS.Timeout | undefined;
   let closed = false;
 
@@ -272,6 +285,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
   let rawDevice: RawBulkDevice | undefined;
   const plug = () => {
     if (handle || rawDevice || closed) return;
+    if (options.cable === undefined && options.ffs === undefined) return;  // on the network only
     if (options.raw) {
       rawDevice = new (nativeTesting().RawBulkDevice)(options.ffs!, (level, text) => options.onRawLog?.(level, text));
       return;
@@ -352,7 +366,9 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
       placeholders.push(engine.attachFfsPlaceholder(dir, PHONE_FFS_INTERFACES[kind as PhoneFfsInterface]));
     }
     plug();
+    if (options.wifi) wifi = await startPhoneOnWifi(options.wifi, lockdownd, services);
   } catch (err) {
+    await wifi?.close();
     lockdownd.close();
     tunnels.close();
     for (const h of placeholders) engine.closeDevice(h);
@@ -375,6 +391,9 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     namespace,
     rsd,
     tunnels,
+    get wifi() {
+      return wifi;
+    },
     get plugged() {
       return handle !== 0 || rawDevice !== undefined;
     },
@@ -386,6 +405,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     async close() {
       closed = true;
       unplug();
+      await wifi?.close();
       engine.off('ready', onReady);
       engine.off('detached', onDetached);
       lockdownd.close();

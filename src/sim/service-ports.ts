@@ -16,6 +16,8 @@ export type MapPort = (port: number, target?: PortTarget) => void;
 
 export class ServicePorts {
   private readonly issued = new Map<number, NodeJS.Timeout>();
+  /** Also told of every port opened and withdrawn: the phone's Wi-Fi side (src/sim/wifi). */
+  private readonly watchers = new Set<MapPort>();
 
   constructor(
     private mapPort: MapPort | undefined,
@@ -36,16 +38,24 @@ export class ServicePorts {
     do port = DYNAMIC_PORT_MIN + randomInt(span);
     while (this.issued.has(port));
     this.mapPort?.(port, { ...target, once: true });
+    for (const w of this.watchers) w(port, { ...target, once: true });
     // The native side forgets a once-mapping when it is used; the timer only
     // withdraws ports nobody came for, and keeps a used port from being
     // handed out again too soon.
     const timer = setTimeout(() => {
       this.issued.delete(port);
       this.mapPort?.(port);
+      for (const w of this.watchers) w(port);
     }, this.ttlMs);
     timer.unref();
     this.issued.set(port, timer);
     return port;
+  }
+
+  /** Hears of every port from now on (the same one-connection ports over the network); returns its removal. */
+  watch(watcher: MapPort): () => void {
+    this.watchers.add(watcher);
+    return () => this.watchers.delete(watcher);
   }
 
   get size(): number {

@@ -47,10 +47,11 @@ const withoutDashes = (udid: string) => udid.replace(/-/g, '').toUpperCase();
  * without its dash (some Linux usbmuxd builds drop it) and in either case.
  */
 export function findDevice(devices: DeviceTable, udid: string): DeviceRecord | undefined {
+  // Tunnels run over the mux: only USB entries (a Wi-Fi one has no mux here).
   const exact = devices.byUdid(udid);
-  if (exact) return exact;
+  if (exact && exact.connectionType !== 'Network') return exact;
   const key = withoutDashes(udid);
-  return devices.visible().find((d) => withoutDashes(d.serialNumber) === key);
+  return devices.visible().find((d) => d.connectionType !== 'Network' && withoutDashes(d.serialNumber) === key);
 }
 
 export function findTunnel(tunnels: TunnelManager, devices: DeviceTable, udid: string): { device: DeviceRecord; tunnel: ManagedTunnel } | undefined {

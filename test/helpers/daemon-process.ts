@@ -10,7 +10,7 @@ import { delimiter, join } from 'node:path';
 import { packageRoot } from '../../src/native/addon.js';
 import { patience } from './sanitizers.js';
 
-type Teardown = { teardown(fn: () => void | Promise<void>): void };
+export type Teardown = { teardown(fn: () => void | Promise<void>): void };
 
 /** The built command; the tests run the daemon exactly as users do. */
 export const MAIN_JS = join(packageRoot, 'dist', 'src', 'cli', 'main.js');
@@ -254,6 +254,8 @@ export function spawnDaemon(
   assertBuilt();
   // The daemon command (not a subcommand such as sim): tunnels only where a test asks.
   if (args[0]?.startsWith('-') && !args.includes('--tunnels')) args = [...args, '--tunnels', 'off'];
+  // Nor mDNS: a daemon browsing would pay for it, and would see other tests' network sims.
+  if (args[0]?.startsWith('-') && !args.includes('--wifi')) args = [...args, '--wifi', 'off'];
   const command = [...wrap, process.execPath, ...DAEMON_NODE_FLAGS, MAIN_JS, ...withTunnelApisOff(args)];
   const child = killOnExit(spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env }));
   let status: Exit | null = null;

@@ -43,6 +43,12 @@ export const COMMANDS: CliCommand[] = [
     run: async (args) => (await import('./forward.js')).runForward(args),
   },
   {
+    name: 'wifi',
+    usage: 'wifi enable|disable|status [UDID] [--json] [--socket ADDR]',
+    summary: "turn a phone's Wi-Fi connections on or off (over USB), or show the setting",
+    run: async (args) => (await import('./wifi.js')).runWifi(args),
+  },
+  {
     name: 'top',
     usage: 'top [--once] [--interval SECONDS] [--json] [--socket ADDR]',
     summary: 'live per-device and per-connection bytes, rates, windows and RTT (tsmuxd only)',

@@ -53,7 +53,14 @@ export interface LockdowndOptions {
   services?: BootstrapNamespace;
 }
 
+export const WIRELESS_LOCKDOWN_DOMAIN = 'com.apple.mobile.wireless_lockdown';
+
 export class Lockdownd {
+  /** Whether a host has turned Wi-Fi connections on (com.apple.mobile.wireless_lockdown). */
+  get wifiEnabled(): boolean {
+    return this.identity.domains[WIRELESS_LOCKDOWN_DOMAIN]?.EnableWifiConnections === true;
+  }
+
   /** Set by usbmuxd's preflight (SetValue UntrustedHostBUID) before pairing. */
   untrustedHostBuid?: string;
   /** HostID -> stored pair record. */
@@ -67,6 +74,8 @@ export class Lockdownd {
   /** The services StartService hands out, by name (the device's registry namespace). */
   readonly services: BootstrapNamespace;
   readonly servicePorts: ServicePorts;
+  /** Told when a host turns Wi-Fi connections on or off (the sim's network side follows). */
+  readonly wifiSettingListeners: Array<(enabled: boolean) => void> = [];
   private readonly serviceTlsHosts: string[] = [];
   /** Called with the name of each notification the phone posts itself. */
   readonly notificationListeners: Array<(name: string) => void> = [];
@@ -310,6 +319,14 @@ export class Lockdownd {
       return { ...echo, Request: 'SetValue' };
     }
     if (!conn.session) return fail('SessionInactive');
+    // `tsmuxd wifi enable|disable` (and Finder's "Show this iPhone when on
+    // Wi-Fi"): the one setting a host may change in this domain.
+    if (echo.Domain === WIRELESS_LOCKDOWN_DOMAIN && key === 'EnableWifiConnections') {
+      if (typeof req.Value !== 'boolean') return fail('SetProhibited');
+      this.identity.domains[WIRELESS_LOCKDOWN_DOMAIN]!.EnableWifiConnections = req.Value;
+      for (const listener of this.wifiSettingListeners) listener(req.Value);
+      return { ...echo, Request: 'SetValue' };
+    }
     return fail('SetProhibited');
   }
 }
