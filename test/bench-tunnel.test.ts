@@ -22,7 +22,9 @@ import { frame, parseXmlBody, xmlPlist } from './helpers/usbmuxd-harness.js';
 assertBuilt();
 
 const MiB = 1 << 20;
-const world = await startTunnelWorld(t, { sims: 1, standalone: { old: ['--product-version', '17.0'] } });
+// Userspace tunnels even as root: with a kernel interface the cases also run
+// through it (test/tunnel-tun.test.ts checks those rows).
+const world = await startTunnelWorld(t, { sims: 1, daemonArgs: ['--tun', 'off'], standalone: { old: ['--product-version', '17.0'] } });
 const phone = world.phones[0]!;
 const old = world.standalone.old!;
 

@@ -65,7 +65,8 @@ async function stopClient(t: Test, proc: DaemonProcess): Promise<void> {
 }
 
 // The daemon, as a user starts it: its own process, the addon, a simulated phone.
-const daemon = spawnDaemon(t, ['-f', '--no-usb', '-S', socket, '-P', 'NONE', '-C', join(dir, 'lockdown'), '--sim', '1', '--sim-state', join(dir, 'sims')]);
+// --tun off: as root a tunnel would also get a kernel interface, and the bench's tunnel cases would run through it too.
+const daemon = spawnDaemon(t, ['-f', '--no-usb', '-S', socket, '-P', 'NONE', '-C', join(dir, 'lockdown'), '--sim', '1', '--sim-state', join(dir, 'sims'), '--tun', 'off']);
 await daemon.ready(SLOW_MS);
 const usbmux = new UsbmuxClient({ address: socket, timeoutMs: 20_000 });
 const [phone] = await waitUntil(async () => {
@@ -116,6 +117,7 @@ t.test('every client command, with the addon unavailable', async (t) => {
   t.type(lines[1]!.daemonCpuSec, 'number', 'with the daemon CPU from /proc');
 
   t.match(JSON.parse((await client(t, ['top', '--once', '--json'])).stdout), { devices: [{ udid }] }, 'top --once');
+  t.match(JSON.parse((await client(t, ['wifi', 'status', udid, '--json'])).stdout), { udid, enableWifiConnections: false }, 'wifi status');
   t.match((await client(t, ['tunnel', 'stop', udid])).stdout, udid, 'tunnel stop');
   t.match((await client(t, ['unpair', udid])).stdout, /SUCCESS: Unpaired/);
   t.match(JSON.parse((await client(t, ['pair', udid, '--json'])).stdout), { udid, result: 'paired' }, 'pair (the sim trusts at once)');

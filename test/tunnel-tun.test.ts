@@ -12,6 +12,9 @@ import { networkInterfaces } from 'node:os';
 
 import t, { type Test } from 'tap';
 
+import type { BenchRecord } from '../src/bench/records.js';
+import { summarize } from '../src/bench/report.js';
+import { runBench } from '../src/bench/run.js';
 import { downloadVerified, uploadVerified, type VerifiedResult } from '../src/bench/verified.js';
 import { SINK_PORT, SOURCE_PORT } from '../src/protocol/sim-ports.js';
 import type { TunnelDescription } from '../src/protocol/tunnel-messages.js';
@@ -119,14 +122,9 @@ t.test('an unplug mid-transfer removes the interface; a replug brings one back',
   const upload = await connectKernel(before, SINK_PORT);
   upload.on('error', () => {});
   let sent = 0;
-  const chunk = Buffer.alloc(64 * 1024);
   const ended = new Promise<void>((resolve) => upload.once('close', () => resolve()));
-  const pump = () => {
-    while (!upload.destroyed && upload.write(chunk)) sent += chunk.length;
-  };
-  upload.on('drain', pump);
-  pump();
-  await waitUntil(async () => sent >= 8 * MiB || upload.destroyed, 30_000, 'the upload to be under way');
+  const transfer = uploadVerified(upload, 1024 * MiB, 5, (n) => (sent += n)).catch((err: Error) => err);
+  await waitUntil(async () => sent >= 4 * MiB || upload.destroyed, 30_000, 'the upload to be under way');
   const unplugged = performance.now();
   spare.command('unplug');
   await waitUntil(async () => !networkInterfaces()[name], 30_000, `${name} to go`);
@@ -136,6 +134,7 @@ t.test('an unplug mid-transfer removes the interface; a replug brings one back',
   // longer answers would take TCP's retransmission timeout instead.
   upload.destroy();
   await ended;
+  t.ok((await transfer) instanceof Error, 'the upload ended with an error, not a digest');
   t.comment(`${(sent / MiB).toFixed(0)} MiB were sent before the unplug`);
   await waitUntil(async () => fdsOf(world.daemon.pid) <= fds, 10_000, 'the daemon\'s fds to settle');
   t.ok(fdsOf(world.daemon.pid) <= fds, `daemon fds ${fds} before the transfer, ${fdsOf(world.daemon.pid)} after the unplug`);
@@ -197,4 +196,26 @@ t.test('without CAP_NET_ADMIN the tunnel runs in userspace, and says so once', {
   const s = await client.tunnelConnect(tunnels[0]!.udid, SINK_PORT);
   intact(t, await uploadVerified(s, 4 * MiB, 4), 'userspace fallback to the sink');
   s.destroy();
+});
+
+t.test("tsmuxd bench's tunnel cases also run through the kernel interface", async (t) => {
+  const records: BenchRecord[] = [];
+  await runBench({
+    address: { kind: 'unix', path: world.socketPath },
+    udid: phone.udid,
+    bytes: 4 * MiB,
+    repeats: 1,
+    cases: new Set(['tunnel-up', 'tunnel-down', 'tunnel-rtt']),
+    parallel: [],
+    rttCount: 20,
+    connectSeconds: 0.3,
+    connectConcurrency: 1,
+    idleConnections: 0,
+    daemonPid: world.daemon.pid,
+    emit: (r) => records.push(r),
+    log: () => {},
+  });
+  const kernel = summarize(records).filter((r) => r.name.startsWith('tunnel (kernel TUN)'));
+  t.same(kernel.map((r) => r.name), ['tunnel (kernel TUN): to device, 1 conn', 'tunnel (kernel TUN): from device, 1 conn', 'tunnel (kernel TUN): 64 B echo RTT'], 'the kernel rows beside the userspace ones');
+  for (const r of summarize(records).filter((x) => x.name.startsWith('tunnel'))) t.comment(`${r.name}: ${r.value.median.toFixed(r.unit.includes('ms') ? 3 : 1)} ${r.unit}`);
 });

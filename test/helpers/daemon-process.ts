@@ -254,6 +254,8 @@ export function spawnDaemon(
   assertBuilt();
   // The daemon command (not a subcommand such as sim): tunnels only where a test asks.
   if (args[0]?.startsWith('-') && !args.includes('--tunnels')) args = [...args, '--tunnels', 'off'];
+  // Nor kernel interfaces (as root every tunnel would get one): test/tunnel-tun.test.ts asks for them.
+  if (args[0]?.startsWith('-') && !args.includes('--tun')) args = [...args, '--tun', 'off'];
   // Nor mDNS: a daemon browsing would pay for it, and would see other tests' network sims.
   if (args[0]?.startsWith('-') && !args.includes('--wifi')) args = [...args, '--wifi', 'off'];
   const command = [...wrap, process.execPath, ...DAEMON_NODE_FLAGS, MAIN_JS, ...withTunnelApisOff(args)];
