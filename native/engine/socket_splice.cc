@@ -43,6 +43,7 @@ SocketSplice::~SocketSplice() { close(); }
 void SocketSplice::preload(Direction& d, std::vector<uint8_t> bytes) {
   // The caller checked the length against kSpliceMaxEarlyBytes; a ring
   // smaller than that would be a bug, so grow it rather than drop bytes.
+  if (bytes.empty()) return;  // memcpy from an empty vector's null data() is undefined (UBSan)
   if (bytes.size() > d.ring.size()) d.ring.resize(bytes.size());
   std::memcpy(d.ring.data(), bytes.data(), bytes.size());
   d.size = bytes.size();
