@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 
+import type { UsbmuxClient, UsbmuxDevice } from '../../src/client/index.js';
 import { packageRoot } from '../../src/native/addon.js';
 
 const CLI = join(packageRoot, 'dist', 'src', 'cli', 'main.js');
@@ -99,4 +100,14 @@ export async function stopAll(children: ChildProcess[]): Promise<void> {
       clearTimeout(timer);
     }),
   );
+}
+
+/** The phone once the daemon lists it (polled every 100 ms); throws after `timeoutMs`. */
+export async function waitListed(client: UsbmuxClient, udid: string, timeoutMs = 30_000): Promise<UsbmuxDevice> {
+  for (const deadline = Date.now() + timeoutMs; ; ) {
+    const device = (await client.listDevices()).find((d) => d.serialNumber === udid);
+    if (device) return device;
+    if (Date.now() > deadline) throw new Error('the phone was never listed');
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }

@@ -21,7 +21,7 @@ import { UsbmuxClient } from '../../src/client/index.js';
 import { parseSize } from '../../src/util/size.js';
 import { packageRoot } from '../../src/native/addon.js';
 import { machineFacts } from '../cable/machine.js';
-import { pairPhone, startDaemon, startSim, stopAll } from '../cable/processes.js';
+import { pairPhone, startDaemon, startSim, stopAll, waitListed } from '../cable/processes.js';
 
 const { values } = parseArgs({
   options: {
@@ -49,12 +49,7 @@ try {
   children.push(sim.child);
   const address = { kind: 'unix' as const, path: daemon.socket };
   const client = new UsbmuxClient({ address });
-  let deviceId: number | undefined;
-  for (const deadline = Date.now() + 30_000; deviceId === undefined; ) {
-    deviceId = (await client.listDevices()).find((d) => d.serialNumber === sim.udid)?.deviceId;
-    if (deviceId === undefined && Date.now() > deadline) throw new Error('the phone was never listed');
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  const { deviceId } = await waitListed(client, sim.udid);
 
   if (values.tunnel) {
     // A tunnel needs the pair record (the daemon runs without preflight).
@@ -63,7 +58,7 @@ try {
     log(`tunnel up: [${t.address}] <-> [${t.serverAddress}], MTU ${t.mtu}, send MSS ${t.sendMss}`);
   }
   const open = async (port: number) =>
-    values.tunnel ? client.tunnelConnect(sim.udid, port) : muxConnect(address, connectRequest(deviceId!, port), true);
+    values.tunnel ? client.tunnelConnect(sim.udid, port) : muxConnect(address, connectRequest(deviceId, port), true);
 
   const pid = daemon.child.pid!;
   const fds = () => readdirSync(`/proc/${pid}/fd`).length;

@@ -26,7 +26,7 @@ import { encodeTunnelPreamble } from '../../src/protocol/tunnel-preamble.js';
 import type { TunnelDescription } from '../../src/protocol/tunnel-messages.js';
 import { parseSize } from '../../src/util/size.js';
 import { machineFacts } from '../cable/machine.js';
-import { pairPhone, startDaemon, startSim, stopAll } from '../cable/processes.js';
+import { pairPhone, startDaemon, startSim, stopAll, waitListed } from '../cable/processes.js';
 
 const { values } = parseArgs({ options: { bytes: { type: 'string' }, runs: { type: 'string' } } });
 const MiB = 1 << 20;
@@ -77,10 +77,7 @@ try {
   const sim = await startSim(daemon.cable, join(dir, 'sim'));
   children.push(sim.child);
   const client = new UsbmuxClient({ address: { kind: 'unix', path: daemon.socket }, timeoutMs: 30_000 });
-  for (const deadline = Date.now() + 30_000; !(await client.listDevices()).some((d) => d.serialNumber === sim.udid); ) {
-    if (Date.now() > deadline) throw new Error('the phone was never listed');
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitListed(client, sim.udid);
   // The daemon runs without preflight (-p): a tunnel needs the pair record.
   await pairPhone(daemon.socket, sim.udid);
   const tunnel = await client.startTunnel(sim.udid);

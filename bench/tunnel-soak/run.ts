@@ -20,7 +20,7 @@ import { SINK_PORT, SOURCE_PORT } from '../../src/bench/sim-services.js';
 import { downloadVerified, uploadVerified } from '../../src/bench/verified.js';
 import { UsbmuxClient } from '../../src/client/index.js';
 import type { TunnelDescription } from '../../src/protocol/tunnel-messages.js';
-import { pairPhone, startDaemon, startSim, stopAll } from '../cable/processes.js';
+import { pairPhone, startDaemon, startSim, stopAll, waitListed } from '../cable/processes.js';
 
 const MiB = 1 << 20;
 const TRANSFER = 64 * MiB;
@@ -42,10 +42,7 @@ try {
   const sim = await startSim(daemon.cable, join(dir, 'sim'));
   children.push(sim.child);
   const client = new UsbmuxClient({ address: { kind: 'unix', path: daemon.socket }, timeoutMs: 30_000 });
-  for (const deadline = Date.now() + 30_000; !(await client.listDevices()).some((d) => d.serialNumber === sim.udid); ) {
-    if (Date.now() > deadline) throw new Error('the phone was never listed');
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitListed(client, sim.udid);
   await pairPhone(daemon.socket, sim.udid);
   const tunnel: TunnelDescription = await client.startTunnel(sim.udid);
   const path = values.path ?? (tunnel.mode === 'tun' ? 'kernel' : 'userspace');
