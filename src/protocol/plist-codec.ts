@@ -9,6 +9,7 @@
 // carry and the XML writer would silently drop) is removed.
 import * as bplist from 'bplist-parser';
 import { randomUUID } from 'node:crypto';
+import { types } from 'node:util';
 
 import { bplistStructureProblem } from './bplist-guard.js';
 import { writeXmlPlist } from './plist-xml-writer.js';
@@ -162,24 +163,32 @@ function simplify(n: bigint): number | bigint {
 // synchronous, so swapping console.error for the duration captures exactly
 // these reports without losing anyone else's output. Warnings are tolerated;
 // errors fail the parse, because xmldom otherwise recovers from them by
-// guessing (an unknown entity left as text, trailing junk ignored).
+// guessing (an unknown entity left as text, trailing junk ignored). The
+// first error ends the parse there and then (the throw leaves xmldom): after
+// a broken root xmldom reports every later tag, and collecting the reports
+// was quadratic, 1.4 s of event loop for one 64 KiB usbmuxd request (found
+// by the TypeScript fuzzer).
 function quietly<T>(what: string, parse: () => T): T {
   const saved = console.error;
-  const reports: string[] = [];
+  let fault: string | undefined;
   console.error = (...args: unknown[]) => {
-    reports.push(args.map(String).join(' '));
+    const report = args.map(String).join(' ');
+    if (report.startsWith('[xmldom warning]')) return;
+    fault ??= report;
+    throw new PlistError(`unparsable ${what}: ${firstLine(fault)}`);
   };
-  let result: T;
   try {
-    result = parse();
+    const result = parse();
+    // A parser that caught the throw and went on still failed.
+    if (fault !== undefined) throw new PlistError(`unparsable ${what}: ${firstLine(fault)}`);
+    return result;
   } catch (err) {
-    throw new PlistError(`unparsable ${what}: ${firstLine(err)}`, { cause: err });
+    if (err instanceof PlistError) throw err;
+    const first = fault ?? err;
+    throw new PlistError(`unparsable ${what}: ${firstLine(first)}`, { cause: err });
   } finally {
     console.error = saved;
   }
-  const fault = reports.find((r) => !r.startsWith('[xmldom warning]'));
-  if (fault !== undefined) throw new PlistError(`unparsable ${what}: ${firstLine(fault)}`);
-  return result;
 }
 
 function firstLine(err: unknown): string {
@@ -205,11 +214,15 @@ function normalise(v: unknown, marker: string | undefined, depth: number): Plist
       throw new PlistError(`unexpected ${typeof v} in parsed plist`);
   }
   if (v === null) return undefined;
-  if (v instanceof Date) {
+  // Internal-slot checks, not instanceof: a bplist dict with a `__proto__`
+  // key whose value is a <data> or <date> is a plain object whose prototype
+  // is a Buffer or Date, and instanceof would take it for one (its getters
+  // then throw TypeErrors instead of a PlistError).
+  if (types.isDate(v)) {
     if (Number.isNaN(v.getTime())) throw new PlistError('invalid <date>');
     return v;
   }
-  if (v instanceof Uint8Array) return Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+  if (types.isUint8Array(v)) return Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
   if (Array.isArray(v)) {
     const out: PlistValue[] = [];
     for (const item of v) {
@@ -218,10 +231,10 @@ function normalise(v: unknown, marker: string | undefined, depth: number): Plist
     }
     return out;
   }
+  const proto: unknown = Object.getPrototypeOf(v);
   // A keyed-archiver UID has no XML form; CoreFoundation writes it as a
   // one-key dict, and so do we.
-  if (v instanceof bplist.UID) return { UID: v.UID };
-  const proto = Object.getPrototypeOf(v);
+  if (proto === bplist.UID.prototype) return { UID: (v as InstanceType<typeof bplist.UID>).UID };
   // bplist-parser assigns keys with `dict[key] = …`, so a `__proto__` key
   // replaces the object's prototype instead of becoming a key.
   if (proto !== Object.prototype && proto !== null) throw new PlistError('plist dict has a __proto__ key');
