@@ -7,7 +7,9 @@
 # sim keeps the project's own addon throughout.
 #   PROF_ORDER    stages in run order (default: a,b,a,b over PROF_STAGES' names;
 #                 none: only the tool runs)
-#   PROF_BYTES    bytes per case (64M), PROF_CASES (up,down)
+#   PROF_BYTES    bytes per case (64M), PROF_CASES (up,down; also connect
+#                 and rtt: PROF_CONNECTS Connect cycles with a 1-byte echo,
+#                 one at a time (300), PROF_RTT_COUNT 64-byte round trips (1000))
 #   PROF_WINDOW   the sim's receive window (524288, as issue 20 measured)
 #   PROF_CASE_SECONDS  a case's deadline (600); a case that misses it leaves
 #                 run*.stall (the daemon's kernel stacks, the sim's counters,
@@ -79,6 +81,20 @@ daemon_stop() {
   rm -f "$SOCKET"
 }
 listed() { idevice_id -l 2>/dev/null | grep -qx "$UDID"; }
+# daemon_settle: waits (at most 30 s) until the daemon spends under 5 % of a second
+# of CPU in one, so that what it does once after the listing (loading the
+# usb package for hotplug, 1-2 s of CPU under TCG) is not charged to the
+# first case, nor sampled by perf as if it were the data path.
+daemon_settle() {
+  local i before after
+  for i in $(seq 30); do
+    before=$(times_of "$DAEMON_PID" | awk '{ print $1 + $2 }')
+    sleep 1
+    after=$(times_of "$DAEMON_PID" | awk '{ print $1 + $2 }')
+    [ $((after - before)) -lt $((TICKS / 20 + 1)) ] && { note "daemon settled after ${i} s"; return 0; }
+  done
+  note "daemon still busy after 30 s"
+}
 
 # timed RUN STAGE CASE: one bench client for CASE, its lines recorded with
 # the daemon's user/system split since the line before. One client per case,
@@ -88,7 +104,7 @@ timed() {
   local run=$1 stage=$2 c=$3 try
   for try in 1 2; do
     timed_once "$run" "$stage" "$c" "$OUT/run$run-$stage-$c-$try"
-    grep -q '"kind":"throughput"' "$OUT/run$run-$stage-$c-$try.out" && return 0
+    grep -qE '"kind":"(throughput|connect-rate|rtt)"' "$OUT/run$run-$stage-$c-$try.out" && return 0
     note "run $run $stage $c: no figure (try $try): $(tail -1 "$OUT/run$run-$stage-$c-$try.err")"
   done
   return 1
@@ -101,9 +117,10 @@ timed_once() {
   threads_of "$DAEMON_PID" > "$base.t0"
   # PROF_CASE_SECONDS (600): a stalled transfer is dumped (stall_dump), not waited out.
   { timeout "${PROF_CASE_SECONDS:-600}" node "$APP/dist/src/cli/main.js" bench -S "UNIX:$SOCKET" --json --cases "$c" \
-      --bytes "$BYTES" --repeats 1 --daemon-pid "$DAEMON_PID" 2> "$base.err" || stall_dump "$base"; } |
+      --bytes "$BYTES" --repeats 1 --daemon-pid "$DAEMON_PID" --connect-count "${PROF_CONNECTS:-300}" --connect-echo \
+      --concurrency 1 --rtt-count "${PROF_RTT_COUNT:-1000}" 2> "$base.err" || stall_dump "$base"; } |
     tee "$base.out" | while IFS= read -r line; do
-    case $line in *'"kind":"throughput"'*) ;; *) continue ;; esac
+    case $line in *'"kind":"throughput"'* | *'"kind":"connect-rate"'* | *'"kind":"rtt"'*) ;; *) continue ;; esac
     set -- $(times_of "$DAEMON_PID")
     threads_of "$DAEMON_PID" > "$base.t1"
     emit "{\"run\":\"$run\",\"stage\":\"$stage\",\"case\":\"$c\",\"utimeSec\":$(awk -v a="$u0" -v b="$1" -v t="$TICKS" 'BEGIN { printf "%.2f", (b - a) / t }'),\"stimeSec\":$(awk -v a="$s0" -v b="$2" -v t="$TICKS" 'BEGIN { printf "%.2f", (b - a) / t }'),\"threads\":$(thread_split "$base.t0" "$base.t1"),\"result\":$line}"
@@ -169,6 +186,7 @@ for stage in $(echo "$order" | tr , ' '); do
   [ -f "$dir/build/Release/tsmuxd.node" ] || { note "stage $stage: no $dir/build/Release/tsmuxd.node"; continue; }
   daemon_start "$dir"
   if wait_until 120 test -S "$SOCKET" && wait_until 300 listed; then
+    daemon_settle
     note "run $run: $stage ($dir)"
     for c in $(echo "$CASES" | tr , ' '); do timed "$run" "$stage" "$c"; done
   else
@@ -181,6 +199,7 @@ if [ "$TOOL" != none ]; then
   for stage in $(echo "${PROF_TOOL_STAGES:-$(stage_names | tr '\n' ,)}" | tr , ' '); do
     daemon_start "$(stage_dir "$stage")"
     if wait_until 120 test -S "$SOCKET" && wait_until 300 listed; then
+      daemon_settle
       for c in $(echo "$CASES" | tr , ' '); do tooled "$stage" "$c"; done
     fi
     daemon_stop
