@@ -1,6 +1,8 @@
-# Sourced by scripts/build-libusb.sh and scripts/build-lwip.sh (not run on its
-# own): installing Debian packages, and fetching a pinned Debian source
-# package with `apt-get source`, checked and unpacked with Debian's patches.
+# Sourced by scripts/build-libusb.sh, scripts/build-lwip.sh, scripts/prebuild.sh
+# and scripts/arm64-node.sh (not run on its own): installing Debian packages,
+# fetching a pinned Debian source package with `apt-get source`, checked and
+# unpacked with Debian's patches, the tools for a target architecture, and
+# Debian packages of another architecture unpacked (dpkg -x) into a directory.
 #
 # The sourcing script defines log and die (both print to stderr) first.
 # Everything here prints to stderr, so a script's stdout stays its own.
@@ -164,4 +166,116 @@ fetch_debian_source() {
   # dpkg-source checks the tarballs against the .dsc checksums (the .dsc itself
   # was checked by apt against the signed index) and applies Debian's patches.
   dpkg-source -x "${dscs[0]}" "$unpack_dir" >&2
+}
+
+# --- target architecture ---------------------------------------------------------
+
+# uname -m as node's process.arch (x64, arm64), or empty for another machine.
+host_arch() {
+  case $(uname -m) in
+    x86_64) echo x64 ;;
+    aarch64) echo arm64 ;;
+  esac
+}
+
+# set_target_arch ARCH: what building for node's ARCH (x64 or arm64; empty:
+# this machine's) takes, and running it here. Sets:
+#   target_arch     x64 | arm64, as node's process.arch names it
+#   deb_arch        amd64 | arm64, as Debian names it
+#   target_triplet  x86_64-linux-gnu | aarch64-linux-gnu
+#   cross           the tools' prefix: empty on a machine of that architecture,
+#                   else "<triplet>-" (Debian's cross gcc, g++ and binutils)
+#   cross_packages  the Debian packages of those cross tools (empty natively)
+#   qemu            empty natively, else Debian's qemu-user-static binary that
+#                   runs the target's programs here (qemu-aarch64-static)
+#   target_deps     where its builds are cached, relative to the repository:
+#                   .deps natively, .deps/<arch> for a cross build
+set_target_arch() {
+  local host
+  host=$(host_arch)
+  target_arch=${1:-$host}
+  case $target_arch in
+    x64) deb_arch=amd64 target_triplet=x86_64-linux-gnu qemu_cpu=x86_64 ;;
+    arm64) deb_arch=arm64 target_triplet=aarch64-linux-gnu qemu_cpu=aarch64 ;;
+    '') die "unknown machine $(uname -m): pass --arch x64 or --arch arm64" ;;
+    *) die "unsupported architecture '$target_arch' (x64 or arm64)" ;;
+  esac
+  if [[ $target_arch == "$host" ]]; then
+    cross='' cross_packages=() qemu=''
+  else
+    cross=$target_triplet-
+    cross_packages=("gcc-$target_triplet" "g++-$target_triplet" "binutils-$target_triplet")
+    qemu=qemu-$qemu_cpu-static
+  fi
+  target_deps=.deps${cross:+/$target_arch}
+}
+
+# --- another architecture's packages, unpacked ---------------------------------------
+
+# ensure_architecture DEB_ARCH: dpkg knows DEB_ARCH (apt can then download its
+# packages; nothing of it is installed).
+ensure_architecture() {
+  [[ $1 == "$(dpkg --print-architecture)" ]] && return 0
+  dpkg --print-foreign-architectures | grep -qx "$1" && return 0
+  log "dpkg --add-architecture $1"
+  as_root dpkg --add-architecture "$1"
+  apt_update
+}
+
+# unpack_debs DEB_ARCH DEST CACHE PKG...: `apt-get download` of each PKG for
+# DEB_ARCH into CACHE (kept, so a second run downloads nothing; several DESTs
+# may share one CACHE), and `dpkg -x`
+# of each into DEST, which is made afresh beside itself and moved into place.
+# A stamp in DEST names the packages: when it names the same ones, nothing is
+# done (no network). Its last line records the versions unpacked.
+unpack_debs() {
+  local arch=$1 dest=$2 cache=$3
+  shift 3
+  local stamp=$dest/.tsmuxd-debs.stamp want
+  want=$(printf 'arch=%s\npackages=%s\n' "$arch" "$*")
+  if [[ -f $stamp ]] && [[ "$(grep -v '^versions=' "$stamp")" == "$want" ]]; then
+    return 0
+  fi
+  ensure_architecture "$arch"
+  mkdir -p "$cache"
+  local pkg debs=() missing=() deb
+  shopt -s nullglob
+  for pkg in "$@"; do
+    deb=("$cache/${pkg}_"*"_$arch.deb")
+    if ((${#deb[@]} == 1)); then
+      debs+=("${deb[0]}")
+    else
+      rm -f "${deb[@]}"
+      missing+=("$pkg:$arch")
+    fi
+  done
+  if ((${#missing[@]} > 0)); then
+    local opts=(-q)
+    # As root, apt drops to the _apt user for downloads, which cannot write here.
+    [[ $EUID -eq 0 ]] && opts+=(-o APT::Sandbox::User=root)
+    log "apt-get download ${missing[*]} into $cache"
+    if ! (cd "$cache" && apt-get download "${opts[@]}" "${missing[@]}") >&2; then
+      log "download failed; refreshing the package lists and trying again"
+      apt_update
+      (cd "$cache" && apt-get download "${opts[@]}" "${missing[@]}") >&2 || die "apt-get download ${missing[*]} failed"
+    fi
+    debs=()
+    for pkg in "$@"; do
+      deb=("$cache/${pkg}_"*"_$arch.deb")
+      ((${#deb[@]} == 1)) || die "apt-get download left ${#deb[@]} files for $pkg:$arch in $cache"
+      debs+=("${deb[0]}")
+    done
+  fi
+  shopt -u nullglob
+  local work versions=()
+  mkdir -p "$(dirname "$dest")"
+  work=$(mktemp -d "$(dirname "$dest")/.tsmuxd-debs.XXXXXX")
+  for deb in "${debs[@]}"; do
+    dpkg -x "$deb" "$work" || { rm -rf "$work"; die "dpkg -x $deb failed"; }
+    versions+=("$(dpkg-deb -f "$deb" Package)=$(dpkg-deb -f "$deb" Version)")
+  done
+  { printf '%s\n' "$want"; printf 'versions=%s\n' "${versions[*]}"; } >"$work/.tsmuxd-debs.stamp"
+  rm -rf "$dest"
+  mv "$work" "$dest"
+  log "unpacked ${versions[*]} ($arch) in $dest"
 }
