@@ -43,20 +43,11 @@ repo_root=$(cd "$script_dir/.." && pwd)
 log() { printf '[build-libusb] %s\n' "$*" >&2; }
 die() { printf '[build-libusb] ERROR: %s\n' "$*" >&2; exit 1; }
 
-# as_root, ensure_packages, fetch_debian_source, set_target_arch: shared with
+# as_root, ensure_packages, fetch_debian_source, parse_arch_args: shared with
 # the other build scripts.
 . "$script_dir/debian-source.sh"
 
-arch=
-while (($# > 0)); do
-  case $1 in
-    --arch) [[ $# -ge 2 ]] || die "--arch needs a value (x64 or arm64)"; arch=$2; shift 2 ;;
-    --arch=*) arch=${1#--arch=}; shift ;;
-    -h|--help) sed -n '2,30p' "${BASH_SOURCE[0]}"; exit 0 ;;
-    *) die "unknown argument $1 (see --help)" ;;
-  esac
-done
-set_target_arch "$arch"
+parse_arch_args 2,28 "$@"
 # A cross build keeps its archive and its source tree apart from the native ones.
 deps_root=$repo_root/$target_deps
 

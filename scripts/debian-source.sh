@@ -116,13 +116,28 @@ ensure_source_index() {
 
 # --- download, verify, unpack ----------------------------------------------------
 
-# download_source PKG WORK: the .dsc and tarballs of PKG in an empty WORK.
-download_source() {
-  local opts=(-q)
+# apt_download DIR ARG...: `apt-get ARG...` (a command that downloads) in DIR.
+apt_download() {
+  local dir=$1 opts=(-q)
+  shift
   # As root, apt drops to the _apt user for downloads, which cannot write here.
   [[ $EUID -eq 0 ]] && opts+=(-o APT::Sandbox::User=root)
+  (cd "$dir" && apt-get "${opts[@]}" "$@") >&2
+}
+
+# retry_after_update CMD...: CMD, and once more after apt-get update when it
+# fails (the package lists may name versions the archive no longer has).
+retry_after_update() {
+  "$@" && return 0
+  log "download failed; refreshing the package lists and trying again"
+  apt_update
+  "$@"
+}
+
+# download_source PKG WORK: the .dsc and tarballs of PKG in an empty WORK.
+download_source() {
   rm -rf "$2" && mkdir -p "$2"
-  (cd "$2" && apt-get source "${opts[@]}" --download-only "$1") >&2
+  apt_download "$2" source --download-only "$1"
 }
 
 # fetch_debian_source PKG UPSTREAM_VERSION ORIG_SHA256 WORK DEST
@@ -137,11 +152,7 @@ fetch_debian_source() {
   ensure_packages "${DEBIAN_SOURCE_PACKAGES[@]}"
   ensure_source_index "$pkg"
 
-  if ! download_source "$pkg" "$dl_dir"; then
-    log "download failed; refreshing the package lists and trying again"
-    apt_update
-    download_source "$pkg" "$dl_dir" || die "apt-get source $pkg failed"
-  fi
+  retry_after_update download_source "$pkg" "$dl_dir" || die "apt-get source $pkg failed"
 
   local dscs origs
   shopt -s nullglob
@@ -210,6 +221,23 @@ set_target_arch() {
   target_deps=.deps${cross:+/$target_arch}
 }
 
+# parse_arch_args HELP_LINES ARG...: a build script's arguments, whose one
+# option is --arch ARCH (or --arch=ARCH), into set_target_arch; -h or --help
+# prints the lines HELP_LINES (a sed range, e.g. 2,30) of that script.
+parse_arch_args() {
+  local help=$1 arch=
+  shift
+  while (($# > 0)); do
+    case $1 in
+      --arch) [[ $# -ge 2 ]] || die "--arch needs a value (x64 or arm64)"; arch=$2; shift 2 ;;
+      --arch=*) arch=${1#--arch=}; shift ;;
+      -h|--help) sed -n "${help}p" "${BASH_SOURCE[1]}"; exit 0 ;;
+      *) die "unknown argument $1 (see --help)" ;;
+    esac
+  done
+  set_target_arch "$arch"
+}
+
 # --- another architecture's packages, unpacked ---------------------------------------
 
 # ensure_architecture DEB_ARCH: dpkg knows DEB_ARCH (apt can then download its
@@ -222,12 +250,25 @@ ensure_architecture() {
   apt_update
 }
 
+# cached_deb CACHE PKG DEB_ARCH: prints the one PKG_*_DEB_ARCH.deb in CACHE;
+# fails, removing them, when there are none or several.
+cached_deb() {
+  local found
+  found=$(compgen -G "$1/$2_*_$3.deb") || return 1
+  if [[ $found == *$'\n'* ]]; then
+    local f
+    while IFS= read -r f; do rm -f "$f"; done <<<"$found"
+    return 1
+  fi
+  printf '%s\n' "$found"
+}
+
 # unpack_debs DEB_ARCH DEST CACHE PKG...: `apt-get download` of each PKG for
 # DEB_ARCH into CACHE (kept, so a second run downloads nothing; several DESTs
-# may share one CACHE), and `dpkg -x`
-# of each into DEST, which is made afresh beside itself and moved into place.
-# A stamp in DEST names the packages: when it names the same ones, nothing is
-# done (no network). Its last line records the versions unpacked.
+# may share one CACHE), and `dpkg -x` of each into DEST, which is made afresh
+# beside itself and moved into place. A stamp in DEST names the packages: when
+# it names the same ones, nothing is done (no network). Its last line records
+# the versions unpacked.
 unpack_debs() {
   local arch=$1 dest=$2 cache=$3
   shift 3
@@ -238,41 +279,21 @@ unpack_debs() {
   fi
   ensure_architecture "$arch"
   mkdir -p "$cache"
-  local pkg debs=() missing=() deb
-  shopt -s nullglob
+  local pkg missing=()
   for pkg in "$@"; do
-    deb=("$cache/${pkg}_"*"_$arch.deb")
-    if ((${#deb[@]} == 1)); then
-      debs+=("${deb[0]}")
-    else
-      rm -f "${deb[@]}"
-      missing+=("$pkg:$arch")
-    fi
+    cached_deb "$cache" "$pkg" "$arch" >/dev/null || missing+=("$pkg:$arch")
   done
   if ((${#missing[@]} > 0)); then
-    local opts=(-q)
-    # As root, apt drops to the _apt user for downloads, which cannot write here.
-    [[ $EUID -eq 0 ]] && opts+=(-o APT::Sandbox::User=root)
     log "apt-get download ${missing[*]} into $cache"
-    if ! (cd "$cache" && apt-get download "${opts[@]}" "${missing[@]}") >&2; then
-      log "download failed; refreshing the package lists and trying again"
-      apt_update
-      (cd "$cache" && apt-get download "${opts[@]}" "${missing[@]}") >&2 || die "apt-get download ${missing[*]} failed"
-    fi
-    debs=()
-    for pkg in "$@"; do
-      deb=("$cache/${pkg}_"*"_$arch.deb")
-      ((${#deb[@]} == 1)) || die "apt-get download left ${#deb[@]} files for $pkg:$arch in $cache"
-      debs+=("${deb[0]}")
-    done
+    retry_after_update apt_download "$cache" download "${missing[@]}" || die "apt-get download ${missing[*]} failed"
   fi
-  shopt -u nullglob
-  local work versions=()
+  local work deb versions=()
   mkdir -p "$(dirname "$dest")"
   work=$(mktemp -d "$(dirname "$dest")/.tsmuxd-debs.XXXXXX")
-  for deb in "${debs[@]}"; do
+  for pkg in "$@"; do
+    deb=$(cached_deb "$cache" "$pkg" "$arch") || { rm -rf "$work"; die "apt-get download left no single $pkg:$arch in $cache"; }
     dpkg -x "$deb" "$work" || { rm -rf "$work"; die "dpkg -x $deb failed"; }
-    versions+=("$(dpkg-deb -f "$deb" Package)=$(dpkg-deb -f "$deb" Version)")
+    versions+=("$pkg=$(dpkg-deb -f "$deb" Version)")
   done
   { printf '%s\n' "$want"; printf 'versions=%s\n' "${versions[*]}"; } >"$work/.tsmuxd-debs.stamp"
   rm -rf "$dest"

@@ -42,20 +42,11 @@ readonly TESTING_PREBUILD_NAME=tsmuxd_testing.napi.node
 log() { printf '\n[prebuild] %s\n' "$*" >&2; }
 die() { printf '[prebuild] ERROR: %s\n' "$*" >&2; exit 1; }
 
-# set_target_arch, ensure_packages, unpack_debs: shared with the other build scripts.
+# parse_arch_args, ensure_packages, unpack_debs: shared with the other build scripts.
 . "$script_dir/debian-source.sh"
 
-arch=
-while (($# > 0)); do
-  case $1 in
-    --arch) [[ $# -ge 2 ]] || die "--arch needs a value (x64 or arm64)"; arch=$2; shift 2 ;;
-    --arch=*) arch=${1#--arch=}; shift ;;
-    -h|--help) sed -n '2,36p' "${BASH_SOURCE[0]}"; exit 0 ;;
-    *) die "unknown argument $1 (see --help)" ;;
-  esac
-done
+parse_arch_args 2,32 "$@"
 [[ $(uname -s) == Linux ]] || die "the prebuilds are Linux addons; build them on Linux"
-set_target_arch "$arch"
 
 [[ -d node_modules/cmake-js && -d node_modules/node-gyp-build && -d node_modules/node-addon-api ]] \
   || die "node_modules is incomplete (cmake-js, node-gyp-build, node-addon-api); run npm ci first"
