@@ -7,9 +7,14 @@
 # (threads_posix.o carries a TLS relocation that cannot go into a shared
 # object), and its API symbols have default visibility.
 #
-# Usage: scripts/build-libusb.sh
-#   LIBUSB_PREFIX  install prefix (default: <repo>/.deps/libusb; a relative
-#                  path is taken relative to the current directory)
+# Usage: scripts/build-libusb.sh [--arch x64|arm64]
+#   --arch ARCH    the CPU to build for, as node names it (default: this
+#                  machine's). Another one is cross-compiled with Debian's
+#                  gcc-<triplet> (installed when missing), and its probe runs
+#                  under Debian's qemu-user-static.
+#   LIBUSB_PREFIX  install prefix (default: <repo>/.deps/libusb, for arm64 on
+#                  an x64 machine <repo>/.deps/arm64/libusb; a relative path
+#                  is taken relative to the current directory)
 #   LIBUSB_SRC     a libusb source tree to build instead of Debian's pinned
 #                  1.0.26 (e.g. a modified one, to relink the addon against it
 #                  as the LGPL allows: LIBUSB_SRC=DIR npm run build:prebuild).
@@ -35,7 +40,18 @@ readonly STAMP_FORMAT=1
 script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo_root=$(cd "$script_dir/.." && pwd)
 
-prefix=${LIBUSB_PREFIX:-$repo_root/.deps/libusb}
+log() { printf '[build-libusb] %s\n' "$*" >&2; }
+die() { printf '[build-libusb] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# as_root, ensure_packages, fetch_debian_source, parse_arch_args: shared with
+# the other build scripts.
+. "$script_dir/debian-source.sh"
+
+parse_arch_args 2,28 "$@"
+# A cross build keeps its archive and its source tree apart from the native ones.
+deps_root=$repo_root/$target_deps
+
+prefix=${LIBUSB_PREFIX:-$deps_root/libusb}
 case $prefix in
   /*) ;;
   *) prefix=$PWD/$prefix ;;
@@ -43,12 +59,9 @@ esac
 prefix=${prefix%/}
 readonly prefix
 
-readonly work_root=$repo_root/.deps/src
+readonly work_root=$deps_root/src
 readonly stamp_file=$prefix/.tsmuxd-libusb.stamp
 readonly archive=$prefix/lib/libusb-1.0.a
-
-log() { printf '[build-libusb] %s\n' "$*" >&2; }
-die() { printf '[build-libusb] ERROR: %s\n' "$*" >&2; exit 1; }
 
 # LIBUSB_SRC: an absolute path, and a SHA-256 over its files (not .git).
 libusb_src=${LIBUSB_SRC:-}
@@ -71,6 +84,7 @@ expected_stamp() {
     printf 'libusb-version=%s\n' "$LIBUSB_VERSION"
     printf 'orig-sha256=%s\n' "$ORIG_SHA256"
   fi
+  printf 'target=%s\n' "$target_triplet"
   printf 'configure-flags=%s\n' "${CONFIGURE_FLAGS[*]}"
   printf 'cflags=%s\n' "$BUILD_CFLAGS"
   printf 'api-visibility=hidden\n'
@@ -87,13 +101,14 @@ log "building ${what:-libusb $LIBUSB_VERSION} into $prefix"
 
 # --- packages -----------------------------------------------------------------
 
-# as_root, ensure_packages, fetch_debian_source: shared with build-lwip.sh.
-. "$script_dir/debian-source.sh"
-
 # gcc/make/libc6-dev: configure + build (the tarball ships a generated
 # configure, so autotools are not needed); binutils: readelf/nm. The source
 # download's own packages (dpkg-dev, the tarballs' compressors) come with it.
-ensure_packages gcc make libc6-dev binutils
+# A cross build: the cross gcc and binutils (their libc comes with them), and
+# qemu-user to run the probe.
+packages=(gcc make libc6-dev binutils)
+[[ -z $cross ]] || packages+=("${cross_packages[@]}" qemu-user-static)
+ensure_packages "${packages[@]}"
 
 # --- LIBUSB_SRC: a copy of the user's tree -------------------------------------
 
@@ -143,10 +158,13 @@ run_logged() {
   fi
 }
 
-log "configure ${CONFIGURE_FLAGS[*]} CFLAGS=\"$BUILD_CFLAGS\""
+# A cross build names its host (configure then takes <triplet>-gcc, -ar...).
+host_flags=()
+[[ -z $cross ]] || host_flags=(--host="$target_triplet" CC="${cross}gcc")
+log "configure ${CONFIGURE_FLAGS[*]} ${host_flags[*]} CFLAGS=\"$BUILD_CFLAGS\""
 cd "$srcdir"
 run_logged ./configure --prefix="$prefix" --libdir="$prefix/lib" \
-  "${CONFIGURE_FLAGS[@]}" CFLAGS="$BUILD_CFLAGS"
+  "${CONFIGURE_FLAGS[@]}" "${host_flags[@]}" CFLAGS="$BUILD_CFLAGS"
 
 # libusb marks its API with DEFAULT_VISIBILITY (visibility "default") no matter
 # what CFLAGS say. Empty it so every symbol in the archive is hidden: they still
@@ -170,7 +188,7 @@ check=$work/check
 mkdir -p "$check"
 
 # Every libusb_* symbol defined in the archive must be hidden.
-visible=$(readelf -sW "$staged/lib/libusb-1.0.a" \
+visible=$("${cross}readelf" -sW "$staged/lib/libusb-1.0.a" \
   | awk '$5 == "GLOBAL" && $6 != "HIDDEN" && $7 != "UND" && $8 ~ /^libusb_/ { print $8 }')
 [[ -z $visible ]] || die "archive has libusb symbols with default visibility: $(echo $visible | head -c 300)"
 
@@ -189,17 +207,19 @@ cat >"$check/main.c" <<'EOF'
 void tsmuxd_probe(void);
 int main(void) { tsmuxd_probe(); return 0; }
 EOF
-gcc -shared -fPIC -fvisibility=hidden -O2 -I"$staged/include/libusb-1.0" \
+"${cross}gcc" -shared -fPIC -fvisibility=hidden -O2 -I"$staged/include/libusb-1.0" \
   -o "$check/libprobe.so" "$check/probe.c" "$staged/lib/libusb-1.0.a" -pthread \
   || die "the archive cannot be linked into a shared object (not PIC?)"
-exported=$(nm -D --defined-only "$check/libprobe.so" | awk '$3 ~ /^libusb_/ { print $3 }')
+exported=$("${cross}nm" -D --defined-only "$check/libprobe.so" | awk '$3 ~ /^libusb_/ { print $3 }')
 [[ -z $exported ]] || die "a shared object linking the archive exports: $(echo $exported | head -c 300)"
-gcc -o "$check/probe" "$check/main.c" -L"$check" -lprobe -Wl,-rpath,"$check"
-runtime_version=$("$check/probe")
+"${cross}gcc" -o "$check/probe" "$check/main.c" -L"$check" -lprobe -Wl,-rpath,"$check"
+# A cross build's probe runs under qemu-user, on the cross toolchain's libc.
+runtime_version=$(${qemu:+"$qemu" -L /usr/"$target_triplet"} "$check/probe")
 [[ $runtime_version == "$expected_version" ]] \
   || die "libusb_get_version() reports '$runtime_version', expected $expected_version"
-if ldd "$check/libprobe.so" | grep -Eq 'libusb|libudev'; then
-  die "probe shared object depends on libusb/libudev: $(ldd "$check/libprobe.so")"
+needed=$("${cross}readelf" -d "$check/libprobe.so" | grep NEEDED || true)
+if grep -Eq 'libusb|libudev' <<<"$needed"; then
+  die "probe shared object depends on libusb/libudev: $needed"
 fi
 
 # --- install into the prefix ------------------------------------------------------------------
@@ -209,4 +229,4 @@ mkdir -p "$prefix"
 cp -a "$staged"/. "$prefix"/
 expected_stamp >"$stamp_file"
 
-log "installed libusb $runtime_version (static, PIC, hidden${libusb_src:+, from LIBUSB_SRC=$libusb_src}) in $prefix in $((SECONDS - start_time))s"
+log "installed libusb $runtime_version for $target_arch (static, PIC, hidden${libusb_src:+, from LIBUSB_SRC=$libusb_src}) in $prefix in $((SECONDS - start_time))s"

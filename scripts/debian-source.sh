@@ -1,6 +1,8 @@
-# Sourced by scripts/build-libusb.sh and scripts/build-lwip.sh (not run on its
-# own): installing Debian packages, and fetching a pinned Debian source
-# package with `apt-get source`, checked and unpacked with Debian's patches.
+# Sourced by scripts/build-libusb.sh, scripts/build-lwip.sh, scripts/prebuild.sh
+# and scripts/arm64-node.sh (not run on its own): installing Debian packages,
+# fetching a pinned Debian source package with `apt-get source`, checked and
+# unpacked with Debian's patches, the tools for a target architecture, and
+# Debian packages of another architecture unpacked (dpkg -x) into a directory.
 #
 # The sourcing script defines log and die (both print to stderr) first.
 # Everything here prints to stderr, so a script's stdout stays its own.
@@ -114,13 +116,28 @@ ensure_source_index() {
 
 # --- download, verify, unpack ----------------------------------------------------
 
-# download_source PKG WORK: the .dsc and tarballs of PKG in an empty WORK.
-download_source() {
-  local opts=(-q)
+# apt_download DIR ARG...: `apt-get ARG...` (a command that downloads) in DIR.
+apt_download() {
+  local dir=$1 opts=(-q)
+  shift
   # As root, apt drops to the _apt user for downloads, which cannot write here.
   [[ $EUID -eq 0 ]] && opts+=(-o APT::Sandbox::User=root)
+  (cd "$dir" && apt-get "${opts[@]}" "$@") >&2
+}
+
+# retry_after_update CMD...: CMD, and once more after apt-get update when it
+# fails (the package lists may name versions the archive no longer has).
+retry_after_update() {
+  "$@" && return 0
+  log "download failed; refreshing the package lists and trying again"
+  apt_update
+  "$@"
+}
+
+# download_source PKG WORK: the .dsc and tarballs of PKG in an empty WORK.
+download_source() {
   rm -rf "$2" && mkdir -p "$2"
-  (cd "$2" && apt-get source "${opts[@]}" --download-only "$1") >&2
+  apt_download "$2" source --download-only "$1"
 }
 
 # fetch_debian_source PKG UPSTREAM_VERSION ORIG_SHA256 WORK DEST
@@ -135,11 +152,7 @@ fetch_debian_source() {
   ensure_packages "${DEBIAN_SOURCE_PACKAGES[@]}"
   ensure_source_index "$pkg"
 
-  if ! download_source "$pkg" "$dl_dir"; then
-    log "download failed; refreshing the package lists and trying again"
-    apt_update
-    download_source "$pkg" "$dl_dir" || die "apt-get source $pkg failed"
-  fi
+  retry_after_update download_source "$pkg" "$dl_dir" || die "apt-get source $pkg failed"
 
   local dscs origs
   shopt -s nullglob
@@ -164,4 +177,126 @@ fetch_debian_source() {
   # dpkg-source checks the tarballs against the .dsc checksums (the .dsc itself
   # was checked by apt against the signed index) and applies Debian's patches.
   dpkg-source -x "${dscs[0]}" "$unpack_dir" >&2
+}
+
+# --- target architecture ---------------------------------------------------------
+
+# uname -m as node's process.arch (x64, arm64), or empty for another machine.
+host_arch() {
+  case $(uname -m) in
+    x86_64) echo x64 ;;
+    aarch64) echo arm64 ;;
+  esac
+}
+
+# set_target_arch ARCH: what building for node's ARCH (x64 or arm64; empty:
+# this machine's) takes, and running it here. Sets:
+#   target_arch     x64 | arm64, as node's process.arch names it
+#   deb_arch        amd64 | arm64, as Debian names it
+#   target_triplet  x86_64-linux-gnu | aarch64-linux-gnu
+#   cross           the tools' prefix: empty on a machine of that architecture,
+#                   else "<triplet>-" (Debian's cross gcc, g++ and binutils)
+#   cross_packages  the Debian packages of those cross tools (empty natively)
+#   qemu            empty natively, else Debian's qemu-user-static binary that
+#                   runs the target's programs here (qemu-aarch64-static)
+#   target_deps     where its builds are cached, relative to the repository:
+#                   .deps natively, .deps/<arch> for a cross build
+set_target_arch() {
+  local host
+  host=$(host_arch)
+  target_arch=${1:-$host}
+  case $target_arch in
+    x64) deb_arch=amd64 target_triplet=x86_64-linux-gnu qemu_cpu=x86_64 ;;
+    arm64) deb_arch=arm64 target_triplet=aarch64-linux-gnu qemu_cpu=aarch64 ;;
+    '') die "unknown machine $(uname -m): pass --arch x64 or --arch arm64" ;;
+    *) die "unsupported architecture '$target_arch' (x64 or arm64)" ;;
+  esac
+  if [[ $target_arch == "$host" ]]; then
+    cross='' cross_packages=() qemu=''
+  else
+    cross=$target_triplet-
+    cross_packages=("gcc-$target_triplet" "g++-$target_triplet" "binutils-$target_triplet")
+    qemu=qemu-$qemu_cpu-static
+  fi
+  target_deps=.deps${cross:+/$target_arch}
+}
+
+# parse_arch_args HELP_LINES ARG...: a build script's arguments, whose one
+# option is --arch ARCH (or --arch=ARCH), into set_target_arch; -h or --help
+# prints the lines HELP_LINES (a sed range, e.g. 2,30) of that script.
+parse_arch_args() {
+  local help=$1 arch=
+  shift
+  while (($# > 0)); do
+    case $1 in
+      --arch) [[ $# -ge 2 ]] || die "--arch needs a value (x64 or arm64)"; arch=$2; shift 2 ;;
+      --arch=*) arch=${1#--arch=}; shift ;;
+      -h|--help) sed -n "${help}p" "${BASH_SOURCE[1]}"; exit 0 ;;
+      *) die "unknown argument $1 (see --help)" ;;
+    esac
+  done
+  set_target_arch "$arch"
+}
+
+# --- another architecture's packages, unpacked ---------------------------------------
+
+# ensure_architecture DEB_ARCH: dpkg knows DEB_ARCH (apt can then download its
+# packages; nothing of it is installed).
+ensure_architecture() {
+  [[ $1 == "$(dpkg --print-architecture)" ]] && return 0
+  dpkg --print-foreign-architectures | grep -qx "$1" && return 0
+  log "dpkg --add-architecture $1"
+  as_root dpkg --add-architecture "$1"
+  apt_update
+}
+
+# cached_deb CACHE PKG DEB_ARCH: prints the one PKG_*_DEB_ARCH.deb in CACHE;
+# fails, removing them, when there are none or several.
+cached_deb() {
+  local found
+  found=$(compgen -G "$1/$2_*_$3.deb") || return 1
+  if [[ $found == *$'\n'* ]]; then
+    local f
+    while IFS= read -r f; do rm -f "$f"; done <<<"$found"
+    return 1
+  fi
+  printf '%s\n' "$found"
+}
+
+# unpack_debs DEB_ARCH DEST CACHE PKG...: `apt-get download` of each PKG for
+# DEB_ARCH into CACHE (kept, so a second run downloads nothing; several DESTs
+# may share one CACHE), and `dpkg -x` of each into DEST, which is made afresh
+# beside itself and moved into place. A stamp in DEST names the packages: when
+# it names the same ones, nothing is done (no network). Its last line records
+# the versions unpacked.
+unpack_debs() {
+  local arch=$1 dest=$2 cache=$3
+  shift 3
+  local stamp=$dest/.tsmuxd-debs.stamp want
+  want=$(printf 'arch=%s\npackages=%s\n' "$arch" "$*")
+  if [[ -f $stamp ]] && [[ "$(grep -v '^versions=' "$stamp")" == "$want" ]]; then
+    return 0
+  fi
+  ensure_architecture "$arch"
+  mkdir -p "$cache"
+  local pkg missing=()
+  for pkg in "$@"; do
+    cached_deb "$cache" "$pkg" "$arch" >/dev/null || missing+=("$pkg:$arch")
+  done
+  if ((${#missing[@]} > 0)); then
+    log "apt-get download ${missing[*]} into $cache"
+    retry_after_update apt_download "$cache" download "${missing[@]}" || die "apt-get download ${missing[*]} failed"
+  fi
+  local work deb versions=()
+  mkdir -p "$(dirname "$dest")"
+  work=$(mktemp -d "$(dirname "$dest")/.tsmuxd-debs.XXXXXX")
+  for pkg in "$@"; do
+    deb=$(cached_deb "$cache" "$pkg" "$arch") || { rm -rf "$work"; die "apt-get download left no single $pkg:$arch in $cache"; }
+    dpkg -x "$deb" "$work" || { rm -rf "$work"; die "dpkg -x $deb failed"; }
+    versions+=("$pkg=$(dpkg-deb -f "$deb" Version)")
+  done
+  { printf '%s\n' "$want"; printf 'versions=%s\n' "${versions[*]}"; } >"$work/.tsmuxd-debs.stamp"
+  rm -rf "$dest"
+  mv "$work" "$dest"
+  log "unpacked ${versions[*]} ($arch) in $dest"
 }

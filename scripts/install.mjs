@@ -3,7 +3,7 @@
 // only (Linux: epoll, FunctionFS, SOCK_SEQPACKET); the client commands and
 // the client library are plain TypeScript. So a missing addon never fails
 // the install:
-//   - a prebuild that loads (prebuilds/linux-x64, or an earlier build): done;
+//   - a prebuild that loads (prebuilds/linux-x64 or linux-arm64, or an earlier build): done;
 //   - no Linux: one line saying so, no compiler run;
 //   - Linux without one: build it with node-gyp as node-gyp-build did, unless
 //     the tools are plainly missing; a failure says what is missing, exit 0.

@@ -18,11 +18,20 @@
 // (a fresh clone would not have them); elsewhere (e.g. an npm tarball) the
 // directory is walked.
 //
+// Each prebuild directory (prebuilds/linux-x64, prebuilds/linux-arm64) holds
+// the hash of the sources it was built from: scripts/prebuild.sh --arch A
+// writes that of A, so a tree whose native code changed after one was rebuilt
+// and not the other fails the check of the other.
+//
 // CLI:
 //   node scripts/native-hash.mjs           print the hash
 //   node scripts/native-hash.mjs --list    print the hashed files, then the hash
-//   node scripts/native-hash.mjs --write   write prebuilds/<platform>-<arch>/native-sources.sha256
-//   node scripts/native-hash.mjs --check   exit 1 unless that file matches
+//   node scripts/native-hash.mjs --write [--arch A]
+//                                          write prebuilds/<platform>-<A>/native-sources.sha256
+//                                          (default: this node's arch)
+//   node scripts/native-hash.mjs --check [--arch A]
+//                                          exit 1 unless the file of A (default:
+//                                          of every arch in PREBUILD_ARCHES) matches
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, realpathSync, writeFileSync, mkdirSync } from 'node:fs';
@@ -47,13 +56,16 @@ export const NATIVE_FILES = [
 
 export const HASH_FILE_NAME = 'native-sources.sha256';
 
+/** The architectures the package ships a Linux prebuild for (scripts/prebuild.sh --arch). */
+export const PREBUILD_ARCHES = ['x64', 'arm64'];
+
 /** prebuilds/<platform>-<arch>, as node-gyp-build looks it up. */
 export function prebuildDir(root = repoRoot, platform = process.platform, arch = process.arch) {
   return join(root, 'prebuilds', `${platform}-${arch}`);
 }
 
-export function hashFilePath(root = repoRoot) {
-  return join(prebuildDir(root), HASH_FILE_NAME);
+export function hashFilePath(root = repoRoot, arch = process.arch) {
+  return join(prebuildDir(root, process.platform, arch), HASH_FILE_NAME);
 }
 
 const toPosix = (p) => p.split(sep).join('/');
@@ -121,39 +133,47 @@ export function computeNativeHash(root = repoRoot) {
   return hash.digest('hex');
 }
 
-/** The hash recorded beside the prebuild, or null when there is none. */
-export function readRecordedHash(root = repoRoot) {
-  const file = hashFilePath(root);
+/** The hash recorded beside the prebuild of `arch`, or null when there is none. */
+export function readRecordedHash(root = repoRoot, arch = process.arch) {
+  const file = hashFilePath(root, arch);
   if (!existsSync(file)) return null;
   return readFileSync(file, 'utf8').trim();
 }
 
-export function writeRecordedHash(root = repoRoot) {
+export function writeRecordedHash(root = repoRoot, arch = process.arch) {
   const hash = computeNativeHash(root);
-  const file = hashFilePath(root);
+  const file = hashFilePath(root, arch);
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(file, `${hash}\n`);
   return { hash, file };
 }
 
-/** { ok, current, recorded } for `root`. */
-export function checkNativeHash(root = repoRoot) {
-  const current = computeNativeHash(root);
-  const recorded = readRecordedHash(root);
+/** { ok, current, recorded } for the prebuild of `arch` in `root`. */
+export function checkNativeHash(root = repoRoot, arch = process.arch, current = computeNativeHash(root)) {
+  const recorded = readRecordedHash(root, arch);
   return { ok: recorded === current, current, recorded };
 }
 
 function main(argv) {
-  const args = new Set(argv);
-  const known = new Set(['--write', '--check', '--list', '--help', '-h']);
-  for (const a of args) {
-    if (!known.has(a)) {
+  const args = new Set();
+  let arch;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--arch' || a.startsWith('--arch=')) {
+      arch = a === '--arch' ? argv[++i] : a.slice('--arch='.length);
+      if (!PREBUILD_ARCHES.includes(arch)) {
+        console.error(`native-hash: --arch takes one of ${PREBUILD_ARCHES.join(', ')}, not ${arch}`);
+        return 2;
+      }
+    } else if (['--write', '--check', '--list', '--help', '-h'].includes(a)) {
+      args.add(a);
+    } else {
       console.error(`native-hash: unknown argument ${a}`);
       return 2;
     }
   }
   if (args.has('--help') || args.has('-h')) {
-    console.log('usage: node scripts/native-hash.mjs [--list] [--write | --check]');
+    console.log('usage: node scripts/native-hash.mjs [--list] [--write | --check] [--arch x64|arm64]');
     return 0;
   }
   if (args.has('--write') && args.has('--check')) {
@@ -161,22 +181,27 @@ function main(argv) {
     return 2;
   }
   if (args.has('--list')) for (const f of nativeSourceFiles()) console.log(f);
-  const rel = toPosix(relative(repoRoot, hashFilePath()));
+  const rel = (a) => toPosix(relative(repoRoot, hashFilePath(repoRoot, a)));
   if (args.has('--write')) {
-    const { hash } = writeRecordedHash();
-    console.log(`${hash}  -> ${rel}`);
+    const { hash } = writeRecordedHash(repoRoot, arch);
+    console.log(`${hash}  -> ${rel(arch)}`);
     return 0;
   }
   if (args.has('--check')) {
-    const { ok, current, recorded } = checkNativeHash();
-    if (ok) {
-      console.log(`native sources match the prebuild (${current})`);
-      return 0;
+    const current = computeNativeHash();
+    let status = 0;
+    for (const a of arch ? [arch] : PREBUILD_ARCHES) {
+      const { ok, recorded } = checkNativeHash(repoRoot, a, current);
+      if (ok) {
+        console.log(`native sources match the ${a} prebuild (${current})`);
+        continue;
+      }
+      console.error(`native sources changed since the last ${a} prebuild; run npm run build:prebuild -- --arch ${a}`);
+      console.error(`  current:  ${current}`);
+      console.error(`  recorded: ${recorded ?? `(none: ${rel(a)} is missing)`}`);
+      status = 1;
     }
-    console.error('native sources changed since the last prebuild; run npm run build:prebuild');
-    console.error(`  current:  ${current}`);
-    console.error(`  recorded: ${recorded ?? `(none: ${rel} is missing)`}`);
-    return 1;
+    return status;
   }
   console.log(computeNativeHash());
   return 0;

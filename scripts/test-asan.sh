@@ -40,4 +40,4 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 # prebuild test checks the committed binary, not this one; the native fuzz
 # harnesses carry clang's sanitizer runtime, which gcc's preloaded one breaks.
 exec npx --no -- tap --disable-coverage --exclude='test/prebuild.test.ts' --exclude='test/fuzz-native-replay.test.ts' \
-  --exclude='test/helpers/**' --exclude='test/fuzz/**' --exclude='**/node_modules/**' --exclude='dist/**' "$@"
+  --exclude='test/helpers/**' --exclude='test/fuzz/**' --exclude='test/arm64/**' --exclude='**/node_modules/**' --exclude='dist/**' "$@"

@@ -1,14 +1,22 @@
-// The committed N-API prebuild: up to date with native/, self-contained
-// (libusb linked statically), and loadable by node.
+// The committed N-API prebuilds (linux-x64 and linux-arm64): up to date with
+// native/, self-contained (libusb and lwIP linked statically), exporting only
+// the N-API entry points, and this machine's loadable by node. The arm64 ones
+// load in an arm64 node under emulation in npm run test:arm64 (test/arm64).
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { computeNativeHash, hashFilePath, prebuildDir, repoRoot } from '../scripts/native-hash.mjs';
+import { computeNativeHash, hashFilePath, PREBUILD_ARCHES, prebuildDir, repoRoot } from '../scripts/native-hash.mjs';
 
 const PREBUILD = join(prebuildDir(), 'tsmuxd.napi.node');
 // Tests, benches and the lab only; built, stripped and checked with it.
 const TESTING_PREBUILD = join(prebuildDir(), 'tsmuxd_testing.napi.node');
+/** Both addons of every shipped architecture, this machine's among them. */
+const ALL_PREBUILDS = PREBUILD_ARCHES.flatMap((arch) =>
+  ['tsmuxd.napi.node', 'tsmuxd_testing.napi.node'].map((name) => join(prebuildDir(repoRoot, 'linux', arch), name)),
+);
+/** What a prebuild may need from the system (readelf -d): the C and C++ runtimes and the dynamic loader. */
+const ALLOWED_NEEDED = /^(libc\.so\.6|libm\.so\.6|libstdc\+\+\.so\.6|libgcc_s\.so\.1|ld-linux-(x86-64\.so\.2|aarch64\.so\.1))$/;
 
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env) {
   const r = spawnSync(cmd, args, { cwd: repoRoot, env, encoding: 'utf8', timeout: 60_000 });
@@ -16,21 +24,34 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env) 
   return r;
 }
 
-t.test('prebuild exists', async (t) => {
-  t.ok(existsSync(PREBUILD), `${PREBUILD} exists (run npm run build:prebuild)`);
+t.test('every prebuild exists', async (t) => {
+  for (const file of ALL_PREBUILDS) t.ok(existsSync(file), `${file} exists (run npm run build:prebuild -- --arch ARCH)`);
 });
 
-t.test('native-sources.sha256 matches the native sources', async (t) => {
-  const file = hashFilePath();
-  t.ok(existsSync(file), `${file} exists`);
-  if (!existsSync(file)) return;
-  const recorded = readFileSync(file, 'utf8').trim();
-  t.match(recorded, /^[0-9a-f]{64}$/, 'recorded hash is a hex SHA-256');
-  t.equal(
-    computeNativeHash(),
-    recorded,
-    'native sources changed since the last prebuild; run npm run build:prebuild',
-  );
+t.test("each architecture's native-sources.sha256 matches the native sources", async (t) => {
+  const current = computeNativeHash();
+  for (const arch of PREBUILD_ARCHES) {
+    const file = hashFilePath(repoRoot, arch);
+    t.ok(existsSync(file), `${file} exists`);
+    if (!existsSync(file)) continue;
+    const recorded = readFileSync(file, 'utf8').trim();
+    t.match(recorded, /^[0-9a-f]{64}$/, `${arch}: recorded hash is a hex SHA-256`);
+    t.equal(current, recorded, `${arch}: native sources changed since the last prebuild; run npm run build:prebuild -- --arch ${arch}`);
+  }
+});
+
+t.test('every prebuild needs only libc, libm, libstdc++, libgcc_s and the loader', async (t) => {
+  for (const file of ALL_PREBUILDS) {
+    if (!existsSync(file)) {
+      t.fail(`no ${file}`);
+      continue;
+    }
+    const r = run('readelf', ['-d', file]);
+    t.equal(r.status, 0, `readelf exits 0 (${r.stderr.trim()})`);
+    const needed = [...r.stdout.matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)].map((m) => m[1]);
+    t.ok(needed.includes('libc.so.6'), `${file} needs libc (${needed.join(' ')})`);
+    t.same(needed.filter((n) => !ALLOWED_NEEDED.test(n)), [], `${file}: nothing else (no libusb, libudev, libssl or lwIP)`);
+  }
 });
 
 t.test('prebuild does not link libusb or libudev dynamically', async (t) => {
@@ -89,8 +110,8 @@ t.test('the testing addon is prebuilt beside it, self-contained, and loads', asy
   t.same(JSON.parse(r.stdout), ['setErrorClass', 'wire', 'RawBulkDevice', 'lifetimeProbes']);
 });
 
-t.test('both prebuilds export only the N-API entry points; the daemon has no test-only code', async (t) => {
-  for (const file of [PREBUILD, TESTING_PREBUILD]) {
+t.test('every prebuild exports only the N-API entry points; the daemon has no test-only code', async (t) => {
+  for (const file of ALL_PREBUILDS) {
     if (!existsSync(file)) {
       t.fail(`no ${file}`);
       continue;

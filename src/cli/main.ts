@@ -24,7 +24,8 @@ async function help(): Promise<string> {
        tsmuxd <command> [options]
 
 commands (each takes --help):
-${commandHelp()}  version            the versions of tsmuxd, Node and the bundled libusb
+${commandHelp()}  version            the versions of tsmuxd, Node and the bundled libusb; the addon's file
+                     and the hash of the native sources it was built from
   sim --cable PATH [--count N] [--udid U] [--trust auto|prompt|deny] [--product-version V] ...
                      simulated iPhones on a virtual cable (tsmuxd sim --help)
   help               this text
@@ -32,17 +33,25 @@ ${commandHelp()}  version            the versions of tsmuxd, Node and the bundle
 ${DAEMON_HELP}`;
 }
 
-/** The versions; without the addon (macOS, Windows, no build) it says so instead of failing. */
+/**
+ * The versions, and which addon file was loaded with the hash of the native
+ * sources it was built from; without the addon (macOS, Windows, no build) it
+ * says so instead of failing.
+ */
 async function version(): Promise<string> {
   const pkg = JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string };
   let libusb: string;
+  let addon = '';
   try {
-    libusb = `libusb ${(await import('../native/addon.js')).native.libusbVersion()} static`;
+    const { native, nativeFile, nativeSourceHash } = await import('../native/addon.js');
+    libusb = `libusb ${native.libusbVersion()} static`;
+    const hash = nativeSourceHash();
+    addon = `\naddon: ${nativeFile}\n${hash ? `native sources: sha256 ${hash} (the prebuild's native-sources.sha256)` : 'native sources: built here, no recorded hash'}`;
   } catch (err) {
     if (!(err instanceof NativeUnavailableError)) throw err;
     libusb = 'no native addon: client commands only';
   }
-  return `tsmuxd ${pkg.version} (node ${process.version}, ${libusb})`;
+  return `tsmuxd ${pkg.version} (node ${process.version}, ${libusb})${addon}`;
 }
 
 const args = process.argv.slice(2);

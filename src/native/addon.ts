@@ -4,7 +4,7 @@
 // better-sqlite3 injects SqliteError).
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 import { CLIENT_COMMANDS, INSTALL_NOTE, NativeError, NativeUnavailableError, packageRoot } from './native-error.js';
 
@@ -433,13 +433,15 @@ function unavailable(err: unknown): NativeUnavailableError {
   return new NativeUnavailableError(`${head}${note} The client commands (${CLIENT_COMMANDS}) and the client library work without it.`, { cause: err });
 }
 
-function load(): NativeAddon {
+function load(): { addon: NativeAddon; file: string } {
   const require = createRequire(import.meta.url);
   const dir = process.env.TSMUXD_NATIVE_DIR ?? packageRoot;
   let addon: NativeAddon;
+  let file: string;
   try {
-    const nodeGypBuild = require('node-gyp-build') as (dir: string) => unknown;
-    addon = nodeGypBuild(dir) as NativeAddon;
+    // node-gyp-build's own choice (build/Release, else prebuilds/<platform>-<arch>/), loaded as it loads it.
+    file = (require('node-gyp-build') as { path(dir: string): string }).path(dir);
+    addon = require(file) as NativeAddon;
   } catch (err) {
     throw unavailable(err);
   }
@@ -448,7 +450,24 @@ function load(): NativeAddon {
     if (!(key in addon)) throw new Error(`tsmuxd addon is missing ${key}; rebuild it`);
   }
   addon.setErrorClass(NativeError);
-  return addon;
+  return { addon, file };
 }
 
-export const native: NativeAddon = load();
+const loaded = load();
+export const native: NativeAddon = loaded.addon;
+/** The file the addon came from: prebuilds/<platform>-<arch>/tsmuxd.napi.node, or a build/Release of a build here. */
+export const nativeFile: string = loaded.file;
+
+/**
+ * The hash of the native sources a prebuild was built from, as
+ * scripts/native-hash.mjs recorded it beside the file (native-sources.sha256);
+ * null for an addon built here, which has none.
+ */
+export function nativeSourceHash(file = nativeFile): string | null {
+  try {
+    const hash = readFileSync(join(dirname(file), 'native-sources.sha256'), 'utf8').trim();
+    return /^[0-9a-f]{64}$/.test(hash) ? hash : null;
+  } catch {
+    return null;
+  }
+}

@@ -250,6 +250,8 @@ export function spawnDaemon(
   env: NodeJS.ProcessEnv = process.env,
   /** A command that execs the daemon (e.g. unshare and a mount first); its pid is the daemon's. */
   wrap: string[] = [],
+  /** The node that runs it: this one, or another that execs it (test/arm64: an arm64 node under qemu-user). */
+  node = process.execPath,
 ): DaemonProcess {
   assertBuilt();
   // The daemon command (not a subcommand such as sim): tunnels only where a test asks.
@@ -258,7 +260,7 @@ export function spawnDaemon(
   if (args[0]?.startsWith('-') && !args.includes('--tun')) args = [...args, '--tun', 'off'];
   // Nor mDNS: a daemon browsing would pay for it, and would see other tests' network sims.
   if (args[0]?.startsWith('-') && !args.includes('--wifi')) args = [...args, '--wifi', 'off'];
-  const command = [...wrap, process.execPath, ...DAEMON_NODE_FLAGS, MAIN_JS, ...withTunnelApisOff(args)];
+  const command = [...wrap, node, ...DAEMON_NODE_FLAGS, MAIN_JS, ...withTunnelApisOff(args)];
   const child = killOnExit(spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env }));
   let status: Exit | null = null;
   const exited = new Promise<Exit>((resolve) =>

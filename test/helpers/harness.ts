@@ -78,11 +78,15 @@ export async function startDeviceProcess(
   t: { teardown(fn: () => void): void },
   cable: string,
   args: string[] = [],
+  /** The node that runs it (test/arm64: an arm64 node under qemu-user), and its environment. */
+  node = process.execPath,
+  env: NodeJS.ProcessEnv = process.env,
 ): Promise<ChildProcess> {
   const script = join(packageRoot, 'dist', 'src', 'cli', 'sim-peer-main.js');
   const child = killOnExit(
-    spawn(process.execPath, [script, '--cable', cable, ...args], {
+    spawn(node, [script, '--cable', cable, ...args], {
       stdio: ['ignore', 'pipe', 'inherit'],
+      env,
     }),
   );
   t.teardown(() => {
