@@ -15,7 +15,7 @@ import { PcapngSummary } from '../src/client/pcapng-summary.js';
 import { ECHO_PORT } from '../src/protocol/sim-ports.js';
 import { readExactly } from './helpers/harness.js';
 import { countMatching, followRaw, tshark, tsharkMissing } from './helpers/tshark.js';
-import { SLOW, startDaemon, tempDir } from './helpers/usbmuxd-harness.js';
+import { SLOW, startDaemon, tempDir, visibleDevices, waitUntil } from './helpers/usbmuxd-harness.js';
 
 const skip = tsharkMissing();
 
@@ -62,4 +62,40 @@ t.test('a Connect is a TCP stream that tshark follows byte for byte, both ways',
   summary.push(readFileSync(file));
   t.equal(summary.counts.dropped, 0, 'the statistics at the end report no drops');
   t.equal(summary.counts.broken, undefined, 'the file is well-formed pcapng');
+});
+
+t.test("the preflight's lockdown session decrypts from the secrets in the file, StopSession inside TLS", { skip }, async (t) => {
+  const file = join(tempDir(t), 'startup.pcapng');
+  const setup = await startDaemon(t, { sims: 1, preflight: true, capture: file });
+  const [listed] = await visibleDevices(setup.address, 1);
+  const udid = listed!.serialNumber;
+  await waitUntil(async () => setup.daemon.store.readRecord(udid).catch(() => null), 'the pair record');
+  // Replugged, the phone gets a session with the stored record: StartSession, TLS, StopSession.
+  const phone = setup.peers[0]!;
+  phone.unplug();
+  await waitUntil(async () => (await new UsbmuxClient({ address: setup.address }).listDevices()).length === 0, 'the unplug');
+  phone.plug();
+  const [back] = await visibleDevices(setup.address, 1);
+  const result = await setup.daemon.preflight!.result(setup.daemon.devices.byId(back!.deviceId)!);
+  t.ok(result === undefined || result === 'paired', `preflight: ${result ?? 'done'}`);
+  await setup.daemon.stop();  // the capture ends with the daemon, its statistics written
+
+  const streams = (await tshark(['-r', file, '-Y', 'tls.handshake.type == 1', '-T', 'fields', '-e', 'tcp.stream'])).trim().split('\n');
+  t.equal(streams.length, 1, `one ClientHello, found on port 62078 without a decode-as (streams: ${streams.join(',')})`);
+  const stream = Number(streams[0]);
+  const plain = await tshark(['-r', file, '-q', '-z', `follow,tcp,ascii,${stream}`]);
+  t.match(plain, /<string>QueryType<\/string>/, 'before TLS the plists are plain');
+  t.match(plain, /<string>StartSession<\/string>/, 'StartSession is plain');
+  t.notMatch(plain, /StopSession/, 'StopSession is not in the TCP bytes: it went inside TLS');
+  const decrypted = await tshark(['-r', file, '-q', '-z', `follow,tls,ascii,${stream}`]);
+  t.match(decrypted, /<key>Request<\/key>\s*\.*<string>StopSession<\/string>/, 'decrypted: the StopSession request, sent after StartSession');
+  t.ok((await countMatching(file, 'tls.app_data && tcp.port == 62078')) >= 2, 'application data both ways');
+
+  const summary = new PcapngSummary();
+  summary.push(readFileSync(file));
+  t.ok(summary.counts.secrets >= 1, `the key log is in the file (${summary.counts.secrets} Decryption Secrets Blocks)`);
+  t.equal(summary.counts.dropped, 0, 'the statistics written at the stop report no drops');
+  const control = await tshark(['-r', file, '-Y', '!tcp', '-T', 'fields', '-e', 'frame.comment']);
+  t.match(control, /VERSION 2\.0/, 'captured from start-up: the mux VERSION, commented');
+  t.match(control, /SETUP log level 7/, 'and SETUP');
 });
