@@ -3,7 +3,8 @@
 // directions, with valid checksums; the preflight's lockdown session
 // decrypts from the secrets in the file, a plist after StartSession
 // included; the control packets and the statistics at the end are there.
-import { createWriteStream, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { createWriteStream, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { randomBytes } from 'node:crypto';
@@ -11,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import t from 'tap';
 
 import { UsbmuxClient } from '../src/client/usbmux-client.js';
+import { Logger } from '../src/util/log.js';
 import { PcapngSummary } from '../src/client/pcapng-summary.js';
 import { ECHO_PORT } from '../src/protocol/sim-ports.js';
 import { readExactly } from './helpers/harness.js';
@@ -98,4 +100,56 @@ t.test("the preflight's lockdown session decrypts from the secrets in the file, 
   const control = await tshark(['-r', file, '-Y', '!tcp', '-T', 'fields', '-e', 'frame.comment']);
   t.match(control, /VERSION 2\.0/, 'captured from start-up: the mux VERSION, commented');
   t.match(control, /SETUP log level 7/, 'and SETUP');
+});
+
+t.test('a capture reader that stops reading costs drops, counted, never the data path', { skip }, async (t) => {
+  const setup = await startDaemon(t, { sims: 1 });
+  const file = join(tempDir(t), 'slow.pcapng');
+  const socket = await new UsbmuxClient({ address: setup.address, timeoutMs: SLOW }).capture({ ringBytes: 64 << 10 });
+  socket.pause();  // the reader stops: the kernel's buffer fills, then the daemon's 64 KiB ring
+  const client = new UsbmuxClient({ address: setup.address, timeoutMs: SLOW });
+  const [phone] = await client.listDevices();
+  const echo = await client.connect(phone.deviceId, ECHO_PORT);
+  const sent = randomBytes(8 << 20);
+  echo.write(sent);
+  const back = await readExactly(echo, sent.length);
+  echo.destroy();
+  t.ok(back.equals(sent), '8 MiB went through the echo while the capture was stuck');
+  const written = pipeline(socket, createWriteStream(file));
+  socket.end();
+  await written;
+  const summary = new PcapngSummary();
+  summary.push(readFileSync(file));
+  t.ok((summary.counts.dropped ?? 0) > 0, `the statistics count what the full ring dropped (${summary.counts.dropped})`);
+  t.equal(summary.counts.broken, undefined, 'the file is still well-formed');
+  const isb = await tshark(['-r', file, '-q', '-z', 'io,phs']);
+  t.match(isb, /tcp/, 'tshark reads what was kept');
+});
+
+const root = process.getuid?.() === 0;
+t.test('--capture onto a disk that fills: the capture stops, the file is cut to whole blocks, the daemon serves on', { skip: skip || (!root && 'needs root to mount a small tmpfs') }, async (t) => {
+  const dir = tempDir(t);
+  const disk = join(dir, 'disk');
+  mkdirSync(disk);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=512k', 'tmpfs', disk]);
+  t.teardown(() => execFileSync('umount', ['-l', disk]));
+  const file = join(disk, 'full.pcapng');
+  const logFile = join(dir, 'daemon.log');
+  const setup = await startDaemon(t, { sims: 1, capture: file, log: new Logger({ file: logFile, verbosity: 3 }) });
+  const client = new UsbmuxClient({ address: setup.address, timeoutMs: SLOW });
+  const [phone] = await client.listDevices();
+  const echo = await client.connect(phone.deviceId, ECHO_PORT);
+  const sent = randomBytes(2 << 20);
+  echo.write(sent);
+  t.ok((await readExactly(echo, sent.length)).equals(sent), 'the echo works while the disk fills');
+  echo.destroy();
+  const line = await waitUntil(() => readFileSync(logFile, 'utf8').split('\n').find((l) => l.includes(`capture to ${file} ended`)), 'the capture to end');
+  t.match(line, /\[error\].*writing the capture failed: No space left on device/, 'one log line says the disk is full');
+  const size = statSync(file).size;
+  t.ok(size > 0 && size <= 512 << 10, `the file keeps what fitted (${size} bytes)`);
+  const summary = new PcapngSummary();
+  summary.push(readFileSync(file));
+  t.equal(summary.counts.broken, undefined, 'and ends on a whole block');
+  await t.resolves(tshark(['-r', file, '-q']), 'tshark reads it without complaint');
+  t.equal((await client.listDevices()).length, 1, 'the daemon serves on');
 });
