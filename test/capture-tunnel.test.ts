@@ -28,7 +28,7 @@ t.test('a tunnel in the capture: IPv6/TCP, the RSD HTTP/2 stream followed, its T
   const stderr = new OutputWatch(capture.stderr!);
   const exited = once(capture, 'exit');
   // The section header is written as the capture starts.
-  await waitUntil(() => statSync(file, { throwIfNoEntry: false })?.size, 'the capture to start', 10_000);
+  await waitUntil(() => statSync(file, { throwIfNoEntry: false })?.size, 10_000, 'the capture to start');
 
   const started = await cli('tunnel', 'start', phone.udid, '--json');
   t.equal(started.code, 0, `tunnel start (stderr: ${started.stderr})`);
