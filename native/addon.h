@@ -62,4 +62,12 @@ Napi::Value openTunnelInterfaceJs(engine::Engine& engine, const Napi::CallbackIn
 Napi::Value closeTunnelJs(engine::Engine& engine, const Napi::CallbackInfo& info);
 void initPeerCredentials(Napi::Env env, Napi::Object exports);
 
+// The Engine class's capture methods (addon_captures.cc).
+Napi::Value startCaptureJs(engine::Engine& engine, const Napi::CallbackInfo& info);
+Napi::Value stopCaptureJs(engine::Engine& engine, const Napi::CallbackInfo& info);
+Napi::Value addCaptureDeviceJs(engine::Engine& engine, const Napi::CallbackInfo& info);
+Napi::Value captureLabelJs(engine::Engine& engine, const Napi::CallbackInfo& info);
+Napi::Value captureSecretJs(engine::Engine& engine, const Napi::CallbackInfo& info);
+Napi::Value captureRunningJs(engine::Engine& engine, const Napi::CallbackInfo& info);
+
 }  // namespace tsmuxd::addon

@@ -70,6 +70,12 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
             InstanceMethod<&EngineWrap::listenTunnelPreamble>("listenTunnelPreamble"),
             InstanceMethod<&EngineWrap::openTunnelInterface>("openTunnelInterface"),
             InstanceMethod<&EngineWrap::closeTunnel>("closeTunnel"),
+            InstanceMethod<&EngineWrap::startCapture>("startCapture"),
+            InstanceMethod<&EngineWrap::stopCapture>("stopCapture"),
+            InstanceMethod<&EngineWrap::addCaptureDevice>("addCaptureDevice"),
+            InstanceMethod<&EngineWrap::captureLabel>("captureLabel"),
+            InstanceMethod<&EngineWrap::captureSecret>("captureSecret"),
+            InstanceMethod<&EngineWrap::captureRunning>("captureRunning"),
             InstanceMethod<&EngineWrap::stats>("stats"),
             InstanceMethod<&EngineWrap::requestSnapshot>("requestSnapshot"),
             InstanceMethod<&EngineWrap::ref>("ref"),
@@ -379,6 +385,12 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   Napi::Value listenTunnelPreamble(const Napi::CallbackInfo& info) { return listenTunnelPreambleJs(live(info.Env()), info); }
   Napi::Value openTunnelInterface(const Napi::CallbackInfo& info) { return openTunnelInterfaceJs(live(info.Env()), info); }
   Napi::Value closeTunnel(const Napi::CallbackInfo& info) { return closeTunnelJs(live(info.Env()), info); }
+  Napi::Value startCapture(const Napi::CallbackInfo& info) { return startCaptureJs(live(info.Env()), info); }
+  Napi::Value stopCapture(const Napi::CallbackInfo& info) { return stopCaptureJs(live(info.Env()), info); }
+  Napi::Value addCaptureDevice(const Napi::CallbackInfo& info) { return addCaptureDeviceJs(live(info.Env()), info); }
+  Napi::Value captureLabel(const Napi::CallbackInfo& info) { return captureLabelJs(live(info.Env()), info); }
+  Napi::Value captureSecret(const Napi::CallbackInfo& info) { return captureSecretJs(live(info.Env()), info); }
+  Napi::Value captureRunning(const Napi::CallbackInfo& info) { return captureRunningJs(live(info.Env()), info); }
 
   Napi::Value stats(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();

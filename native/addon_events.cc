@@ -21,6 +21,7 @@ const char* eventTypeName(engine::NativeEvent::Type t) {
     case T::TunnelHandshake: return "tunnelHandshake";
     case T::TunnelClosed: return "tunnelClosed";
     case T::ClientArrived: return "clientArrived";
+    case T::CaptureEnded: return "captureEnded";
   }
   return "unknown";
 }
@@ -80,6 +81,14 @@ Napi::Value eventToJs(Napi::Env env, const engine::NativeEvent& ev) {
       o.Set("tunnel", ev.tunnel);
       o.Set("code", ev.code);
       o.Set("reason", ev.text);
+      break;
+    case T::CaptureEnded:
+      o.Set("capture", ev.capture);
+      o.Set("code", ev.code);
+      o.Set("reason", ev.text);
+      o.Set("packets", double(ev.packets));
+      o.Set("bytes", double(ev.bytesOut));
+      o.Set("dropped", double(ev.dropped));
       break;
     case T::Snapshot:
       o.Set("requestId", ev.requestId);

@@ -49,7 +49,7 @@ declare -A sources=(
   [cable_descriptor]="test/fuzz/native/cable_descriptor_fuzz.cc native/usb/cable_descriptor.cc"
   [pseudo_tcp]="test/fuzz/native/pseudo_tcp_fuzz.cc test/fuzz/native/session_harness.cc
     test/fuzz/native/session_checks.cc test/fuzz/native/fake_client.cc $(echo native/mux/*.cc)
-    native/core/buffers.cc native/core/event_loop.cc"
+    native/core/buffers.cc native/core/event_loop.cc native/core/capture_tap.cc native/core/capture_ring.cc"
   [cdtunnel_stream]="test/fuzz/native/cdtunnel_stream_fuzz.cc native/tunnel/cdtunnel_frame.cc"
   [lwip_input]="test/fuzz/native/lwip_input_fuzz.cc native/tunnel/ipv6_guard.cc native/tunnel/lwip_platform.cc @lwip"
 )

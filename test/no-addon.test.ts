@@ -5,7 +5,7 @@
 // empty directory besides), against a tsmuxd daemon started normally in a
 // process of its own with a supervised simulated phone. The daemon and
 // `tsmuxd sim`, which do need it, fail with a message that says so.
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
@@ -117,6 +117,12 @@ t.test('every client command, with the addon unavailable', async (t) => {
   t.type(lines[1]!.daemonCpuSec, 'number', 'with the daemon CPU from /proc');
 
   t.match(JSON.parse((await client(t, ['top', '--once', '--json'])).stdout), { devices: [{ udid }] }, 'top --once');
+  ran.add('capture');
+  const pcapng = join(dir, 'capture.pcapng');
+  const capture = spawnDaemon(t, ['capture', '-w', pcapng], noAddonEnv);
+  await waitUntil(() => existsSync(pcapng) && statSync(pcapng).size > 0, SLOW_MS, 'the capture to start');
+  await stopClient(t, capture);
+  t.equal(readFileSync(pcapng).readUInt32LE(0), 0x0a0d0d0a, 'capture: a pcapng file, ended on SIGTERM');
   t.match(JSON.parse((await client(t, ['wifi', 'status', udid, '--json'])).stdout), { udid, enableWifiConnections: false }, 'wifi status');
   t.match((await client(t, ['tunnel', 'stop', udid])).stdout, udid, 'tunnel stop');
   t.match((await client(t, ['unpair', udid])).stdout, /SUCCESS: Unpaired/);

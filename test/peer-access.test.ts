@@ -97,7 +97,7 @@ t.test('another user is refused the stats, keeps its connection; root is answere
   // mkdtemp made the directory 0700: nobody must be able to reach the 0666 socket in it.
   chmodSync(setup.dir, 0o711);
 
-  const child = spawn(setpriv!, ['--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups', process.execPath, '-e', CLIENT_SCRIPT, setup.socketPath, JSON.stringify(['tsmuxdStats', 'TunnelList', 'TunnelStop', 'ListDevices'])], {
+  const child = spawn(setpriv!, ['--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups', process.execPath, '-e', CLIENT_SCRIPT, setup.socketPath, JSON.stringify(['tsmuxdStats', 'TunnelList', 'TunnelStop', 'tsmuxdCapture', 'ListDevices'])], {
     stdio: ['ignore', 'pipe', 'inherit'],
     // Not tap's NODE_OPTIONS: its hooks would write into the checkout as nobody.
     env: { PATH: process.env.PATH },
@@ -106,11 +106,12 @@ t.test('another user is refused the stats, keeps its connection; root is answere
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
   t.equal(code, 0, 'the client as nobody ran');
-  const [stats, tunnelList, tunnelStop, list] = out.trim().split('\n').map((l) => JSON.parse(l) as string);
+  const [stats, tunnelList, tunnelStop, capture, list] = out.trim().split('\n').map((l) => JSON.parse(l) as string);
   const denied = /<key>MessageType<\/key>\s*<string>Result<\/string>\s*<key>Number<\/key>\s*<integer>13<\/integer>/;
   t.match(stats, denied, 'tsmuxdStats: Result 13 (EACCES)');
   t.match(tunnelList, denied, 'TunnelList: Result 13');
   t.match(tunnelStop, denied, 'TunnelStop: Result 13');
+  t.match(capture, denied, 'tsmuxdCapture: Result 13, and the connection stays a command connection');
   t.match(list, /<key>DeviceList<\/key>\s*<array>\s*<dict>/, 'ListDevices on the same connection is answered, with the phone');
   const refusal = readFileSync(logFile, 'utf8').split('\n').find((l) => /tsmuxdStats refused/.test(l));
   t.match(refusal, /\[warning\] client \d+ \(pid \d+, uid 65534\): tsmuxdStats refused: uid 65534 is neither the daemon's user \(uid 0\) nor root/, 'one log line says who and why');

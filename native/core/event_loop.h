@@ -31,6 +31,7 @@
 
 namespace tsmuxd::core {
 
+class CaptureTap;
 class EventLoop;
 // Drives a loop's turns by hand, with no thread or epoll (the fuzz harnesses
 // in test/fuzz/native/); defined there, never in the addon.
@@ -114,6 +115,11 @@ class EventLoop {
   static uint64_t nowMs();
   static uint64_t nowUs();
 
+  // The capture tap while a capture runs, else null (core/capture_tap.h):
+  // the data path's one test. Set and read on the loop thread only.
+  CaptureTap* captureTap() const { return captureTap_; }
+  void setCaptureTap(CaptureTap* tap) { captureTap_ = tap; }
+
  private:
   friend class LoopDriver;
   friend class Pollable;
@@ -170,6 +176,7 @@ class EventLoop {
   // nulled here as well as in deferred_.
   std::vector<Deferred*> deferredBatch_;
   std::vector<std::shared_ptr<void>> graveyard_;
+  CaptureTap* captureTap_ = nullptr;
 };
 
 }  // namespace tsmuxd::core

@@ -22,6 +22,7 @@ void Engine::stop() {
   if (!started_) return;
   started_ = false;
   loop_.stop([this] {
+    stopAllCaptures();
     closeAllTunnels();
     for (auto& o : opening_) o.second->cancel();
     opening_.clear();
@@ -48,6 +49,9 @@ void Engine::stop() {
     // leaked after a second rather than holding the daemon's exit.
     if (usb_) usb_->shutdown(1000);
   });
+  // Abandoned above; their last post (captureDone) will not run now.
+  for (auto& c : captures_) c.second->join();
+  captures_.clear();
   tunnel::Stack::release(this);
 }
 

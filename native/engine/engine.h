@@ -25,8 +25,10 @@
 
 #include "core/acceptor.h"
 #include "core/buffers.h"
+#include "core/capture_tap.h"
 #include "core/event_loop.h"
 #include "core/stats.h"
+#include "engine/capture_writer.h"
 #include "engine/client_door.h"
 #include "engine/device_link.h"
 #include "engine/device_role.h"
@@ -130,6 +132,21 @@ class Engine : public mux::SessionObserver, public tunnel::TunnelObserver {
   void serveTunnel(const std::shared_ptr<mux::Connection>& conn, const std::string& certPem,
                    const std::string& keyPem);
 
+  // ---- captures (captures.cc, docs/capture.md) ----
+  // Writes pcapng of what `filter` selects to `fd` (duplicated: the caller
+  // closes its own) until stopCapture(), or until the output ends (a
+  // CaptureEnded event says why either way). 0 with `error`.
+  uint32_t startCapture(int fd, core::CaptureFilter filter, size_t ringBytes, std::string application,
+                        std::string& error);
+  void stopCapture(uint32_t id, std::string reason);
+  // A device handle now also in capture `id` (a --udid capture's phone, replugged).
+  void addCaptureDevice(uint32_t id, uint32_t handle);
+  // What names `handle` in the captures (its UDID).
+  void captureLabel(uint32_t handle, std::string text);
+  // A key log line of a TLS session JS runs: in the captures before the next packet.
+  void captureSecret(std::string line);
+  bool captureRunning() const { return captureTap_.running(); }
+
   // tunnel::TunnelObserver (tunnels.cc)
   void onTunnelHandshake(tunnel::Tunnel& t, const std::string& body) override;
   void onTunnelClosed(tunnel::Tunnel& t, const char* code, const std::string& reason) override;
@@ -212,6 +229,10 @@ class Engine : public mux::SessionObserver, public tunnel::TunnelObserver {
   // its handle (attachClient, attachTunnelClient); -1 with `error`.
   static int ownClientSocket(int fd, std::string& error);
   void tunnelFailed(uint32_t id, uint32_t handle, const char* code, const std::string& reason);
+  // Captures: the stop sequence (the tap lets go, then the writer ends).
+  void endCapture(uint32_t id, const std::string& reason);
+  void captureDone(uint32_t id, const CaptureSummary& summary);
+  void stopAllCaptures();
   void closeAllTunnels();
 
   EventSink& sink_;
@@ -238,6 +259,9 @@ class Engine : public mux::SessionObserver, public tunnel::TunnelObserver {
   std::unordered_map<uint32_t, uint32_t> streamTunnels_;  // stream id -> tunnel id
   std::atomic<uint32_t> nextTunnel_{1};
   tunnel::Stack* stack_ = nullptr;
+  core::CaptureTap captureTap_;
+  std::unordered_map<uint32_t, std::shared_ptr<CaptureWriter>> captures_;  // event thread
+  std::atomic<uint32_t> nextCapture_{1};
 };
 
 }  // namespace tsmuxd::engine

@@ -13,7 +13,7 @@
 namespace tsmuxd::engine {
 
 struct NativeEvent {
-  enum class Type { Attached, Ready, Detached, Log, Connected, ConnectFailed, Closed, Snapshot, TunnelHandshake, TunnelClosed, ClientArrived };
+  enum class Type { Attached, Ready, Detached, Log, Connected, ConnectFailed, Closed, Snapshot, TunnelHandshake, TunnelClosed, ClientArrived, CaptureEnded };
   explicit NativeEvent(Type t) : type(t) {}
   Type type;
   uint32_t handle = 0;
@@ -44,6 +44,12 @@ struct NativeEvent {
   uint32_t pid = 0, uid = 0, gid = 0;
   bool complete = false;
   std::vector<uint8_t> bytes;
+  // CaptureEnded: the capture's id, what it wrote (`bytesOut` bytes of
+  // pcapng), what its full ring dropped; `text` says why it ended and
+  // `code` is "EIO" when its output failed.
+  uint32_t capture = 0;
+  uint64_t packets = 0;
+  uint64_t dropped = 0;
 };
 
 class EventSink {

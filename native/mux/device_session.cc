@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/capture_tap.h"
+
 namespace tsmuxd::mux {
 
 namespace {
@@ -61,6 +63,10 @@ void DeviceSession::sendPacket(uint32_t protocol, core::OutPacket packet) {
   if (headerSize_ == kHeaderSizeV2) ++txSeq_;
   EngineStats::add(stats_.packetsOut, 1);
   traffic_.usbOut += packet.size();
+  if (core::CaptureTap* tap = loop_.captureTap()) {
+    tap->muxPacket(handle_, options_.role == Role::Host ? core::CaptureDirection::ToDevice : core::CaptureDirection::FromDevice,
+                   packet.data(), packet.size(), headerSize_);
+  }
   link_.send(std::move(packet), true);
 }
 
@@ -253,6 +259,10 @@ void DeviceSession::restartForNewHost() {
 bool DeviceSession::handlePacket(const uint8_t* p, size_t len, bool inTransfer) {
   MuxHeader h = readMuxHeader(p, headerSize_);
   if (headerSize_ == kHeaderSizeV2) rxSeq_ = h.txSeq;
+  if (core::CaptureTap* tap = loop_.captureTap()) {
+    tap->muxPacket(handle_, options_.role == Role::Host ? core::CaptureDirection::FromDevice : core::CaptureDirection::ToDevice,
+                   p, len, headerSize_);
+  }
   const uint8_t* body = p + headerSize_;
   size_t bodyLen = len - headerSize_;
   EngineStats::add(stats_.packetsIn, 1);

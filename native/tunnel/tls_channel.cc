@@ -45,6 +45,7 @@ std::unique_ptr<TlsChannel> TlsChannel::create(Role role, const std::string& cer
   SSL_CTX_set_cipher_list(ch->ctx_, "ALL:!aNULL:!eNULL:@SECLEVEL=0");
   SSL_CTX_set_security_level(ch->ctx_, 0);
   SSL_CTX_set_verify(ch->ctx_, SSL_VERIFY_NONE, nullptr);
+  SSL_CTX_set_keylog_callback(ch->ctx_, &TlsChannel::onKeylog);
 
   BIO* certBio = BIO_new_mem_buf(certPem.data(), int(certPem.size()));
   X509* cert = certBio ? PEM_read_bio_X509(certBio, nullptr, nullptr, nullptr) : nullptr;
@@ -76,6 +77,7 @@ std::unique_ptr<TlsChannel> TlsChannel::create(Role role, const std::string& cer
   // A memory BIO that runs dry asks for more instead of reporting EOF.
   BIO_set_mem_eof_return(ch->in_, -1);
   SSL_set_bio(ch->ssl_, ch->in_, ch->out_);
+  SSL_set_app_data(ch->ssl_, ch.get());
   if (role == Role::Client) SSL_set_connect_state(ch->ssl_);
   else SSL_set_accept_state(ch->ssl_);
   return ch;
@@ -84,6 +86,11 @@ std::unique_ptr<TlsChannel> TlsChannel::create(Role role, const std::string& cer
 TlsChannel::~TlsChannel() {
   if (ssl_) SSL_free(ssl_);  // frees both BIOs
   if (ctx_) SSL_CTX_free(ctx_);
+}
+
+void TlsChannel::onKeylog(const SSL* ssl, const char* line) {
+  auto* ch = static_cast<TlsChannel*>(SSL_get_app_data(ssl));
+  if (ch && ch->keylog_) ch->keylog_(line);
 }
 
 void TlsChannel::fail(const char* what) {

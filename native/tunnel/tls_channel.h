@@ -9,6 +9,7 @@
 // One SSL object per tunnel, used on the event thread only.
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -46,6 +47,10 @@ class TlsChannel {
   size_t pendingInput() const;
   size_t takeOutput(uint8_t* out, size_t cap);
 
+  // Called with each key log line (SSLKEYLOGFILE format, no newline) as
+  // OpenSSL derives the session's secrets, on the thread that drives it.
+  void setKeylog(std::function<void(const char*)> sink) { keylog_ = std::move(sink); }
+
   const std::string& error() const { return error_; }
   std::string version() const;
   std::string cipher() const;
@@ -53,12 +58,14 @@ class TlsChannel {
  private:
   TlsChannel() = default;
   void fail(const char* what);
+  static void onKeylog(const SSL* ssl, const char* line);
 
   SSL_CTX* ctx_ = nullptr;
   SSL* ssl_ = nullptr;
   BIO* in_ = nullptr;   // owned by ssl_
   BIO* out_ = nullptr;  // owned by ssl_
   std::string error_;
+  std::function<void(const char*)> keylog_;
 };
 
 }  // namespace tsmuxd::tunnel

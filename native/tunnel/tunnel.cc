@@ -11,6 +11,7 @@ extern "C" {
 #include "lwip/tcp.h"
 }
 
+#include "core/capture_tap.h"
 #include "tunnel/ipv6_guard.h"
 #include "tunnel/limits.h"
 #include "tunnel/stream.h"
@@ -40,6 +41,20 @@ Tunnel::Tunnel(core::EventLoop& loop, Stack& stack, TunnelObserver& observer, Ro
     : loop_(loop), stack_(stack), observer_(observer), role_(role), id_(id), handle_(handle),
       tls_(std::move(tls)), request_(std::move(request)), random_(std::random_device{}()) {
   scratch_.resize(kMaxIpv6Packet);
+  // The session's secrets go to a capture, if one runs, before the records
+  // they protect (SSL_do_handshake calls this before its output is sent).
+  tls_->setKeylog([this](const char* line) {
+    if (core::CaptureTap* tap = loop_.captureTap()) tap->secret(line, std::strlen(line));
+  });
+}
+
+void Tunnel::capture(core::CaptureDirection hostToDevice, const uint8_t* packet, size_t len) {
+  if (core::CaptureTap* tap = loop_.captureTap()) {
+    core::CaptureDirection direction = role_ == Role::Host ? hostToDevice
+                                       : hostToDevice == core::CaptureDirection::ToDevice ? core::CaptureDirection::FromDevice
+                                                                                         : core::CaptureDirection::ToDevice;
+    tap->tunnelPacket(id_, handle_, direction, packet, len);
+  }
 }
 
 Tunnel::~Tunnel() {
@@ -220,6 +235,7 @@ void Tunnel::inputPacket(const uint8_t* packet, size_t len) {
   }
   ++counters_.packetsIn;
   counters_.bytesIn += len;
+  capture(core::CaptureDirection::FromDevice, packet, len);
   if (tunFd_ >= 0 && kernelOwns(packet, len)) return writeTun(packet, len);
   // A packet over 65535 bytes (a payload within 40 bytes of the u16 limit)
   // does not fit lwIP's u16 pbuf lengths; no MTU we accept allows one.
@@ -287,6 +303,7 @@ void Tunnel::sendPacket(const uint8_t* data, size_t len) {
   }
   ++counters_.packetsOut;
   counters_.bytesOut += len;
+  capture(core::CaptureDirection::ToDevice, data, len);
   loop_.defer(this);  // flushTls() at the end of the turn
 }
 

@@ -27,6 +27,7 @@ extern "C" {
 #include "lwip/netif.h"
 }
 
+#include "core/capture_ring.h"
 #include "core/event_loop.h"
 #include "mux/connection.h"
 #include "tunnel/cdtunnel_frame.h"
@@ -162,6 +163,8 @@ class Tunnel : public mux::ConnectionIo, public core::Deferred, public std::enab
   err_t output(struct pbuf* p);
   // One packet into the tunnel, one TLS record (output() and readTun()).
   void sendPacket(const uint8_t* data, size_t len);
+  // A copy for the capture tap, if one runs; the direction as the host sees it.
+  void capture(core::CaptureDirection hostToDevice, const uint8_t* packet, size_t len);
   // tunnel_tun.cc
   class TunPort : public core::Pollable {
    public:

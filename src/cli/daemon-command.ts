@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, readFileSync, unlinkSync, writeSync, ftruncateSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { Logger } from '../util/log.js';
@@ -126,6 +126,7 @@ export async function runDaemonCommand(argv: string[]): Promise<number> {
       window: { type: 'string' },
       'tunneld-api': { type: 'string' },
       'go-ios-api': { type: 'string' },
+      capture: { type: 'string' },
     },
   });
   if (values.help) {
@@ -249,6 +250,7 @@ export async function runDaemonCommand(argv: string[]): Promise<number> {
       window,
       tunneldApi,
       goIosApi,
+      capture: values.capture === undefined ? undefined : resolvePath(values.capture),
     });
   } catch (err) {
     log.error(`cannot start: ${(err as Error).message}`);

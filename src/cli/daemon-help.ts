@@ -35,6 +35,8 @@ export const DAEMON_HELP = `usage: tsmuxd [options]
                          a heartbeat) as Network entries (default auto; docs/wifi.md)
       --wifi-grace-ms N  a network phone is gone N ms after a missed heartbeat
                          Interval (default 5000)
+      --capture FILE     write everything that crosses the daemon, from start-up,
+                         to FILE as pcapng (docs/capture.md)
       --tun auto|off     give each tunnel a kernel interface when the daemon
                          may (root or CAP_NET_ADMIN); else userspace (default auto)
       --tun-prefix NAME  the interfaces' name prefix (default tsmux: tsmux0...)

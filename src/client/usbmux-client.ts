@@ -6,6 +6,7 @@ import type { PlistDict } from '../protocol/plist-codec.js';
 import { encodeConnectBinary, MessageType, swapPort } from '../protocol/usbmux.js';
 import { Channel, resultError, UsbmuxError, type ChannelOptions, type Reply } from './channel.js';
 import { parseStatsReply, STATS_MESSAGE, type DaemonStats } from './stats.js';
+import { CAPTURE_MESSAGE, type CaptureRequest } from '../protocol/capture.js';
 import {
   parseTunnelDict,
   TUNNEL_CONNECT,
@@ -270,6 +271,33 @@ export class UsbmuxClient {
       const r = await channel.reply(channel.sendPlist(dict), Math.max(this.options.timeoutMs ?? 0, TUNNEL_CONNECT_TIMEOUT_MS));
       if (r.kind !== 'result') throw new UsbmuxError(`${what}: unexpected answer`, 'ERR_USBMUX_PROTOCOL');
       if (r.result !== 0) throw resultError(r.result, what, typeof r.dict?.Error === 'string' ? r.dict.Error : undefined);
+    } catch (err) {
+      channel.close();
+      throw err;
+    }
+    return channel.release();
+  }
+
+  /**
+   * tsmuxd: a capture of what crosses the daemon (docs/capture.md). The
+   * socket then carries pcapng until it is half-closed (end()), when the
+   * daemon writes the statistics and closes it. Result 1 (another daemon)
+   * throws ERR_CAPTURE_UNSUPPORTED, 13 (another user) ERR_CAPTURE_DENIED.
+   */
+  async capture(request: CaptureRequest = {}): Promise<net.Socket> {
+    const dict: PlistDict = { MessageType: CAPTURE_MESSAGE };
+    if (request.udid !== undefined) dict.UDID = request.udid;
+    if (request.port !== undefined) dict.Port = request.port;
+    if (request.ringBytes !== undefined) dict.RingBytes = request.ringBytes;
+    const channel = await Channel.open({ ...this.options, version: 1 });
+    try {
+      const r = await channel.reply(channel.sendPlist(dict));
+      if (r.kind !== 'result') throw new UsbmuxError('capture: unexpected answer', 'ERR_USBMUX_PROTOCOL');
+      if (r.result === 1) throw new UsbmuxError('the daemon cannot capture (it answered Result 1: not tsmuxd?)', 'ERR_CAPTURE_UNSUPPORTED', 1);
+      if (r.result === 13) {
+        throw new UsbmuxError("the daemon refused the capture: only its own user and root may capture (Result 13, EACCES)", 'ERR_CAPTURE_DENIED', 13);
+      }
+      if (r.result !== 0) throw resultError(r.result, 'capture');
     } catch (err) {
       channel.close();
       throw err;

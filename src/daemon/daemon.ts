@@ -8,11 +8,12 @@
 // delays the socket and the first listing, and under the USB lab's emulated
 // CPU each file costs tens of milliseconds or more (docs/architecture.md,
 // "Start-up").
-import { chownSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { chownSync, closeSync, mkdirSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 
 import { DeviceTable } from '../devices/device-table.js';
+import { addTlsKeylogSink } from '../lockdown/keylog.js';
 import { MuxEngine } from '../native/mux-engine.js';
 import { Logger } from '../util/log.js';
 import { chownTree } from '../pairing/safe-fs.js';
@@ -91,7 +92,12 @@ export interface DaemonOptions {
   wifi?: WifiSetting;
   /** Added to a network phone's heartbeat Interval before it counts as gone (5 s when omitted). */
   wifiGraceMs?: number;
+  /** Capture everything that crosses the daemon from start-up into this pcapng file (docs/capture.md). */
+  capture?: string;
 }
+
+/** How long a stopping daemon gives its captures to write their statistics. */
+const CAPTURE_STOP_TIMEOUT_MS = 3000;
 
 export class Daemon {
   readonly log: Logger;
@@ -106,6 +112,7 @@ export class Daemon {
   private wifi?: WifiDevices;
   private simDir?: string;
   private stopped = false;
+  private removeKeylogSink?: () => void;
 
   private constructor(
     readonly options: DaemonOptions,
@@ -161,6 +168,9 @@ export class Daemon {
       maxUnreadNotificationBytes: options.maxUnreadNotificationBytes,
     });
     const daemon = new Daemon(options, store, server, engine, devices, tunnels, log, runDir);
+    // The TLS sessions the daemon runs (preflight, tunnel starts) decrypt in its captures.
+    daemon.removeKeylogSink = addTlsKeylogSink((line) => engine.captures.secret(line));
+    if (options.capture) daemon.captureFromStart(options.capture);
     // Started from preflight's "paired": without a preflight nothing starts them.
     if (options.tunnels === 'auto' && options.preflight !== false) daemon.autoTunnels = new AutoTunnels({ tunnels, devices, log });
     if (options.preflight !== false) {
@@ -189,6 +199,22 @@ export class Daemon {
       throw err;
     }
     return daemon;
+  }
+
+  /** `--capture FILE`: before any phone is opened, so the file holds every packet. */
+  private captureFromStart(path: string): void {
+    const fd = openSync(path, 'w', 0o600);
+    try {
+      const { id, ended } = this.engine.captures.start(fd, {});
+      this.log.notice(`capturing to ${path} (capture ${id})`);
+      ended.then((end) => {
+        const line = `capture to ${path} ended: ${end.reason}; ${end.packets} packets, ${end.bytes} bytes, ${end.dropped} dropped`;
+        if (end.code) this.log.error(line);
+        else this.log.notice(line);
+      }, () => undefined);
+    } finally {
+      closeSync(fd);  // the data plane has its own copy
+    }
   }
 
   /** Never throws: no USB is one warning, and the daemon goes on without it. */
@@ -283,6 +309,8 @@ export class Daemon {
     this.usb?.close();
     this.autoTunnels?.close();
     this.tunnels.close();
+    await this.engine.captures.stopAll('the daemon is stopping', CAPTURE_STOP_TIMEOUT_MS);
+    this.removeKeylogSink?.();
     this.engine.close();
     await this.sims?.stop();
     for (const dir of [this.simDir, this.runDir]) {

@@ -10,6 +10,7 @@ import tls, { type TLSSocket } from 'node:tls';
 import { isPlistDict, type PlistDict, type PlistValue } from '../protocol/plist-codec.js';
 import { LOCKDOWN_CLOSED, LOCKDOWN_PROTOCOL, LOCKDOWN_TIMEOUT, LOCKDOWN_TLS, LockdownError } from './errors.js';
 import { decodeBody, encodeFrame, FrameReader, TLS_ALERT, TlsRecordSplitter } from './framing.js';
+import { watchKeylog } from './keylog.js';
 import { RecordPipe } from './record-pipe.js';
 
 export const LOCKDOWN_PORT = 62078;
@@ -185,6 +186,7 @@ export class LockdownClient {
       this.fail(e);
       throw e;
     }
+    watchKeylog(secure);
     this.secure = secure;
     this.tlsReader = new FrameReader();
     this.records = new TlsRecordSplitter();
@@ -263,6 +265,7 @@ function expectString(r: PlistDict, key: string, verb: string): string {
 /** Service TLS (StartService said EnableServiceSSL): TLS as the very first thing on the service connection. */
 export async function startServiceTls(socket: Socket, credentials: TlsCredentials, timeoutMs = DEFAULT_LOCKDOWN_TIMEOUT_MS): Promise<TLSSocket> {
   const secure = tls.connect({ socket, cert: credentials.cert, key: credentials.key, ...HOST_TLS });
+  watchKeylog(secure);
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
       secure.destroy();

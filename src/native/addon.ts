@@ -89,7 +89,33 @@ export type NativeEvent =
   | { type: 'tunnelHandshake'; handle: number; tunnel: number; role: 'host' | 'device'; body: string }
   /** A tunnel ended (its streams are reset or drained first); `code` as for detached. */
   | { type: 'tunnelClosed'; handle: number; tunnel: number; code: string; reason: string }
-  | ({ type: 'clientArrived' } & ClientArrival);
+  | ({ type: 'clientArrived' } & ClientArrival)
+  | ({ type: 'captureEnded' } & CaptureEnd);
+
+/**
+ * A capture ended (docs/capture.md): `reason` says why; `code` is 'EIO' when
+ * its output failed (a reader gone, a full disk), 'EBUSY' when it never
+ * started, else ''. `bytes` of pcapng written, `dropped` records its full
+ * ring refused.
+ */
+export interface CaptureEnd {
+  capture: number;
+  code: string;
+  reason: string;
+  packets: number;
+  bytes: number;
+  dropped: number;
+}
+
+/** What a capture takes: every device or these handles, every port or one device port. */
+export interface CaptureOptions {
+  handles?: number[];
+  port?: number;
+  /** The ring between the data path and the writer (64 KiB to 256 MiB; default 32 MiB). */
+  ringBytes?: number;
+  /** The pcapng section's shb_userappl. */
+  application?: string;
+}
 
 /**
  * A usbmuxd client from the front door (openClientDoor): its socket's fd,
@@ -339,6 +365,15 @@ export interface NativeEngine {
   listenTunnelPreamble(tunnel: number, host: string, port: number): number;
   openTunnelInterface(tunnel: number, setup: { namePattern: string; address: string; prefixLength?: number; mtu: number }): string;
   closeTunnel(tunnel: number): void;
+  /** Writes pcapng to `fd` (duplicated; the caller closes its own) until stopCapture() or its output ends; captureEnded follows. */
+  startCapture(fd: number, options: CaptureOptions): number;
+  stopCapture(capture: number, reason?: string): void;
+  addCaptureDevice(capture: number, handle: number): void;
+  /** What names a device handle in the captures (its UDID). */
+  captureLabel(handle: number, label: string): void;
+  /** One SSLKEYLOGFILE line of a TLS session the daemon runs; in the captures before the next packet. */
+  captureSecret(line: string): void;
+  captureRunning(): boolean;
   stats(): EngineStats;
   /**
    * Asks the event thread for a snapshot; it arrives as a `snapshot` event

@@ -24,6 +24,7 @@ import {
   type UsbOpenRequest,
 } from './addon.js';
 import { checkDevice, serialToUdid } from './config-select.js';
+import { EngineCaptures } from './engine-captures.js';
 import type { AttachedDevice, MuxEngineEvents, MuxEngineOptions } from './engine-events.js';
 import { SnapshotRequests } from './snapshot-requests.js';
 import { takeSocket, type Handover } from './socket-handover.js';
@@ -60,6 +61,8 @@ export class MuxEngine extends EventEmitter<MuxEngineEvents> {
   private readonly readyHandles = new Set<number>();
   private readonly tunnelStarts = new PendingTunnelStarts((tunnel) => this.native.closeTunnel(tunnel));
   private readonly snapshots = new SnapshotRequests((id) => this.native.requestSnapshot(id));
+  /** pcapng captures of what crosses the data plane (docs/capture.md). */
+  readonly captures: EngineCaptures;
   private closed = false;
 
   constructor(options: MuxEngineOptions = {}) {
@@ -68,6 +71,7 @@ export class MuxEngine extends EventEmitter<MuxEngineEvents> {
     this.connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
     this.zeroWindowTimeoutMs = options.zeroWindowTimeoutMs;
     this.native = new native.Engine((events) => this.dispatch(events));
+    this.captures = new EngineCaptures(this.native, () => this.devices.values());
   }
 
   listenCable(path: string): number {
@@ -306,6 +310,7 @@ export class MuxEngine extends EventEmitter<MuxEngineEvents> {
     this.takenClients.clear();  // the data plane closed their fds as it stopped
     this.tunnelStarts.abortAll(new NativeError('tunnel start aborted: the engine closed', 'ERR_ENGINE_CLOSED'));
     this.snapshots.abort(new NativeError('the engine closed', 'ERR_ENGINE_CLOSED'));
+    this.captures.abortAll('the engine closed');
   }
 
   private dispatch(events: NativeEvent[]): void {
@@ -377,6 +382,11 @@ export class MuxEngine extends EventEmitter<MuxEngineEvents> {
         this.emit('clientArrived', arrival);
         break;
       }
+      case 'captureEnded': {
+        const { type: _type, ...end } = ev;
+        this.captures.ended(end);
+        break;
+      }
       case 'tunnelClosed':
         this.tunnelStarts.closed(ev.tunnel, new NativeError(ev.reason, ev.code));
         this.emit('tunnelClosed', { handle: ev.handle, tunnel: ev.tunnel, code: ev.code, reason: ev.reason });
@@ -406,6 +416,7 @@ export class MuxEngine extends EventEmitter<MuxEngineEvents> {
       selection: check.selection,
     };
     this.devices.set(handle, device);
+    this.captures.label(handle, device.udid);  // before its first packet
     this.native.openDevice(handle, {
       window: this.window,
       maxPacketSize: check.selection.maxPacketSize,

@@ -43,6 +43,8 @@ import { resumeReading, stopReading } from './socket-reading.js';
 import type { ConnectionOwners } from './stats.js';
 import { connectRefusal, connectThrough, type ConnectPlan } from './connect-flow.js';
 import { tunnelConnectPlan } from './tunnel-commands.js';
+import { CAPTURE_MESSAGE } from '../protocol/capture.js';
+import { startCapture } from './capture-command.js';
 import { networkConnectPlan } from './network-connect.js';
 
 /**
@@ -322,6 +324,13 @@ export class ClientSession {
     if (type === TUNNEL_CONNECT) {
       const plan = tunnelConnectPlan(request, this.ctx, this.socket);
       return typeof plan === 'function' ? this.send(plan(header.tag)) : this.pipeThrough(header.tag, plan);
+    }
+    if (type === CAPTURE_MESSAGE) {
+      // The socket carries pcapng from the data plane once this succeeds.
+      return startCapture(this, header.tag, request, this.ctx, () => {
+        this.state = 'connected';
+        this.ctx.forget(this);
+      });
     }
     const answer = await handlePlistCommand(type, request, this.ctx, this);
     this.send(answer(header.tag));

@@ -48,6 +48,8 @@ export interface StartOptions {
   /** Real USB (off unless asked: tests must not grab a phone on the machine). */
   usb?: 'off' | 'hotplug' | 'manual';
   log?: Logger;
+  /** A pcapng capture from start-up into this file (tsmuxd --capture). */
+  capture?: string;
 }
 
 /** Polls `check` until it returns a truthy value; throws after `timeoutMs`. */
@@ -89,6 +91,7 @@ export async function startDaemon(t: Teardown, options: StartOptions = {}): Prom
     preflightRetryMs: options.preflightRetryMs,
     usb: options.usb,
     log: options.log ?? silentLogger,
+    capture: options.capture,
   });
   t.teardown(() => daemon.stop());
   const peers: Peer[] = [];

@@ -55,6 +55,12 @@ export const COMMANDS: CliCommand[] = [
     run: async (args) => (await import('./top.js')).runTop(args),
   },
   {
+    name: 'capture',
+    usage: 'capture [--udid UDID] [--port PORT] [-w FILE|-] [--ring SIZE] [--socket ADDR]',
+    summary: 'what crosses the daemon as pcapng for Wireshark, decryptable (tsmuxd only)',
+    run: async (args) => (await import('./capture.js')).runCapture(args),
+  },
+  {
     name: 'bench',
     usage: 'bench [--socket ADDR] [--quick] [--json]',
     summary: 'measure any usbmuxd: throughput, RTT, Connect rate, CPU per GiB',

@@ -5,11 +5,11 @@ import { parseArgs } from 'node:util';
 
 import { LockdownError } from '../../lockdown/errors.js';
 import { findDevice, formatValue, openLockdown, readRecord, startSession, toJson } from '../../client/lockdown-session.js';
-import { usbmuxClient } from './lockdown-session.js';
+import { KEYLOG_HELP, usbmuxClient } from './lockdown-session.js';
 
-export const INFO_HELP = `usage: tsmuxd info [UDID] [--domain DOMAIN] [KEY] [--simple] [--json] [--socket ADDR]
+export const INFO_HELP = `usage: tsmuxd info [UDID] [--domain DOMAIN] [KEY] [--simple] [--json] [--socket ADDR] [--keylog FILE]
   lockdown values of a phone (the first one if UDID is left out)
-`;
+${KEYLOG_HELP}`;
 
 export async function runInfo(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -20,6 +20,7 @@ export async function runInfo(argv: string[]): Promise<number> {
       simple: { type: 'boolean', short: 's' },
       json: { type: 'boolean' },
       socket: { type: 'string' },
+      keylog: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });

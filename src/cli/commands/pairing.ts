@@ -10,12 +10,12 @@ import { LockdownError } from '../../lockdown/errors.js';
 import { pairDevice, preparePairRecord } from '../../pairing/pair.js';
 import { toXml } from '../../protocol/plist-codec.js';
 import { findDevice, openLockdown, readRecord, startSession } from '../../client/lockdown-session.js';
-import { usbmuxClient } from './lockdown-session.js';
+import { KEYLOG_HELP, usbmuxClient } from './lockdown-session.js';
 
-export const PAIRING_HELP = `usage: tsmuxd pair [UDID] [--wait SECONDS] [--json] [--socket ADDR]
-       tsmuxd validate [UDID] [--json] [--socket ADDR]
-       tsmuxd unpair [UDID] [--json] [--socket ADDR]
-`;
+export const PAIRING_HELP = `usage: tsmuxd pair [UDID] [--wait SECONDS] [--json] [--socket ADDR] [--keylog FILE]
+       tsmuxd validate [UDID] [--json] [--socket ADDR] [--keylog FILE]
+       tsmuxd unpair [UDID] [--json] [--socket ADDR] [--keylog FILE]
+${KEYLOG_HELP}`;
 
 type Outcome = { udid: string; result: string; error?: string };
 
@@ -111,6 +111,7 @@ export async function runPairing(verb: PairingVerb, argv: string[]): Promise<num
       wait: { type: 'string' },
       json: { type: 'boolean' },
       socket: { type: 'string' },
+      keylog: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });

@@ -10,12 +10,12 @@ import type { UsbmuxClient, UsbmuxDevice } from '../../client/index.js';
 import { openLockdown, startSession } from '../../client/lockdown-session.js';
 import { LockdownError } from '../../lockdown/errors.js';
 import { UsageError } from '../usage-error.js';
-import { usbmuxClient } from './lockdown-session.js';
+import { KEYLOG_HELP, usbmuxClient } from './lockdown-session.js';
 
-export const WIFI_HELP = `usage: tsmuxd wifi enable|disable|status [UDID] [--json] [--socket ADDR]
+export const WIFI_HELP = `usage: tsmuxd wifi enable|disable|status [UDID] [--json] [--socket ADDR] [--keylog FILE]
   turn a phone's Wi-Fi connections on or off (EnableWifiConnections, over USB),
   or show the setting; the first USB phone if UDID is left out
-`;
+${KEYLOG_HELP}`;
 
 const DOMAIN = 'com.apple.mobile.wireless_lockdown';
 const KEY = 'EnableWifiConnections';
@@ -36,6 +36,7 @@ export async function runWifi(argv: string[]): Promise<number> {
     options: {
       json: { type: 'boolean' },
       socket: { type: 'string' },
+      keylog: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
