@@ -108,6 +108,7 @@ phones_daemon() {
     note "$name lists all $PHONES phones $secs s after its start"
     listed_record "$name" "$secs" "$paired" "$(paired_count "$(daemon_lockdown_dir "$name")" $(all_udids))"
     # --bytes is the total; the client splits it evenly over the phones
+    settle "$name"
     measure "$name" $CLIENT -S "UNIX:$SOCKET" --json --bytes $((MULTI_BYTES * PHONES)) --repeats 1 --cases devices --daemon-pid "$DAEMON_PID"
     [ "$ROUND" = 1 ] && churn_wanted "$name" && churn_check "$name"
   else

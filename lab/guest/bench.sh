@@ -122,6 +122,7 @@ phase_daemon() {
     note "$name lists $UDID $secs s after its start"
     listed_record "$name" "$secs" "$paired" "$(paired_count "$(daemon_lockdown_dir "$name")" "$UDID")"
     idle "$name"
+    settle "$name"
     set -- $CLIENT -S "UNIX:$SOCKET" --json --bytes "$BYTES" --rtt-count "$RTT_COUNT" --repeats 1 --daemon-pid "$DAEMON_PID"
     if [ -z "$REC_TAG" ] && [ "$CONNECT_COUNT" -gt 0 ]; then
       # one client for both daemons: socket, Connect to the echo, 1 byte each way, close
