@@ -58,6 +58,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
             InstanceMethod<&EngineWrap::attachClient>("attachClient"),
             InstanceMethod<&EngineWrap::closeConnection>("closeConnection"),
             InstanceMethod<&EngineWrap::spliceSockets>("spliceSockets"),
+            InstanceMethod<&EngineWrap::dialRemote>("dialRemote"),
+            InstanceMethod<&EngineWrap::attachDialled>("attachDialled"),
+            InstanceMethod<&EngineWrap::serveRemote>("serveRemote"),
             InstanceMethod<&EngineWrap::attachDeviceRole>("attachDeviceRole"),
             InstanceMethod<&EngineWrap::mapDevicePort>("mapDevicePort"),
             InstanceMethod<&EngineWrap::attachDeviceRoleFfs>("attachDeviceRoleFfs"),
@@ -379,6 +382,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   Napi::Value listenTunnelPreamble(const Napi::CallbackInfo& info) { return listenTunnelPreambleJs(live(info.Env()), info); }
   Napi::Value openTunnelInterface(const Napi::CallbackInfo& info) { return openTunnelInterfaceJs(live(info.Env()), info); }
   Napi::Value closeTunnel(const Napi::CallbackInfo& info) { return closeTunnelJs(live(info.Env()), info); }
+  Napi::Value dialRemote(const Napi::CallbackInfo& info) { return dialRemoteJs(live(info.Env()), info); }
+  Napi::Value attachDialled(const Napi::CallbackInfo& info) { return attachDialledJs(live(info.Env()), info); }
+  Napi::Value serveRemote(const Napi::CallbackInfo& info) { return serveRemoteJs(live(info.Env()), info); }
 
   Napi::Value stats(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();

@@ -21,6 +21,8 @@ const char* eventTypeName(engine::NativeEvent::Type t) {
     case T::TunnelHandshake: return "tunnelHandshake";
     case T::TunnelClosed: return "tunnelClosed";
     case T::ClientArrived: return "clientArrived";
+    case T::RemoteReply: return "remoteReply";
+    case T::RemoteSecure: return "remoteSecure";
   }
   return "unknown";
 }
@@ -81,6 +83,8 @@ Napi::Value eventToJs(Napi::Env env, const engine::NativeEvent& ev) {
       o.Set("code", ev.code);
       o.Set("reason", ev.text);
       break;
+    case T::RemoteReply: o.Set("bytes", Napi::Buffer<uint8_t>::Copy(env, ev.bytes.data(), ev.bytes.size())); break;
+    case T::RemoteSecure: o.Set("text", ev.text); break;
     case T::Snapshot:
       o.Set("requestId", ev.requestId);
       if (ev.snapshot) o.Set("snapshot", snapshotToJs(env, *ev.snapshot));

@@ -13,7 +13,7 @@
 namespace tsmuxd::engine {
 
 struct NativeEvent {
-  enum class Type { Attached, Ready, Detached, Log, Connected, ConnectFailed, Closed, Snapshot, TunnelHandshake, TunnelClosed, ClientArrived };
+  enum class Type { Attached, Ready, Detached, Log, Connected, ConnectFailed, Closed, Snapshot, TunnelHandshake, TunnelClosed, ClientArrived, RemoteReply, RemoteSecure };
   explicit NativeEvent(Type t) : type(t) {}
   Type type;
   uint32_t handle = 0;
@@ -44,6 +44,8 @@ struct NativeEvent {
   uint32_t pid = 0, uid = 0, gid = 0;
   bool complete = false;
   std::vector<uint8_t> bytes;
+  // RemoteReply: `bytes` is the remote's answer to a dialled Connect.
+  // RemoteSecure: `text` describes the TLS session and the peer.
 };
 
 class EventSink {

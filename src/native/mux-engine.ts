@@ -13,6 +13,7 @@ import {
   type CableDescriptor,
   type DeviceRoleOptions,
   type PortTarget,
+  type RemoteTlsPem,
   type TestServiceKind,
   type EngineSnapshot,
   type EngineStats,
@@ -155,6 +156,27 @@ export class MuxEngine extends EventEmitter<MuxEngineEvents> {
     client.destroy();
     phone.destroy();
     return conn;
+  }
+
+  /** Remote usbmux (NativeEngine.dialRemote): `far` was paused before it connected. */
+  dialRemote(far: Socket, tls: RemoteTlsPem | null, request: Buffer): number {
+    const conn = this.native.dialRemote(takeSocket(far).fd, tls, request);
+    far.destroy();
+    return conn;
+  }
+
+  /** The client of a dialled Connect, after JS wrote its Result. */
+  attachDialled(conn: number, client: Socket, pipelined?: Buffer): void {
+    const c = takeSocket(client, pipelined);
+    this.native.attachDialled(conn, c.fd, c.early);
+    client.destroy();
+  }
+
+  /** Remote usbmux (NativeEngine.serveRemote): `far` was accepted paused. */
+  serveRemote(far: Socket, tls: RemoteTlsPem): { conn: number; fd: number } {
+    const served = this.native.serveRemote(takeSocket(far).fd, tls);
+    far.destroy();
+    return served;
   }
 
   /** See NativeEngine.openClientDoor; arrivals come as 'clientArrived'. */
@@ -377,6 +399,12 @@ export class MuxEngine extends EventEmitter<MuxEngineEvents> {
         this.emit('clientArrived', arrival);
         break;
       }
+      case 'remoteReply':
+        this.emit('remoteReply', ev.conn, ev.bytes);
+        break;
+      case 'remoteSecure':
+        this.emit('remoteSecure', ev.conn, ev.text);
+        break;
       case 'tunnelClosed':
         this.tunnelStarts.closed(ev.tunnel, new NativeError(ev.reason, ev.code));
         this.emit('tunnelClosed', { handle: ev.handle, tunnel: ev.tunnel, code: ev.code, reason: ev.reason });
