@@ -80,7 +80,7 @@ const char* SocketSplice::farName() const { return far_->tls() || onReply_ ? "th
 void SocketSplice::pump() {
   if (stage_ == Stage::Handshake) {
     int h = far_->handshake();
-    if (h < 0) return fail(*far_, "TLS with the remote failed");
+    if (h < 0) return finish(far_->error());  // "TLS handshake failed (the peer's certificate: ...)"
     if (h == 0) return;  // the next edge goes on
     stage_ = onReply_ ? Stage::AwaitReply : Stage::Open;
     if (far_->tls() && onSecure_) onSecure_(*this, far_->describeTls());

@@ -94,8 +94,11 @@ export class RemoteLink {
     const lost = (why: string) => () => {
       if (!stale()) this.down(why);
     };
-    listen.once('close', lost('its Listen connection closed'));
-    ping.once('close', lost('its keepalive connection closed'));
+    // What TLS said last (a peer's alert: "tlsv13 alert certificate required"), for the close's line.
+    let said = '';
+    for (const s of [listen, ping]) s.on('error', (err) => (said ||= `: ${err.message}`));
+    listen.once('close', () => lost(`its Listen connection closed${said}`)());
+    ping.once('close', () => lost(`its keepalive connection closed${said}`)());
     readMessages(listen, (m) => this.onListenMessage(m), (err) => lost(`its Listen connection broke: ${err.message}`)());
     readMessages(ping, () => (this.awaitingPing = false), (err) => lost(`its keepalive broke: ${err.message}`)());
     listen.write(remoteRequest('Listen', LISTEN_TAG));
