@@ -12,6 +12,22 @@ import { remoteRequest } from '../protocol/remote-messages.js';
 import type { Logger } from '../util/log.js';
 import { formatTarget, openRemote, readMessages, type RemoteMessage, type RemoteTarget } from './remote-wire.js';
 
+/**
+ * The Properties kept of a remote phone, each a number, a string of at most
+ * 256 characters or at most 128 bytes (NetworkAddress); the rest of what a
+ * remote sends is dropped, so a listed phone costs us a few hundred bytes.
+ */
+const KEPT_PROPERTIES = ['ConnectionSpeed', 'ConnectionType', 'LocationID', 'ProductID', 'SerialNumber', 'USBSerialNumber', 'EscapedFullServiceName', 'InterfaceIndex', 'NetworkAddress'];
+
+function keptProperties(props: PlistDict): PlistDict {
+  const out: PlistDict = {};
+  for (const key of KEPT_PROPERTIES) {
+    const v = props[key];
+    if (typeof v === 'number' || typeof v === 'bigint' || (typeof v === 'string' && v.length <= 256) || (v instanceof Uint8Array && v.length <= 128)) out[key] = v;
+  }
+  return out;
+}
+
 /** A host may list this many phones through us; the rest are ignored with a warning. */
 export const MAX_DEVICES_PER_INSTANCE = 256;
 export const DEFAULT_KEEPALIVE_MS = 5_000;
@@ -147,7 +163,7 @@ export class RemoteLink {
       log.warning(`${this.label}: more than ${MAX_DEVICES_PER_INSTANCE} phones; ${udid} is not listed`);
       return;
     }
-    const properties = props as PlistDict;
+    const properties = keptProperties(props as PlistDict);
     const type = properties.ConnectionType === 'Network' ? 'Network' : 'USB';
     const d = devices.addRemote({ instance, remoteId, properties }, udid, type);
     if (d) this.phones.set(remoteId, d);
