@@ -28,7 +28,7 @@ import {
   waitUntil,
   type DaemonProcess,
 } from './helpers/daemon-process.js';
-import { makeRemoteCerts, type Identity, type RemoteCerts } from './helpers/remote-certs.js';
+import { makeRemoteCerts, type Identity, type RemoteCerts } from '../bench/remote/certs.js';
 import { requireTool } from './helpers/system-tools.js';
 import { echo } from './helpers/windowed-echo.js';
 

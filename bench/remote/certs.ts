@@ -1,10 +1,11 @@
 // Certificates for remote usbmux's mutual TLS, made with Debian's openssl
 // command (ECDSA P-256, fast to make and to verify): a fleet CA and a
 // certificate per host it signs, a second CA that signs nothing we trust,
-// and an expired certificate from the right CA.
+// and an expired certificate from the right CA. The remote benchmark and
+// test/remote.test.ts both use them.
+import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-
-import { run } from './daemon-process.js';
+import { promisify } from 'node:util';
 
 export interface Identity {
   cert: string;
@@ -22,8 +23,7 @@ export interface RemoteCerts {
 }
 
 async function openssl(dir: string, args: string[]): Promise<void> {
-  const r = await run('openssl', args, { cwd: dir });
-  if (r.code !== 0) throw new Error(`openssl ${args.join(' ')}: ${r.stderr}`);
+  await promisify(execFile)('openssl', args, { cwd: dir, timeout: 30_000 });
 }
 
 const EC = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
