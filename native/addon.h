@@ -65,5 +65,6 @@ void initPeerCredentials(Napi::Env env, Napi::Object exports);
 Napi::Value dialRemoteJs(engine::Engine& engine, const Napi::CallbackInfo& info);
 Napi::Value attachDialledJs(engine::Engine& engine, const Napi::CallbackInfo& info);
 Napi::Value serveRemoteJs(engine::Engine& engine, const Napi::CallbackInfo& info);
+Napi::Value spliceFarGoneJs(engine::Engine& engine, const Napi::CallbackInfo& info);
 
 }  // namespace tsmuxd::addon

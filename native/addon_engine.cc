@@ -61,6 +61,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
             InstanceMethod<&EngineWrap::dialRemote>("dialRemote"),
             InstanceMethod<&EngineWrap::attachDialled>("attachDialled"),
             InstanceMethod<&EngineWrap::serveRemote>("serveRemote"),
+            InstanceMethod<&EngineWrap::spliceFarGone>("spliceFarGone"),
             InstanceMethod<&EngineWrap::attachDeviceRole>("attachDeviceRole"),
             InstanceMethod<&EngineWrap::mapDevicePort>("mapDevicePort"),
             InstanceMethod<&EngineWrap::attachDeviceRoleFfs>("attachDeviceRoleFfs"),
@@ -385,6 +386,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   Napi::Value dialRemote(const Napi::CallbackInfo& info) { return dialRemoteJs(live(info.Env()), info); }
   Napi::Value attachDialled(const Napi::CallbackInfo& info) { return attachDialledJs(live(info.Env()), info); }
   Napi::Value serveRemote(const Napi::CallbackInfo& info) { return serveRemoteJs(live(info.Env()), info); }
+  Napi::Value spliceFarGone(const Napi::CallbackInfo& info) { return spliceFarGoneJs(live(info.Env()), info); }
 
   Napi::Value stats(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();

@@ -57,6 +57,15 @@ Napi::Value attachDialledJs(engine::Engine& engine, const Napi::CallbackInfo& in
   return info.Env().Undefined();
 }
 
+// spliceFarGone(conn, reason)
+Napi::Value spliceFarGoneJs(engine::Engine& engine, const Napi::CallbackInfo& info) {
+  uint32_t conn = argUint(info, 0, "conn", UINT32_MAX);
+  std::string reason = argString(info, 1, "reason");
+  if (reason.size() > 1024) reason.resize(1024);
+  engine.spliceFarGone(conn, std::move(reason));
+  return info.Env().Undefined();
+}
+
 // serveRemote(fd, tls) -> {conn, fd}
 Napi::Value serveRemoteJs(engine::Engine& engine, const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();

@@ -118,6 +118,7 @@ t.test('every client command, with the addon unavailable', async (t) => {
 
   t.match(JSON.parse((await client(t, ['top', '--once', '--json'])).stdout), { devices: [{ udid }] }, 'top --once');
   t.match(JSON.parse((await client(t, ['wifi', 'status', udid, '--json'])).stdout), { udid, enableWifiConnections: false }, 'wifi status');
+  t.equal((await client(t, ['remote', 'ls', '--json'])).stdout, '', 'remote ls: no remote hosts');
   t.match((await client(t, ['tunnel', 'stop', udid])).stdout, udid, 'tunnel stop');
   t.match((await client(t, ['unpair', udid])).stdout, /SUCCESS: Unpaired/);
   t.match(JSON.parse((await client(t, ['pair', udid, '--json'])).stdout), { udid, result: 'paired' }, 'pair (the sim trusts at once)');

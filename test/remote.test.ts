@@ -242,6 +242,12 @@ t.test('remote usbmux: two hosts merged into a third, over mutual TLS', { skip }
     })().catch(() => undefined);
     const fdsBefore = openFds(c.pid);
     const bDevice = (await cClient.listDevices()).find((d) => d.serialNumber === b.udids[0])!;
+    const open: Socket = await cClient.connect(bDevice.deviceId, ECHO);
+    const openEnded = new Promise<string>((resolve) => {
+      open.once('end', () => resolve('end'));
+      open.once('error', (e) => resolve(e.message));
+    });
+    open.resume();
     // Hung: no FIN, no RST; only the keepalive notices.
     process.kill(b.daemon.pid, 'SIGSTOP');
     const stopped = Date.now();
@@ -249,6 +255,8 @@ t.test('remote usbmux: two hosts merged into a third, over mutual TLS', { skip }
     const detachedMs = Date.now() - stopped;
     t.ok(detachedMs <= 2 * KEEPALIVE_MS + 1_500, `Detached ${detachedMs} ms after the host hung (keepalive ${KEEPALIVE_MS} ms)`);
     t.comment(`figure: a hung remote's phones Detached after ${detachedMs} ms (keepalive ${KEEPALIVE_MS} ms)`);
+    t.equal(await Promise.race([openEnded, new Promise<string>((r) => setTimeout(() => r('nothing'), 2_000))]), 'end', "a connection to the hung host's phone reads EOF");
+    open.destroy();
     process.kill(b.daemon.pid, 'SIGCONT');
     await waitUntil(async () => (await cClient.listDevices()).length === 4, 15_000, "B's phones back after it woke");
 

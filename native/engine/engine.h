@@ -106,6 +106,8 @@ class Engine : public mux::SessionObserver, public tunnel::TunnelObserver {
   // the usbmuxd server serves as a client. RemoteSecure says who it is once
   // the handshake is done; Closed says why it ended (a refused certificate).
   uint32_t serveRemote(int farFd, const RemoteTls& tls, int& localFd, std::string& error);
+  // A splice whose far end is lost (a remote host gone): SocketSplice::farGone.
+  void spliceFarGone(uint32_t conn, std::string reason);
   void closeConnection(uint32_t conn);
   // The usbmuxd socket's front door (client_door.h) on a new Unix socket at
   // `path`; clients arrive as ClientArrived events. 0 with `error`.

@@ -67,8 +67,27 @@ void SocketSplice::close() {
   if (over_) return;
   over_ = true;
   loop_.cancelDeferred(this);
+  if (drainTimer_) loop_.cancelTimer(drainTimer_);
+  drainTimer_ = 0;
   if (client_) client_->close();
   if (far_) far_->close();
+}
+
+void SocketSplice::farGone(const std::string& reason) {
+  if (over_ || farGone_) return;
+  if (!client_ || stage_ != Stage::Open) return finish(reason);  // no client to tell yet
+  farGone_ = true;
+  goneReason_ = reason;
+  far_->close();
+  far_->eof = true;  // the down ring goes out, then the client's EOF
+  up_.size = 0;
+  up_.head = 0;
+  up_.finished = true;  // nothing more goes that way: what the client sends is dropped
+  drainTimer_ = loop_.addTimer(kFarGoneDrainMs, [this] {
+    drainTimer_ = 0;
+    finish(goneReason_ + "; the client did not close within " + std::to_string(kFarGoneDrainMs / 1000) + " s");
+  });
+  loop_.defer(this);
 }
 
 void SocketSplice::runDeferred() {
@@ -85,7 +104,7 @@ void SocketSplice::pump() {
     stage_ = onReply_ ? Stage::AwaitReply : Stage::Open;
     if (far_->tls() && onSecure_) onSecure_(*this, far_->describeTls());
   }
-  if (!far_->flushCipher()) return fail(*far_, "write to the remote failed");
+  if (!farGone_ && !far_->flushCipher()) return fail(*far_, "write to the remote failed");
   size_t upBudget = kSpliceBytesPerTurn;
   size_t downBudget = kSpliceBytesPerTurn;
   if (stage_ == Stage::AwaitReply) {
@@ -100,7 +119,7 @@ void SocketSplice::pump() {
     if (!flush(up_, upBudget) || !flush(down_, downBudget)) return;
     if (!fill(up_, upBudget) || !fill(down_, downBudget)) return;
     if (!flush(up_, upBudget) || !flush(down_, downBudget)) return;
-    if (up_.finished && down_.finished) return finish("both ends closed");
+    if (up_.finished && down_.finished && (!farGone_ || client_->eof)) return finish(farGone_ ? goneReason_ : "both ends closed");
     if (upBudget + downBudget == before) return;  // nothing moved: wait for the next edge
     if (upBudget == 0 || downBudget == 0) break;
   }
@@ -144,7 +163,7 @@ bool SocketSplice::readReply() {
 }
 
 bool SocketSplice::flush(Direction& d, size_t& budget) {
-  if (!d.to) return true;
+  if (!d.to || d.finished) return true;
   while (d.size > 0 && d.to->writable && budget > 0) {
     struct iovec iov[2];
     int count = 0;
@@ -187,6 +206,10 @@ bool SocketSplice::fill(Direction& d, size_t& budget) {
     iov[count++] = {d.ring.data() + tail, first};
     if (first < room) iov[count++] = {d.ring.data(), room - first};
     ssize_t n = d.from->readv(iov, count);
+    if (n > 0 && farGone_ && &d == &up_) {
+      budget -= std::min(budget, size_t(n));  // read and dropped: the far end is gone
+      continue;
+    }
     if (n > 0) {
       d.size += size_t(n);
       budget -= std::min(budget, size_t(n));
@@ -208,6 +231,8 @@ void SocketSplice::fail(const SpliceEnd& end, const char* what) {
   // "the far end" in the generic messages is the phone or the remote.
   if (size_t at = text.find("the far end"); at != std::string::npos) text.replace(at, 11, farName());
   if (!end.error().empty()) text += ": " + end.error();
+  // The far end's failure is not the client's: it gets what came, then EOF.
+  if (&end == far_.get()) return farGone(text);
   finish(text);
 }
 

@@ -8,7 +8,12 @@
 // client that stops reading stops the phone and the other way round. A
 // half-close is passed on (shutdown(SHUT_WR), after close_notify with TLS,
 // once a direction's source said EOF and its buffer is empty); the splice
-// ends when both directions have, or at the first error on either socket.
+// ends when both directions have, or at the first error on the client's
+// socket. When the far end fails or is let go (farGone(): its remote host
+// was lost), what was read from it still reaches the client, then the
+// client's EOF; what the client sends from then is read and dropped until it
+// closes (at most kFarGoneDrainMs), so it reads EOF rather than ECONNRESET,
+// as after an unplug.
 //
 // Two more shapes for remote usbmux:
 // - dial: no client yet. The far end's TLS handshake runs, `toFar` (a
@@ -40,6 +45,8 @@ constexpr size_t kSpliceMaxEarlyBytes = 256 * 1024;
 // A dialled remote's answer to the Connect: a usbmuxd header and a plist
 // Result (libusbmuxd's and usbfluxd's reply buffer is 64 KiB).
 constexpr size_t kSpliceMaxReply = 64 * 1024;
+// After the far end is gone: how long the client gets to close its end.
+constexpr uint64_t kFarGoneDrainMs = 30'000;
 // A remote usbmuxd message header.
 constexpr size_t kUsbmuxHeaderBytes = 16;
 
@@ -72,6 +79,9 @@ class SocketSplice : public core::Deferred {
   bool attachClient(int clientFd, std::vector<uint8_t> toFar);
   // Ends it now (JS asked, or the engine stops); `done` is not called.
   void close();
+  // The far end is lost (its host is gone): closed now, the client gets
+  // what was read and EOF, and `done` says `reason` once the client closes.
+  void farGone(const std::string& reason);
 
   void runDeferred() override;
 
@@ -111,6 +121,9 @@ class SocketSplice : public core::Deferred {
   Stage stage_ = Stage::Handshake;
   std::vector<uint8_t> reply_;
   bool over_ = false;
+  bool farGone_ = false;
+  std::string goneReason_;
+  core::EventLoop::TimerId drainTimer_ = 0;
 };
 
 }  // namespace tsmuxd::engine

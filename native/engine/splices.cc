@@ -109,6 +109,13 @@ uint32_t Engine::serveRemote(int farFd, const RemoteTls& tls, int& localFd, std:
   return id;
 }
 
+void Engine::spliceFarGone(uint32_t conn, std::string reason) {
+  loop_.post([this, conn, why = std::move(reason)] {
+    auto it = splices_.find(conn);
+    if (it != splices_.end()) it->second->farGone(why);
+  });
+}
+
 void Engine::startSplice(uint32_t id, std::shared_ptr<SpliceFds> fds, std::unique_ptr<tunnel::TlsChannel> tls,
                          std::vector<uint8_t> toFar, std::vector<uint8_t> toClient, Mode mode) {
   // std::function needs a copyable closure: the channel rides in a shared_ptr.

@@ -331,6 +331,11 @@ export interface NativeEngine {
    * usbmuxd server. `remoteSecure` when the handshake is done, `closed` at the end.
    */
   serveRemote(fd: number, tls: RemoteTlsPem): { conn: number; fd: number };
+  /**
+   * A splice's far end is lost (its remote host gone): closed now; the client
+   * gets what was read and then EOF, and `closed` carries `reason` once it closes.
+   */
+  spliceFarGone(conn: number, reason: string): void;
   attachDeviceRole(cablePath: string, descriptor: CableDescriptor, options?: DeviceRoleOptions): number;
   mapDevicePort(handle: number, port: number, target?: PortTarget): void;
   /**

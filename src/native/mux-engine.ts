@@ -179,6 +179,11 @@ export class MuxEngine extends EventEmitter<MuxEngineEvents> {
     return served;
   }
 
+  /** See NativeEngine.spliceFarGone. */
+  spliceFarGone(conn: number, reason: string): void {
+    if (!this.closed) this.native.spliceFarGone(conn, reason);
+  }
+
   /** See NativeEngine.openClientDoor; arrivals come as 'clientArrived'. */
   openClientDoor(path: string, backlog: number): number {
     return this.native.openClientDoor(path, backlog);

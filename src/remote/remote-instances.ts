@@ -42,6 +42,8 @@ interface Entry {
   link: RemoteLink;
   source: InstanceSource;
   serviceName: string;
+  /** Connects to its phones that are open: ended when the link goes down or the host is removed. */
+  conns: Set<number>;
 }
 
 export class RemoteInstances {
@@ -50,6 +52,15 @@ export class RemoteInstances {
 
   constructor(private readonly options: RemoteInstancesOptions) {
     this.dials = new RemoteDials(options.engine);
+    options.engine.on('closed', (conn) => {
+      for (const e of this.entries.values()) e.conns.delete(conn);
+    });
+  }
+
+  /** A host gone (or hung past the keepalive): its phones' connections end, and their clients read EOF. */
+  private endConnections(e: Entry, why: string): void {
+    for (const conn of e.conns) this.options.engine.spliceFarGone(conn, `${e.link.label}: ${why}`);
+    e.conns.clear();
   }
 
   find(host: string, port: number): number | undefined {
@@ -67,14 +78,17 @@ export class RemoteInstances {
       }
     }
     if (!instance) return { ok: false, why: 'full' };
+    const conns = new Set<number>();
     const link = new RemoteLink({
       instance,
       target: { host, port, tls },
       devices: this.options.devices,
       log: this.options.log,
       keepaliveMs: this.options.keepaliveMs,
+      onDown: (why) => this.endConnections(entry, why),
     });
-    this.entries.set(instance, { link, source, serviceName: serviceName || formatTarget({ host, port }) });
+    const entry: Entry = { link, source, serviceName: serviceName || formatTarget({ host, port }), conns };
+    this.entries.set(instance, entry);
     this.options.log.notice(`${link.label}: added (${tls ? 'TLS' : 'plain TCP, unauthenticated'}, by ${source})`);
     link.start();
     return { ok: true, instance };
@@ -86,6 +100,7 @@ export class RemoteInstances {
     const e = this.entries.get(n)!;
     this.entries.delete(n);
     e.link.close();
+    this.endConnections(e, 'removed');
     this.options.log.notice(`${e.link.label}: removed`);
     return true;
   }
@@ -127,10 +142,16 @@ export class RemoteInstances {
   }
 
   /** A Connect to a remote phone; resolves with the data plane's connection id. */
-  dial(device: DeviceRecord, port: number): Promise<number> {
-    const link = device.remote ? this.entries.get(device.remote.instance)?.link : undefined;
-    if (!link || !device.remote) return Promise.reject(Object.assign(new Error('its remote host is gone'), { code: 'ENODEV' }));
-    return this.dials.dial(link.target, device.remote.remoteId, port, this.options.connectTimeoutMs);
+  async dial(device: DeviceRecord, port: number): Promise<number> {
+    const entry = device.remote ? this.entries.get(device.remote.instance) : undefined;
+    if (!entry || !device.remote) throw Object.assign(new Error('its remote host is gone'), { code: 'ENODEV' });
+    const conn = await this.dials.dial(entry.link.target, device.remote.remoteId, port, this.options.connectTimeoutMs);
+    if (this.entries.get(device.remote.instance) !== entry || !this.options.devices.has(device)) {
+      this.options.engine.closeConnection(conn);
+      throw Object.assign(new Error('its remote host went away meanwhile'), { code: 'ENODEV' });
+    }
+    entry.conns.add(conn);
+    return conn;
   }
 
   /** The host that lists this phone, for a request routed to it (ReadPairRecord...). */
@@ -144,7 +165,10 @@ export class RemoteInstances {
   }
 
   close(): void {
-    for (const e of this.entries.values()) e.link.close();
+    for (const e of this.entries.values()) {
+      e.link.close();
+      this.endConnections(e, 'the daemon stopped');
+    }
     this.entries.clear();
   }
 }

@@ -43,6 +43,8 @@ export interface RemoteLinkOptions {
   devices: DeviceTable;
   log: Logger;
   keepaliveMs?: number;
+  /** The link went down: its phones are Detached; their open connections should end too. */
+  onDown?: (why: string) => void;
 }
 
 export class RemoteLink {
@@ -187,6 +189,7 @@ export class RemoteLink {
     this.teardown();
     this.lastError = why;
     this.state = 'backoff';
+    this.options.onDown?.(why);
     const { log } = this.options;
     // Each distinct failure once while it repeats; a lost session always.
     if (wasUp || why !== this.loggedFailure) log.warning(`${this.label}: ${why}; trying again in ${this.backoffMs} ms`);
