@@ -154,8 +154,8 @@ t.test('remote usbmux: two hosts merged into a third, over mutual TLS', { skip }
     t.equal(new Set(ids).size, 4, 'distinct DeviceIDs');
     t.same([...new Set(ids.map((id) => id >>> 24))].sort(), [1, 2], 'instances 1 and 2 in the top byte');
     const ls = await runCli(['remote', 'ls', '--json', '-S', cSocket]);
-    const rows = ls.stdout.trim().split('\n').map((l) => JSON.parse(l) as { host: string; tls: boolean; devices: string[] });
-    t.same(rows.map((r) => [r.host, r.tls, r.devices.sort()]), [['127.0.0.2', true, a.udids], ['127.0.0.3', true, b.udids]], 'remote ls');
+    const rows = ls.stdout.trim().split('\n').map((l) => JSON.parse(l) as { host: string; tls: boolean; state: string; devices: string[] });
+    t.same(rows.map((r) => [r.host, r.tls, r.state, r.devices.sort()]), [['127.0.0.2', true, 'up', a.udids], ['127.0.0.3', true, 'up', b.udids]], 'remote ls');
   });
 
   await t.test("ideviceinfo through C runs a TLS lockdown session against a remote phone", { skip: requireTool('ideviceinfo', 'libimobiledevice-utils') }, async (t) => {
@@ -301,6 +301,9 @@ t.test('remote usbmux: two hosts merged into a third, over mutual TLS', { skip }
     const tlsFirst = await runCli(['remote', 'add', `127.0.0.4:${m[1]}`, '-S', cSocket]);
     t.equal(tlsFirst.code, 0, tlsFirst.stderr);
     await c.stderr.waitFor(/remote 3 \(127\.0\.0\.4:\d+\): cannot reach it: /, 5_000);
+    const ls = await runCli(['remote', 'ls', '--json', '-S', cSocket]);
+    const row = ls.stdout.trim().split('\n').map((l) => JSON.parse(l) as { host: string; state: string; lastError: string }).find((r) => r.host === '127.0.0.4');
+    t.match(row, { state: /^(backoff|connecting)$/, lastError: /cannot reach it/ }, 'remote ls shows it down, and why');
     t.equal((await runCli(['remote', 'rm', `127.0.0.4:${m[1]}`, '-S', cSocket])).code, 0, 'removed');
     const r = await runCli(['remote', 'add', `127.0.0.4:${m[1]}`, '--insecure', '-S', cSocket]);
     t.equal(r.code, 0, r.stderr);

@@ -122,12 +122,13 @@ export class RemoteInstances {
   /**
    * usbfluxd's `Instances` answer (usbmux_remote.c:1016-1043): keyed by the
    * instance number as a decimal string. usbfluxd lists only instances
-   * that are up; so do we, with our state and TLS in keys of our own.
+   * that are up; so do we unless `all` (tsmuxd remote ls), with our state,
+   * last error and TLS in keys of our own.
    */
-  instancesDict(): PlistDict {
+  instancesDict(all = false): PlistDict {
     const out: PlistDict = {};
     for (const i of this.list()) {
-      if (i.state !== 'up') continue;
+      if (i.state !== 'up' && !all) continue;
       out[String(i.instance)] = {
         IsUnix: false,
         ServiceName: i.serviceName,
@@ -136,6 +137,8 @@ export class RemoteInstances {
         DeviceCount: i.devices.length,
         Devices: i.devices,
         tsmuxdTls: i.tls,
+        tsmuxdState: i.state,
+        tsmuxdLastError: i.lastError,
       };
     }
     return out;

@@ -7,6 +7,7 @@ import tls from 'node:tls';
 import type { RemoteTlsPem } from '../native/addon.js';
 import { isPlistDict, parsePlist, type PlistDict } from '../protocol/plist-codec.js';
 import { MessageFramer, MessageType, ProtocolVersion, type Message } from '../protocol/usbmux.js';
+import { connectPaused } from '../util/paused-connect.js';
 import { nodeTlsOptions } from './remote-tls.js';
 
 export interface RemoteTarget {
@@ -49,25 +50,7 @@ export function openRemote(target: RemoteTarget, timeoutMs = REMOTE_CONNECT_TIME
 
 /** A plain TCP connection, paused before it connects: its fd goes to the data plane, which runs TLS itself. */
 export function pausedTcp(target: RemoteTarget, timeoutMs = REMOTE_CONNECT_TIMEOUT_MS): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: target.host, port: target.port });
-    socket.pause();
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(Object.assign(new Error(`no TCP connection within ${timeoutMs} ms`), { code: 'ETIMEDOUT' }));
-    }, timeoutMs);
-    socket.once('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      socket.removeAllListeners('error');
-      socket.on('error', () => undefined);
-      socket.setNoDelay(true);
-      resolve(socket);
-    });
-  });
+  return connectPaused(target.host, target.port, timeoutMs);
 }
 
 /** A remote's message as the link reads it. */

@@ -54,7 +54,7 @@ export async function handleRemoteCommand(type: string, request: PlistDict, ctx:
   const hooks = ctx.remotes;
   if (!hooks) return result(Result.BADCOMMAND);
   const instances = await hooks.instances();
-  if (type === INSTANCES) return (tag) => plistMessage(tag, { Instances: instances.instancesDict() });
+  if (type === INSTANCES) return (tag) => plistMessage(tag, { Instances: instances.instancesDict(request.tsmuxdAll === true) });
   const target = hostAndPort(request);
   if (!target) {
     ctx.log.info(`${client.label}: ${type} without a usable HostAddress and PortNumber`);

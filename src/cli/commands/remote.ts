@@ -58,7 +58,8 @@ export async function runRemote(argv: string[]): Promise<number> {
     throw new UsageError(`tsmuxd remote: add HOST:PORT, ls, or rm HOST:PORT\n${REMOTE_HELP}`);
   }
   if (verb === 'ls') {
-    const { dict, result } = await ask(values.socket, { MessageType: INSTANCES });
+    // All of them, with their state: usbfluxd's answer lists only those that are up.
+    const { dict, result } = await ask(values.socket, { MessageType: INSTANCES, tsmuxdAll: true });
     if (!dict) return check(result, 'ls');
     const instances = (dict.Instances ?? {}) as Record<string, PlistDict>;
     const rows = Object.entries(instances).map(([n, i]) => ({
@@ -66,11 +67,16 @@ export async function runRemote(argv: string[]): Promise<number> {
       host: String(i.Host),
       port: Number(i.Port),
       tls: i.tsmuxdTls === true,
+      state: typeof i.tsmuxdState === 'string' ? i.tsmuxdState : 'up',
+      lastError: typeof i.tsmuxdLastError === 'string' ? i.tsmuxdLastError : '',
       devices: (i.Devices as string[] | undefined) ?? [],
     }));
     if (values.json) for (const r of rows) process.stdout.write(`${JSON.stringify(r)}\n`);
     else {
-      const lines = table(['#', 'HOST', 'PORT', 'TLS', 'PHONES'], rows.map((r) => [String(r.instance), r.host, String(r.port), r.tls ? 'yes' : 'no', r.devices.join(' ') || '-']));
+      const lines = table(
+        ['#', 'HOST', 'PORT', 'TLS', 'STATE', 'PHONES'],
+        rows.map((r) => [String(r.instance), r.host, String(r.port), r.tls ? 'yes' : 'no', r.state === 'up' ? 'up' : `${r.state}: ${r.lastError}`, r.devices.join(' ') || '-']),
+      );
       process.stdout.write(lines.map((l) => `${l}\n`).join(''));
     }
     return 0;
