@@ -182,8 +182,10 @@ export class RemoteLink {
     this.phones.clear();
   }
 
-  private down(why: string): void {
+  private down(reason: string): void {
     if (this.state === 'closed') return;
+    // OpenSSL's messages end in a newline; one line each, in the log and in `remote ls`.
+    const why = reason.replace(/\s+/g, ' ').trim();
     this.attempt++;  // whatever the old sockets still say is stale
     const wasUp = this.state === 'up';
     this.teardown();
