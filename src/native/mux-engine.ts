@@ -13,7 +13,6 @@ import {
   type CableDescriptor,
   type DeviceRoleOptions,
   type PortTarget,
-  type RemoteTlsPem,
   type TestServiceKind,
   type EngineSnapshot,
   type EngineStats,
@@ -26,6 +25,7 @@ import {
 } from './addon.js';
 import { checkDevice, serialToUdid } from './config-select.js';
 import type { AttachedDevice, MuxEngineEvents, MuxEngineOptions } from './engine-events.js';
+import { RemoteSplices } from './remote-splices.js';
 import { SnapshotRequests } from './snapshot-requests.js';
 import { takeSocket, type Handover } from './socket-handover.js';
 import { PendingTunnelStarts, TUNNEL_HANDSHAKE_TIMEOUT_MS, type TunnelHandshake } from './tunnel-starts.js';
@@ -62,6 +62,8 @@ export class MuxEngine extends EventEmitter<MuxEngineEvents> {
   private readonly tunnelStarts = new PendingTunnelStarts((tunnel) => this.native.closeTunnel(tunnel));
   private readonly snapshots = new SnapshotRequests((id) => this.native.requestSnapshot(id));
   private closed = false;
+  /** Remote usbmux's sockets (remote-splices.ts). */
+  readonly remote: RemoteSplices;
 
   constructor(options: MuxEngineOptions = {}) {
     super();
@@ -69,6 +71,7 @@ export class MuxEngine extends EventEmitter<MuxEngineEvents> {
     this.connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
     this.zeroWindowTimeoutMs = options.zeroWindowTimeoutMs;
     this.native = new native.Engine((events) => this.dispatch(events));
+    this.remote = new RemoteSplices(this.native, () => this.closed);
   }
 
   listenCable(path: string): number {
@@ -156,32 +159,6 @@ export class MuxEngine extends EventEmitter<MuxEngineEvents> {
     client.destroy();
     phone.destroy();
     return conn;
-  }
-
-  /** Remote usbmux (NativeEngine.dialRemote): `far` was paused before it connected. */
-  dialRemote(far: Socket, tls: RemoteTlsPem | null, request: Buffer): number {
-    const conn = this.native.dialRemote(takeSocket(far).fd, tls, request);
-    far.destroy();
-    return conn;
-  }
-
-  /** The client of a dialled Connect, after JS wrote its Result. */
-  attachDialled(conn: number, client: Socket, pipelined?: Buffer): void {
-    const c = takeSocket(client, pipelined);
-    this.native.attachDialled(conn, c.fd, c.early);
-    client.destroy();
-  }
-
-  /** Remote usbmux (NativeEngine.serveRemote): `far` was accepted paused. */
-  serveRemote(far: Socket, tls: RemoteTlsPem): { conn: number; fd: number } {
-    const served = this.native.serveRemote(takeSocket(far).fd, tls);
-    far.destroy();
-    return served;
-  }
-
-  /** See NativeEngine.spliceFarGone. */
-  spliceFarGone(conn: number, reason: string): void {
-    if (!this.closed) this.native.spliceFarGone(conn, reason);
   }
 
   /** See NativeEngine.openClientDoor; arrivals come as 'clientArrived'. */

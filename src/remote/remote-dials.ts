@@ -38,7 +38,7 @@ export class RemoteDials {
 
   /**
    * Resolves with the connection id once the remote accepted; the caller
-   * then attaches its client (MuxEngine.attachDialled) or closes it.
+   * then attaches its client (MuxEngine.remote.attach) or closes it.
    * `timeoutMs` covers TCP, TLS and the remote's own connect.
    */
   async dial(target: RemoteTarget, remoteId: number, port: number, timeoutMs: number): Promise<number> {
@@ -49,7 +49,7 @@ export class RemoteDials {
     } catch (err) {
       throw new RemoteConnectError(`cannot reach the remote: ${(err as Error).message}`, CONNREFUSED);
     }
-    const conn = this.engine.dialRemote(socket, target.tls, remoteConnectRequest(remoteId, port));
+    const conn = this.engine.remote.dial(socket, target.tls, remoteConnectRequest(remoteId, port));
     const left = Math.max(1, timeoutMs - (Date.now() - started));
     return new Promise<number>((resolve, reject) => {
       const timer = setTimeout(() => {

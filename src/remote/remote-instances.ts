@@ -59,7 +59,7 @@ export class RemoteInstances {
 
   /** A host gone (or hung past the keepalive): its phones' connections end, and their clients read EOF. */
   private endConnections(e: Entry, why: string): void {
-    for (const conn of e.conns) this.options.engine.spliceFarGone(conn, `${e.link.label}: ${why}`);
+    for (const conn of e.conns) this.options.engine.remote.farGone(conn, `${e.link.label}: ${why}`);
     e.conns.clear();
   }
 

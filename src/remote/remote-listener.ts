@@ -102,7 +102,7 @@ export class RemoteListener {
     } else {
       let served: { conn: number; fd: number };
       try {
-        served = engine.serveRemote(socket, tls);
+        served = engine.remote.serve(socket, tls);
       } catch (err) {
         this.open--;
         log.error(`${label}: cannot serve it: ${(err as Error).message}`);

@@ -82,7 +82,7 @@ export function remoteConnectPlan(ctx: ServerContext, device: DeviceRecord, port
   return {
     what: `connect to remote device ${device.deviceId} (${device.serialNumber}) port ${port}`,
     open: () => (instances ? instances.dial(device, port) : Promise.reject(new Error('remote usbmux is not loaded'))),
-    adopt: (conn, pipelined) => ctx.engine.attachDialled(conn, socket, pipelined),
+    adopt: (conn, pipelined) => ctx.engine.remote.attach(conn, socket, pipelined),
     abandon: (conn) => ctx.engine.closeConnection(conn),
     refused: (err) => (tag) => {
       const remote = (err as { result?: number }).result;
