@@ -313,6 +313,51 @@ t.test('remote usbmux: two hosts merged into a third, over mutual TLS', { skip }
     dPort = Number(m[1]);
   });
 
+  await t.test('a hostile remote host is bounded: 256 phones at most, an oversized message ends its link', async (t) => {
+    // A fake remote over plain TCP: answers Listen, then lists 300 phones; on the
+    // keepalive's first ReadBUID it sends a header claiming 256 MiB.
+    const fake = net.createServer((sock) => {
+      let got = Buffer.alloc(0);
+      sock.on('error', () => undefined);
+      sock.on('data', (d: Buffer) => {
+        got = Buffer.concat([got, d]);
+        while (got.length >= 16 && got.length >= got.readUInt32LE(0)) {
+          const request = parsePlist(got.subarray(16, got.readUInt32LE(0))) as PlistDict;
+          const tag = got.readUInt32LE(12);
+          got = got.subarray(got.readUInt32LE(0));
+          if (request.MessageType === 'Listen') {
+            sock.write(plistMessage(tag, { MessageType: 'Result', Number: 0 }));
+            for (let id = 1; id <= 300; id++) {
+              sock.write(plistMessage(0, { MessageType: 'Attached', DeviceID: id, Properties: { ConnectionType: 'USB', SerialNumber: `hostile-${id}`, Junk: 'x'.repeat(4000) } }));
+            }
+          } else if (request.MessageType === 'ReadBUID') {
+            const huge = Buffer.alloc(16);
+            huge.writeUInt32LE(256 * MiB, 0);
+            huge.writeUInt32LE(1, 4);
+            huge.writeUInt32LE(8, 8);
+            sock.write(huge);
+          }
+        }
+      });
+    });
+    await new Promise<void>((r) => fake.listen(0, '127.0.0.7', r));
+    t.teardown(() => fake.close());
+    const fakePort = (fake.address() as net.AddressInfo).port;
+    const before = (await cClient.listDevices()).length;
+    t.equal((await runCli(['remote', 'add', `127.0.0.7:${fakePort}`, '--insecure', '-S', cSocket])).code, 0, 'added');
+    await c.stderr.waitFor(/remote \d+ \(127\.0\.0\.7:\d+\): more than 256 phones; hostile-257 is not listed/, 5_000);
+    // Not ListDevices: 256 more entries make a reply larger than the 64 KiB our client reads.
+    const ls = await runCli(['remote', 'ls', '--json', '-S', cSocket]);
+    const row = ls.stdout.trim().split('\n').map((l) => JSON.parse(l) as { host: string; devices: string[] }).find((r) => r.host === '127.0.0.7');
+    t.ok(row && row.devices.length <= 256, `at most 256 of its phones listed (${row?.devices.length} now)`);
+    const one = await usbfluxctlQuery(cSocket, '<plist version="1.0"><dict><key>MessageType</key><string>ListListeners</string></dict></plist>');
+    t.equal(one.version, 1, 'the daemon still answers');
+    await c.stderr.waitFor(/remote \d+ \(127\.0\.0\.7:\d+\): its keepalive broke: message length 268435456 is outside 16\.\.65536/, 5_000);
+    await waitUntil(async () => (await cClient.listDevices()).length === before, 5_000, 'its phones Detached with its link');
+    t.pass('its phones are Detached with its link');
+    t.equal((await runCli(['remote', 'rm', `127.0.0.7:${fakePort}`, '-S', cSocket])).code, 0, 'removed');
+  });
+
   await t.test('DNS-SD: a daemon with --remote-discover all adds the TLS listeners (_tsmuxd._tcp) and the plain one (_remote-mobdev._tcp)', async (t) => {
     const e = spawnDaemon(t, ['-f', '--no-usb', '-S', join(dir, 'e.sock'), '-P', 'NONE', '-C', join(dir, 'e-cfg'), '--remote-discover', 'all', ...tlsArgs(certs, certs.hosts['host-c']!)]);
     await e.ready();
