@@ -61,6 +61,11 @@ Napi::Value listenTunnelPreambleJs(engine::Engine& engine, const Napi::CallbackI
 Napi::Value openTunnelInterfaceJs(engine::Engine& engine, const Napi::CallbackInfo& info);
 Napi::Value closeTunnelJs(engine::Engine& engine, const Napi::CallbackInfo& info);
 void initPeerCredentials(Napi::Env env, Napi::Object exports);
+// Remote usbmux (addon_remote.cc).
+Napi::Value dialRemoteJs(engine::Engine& engine, const Napi::CallbackInfo& info);
+Napi::Value attachDialledJs(engine::Engine& engine, const Napi::CallbackInfo& info);
+Napi::Value serveRemoteJs(engine::Engine& engine, const Napi::CallbackInfo& info);
+Napi::Value spliceFarGoneJs(engine::Engine& engine, const Napi::CallbackInfo& info);
 
 // The Engine class's capture methods (addon_captures.cc).
 Napi::Value startCaptureJs(engine::Engine& engine, const Napi::CallbackInfo& info);

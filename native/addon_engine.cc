@@ -58,6 +58,10 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
             InstanceMethod<&EngineWrap::attachClient>("attachClient"),
             InstanceMethod<&EngineWrap::closeConnection>("closeConnection"),
             InstanceMethod<&EngineWrap::spliceSockets>("spliceSockets"),
+            InstanceMethod<&EngineWrap::dialRemote>("dialRemote"),
+            InstanceMethod<&EngineWrap::attachDialled>("attachDialled"),
+            InstanceMethod<&EngineWrap::serveRemote>("serveRemote"),
+            InstanceMethod<&EngineWrap::spliceFarGone>("spliceFarGone"),
             InstanceMethod<&EngineWrap::attachDeviceRole>("attachDeviceRole"),
             InstanceMethod<&EngineWrap::mapDevicePort>("mapDevicePort"),
             InstanceMethod<&EngineWrap::attachDeviceRoleFfs>("attachDeviceRoleFfs"),
@@ -391,6 +395,10 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   Napi::Value captureLabel(const Napi::CallbackInfo& info) { return captureLabelJs(live(info.Env()), info); }
   Napi::Value captureSecret(const Napi::CallbackInfo& info) { return captureSecretJs(live(info.Env()), info); }
   Napi::Value captureRunning(const Napi::CallbackInfo& info) { return captureRunningJs(live(info.Env()), info); }
+  Napi::Value dialRemote(const Napi::CallbackInfo& info) { return dialRemoteJs(live(info.Env()), info); }
+  Napi::Value attachDialled(const Napi::CallbackInfo& info) { return attachDialledJs(live(info.Env()), info); }
+  Napi::Value serveRemote(const Napi::CallbackInfo& info) { return serveRemoteJs(live(info.Env()), info); }
+  Napi::Value spliceFarGone(const Napi::CallbackInfo& info) { return spliceFarGoneJs(live(info.Env()), info); }
 
   Napi::Value stats(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();

@@ -22,6 +22,8 @@ const char* eventTypeName(engine::NativeEvent::Type t) {
     case T::TunnelClosed: return "tunnelClosed";
     case T::ClientArrived: return "clientArrived";
     case T::CaptureEnded: return "captureEnded";
+    case T::RemoteReply: return "remoteReply";
+    case T::RemoteSecure: return "remoteSecure";
   }
   return "unknown";
 }
@@ -90,6 +92,8 @@ Napi::Value eventToJs(Napi::Env env, const engine::NativeEvent& ev) {
       o.Set("bytes", double(ev.bytesOut));
       o.Set("dropped", double(ev.dropped));
       break;
+    case T::RemoteReply: o.Set("bytes", Napi::Buffer<uint8_t>::Copy(env, ev.bytes.data(), ev.bytes.size())); break;
+    case T::RemoteSecure: o.Set("text", ev.text); break;
     case T::Snapshot:
       o.Set("requestId", ev.requestId);
       if (ev.snapshot) o.Set("snapshot", snapshotToJs(env, *ev.snapshot));

@@ -22,7 +22,7 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const NOTE = join(root, 'build', 'tsmuxd-install-note.txt');
 /** Kept in step with CLIENT_COMMANDS in src/native/native-error.ts. */
-const CLIENT_COMMANDS = 'devices, info, pair, validate, unpair, forward, rsd, bench, top, capture, tunnel, wifi';
+const CLIENT_COMMANDS = 'devices, info, pair, validate, unpair, forward, rsd, bench, top, capture, tunnel, wifi, remote';
 /** Loading a prebuild takes milliseconds; one that hangs must not hang the install. */
 const LOAD_CHECK_TIMEOUT_MS = 20_000;
 const where = `${process.platform}-${process.arch}`;

@@ -124,6 +124,7 @@ t.test('every client command, with the addon unavailable', async (t) => {
   await stopClient(t, capture);
   t.equal(readFileSync(pcapng).readUInt32LE(0), 0x0a0d0d0a, 'capture: a pcapng file, ended on SIGTERM');
   t.match(JSON.parse((await client(t, ['wifi', 'status', udid, '--json'])).stdout), { udid, enableWifiConnections: false }, 'wifi status');
+  t.equal((await client(t, ['remote', 'ls', '--json'])).stdout, '', 'remote ls: no remote hosts');
   t.match((await client(t, ['tunnel', 'stop', udid])).stdout, udid, 'tunnel stop');
   t.match((await client(t, ['unpair', udid])).stdout, /SUCCESS: Unpaired/);
   t.match(JSON.parse((await client(t, ['pair', udid, '--json'])).stdout), { udid, result: 'paired' }, 'pair (the sim trusts at once)');

@@ -13,6 +13,8 @@ import { createHash, randomFillSync } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 
+import { echo } from './helpers/windowed-echo.js';
+
 import { UsbmuxClient, type UsbmuxDevice, type UsbmuxEvent } from '../src/client/index.js';
 import { encodeMessage, MessageFramer, MessageType, ProtocolVersion } from '../src/protocol/usbmux.js';
 import { parsePlist, toXml, type PlistDict } from '../src/protocol/plist-codec.js';
@@ -80,45 +82,6 @@ async function listen(address: string, t: { teardown(fn: () => void): void }) {
 }
 
 const isNetwork = (d: UsbmuxDevice) => d.properties.ConnectionType === 'Network';
-
-async function echo(socket: Socket, total: number): Promise<{ ok: boolean; ms: number }> {
-  return new Promise((resolve, reject) => {
-    const sentHash = createHash('sha256');
-    const gotHash = createHash('sha256');
-    let sent = 0;
-    let received = 0;
-    let blocked = false;
-    const started = process.hrtime.bigint();
-    const timer = setTimeout(() => reject(new Error(`echo stalled at ${received} of ${total}`)), 120_000);
-    const fill = () => {
-      while (!blocked && sent < total && sent - received < MiB) {
-        const b = randomFillSync(Buffer.allocUnsafe(Math.min(128 * 1024, total - sent)));
-        sentHash.update(b);
-        sent += b.length;
-        if (!socket.write(b)) {
-          blocked = true;
-          socket.once('drain', () => {
-            blocked = false;
-            fill();
-          });
-        }
-      }
-    };
-    socket.on('data', (d: Buffer) => {
-      gotHash.update(d);
-      received += d.length;
-      if (received >= total) {
-        clearTimeout(timer);
-        resolve({ ok: received === total && sentHash.digest('hex') === gotHash.digest('hex'), ms: Number(process.hrtime.bigint() - started) / 1e6 });
-      } else fill();
-    });
-    socket.once('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    fill();
-  });
-}
 
 /** Sequential Connects to `port`, each closed at once: Connects per second. */
 async function connectRate(client: UsbmuxClient, deviceId: number, count: number): Promise<number> {

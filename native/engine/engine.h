@@ -9,7 +9,8 @@
 //   usb_host.cc       libusb: the context and opening discovered phones
 //   ffs_functions.cc  the device role on a USB gadget (FunctionFS)
 //   snapshot.cc       the stats snapshot
-//   splices.cc        Connects to phones on the network (client fd <-> TCP fd)
+//   splices.cc        Connects to phones on the network (client fd <-> TCP fd),
+//                     and remote usbmux over TLS (dial, serve)
 //
 // Ownership: the maps below hold the only long-lived references. Everything
 // in them is made with loop_.makeRetiring(), so erasing an entry on the event
@@ -44,6 +45,14 @@
 #include "usb/libusb_open.h"
 
 namespace tsmuxd::engine {
+
+// Remote usbmux's mutual TLS (docs/remote.md): this end's PEM certificate
+// and key, and the CA the peer's certificate must chain to.
+struct RemoteTls {
+  std::string certPem;
+  std::string keyPem;
+  std::string caPem;
+};
 
 class Engine : public mux::SessionObserver, public tunnel::TunnelObserver {
  public:
@@ -87,6 +96,20 @@ class Engine : public mux::SessionObserver, public tunnel::TunnelObserver {
   // `error` when an fd cannot be duplicated.
   uint32_t spliceSockets(int clientFd, std::vector<uint8_t> toPhone, int phoneFd, std::vector<uint8_t> toClient,
                          std::string& error);
+  // Remote usbmux, the consuming side: a TCP socket JS connected to a remote
+  // host (`tls` null: plain, --insecure). The handshake runs, `request` (a
+  // Connect) goes out, and the remote's answer comes back as a RemoteReply
+  // event; then attachDialled() joins the client (JS wrote its Result) or
+  // closeConnection() ends it. A failure is a Closed event saying why.
+  uint32_t dialRemote(int farFd, const RemoteTls* tls, std::vector<uint8_t> request, std::string& error);
+  bool attachDialled(uint32_t conn, int clientFd, std::vector<uint8_t> pipelined, std::string& error);
+  // Remote usbmux, the serving side: a remote client's TCP socket, its TLS
+  // terminated here; `localFd` (JS's) is the other end of a socketpair that
+  // the usbmuxd server serves as a client. RemoteSecure says who it is once
+  // the handshake is done; Closed says why it ended (a refused certificate).
+  uint32_t serveRemote(int farFd, const RemoteTls& tls, int& localFd, std::string& error);
+  // A splice whose far end is lost (a remote host gone): SocketSplice::farGone.
+  void spliceFarGone(uint32_t conn, std::string reason);
   void closeConnection(uint32_t conn);
   // The usbmuxd socket's front door (client_door.h) on a new Unix socket at
   // `path`; clients arrive as ClientArrived events. 0 with `error`.
@@ -228,6 +251,18 @@ class Engine : public mux::SessionObserver, public tunnel::TunnelObserver {
   // Our own non-blocking descriptor for a client's socket, so JS can close
   // its handle (attachClient, attachTunnelClient); -1 with `error`.
   static int ownClientSocket(int fd, std::string& error);
+  // Fds on their way to a splice (splices.cc): closed if the posted work is dropped.
+  struct SpliceFds {
+    SpliceFds(int c, int f) : client(c), far(f) {}
+    SpliceFds(const SpliceFds&) = delete;
+    SpliceFds& operator=(const SpliceFds&) = delete;
+    ~SpliceFds();
+    int client;
+    int far;
+  };
+  enum class Mode { Network, Dial, Serve };
+  void startSplice(uint32_t id, std::shared_ptr<SpliceFds> fds, std::unique_ptr<tunnel::TlsChannel> tls,
+                   std::vector<uint8_t> toFar, std::vector<uint8_t> toClient, Mode mode);
   void tunnelFailed(uint32_t id, uint32_t handle, const char* code, const std::string& reason);
   // Captures: the stop sequence (the tap lets go, then the writer ends).
   void endCapture(uint32_t id, const std::string& reason);

@@ -13,7 +13,10 @@
 namespace tsmuxd::engine {
 
 struct NativeEvent {
-  enum class Type { Attached, Ready, Detached, Log, Connected, ConnectFailed, Closed, Snapshot, TunnelHandshake, TunnelClosed, ClientArrived, CaptureEnded };
+  enum class Type {
+    Attached, Ready, Detached, Log, Connected, ConnectFailed, Closed, Snapshot, TunnelHandshake, TunnelClosed,
+    ClientArrived, CaptureEnded, RemoteReply, RemoteSecure
+  };
   explicit NativeEvent(Type t) : type(t) {}
   Type type;
   uint32_t handle = 0;
@@ -50,6 +53,8 @@ struct NativeEvent {
   uint32_t capture = 0;
   uint64_t packets = 0;
   uint64_t dropped = 0;
+  // RemoteReply: `bytes` is the remote's answer to a dialled Connect.
+  // RemoteSecure: `text` describes the TLS session and the peer.
 };
 
 class EventSink {

@@ -29,6 +29,36 @@ std::string takeOpenSslErrors() {
 
 std::unique_ptr<TlsChannel> TlsChannel::create(Role role, const std::string& certPem,
                                                const std::string& keyPem, std::string& error) {
+  return make(role, certPem, keyPem, nullptr, error);
+}
+
+std::unique_ptr<TlsChannel> TlsChannel::createMutual(Role role, const std::string& certPem,
+                                                     const std::string& keyPem, const std::string& caPem,
+                                                     std::string& error) {
+  return make(role, certPem, keyPem, &caPem, error);
+}
+
+namespace {
+
+// Every certificate in `pem` into the context's trust store; false if none.
+bool trustCertificates(SSL_CTX* ctx, const std::string& pem) {
+  BIO* bio = BIO_new_mem_buf(pem.data(), int(pem.size()));
+  if (!bio) return false;
+  X509_STORE* store = SSL_CTX_get_cert_store(ctx);
+  int added = 0;
+  while (X509* cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr)) {
+    if (X509_STORE_add_cert(store, cert) == 1) ++added;
+    X509_free(cert);
+  }
+  BIO_free(bio);
+  ERR_clear_error();  // the read that ended the loop left "no start line"
+  return added > 0;
+}
+
+}  // namespace
+
+std::unique_ptr<TlsChannel> TlsChannel::make(Role role, const std::string& certPem, const std::string& keyPem,
+                                             const std::string* caPem, std::string& error) {
   ERR_clear_error();
   std::unique_ptr<TlsChannel> ch(new TlsChannel());
   ch->ctx_ = SSL_CTX_new(role == Role::Client ? TLS_client_method() : TLS_server_method());
@@ -36,15 +66,28 @@ std::unique_ptr<TlsChannel> TlsChannel::create(Role role, const std::string& cer
     error = "SSL_CTX_new failed: " + takeOpenSslErrors();
     return nullptr;
   }
-  // Lockdown's service TLS: TLS 1.2 as a phone speaks it (appium-ios-tuntap
-  // pins 1.2 too), and security level 0 because pair records made by older
-  // hosts carry SHA-1 signatures. Neither end verifies the other's chain:
-  // the certificates are the pair record's, self-issued (reference §1.1).
-  SSL_CTX_set_min_proto_version(ch->ctx_, TLS1_2_VERSION);
-  SSL_CTX_set_max_proto_version(ch->ctx_, TLS1_2_VERSION);
-  SSL_CTX_set_cipher_list(ch->ctx_, "ALL:!aNULL:!eNULL:@SECLEVEL=0");
-  SSL_CTX_set_security_level(ch->ctx_, 0);
-  SSL_CTX_set_verify(ch->ctx_, SSL_VERIFY_NONE, nullptr);
+  if (caPem) {
+    // Remote usbmux: TLS 1.3, OpenSSL's default suites and security level,
+    // and the peer's chain checked against the fleet's CA both ways.
+    ch->halfClose_ = true;
+    SSL_CTX_set_min_proto_version(ch->ctx_, TLS1_3_VERSION);
+    SSL_CTX_set_max_proto_version(ch->ctx_, TLS1_3_VERSION);
+    if (!trustCertificates(ch->ctx_, *caPem)) {
+      error = "the CA file holds no PEM certificate";
+      return nullptr;
+    }
+    SSL_CTX_set_verify(ch->ctx_, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+  } else {
+    // Lockdown's service TLS: TLS 1.2 as a phone speaks it (appium-ios-tuntap
+    // pins 1.2 too), and security level 0 because pair records made by older
+    // hosts carry SHA-1 signatures. Neither end verifies the other's chain:
+    // the certificates are the pair record's, self-issued (reference §1.1).
+    SSL_CTX_set_min_proto_version(ch->ctx_, TLS1_2_VERSION);
+    SSL_CTX_set_max_proto_version(ch->ctx_, TLS1_2_VERSION);
+    SSL_CTX_set_cipher_list(ch->ctx_, "ALL:!aNULL:!eNULL:@SECLEVEL=0");
+    SSL_CTX_set_security_level(ch->ctx_, 0);
+    SSL_CTX_set_verify(ch->ctx_, SSL_VERIFY_NONE, nullptr);
+  }
   SSL_CTX_set_keylog_callback(ch->ctx_, &TlsChannel::onKeylog);
 
   BIO* certBio = BIO_new_mem_buf(certPem.data(), int(certPem.size()));
@@ -119,7 +162,10 @@ TlsChannel::Progress TlsChannel::handshake() {
   if (rc == 1) return Progress::Ready;
   int err = SSL_get_error(ssl_, rc);
   if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return Progress::Handshaking;
-  fail("TLS handshake failed");
+  long verify = SSL_get_verify_result(ssl_);
+  std::string what = "TLS handshake failed";
+  if (verify != X509_V_OK) what += std::string(" (the peer's certificate: ") + X509_verify_cert_error_string(verify) + ")";
+  fail(what.c_str());
   return Progress::Failed;
 }
 
@@ -133,7 +179,8 @@ long TlsChannel::read(uint8_t* out, size_t cap) {
   int err = SSL_get_error(ssl_, rc);
   if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return 0;
   if (err == SSL_ERROR_ZERO_RETURN) {
-    error_ = "the peer closed TLS (close_notify)";
+    if (halfClose_) peerClosed_ = true;
+    else error_ = "the peer closed TLS (close_notify)";
     return -1;
   }
   fail("TLS read failed");
@@ -156,6 +203,23 @@ size_t TlsChannel::takeOutput(uint8_t* out, size_t cap) {
   int chunk = int(cap > size_t(INT_MAX) ? size_t(INT_MAX) : cap);
   int n = BIO_read(out_, out, chunk);
   return n > 0 ? size_t(n) : 0;
+}
+
+void TlsChannel::closeWrites() {
+  if (!error_.empty()) return;
+  ERR_clear_error();
+  SSL_shutdown(ssl_);  // queues close_notify in the output BIO; the answer is not awaited
+}
+
+std::string TlsChannel::describe() const {
+  std::string text = version() + " " + cipher();
+  if (X509* peer = SSL_get1_peer_certificate(ssl_)) {
+    char name[256];
+    X509_NAME_oneline(X509_get_subject_name(peer), name, sizeof name);
+    text += std::string(", peer ") + name;
+    X509_free(peer);
+  }
+  return text;
 }
 
 std::string TlsChannel::version() const { return SSL_get_version(ssl_); }

@@ -6,7 +6,8 @@
 // 3.0 matches the headers' ABI; test/native-openssl.test.ts checks that the
 // running node exports every one we import).
 //
-// One SSL object per tunnel, used on the event thread only.
+// One SSL object per tunnel (or per remote usbmux connection, see
+// createMutual), used on the event thread only.
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -27,6 +28,14 @@ class TlsChannel {
   // PEM certificate and key; null with `error` if OpenSSL refuses them.
   static std::unique_ptr<TlsChannel> create(Role role, const std::string& certPem,
                                             const std::string& keyPem, std::string& error);
+  // Remote usbmux (docs/remote.md): TLS 1.3 only, and each end must present
+  // a certificate that chains to `caPem` (one or more PEM certificates) and
+  // is valid now; a server refuses a client without one. Names are not
+  // checked: the CA is the fleet's own, and it alone says who belongs. A
+  // close_notify from the peer ends its direction only (peerClosed()).
+  static std::unique_ptr<TlsChannel> createMutual(Role role, const std::string& certPem,
+                                                  const std::string& keyPem, const std::string& caPem,
+                                                  std::string& error);
   ~TlsChannel();
   TlsChannel(const TlsChannel&) = delete;
   TlsChannel& operator=(const TlsChannel&) = delete;
@@ -50,6 +59,12 @@ class TlsChannel {
   // Called with each key log line (SSLKEYLOGFILE format, no newline) as
   // OpenSSL derives the session's secrets, on the thread that drives it.
   void setKeylog(std::function<void(const char*)> sink) { keylog_ = std::move(sink); }
+  // Sends close_notify (our direction ends; the peer's may go on).
+  void closeWrites();
+  // The peer sent close_notify (createMutual channels; others fail instead).
+  bool peerClosed() const { return peerClosed_; }
+  // "TLSv1.3 TLS_AES_256_GCM_SHA384, peer CN=..." once the handshake is done.
+  std::string describe() const;
 
   const std::string& error() const { return error_; }
   std::string version() const;
@@ -57,6 +72,8 @@ class TlsChannel {
 
  private:
   TlsChannel() = default;
+  static std::unique_ptr<TlsChannel> make(Role role, const std::string& certPem, const std::string& keyPem,
+                                          const std::string* caPem, std::string& error);
   void fail(const char* what);
   static void onKeylog(const SSL* ssl, const char* line);
 
@@ -66,6 +83,8 @@ class TlsChannel {
   BIO* out_ = nullptr;  // owned by ssl_
   std::string error_;
   std::function<void(const char*)> keylog_;
+  bool halfClose_ = false;
+  bool peerClosed_ = false;
 };
 
 }  // namespace tsmuxd::tunnel

@@ -12,7 +12,9 @@ import { Logger } from '../util/log.js';
 import { native, NativeError } from '../native/addon.js';
 import { defaultConfigDir } from '../pairing/store.js';
 import { defaultSocketPath, formatSocketAddress, parseSocketAddress } from '../protocol/address.js';
-import { Daemon } from '../daemon/daemon.js';
+import { Daemon, type RemoteSettings } from '../daemon/daemon.js';
+import { PAIR_RECORD_POLICIES, type PairRecordPolicy } from '../server/access.js';
+import { parseHostPort } from '../protocol/remote-messages.js';
 import type { Account } from './privileges.js';
 import type { TrustMode } from '../protocol/sim-control.js';
 import { checkSendMss } from '../tunnel/tunnel-manager.js';
@@ -45,6 +47,35 @@ function tunnelApiOption(text: string | undefined, flag: string, fallback: strin
   } catch (err) {
     throw new Error(`${flag}: ${(err as Error).message}`);
   }
+}
+
+/** The --remote-* flags (docs/remote.md): checked, and the PEM files read, before anything starts. */
+async function remoteSettings(values: Record<string, string | boolean | (string | boolean)[] | undefined>): Promise<RemoteSettings | undefined> {
+  const text = (k: string) => values[k] as string | undefined;
+  const files = { ca: text('remote-ca'), cert: text('remote-cert'), key: text('remote-key') };
+  const named = Object.values(files).filter((f) => f !== undefined).length;
+  const discover = text('remote-discover') ?? 'off';
+  if (discover !== 'off' && discover !== 'tls' && discover !== 'all') throw new Error(`--remote-discover is off, tls or all, not '${discover}'`);
+  if (!text('remote-listen') && named === 0 && discover === 'off' && !values['remote-insecure']) return undefined;
+  if (named !== 0 && named !== 3) throw new Error('--remote-cert, --remote-key and --remote-ca go together');
+  const policy = text('remote-pair-records') ?? 'read-only';
+  if (!PAIR_RECORD_POLICIES.includes(policy as PairRecordPolicy)) throw new Error(`--remote-pair-records is ${PAIR_RECORD_POLICIES.join(', ')}, not '${policy}'`);
+  const keepalive = text('remote-keepalive-ms') === undefined ? undefined : Number(text('remote-keepalive-ms'));
+  if (keepalive !== undefined && !(Number.isInteger(keepalive) && keepalive >= 100 && keepalive <= 600_000)) {
+    throw new Error(`--remote-keepalive-ms is 100 to 600000, not '${text('remote-keepalive-ms')}'`);
+  }
+  const listen = text('remote-listen') === undefined ? undefined : parseHostPort(text('remote-listen')!);
+  if (listen && named === 0 && !values['remote-insecure']) throw new Error('--remote-listen needs --remote-cert, --remote-key and --remote-ca (or --remote-insecure)');
+  const tls = named === 3 ? await (await import('../remote/remote-tls.js')).loadRemoteTls(files as { ca: string; cert: string; key: string }) : undefined;
+  return {
+    listen,
+    tls,
+    insecure: Boolean(values['remote-insecure']),
+    pairRecords: policy as PairRecordPolicy,
+    advertise: !values['no-advertise'],
+    discover,
+    keepaliveMs: keepalive,
+  };
 }
 
 /** uid and gid of a user, from /etc/passwd. */
@@ -127,6 +158,15 @@ export async function runDaemonCommand(argv: string[]): Promise<number> {
       'tunneld-api': { type: 'string' },
       'go-ios-api': { type: 'string' },
       capture: { type: 'string' },
+      'remote-listen': { type: 'string' },
+      'remote-cert': { type: 'string' },
+      'remote-key': { type: 'string' },
+      'remote-ca': { type: 'string' },
+      'remote-insecure': { type: 'boolean' },
+      'remote-pair-records': { type: 'string' },
+      'no-advertise': { type: 'boolean' },
+      'remote-discover': { type: 'string' },
+      'remote-keepalive-ms': { type: 'string' },
     },
   });
   if (values.help) {
@@ -183,6 +223,7 @@ export async function runDaemonCommand(argv: string[]): Promise<number> {
       throw new Error(`--tun-prefix: ${(err as Error).message}`);
     }
   }
+  const remote = await remoteSettings(values);
   const log = new Logger({
     verbosity: 3 + (values.verbose?.length ?? 0),
     json: values['json-log'],
@@ -251,6 +292,7 @@ export async function runDaemonCommand(argv: string[]): Promise<number> {
       tunneldApi,
       goIosApi,
       capture: values.capture === undefined ? undefined : resolvePath(values.capture),
+      remote,
     });
   } catch (err) {
     log.error(`cannot start: ${(err as Error).message}`);

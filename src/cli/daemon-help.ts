@@ -46,4 +46,20 @@ export const DAEMON_HELP = `usage: tsmuxd [options]
                          (default 127.0.0.1:49151; a taken port is a warning)
       --go-ios-api ADDR  go-ios's tunnel agent HTTP API on loopback ADDR, or off
                          (default 127.0.0.1:60105)
+
+  remote usbmux (docs/remote.md; nothing is served remotely unless asked):
+      --remote-listen HOST:PORT  serve the usbmuxd protocol to other hosts over TLS 1.3,
+                         client certificates required
+      --remote-cert FILE, --remote-key FILE, --remote-ca FILE
+                         this daemon's certificate and key, and the CA every peer's must
+                         chain to (the listener's, and remote hosts added without their own)
+      --remote-insecure  the listener is plain TCP, unauthenticated (usbfluxd's kind); warns
+      --remote-pair-records read-only|read-write|none
+                         what remote clients may do with pair records (default read-only)
+      --no-advertise     no DNS-SD record for the listener (_tsmuxd._tcp; plain:
+                         usbfluxd's _remote-mobdev._tcp)
+      --remote-discover off|tls|all  add remote hosts found over DNS-SD: ours (TLS),
+                         or usbfluxd's plain ones too (default off)
+      --remote-keepalive-ms N  ping each remote host this often; one unanswered by the
+                         next ping detaches its phones (default 5000)
 `;

@@ -20,6 +20,24 @@ export interface NetworkLocation {
 
 /** A network entry has no engine handle: its handle is this, which no engine gives out. */
 export const NETWORK_HANDLE = -1;
+/** Nor has a remote host's phone (src/remote). */
+export const REMOTE_HANDLE = -2;
+
+/**
+ * Local DeviceIDs stay below this: remote phones are (instance << 24) |
+ * their remote DeviceID, as usbfluxd numbers them (instance 0 is local).
+ */
+export const LOCAL_DEVICE_ID_LIMIT = 1 << 24;
+
+/** A phone on a remote usbmux host (docs/remote.md). */
+export interface RemoteLocation {
+  /** usbfluxd's instance number, 1-255: the DeviceID's top byte. */
+  instance: number;
+  /** Its DeviceID on the remote host. */
+  remoteId: number;
+  /** The remote's Properties, as it listed them (DeviceID replaced by ours when sent). */
+  properties: Record<string, unknown>;
+}
 
 export interface DeviceRecord {
   deviceId: number;
@@ -34,6 +52,8 @@ export interface DeviceRecord {
   visible: boolean;
   /** Network entries only. */
   network?: NetworkLocation;
+  /** Remote entries only. */
+  remote?: RemoteLocation;
 }
 
 export interface DeviceTableEvents {
@@ -46,6 +66,8 @@ export class DeviceTable extends EventEmitter<DeviceTableEvents> {
   private readonly byHandle = new Map<number, DeviceRecord>();
   /** Network entries by DeviceID: listed from the start, removed by src/wifi. */
   private readonly networkEntries = new Map<number, DeviceRecord>();
+  /** Remote hosts' phones by DeviceID, added and removed by src/remote. */
+  private readonly remoteEntries = new Map<number, DeviceRecord>();
   private nextId = 1;
 
   /** Set by the preflight: it decides when a ready device becomes visible. */
@@ -71,7 +93,7 @@ export class DeviceTable extends EventEmitter<DeviceTableEvents> {
   /** Any device, visible or not: Connect works on hidden ones (preflight uses it). */
   byId(deviceId: number): DeviceRecord | undefined {
     for (const d of this.byHandle.values()) if (d.deviceId === deviceId) return d;
-    return this.networkEntries.get(deviceId);
+    return this.networkEntries.get(deviceId) ?? this.remoteEntries.get(deviceId);
   }
 
   /** The device on an engine handle, visible or not. */
@@ -83,16 +105,51 @@ export class DeviceTable extends EventEmitter<DeviceTableEvents> {
   byUdid(udid: string): DeviceRecord | undefined {
     for (const d of this.byHandle.values()) if (d.serialNumber === udid) return d;
     for (const d of this.networkEntries.values()) if (d.serialNumber === udid) return d;
+    for (const d of this.remoteEntries.values()) if (d.serialNumber === udid) return d;
     return undefined;
   }
 
   /** Still attached (and the same attachment)? */
   has(d: DeviceRecord): boolean {
+    if (d.remote) return this.remoteEntries.get(d.deviceId) === d;
     return d.connectionType === 'Network' ? this.networkEntries.get(d.deviceId) === d : this.byHandle.get(d.handle) === d;
   }
 
   get size(): number {
-    return this.byHandle.size + this.networkEntries.size;
+    return this.byHandle.size + this.networkEntries.size + this.remoteEntries.size;
+  }
+
+  /**
+   * Lists a remote host's phone under (instance << 24) | its remote
+   * DeviceID and broadcasts Attached; undefined when that id is taken.
+   */
+  addRemote(remote: RemoteLocation, udid: string, connectionType: 'USB' | 'Network'): DeviceRecord | undefined {
+    const deviceId = ((remote.instance << 24) | (remote.remoteId & 0xffffff)) >>> 0;
+    if (this.remoteEntries.has(deviceId)) return undefined;
+    const p = remote.properties;
+    const num = (v: unknown) => (typeof v === 'number' ? v : typeof v === 'bigint' ? Number(v) : 0);
+    const d: DeviceRecord = {
+      deviceId,
+      handle: REMOTE_HANDLE,
+      serialNumber: udid,
+      usbSerialNumber: typeof p.USBSerialNumber === 'string' ? p.USBSerialNumber : udid.replace('-', ''),
+      productId: num(p.ProductID),
+      locationId: num(p.LocationID),
+      connectionSpeed: num(p.ConnectionSpeed),
+      connectionType,
+      visible: true,
+      remote,
+    };
+    this.remoteEntries.set(deviceId, d);
+    this.emit('attached', d);
+    return d;
+  }
+
+  /** A remote phone left (its host said Detached, or the host is gone): Detached. */
+  removeRemote(d: DeviceRecord): void {
+    if (this.remoteEntries.get(d.deviceId) !== d) return;
+    this.remoteEntries.delete(d.deviceId);
+    this.emit('detached', d);
   }
 
   /**
@@ -125,7 +182,7 @@ export class DeviceTable extends EventEmitter<DeviceTableEvents> {
   }
 
   private all(): DeviceRecord[] {
-    return [...this.byHandle.values(), ...this.networkEntries.values()];
+    return [...this.byHandle.values(), ...this.networkEntries.values(), ...this.remoteEntries.values()];
   }
 
   /** A pair record was saved for this device: tell the listeners. */
@@ -140,7 +197,7 @@ export class DeviceTable extends EventEmitter<DeviceTableEvents> {
     const inUse = new Set(this.all().map((d) => d.deviceId));
     for (;;) {
       const id = this.nextId;
-      this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
+      this.nextId = this.nextId >= LOCAL_DEVICE_ID_LIMIT - 1 ? 1 : this.nextId + 1;
       if (!inUse.has(id)) return id;
     }
   }

@@ -90,7 +90,11 @@ export type NativeEvent =
   /** A tunnel ended (its streams are reset or drained first); `code` as for detached. */
   | { type: 'tunnelClosed'; handle: number; tunnel: number; code: string; reason: string }
   | ({ type: 'clientArrived' } & ClientArrival)
-  | ({ type: 'captureEnded' } & CaptureEnd);
+  | ({ type: 'captureEnded' } & CaptureEnd)
+  /** A dialled remote's answer to its Connect (dialRemote): the whole usbmuxd message. */
+  | { type: 'remoteReply'; conn: number; bytes: Buffer }
+  /** A remote connection's TLS handshake is done: version, cipher and the peer's subject. */
+  | { type: 'remoteSecure'; conn: number; text: string };
 
 /**
  * A capture ended (docs/capture.md): `reason` says why; `code` is 'EIO' when
@@ -115,6 +119,13 @@ export interface CaptureOptions {
   ringBytes?: number;
   /** The pcapng section's shb_userappl. */
   application?: string;
+}
+
+/** Remote usbmux's mutual TLS (docs/remote.md): PEM text, at most 256 KiB each. */
+export interface RemoteTlsPem {
+  certPem: string;
+  keyPem: string;
+  caPem: string;
 }
 
 /**
@@ -332,6 +343,25 @@ export interface NativeEngine {
    * and its end comes as a `closed` event.
    */
   spliceSockets(clientFd: number, toPhone: Buffer | undefined, phoneFd: number, toClient: Buffer | undefined): number;
+  /**
+   * Remote usbmux, consuming: a TCP socket connected to a remote host (fd
+   * duplicated). TLS (unless `tls` is null) and `request` run on the event
+   * thread; the answer comes as `remoteReply`, a failure as `closed`. Then
+   * attachDialled() or closeConnection(). Returns a connection id.
+   */
+  dialRemote(fd: number, tls: RemoteTlsPem | null, request: Buffer): number;
+  attachDialled(conn: number, fd: number, pipelined?: Buffer): void;
+  /**
+   * Remote usbmux, serving: a remote client's TCP socket (fd duplicated), its
+   * TLS terminated on the event thread; `fd` is a socketpair end for the
+   * usbmuxd server. `remoteSecure` when the handshake is done, `closed` at the end.
+   */
+  serveRemote(fd: number, tls: RemoteTlsPem): { conn: number; fd: number };
+  /**
+   * A splice's far end is lost (its remote host gone): closed now; the client
+   * gets what was read and then EOF, and `closed` carries `reason` once it closes.
+   */
+  spliceFarGone(conn: number, reason: string): void;
   attachDeviceRole(cablePath: string, descriptor: CableDescriptor, options?: DeviceRoleOptions): number;
   mapDevicePort(handle: number, port: number, target?: PortTarget): void;
   /**

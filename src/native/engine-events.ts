@@ -66,4 +66,7 @@ export interface MuxEngineEvents {
   tunnelClosed: [TunnelClosedEvent];
   /** A usbmuxd client from the front door (openClientDoor). */
   clientArrived: [ClientArrival];
+  /** Remote usbmux (docs/remote.md): a dialled Connect's answer; a TLS session up. */
+  remoteReply: [number, Buffer];
+  remoteSecure: [number, string];
 }

@@ -26,6 +26,7 @@ import {
 import { checkDevice, serialToUdid } from './config-select.js';
 import { EngineCaptures } from './engine-captures.js';
 import type { AttachedDevice, MuxEngineEvents, MuxEngineOptions } from './engine-events.js';
+import { RemoteSplices } from './remote-splices.js';
 import { SnapshotRequests } from './snapshot-requests.js';
 import { takeSocket, type Handover } from './socket-handover.js';
 import { PendingTunnelStarts, TUNNEL_HANDSHAKE_TIMEOUT_MS, type TunnelHandshake } from './tunnel-starts.js';
@@ -64,6 +65,8 @@ export class MuxEngine extends EventEmitter<MuxEngineEvents> {
   /** pcapng captures of what crosses the data plane (docs/capture.md). */
   readonly captures: EngineCaptures;
   private closed = false;
+  /** Remote usbmux's sockets (remote-splices.ts). */
+  readonly remote: RemoteSplices;
 
   constructor(options: MuxEngineOptions = {}) {
     super();
@@ -72,6 +75,7 @@ export class MuxEngine extends EventEmitter<MuxEngineEvents> {
     this.zeroWindowTimeoutMs = options.zeroWindowTimeoutMs;
     this.native = new native.Engine((events) => this.dispatch(events));
     this.captures = new EngineCaptures(this.native, () => this.devices.values());
+    this.remote = new RemoteSplices(this.native, () => this.closed);
   }
 
   listenCable(path: string): number {
@@ -387,6 +391,12 @@ export class MuxEngine extends EventEmitter<MuxEngineEvents> {
         this.captures.ended(end);
         break;
       }
+      case 'remoteReply':
+        this.emit('remoteReply', ev.conn, ev.bytes);
+        break;
+      case 'remoteSecure':
+        this.emit('remoteSecure', ev.conn, ev.text);
+        break;
       case 'tunnelClosed':
         this.tunnelStarts.closed(ev.tunnel, new NativeError(ev.reason, ev.code));
         this.emit('tunnelClosed', { handle: ev.handle, tunnel: ev.tunnel, code: ev.code, reason: ev.reason });

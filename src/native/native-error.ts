@@ -42,4 +42,4 @@ export const packageRoot = ((): string => {
 export const INSTALL_NOTE = join('build', 'tsmuxd-install-note.txt');
 
 /** The commands that never load the addon, as the messages name them. */
-export const CLIENT_COMMANDS = 'devices, info, pair, validate, unpair, forward, rsd, bench, top, capture, tunnel, wifi';
+export const CLIENT_COMMANDS = 'devices, info, pair, validate, unpair, forward, rsd, bench, top, capture, tunnel, wifi, remote';

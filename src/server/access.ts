@@ -9,10 +9,32 @@
 import type { Socket } from 'node:net';
 
 import { native, type PeerCredentials } from '../native/addon.js';
+import { REMOTE_MESSAGES } from '../protocol/remote-messages.js';
 import { TUNNEL_LIST, TUNNEL_STOP } from '../protocol/tunnel-messages.js';
 
-/** The plist MessageTypes of our own that the check guards. */
-export const EXTENSION_MESSAGES: ReadonlySet<string> = new Set(['tsmuxdStats', TUNNEL_LIST, TUNNEL_STOP]);
+/**
+ * The plist MessageTypes the check guards: our own, and usbfluxd's instance
+ * messages, since adding or removing a remote host changes what every
+ * local client sees (docs/remote.md).
+ */
+export const EXTENSION_MESSAGES: ReadonlySet<string> = new Set(['tsmuxdStats', TUNNEL_LIST, TUNNEL_STOP, ...REMOTE_MESSAGES]);
+
+/**
+ * What a remote host's client (--remote-listen) may do with pair records:
+ * read them (the default, so a compromised CI runner cannot re-pair a
+ * phone), read and write them, or neither.
+ */
+export type PairRecordPolicy = 'read-only' | 'read-write' | 'none';
+export const PAIR_RECORD_POLICIES: readonly PairRecordPolicy[] = ['read-only', 'read-write', 'none'];
+
+/** A remote client's request that the policy refuses, with why; undefined when allowed. */
+export function remotePolicyRefusal(type: string, policy: PairRecordPolicy): string | undefined {
+  if ((type === 'SavePairRecord' || type === 'DeletePairRecord') && policy !== 'read-write') {
+    return `remote clients may not change pair records (--remote-pair-records ${policy})`;
+  }
+  if (type === 'ReadPairRecord' && policy === 'none') return 'remote clients may not read pair records (--remote-pair-records none)';
+  return undefined;
+}
 
 /** EACCES: a refused extension request's Result (1 would mean "not tsmuxd" to clients). */
 export const RESULT_ACCESS_DENIED = 13;

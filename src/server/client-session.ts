@@ -46,6 +46,15 @@ import { tunnelConnectPlan } from './tunnel-commands.js';
 import { CAPTURE_MESSAGE } from '../protocol/capture.js';
 import { startCapture } from './capture-command.js';
 import { networkConnectPlan } from './network-connect.js';
+import type { PairRecordPolicy } from './access.js';
+import { remoteConnectPlan, type RemoteHooks } from './remote-commands.js';
+
+/** A client that came over --remote-listen (docs/remote.md). */
+export interface RemoteOrigin {
+  /** "remote client 3 (192.0.2.7:40112)" */
+  label: string;
+  pairRecords: PairRecordPolicy;
+}
 
 /**
  * How long a reply may wait for the kernel to take it (the client's unread
@@ -60,6 +69,8 @@ export interface ServerContext {
   log: Logger;
   /** The CoreDeviceProxy tunnels (TunnelStart, TunnelConnect...). */
   tunnels: TunnelManager;
+  /** Remote usbmux hosts merged into this socket (docs/remote.md). */
+  remotes?: RemoteHooks;
   /** Which client opened each live connection, for the stats request. */
   owners: ConnectionOwners;
   /** Clients in LISTEN state, for ListListeners. */
@@ -101,10 +112,13 @@ export class ClientSession {
     private readonly ctx: ServerContext,
     /** Who connected, as the kernel saw it (Unix sockets only). */
     readonly peer?: PeerCredentials,
+    /** Set for a client from another host (--remote-listen). */
+    readonly origin?: RemoteOrigin,
   ) {}
 
   /** "client 7 (pid 1234, uid 1000)", for log lines. */
   get label(): string {
+    if (this.origin) return `client ${this.id} (${this.origin.label})`;
     return this.peer ? `client ${this.id} (pid ${this.peer.pid}, uid ${this.peer.uid})` : `client ${this.id}`;
   }
 
@@ -367,6 +381,7 @@ export class ClientSession {
     const device = this.ctx.devices.byId(deviceId);
     if (!device) return this.reply(tag, Result.BADDEV);
     if (port === 0) return this.reply(tag, Result.CONNREFUSED);
+    if (device.remote) return this.pipeThrough(tag, remoteConnectPlan(this.ctx, device, port, this.socket, this.version));
     if (device.connectionType === 'Network') {
       const { engine } = this.ctx;
       return this.pipeThrough(tag, networkConnectPlan(engine, device, port, this.socket, this.version, engine.connectTimeoutMs));

@@ -66,8 +66,8 @@ export function doorConnect(arrival: ClientArrival, ctx: ServerContext): DoorCon
     return undefined;
   }
   const device = ctx.devices.byId(deviceId);
-  // A network entry's Connect is a TCP connection the session path makes.
-  if (!device || port === 0 || device.connectionType === 'Network') return undefined;
+  // A network entry's or a remote host's Connect is a TCP connection the session path makes.
+  if (!device || port === 0 || device.connectionType === 'Network' || device.remote) return undefined;
   return { device, port, tag: header.tag, version: header.version, progName, bundleId };
 }
 

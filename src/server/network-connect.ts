@@ -5,7 +5,9 @@
 //
 // The phone's socket is paused before it connects, so nothing it says is
 // read here: it waits in the kernel and reaches native code with the fd.
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
+
+import { connectPaused } from '../util/paused-connect.js';
 
 import type { DeviceRecord } from '../devices/device-table.js';
 import type { MuxEngine } from '../native/mux-engine.js';
@@ -28,30 +30,12 @@ export function networkConnectPlan(
   let phone: Socket | undefined;
   return {
     what: `connect to network device ${device.deviceId} (${location.endpoint.address}) port ${port}`,
-    open: () =>
-      new Promise<number>((resolve, reject) => {
-        const { address, scopeId } = location.endpoint;
-        const host = scopeId && address.toLowerCase().startsWith('fe80') ? `${address}%${scopeId}` : address;
-        const socket = connect({ host, port });
-        socket.pause();
-        const timer = setTimeout(() => {
-          socket.destroy();
-          reject(Object.assign(new Error(`no TCP connection within ${timeoutMs} ms`), { code: 'ETIMEDOUT' }));
-        }, timeoutMs);
-        socket.once('error', (err) => {
-          clearTimeout(timer);
-          reject(err);
-        });
-        socket.once('connect', () => {
-          clearTimeout(timer);
-          socket.removeAllListeners('error');
-          // Until the handover an error here is the splice's to find out.
-          socket.on('error', () => undefined);
-          socket.setNoDelay(true);
-          phone = socket;
-          resolve(NOT_YET_SPLICED);
-        });
-      }),
+    open: async () => {
+      const { address, scopeId } = location.endpoint;
+      const host = scopeId && address.toLowerCase().startsWith('fe80') ? `${address}%${scopeId}` : address;
+      phone = await connectPaused(host, port, timeoutMs);
+      return NOT_YET_SPLICED;
+    },
     adopt: (_conn, pipelined) => {
       const p = phone!;
       phone = undefined;

@@ -8,7 +8,9 @@ import { plistMessage } from '../protocol/plist-message.js';
 import { attachedDict, resultMessage, type Answer } from './replies.js';
 import { STATS_MESSAGE } from '../protocol/stats.js';
 import { statsReply } from './stats.js';
-import { EXTENSION_MESSAGES, extensionAccess, RESULT_ACCESS_DENIED } from './access.js';
+import { EXTENSION_MESSAGES, extensionAccess, remotePolicyRefusal, RESULT_ACCESS_DENIED } from './access.js';
+import { REMOTE_MESSAGES } from '../protocol/remote-messages.js';
+import { forwardToRemote, handleRemoteCommand, remoteRouteFor } from './remote-commands.js';
 import { TUNNEL_MESSAGES } from '../protocol/tunnel-messages.js';
 import { handleTunnelCommand } from './tunnel-commands.js';
 import { layoutForClient } from '../protocol/network-address.js';
@@ -57,7 +59,15 @@ export async function handlePlistCommand(
       return result(RESULT_ACCESS_DENIED);
     }
   }
+  const refusal = client.origin && remotePolicyRefusal(type, client.origin.pairRecords);
+  if (refusal) {
+    ctx.log.warning(`${client.label}: ${type} refused: ${refusal}`);
+    return result(RESULT_ACCESS_DENIED);
+  }
   if (TUNNEL_MESSAGES.has(type)) return handleTunnelCommand(type, request, ctx, client);
+  if (REMOTE_MESSAGES.has(type)) return handleRemoteCommand(type, request, ctx, client);
+  const remote = remoteRouteFor(type, request, ctx);
+  if (remote) return forwardToRemote(type, request, remote, ctx, client);
   switch (type) {
     case 'ListDevices':
     {

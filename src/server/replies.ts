@@ -35,6 +35,8 @@ export function resultMessage(version: number, tag: number, result: number): Buf
  * network entries use it.
  */
 export function deviceProperties(d: DeviceRecord, layout: AddressLayout = 'bsd'): PlistDict {
+  // A remote host's phone: what its host said, under our DeviceID (docs/remote.md).
+  if (d.remote) return { ...(d.remote.properties as PlistDict), DeviceID: d.deviceId };
   if (d.network) {
     // What Apple's muxer, usbmuxd2 and netmuxd give for a phone on Wi-Fi
     // (reference tunnel-wifi-remote §3.3); InterfaceIndex only when known.

@@ -11,7 +11,8 @@ import type { TunnelManager } from '../tunnel/tunnel-manager.js';
 import type { ClientArrival, PeerCredentials } from '../native/addon.js';
 import { connectAtTheDoor, doorConnect } from './front-door.js';
 import { formatSocketAddress, type SocketAddress } from '../protocol/address.js';
-import { ClientSession, STUCK_OUTPUT_TIMEOUT_MS, type ServerContext } from './client-session.js';
+import { ClientSession, STUCK_OUTPUT_TIMEOUT_MS, type RemoteOrigin, type ServerContext } from './client-session.js';
+import type { RemoteHooks } from './remote-commands.js';
 import { ConnectionOwners } from './stats.js';
 
 export interface ServerOptions {
@@ -25,6 +26,8 @@ export interface ServerOptions {
   maxUnreadNotificationBytes?: number;
   /** See STUCK_OUTPUT_TIMEOUT_MS (the default). */
   stuckOutputTimeoutMs?: number;
+  /** Remote usbmux hosts merged into this socket (docs/remote.md). */
+  remotes?: RemoteHooks;
 }
 
 /**
@@ -67,6 +70,7 @@ export class UsbmuxServer {
       store: options.store,
       log: options.log,
       tunnels: options.tunnels,
+      remotes: options.remotes,
       owners: new ConnectionOwners(options.engine),
       listeners: () => [...this.clients].filter((c) => c.state === 'listen'),
       maxUnreadNotificationBytes: options.maxUnreadNotificationBytes ?? 1 << 20,
@@ -141,9 +145,18 @@ export class UsbmuxServer {
     }
   }
 
-  private accept(socket: net.Socket, peer?: PeerCredentials, received?: Buffer, id = this.nextClientId++): ClientSession {
+  /** A client from another host (--remote-listen): its plaintext socket, served with the policy. */
+  serveRemote(socket: net.Socket, origin: RemoteOrigin): void {
+    if (!this.bound) {
+      socket.destroy();
+      return;
+    }
+    this.accept(socket, undefined, undefined, this.nextClientId++, origin);
+  }
+
+  private accept(socket: net.Socket, peer?: PeerCredentials, received?: Buffer, id = this.nextClientId++, origin?: RemoteOrigin): ClientSession {
     if (socket.remoteFamily) socket.setNoDelay(true);
-    const client = new ClientSession(id, socket, this.ctx, peer);
+    const client = new ClientSession(id, socket, this.ctx, peer, origin);
     this.clients.add(client);
     client.start(received);
     return client;

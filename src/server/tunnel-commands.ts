@@ -37,12 +37,14 @@ function deviceOf(request: PlistDict, ctx: ServerContext): DeviceRecord | Answer
   const udid = request.UDID;
   if (typeof id === 'number' || typeof id === 'bigint') {
     const d = ctx.devices.byId(Number(id));
+    if (d?.remote) return failure(TunnelResult.BADDEV, `device ${id} is a remote host's; start its tunnel on that host`);
     // CoreDeviceProxy runs over the mux; a Wi-Fi entry has none here.
     if (d?.connectionType === 'Network') return failure(TunnelResult.BADDEV, `device ${id} is a network entry; tunnels go over its USB entry`);
     return d ?? failure(TunnelResult.BADDEV, `no device with DeviceID ${id}`);
   }
   if (typeof udid === 'string') {
     const d = ctx.devices.byUdid(udid);
+    if (d?.remote) return failure(TunnelResult.BADDEV, `${udid} is a remote host's; start its tunnel on that host`);
     if (d?.connectionType === 'Network') return failure(TunnelResult.BADDEV, `${udid} is on the network only; tunnels go over USB`);
     return d ?? failure(TunnelResult.BADDEV, `no device with UDID ${udid}`);
   }

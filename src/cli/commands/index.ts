@@ -49,6 +49,12 @@ export const COMMANDS: CliCommand[] = [
     run: async (args) => (await import('./wifi.js')).runWifi(args),
   },
   {
+    name: 'remote',
+    usage: 'remote add HOST:PORT [--ca F --cert F --key F | --insecure] | ls | rm HOST:PORT [--json]',
+    summary: "remote usbmux hosts whose phones the daemon lists as its own (mutual TLS)",
+    run: async (args) => (await import('./remote.js')).runRemote(args),
+  },
+  {
     name: 'top',
     usage: 'top [--once] [--interval SECONDS] [--json] [--socket ADDR]',
     summary: 'live per-device and per-connection bytes, rates, windows and RTT (tsmuxd only)',
