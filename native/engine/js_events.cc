@@ -17,13 +17,33 @@ void JsEventQueue::emit(NativeEvent ev) {
   if (loop_) loop_->defer(this);
 }
 
+bool JsEventQueue::lazy(const NativeEvent& ev) {
+  return ev.type == NativeEvent::Type::Closed || ev.type == NativeEvent::Type::Log;
+}
+
 void JsEventQueue::runDeferred() {
   if (turn_.empty()) return;
+  bool urgent = false;
+  for (const auto& ev : turn_) urgent = urgent || !lazy(ev);
   {
     std::lock_guard<std::mutex> lock(mutex_);
     for (auto& ev : turn_) ready_.push_back(std::move(ev));
   }
   turn_.clear();
+  if (urgent) {
+    // The lazy events already queued go with this wakeup.
+    if (lazyTimer_ && loop_) loop_->cancelTimer(lazyTimer_);
+    lazyTimer_ = 0;
+    wake();
+  } else if (!lazyTimer_ && loop_) {
+    lazyTimer_ = loop_->addTimer(kLazyFlushMs, [this] {
+      lazyTimer_ = 0;
+      wake();
+    });
+  }
+}
+
+void JsEventQueue::wake() {
   if (!wakePending_.exchange(true)) tsfn_.NonBlockingCall();
 }
 
@@ -59,9 +79,11 @@ void JsEventQueue::close(Napi::Env env) {
     for (auto& ev : turn_) ready_.push_back(std::move(ev));
   }
   turn_.clear();
+  // The stopped loop never runs the lazy timer, and frees it with itself.
+  lazyTimer_ = 0;
   loop_ = nullptr;
   stats_ = nullptr;
-  if (!wakePending_.exchange(true)) tsfn_.NonBlockingCall();
+  wake();
   tsfn_.Release();
 }
 
