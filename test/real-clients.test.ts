@@ -3,8 +3,6 @@
 // phone: device listing, and bulk data through the echo service on port 7.
 import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash, randomFillSync } from 'node:crypto';
-import type { Readable, Writable } from 'node:stream';
 import { join } from 'node:path';
 
 import { UsbmuxClient } from '../src/client/index.js';
@@ -19,6 +17,7 @@ import {
   type Exit,
 } from './helpers/daemon-process.js';
 import { requireTool } from './helpers/system-tools.js';
+import { echoWindowed, type EchoResult } from './helpers/windowed-echo.js';
 
 const MiB = 1024 * 1024;
 const ECHO = 7;
@@ -31,81 +30,6 @@ function describeRun(cmd: string, r: { code: number | null; signal: string | nul
     `stdout: ${JSON.stringify(r.stdout)}`,
     `stderr: ${JSON.stringify(r.stderr)}`,
   ].join('\n');
-}
-
-interface EchoResult {
-  sent: string;
-  received: string;
-  bytes: number;
-  ms: number;
-}
-
-/**
- * Writes `total` random bytes to `out` and reads their echo from `inp`,
- * keeping at most `window` bytes in flight. The bound matters: iproxy and
- * inetcat relay with one thread doing blocking writes, so with unbounded
- * in-flight data the loop (client -> tool -> daemon -> phone -> echo -> daemon
- * -> tool) fills every buffer and the tool blocks writing one way while the
- * other way waits for it to read - a deadlock of the tool, with any usbmuxd.
- */
-function echoThrough(out: Writable, inp: Readable, total: number, window: number, chunk: number, timeoutMs: number): Promise<EchoResult> {
-  return new Promise((resolve, reject) => {
-    const sentHash = createHash('sha256');
-    const gotHash = createHash('sha256');
-    let sent = 0;
-    let received = 0;
-    let blocked = false;
-    let done = false;
-    const started = process.hrtime.bigint();
-    const finish = (err?: Error) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      inp.off('data', onData);
-      if (err) {
-        reject(err);
-        return;
-      }
-      resolve({
-        sent: sentHash.digest('hex'),
-        received: gotHash.digest('hex'),
-        bytes: received,
-        ms: Number(process.hrtime.bigint() - started) / 1e6,
-      });
-    };
-    const timer = setTimeout(
-      () => finish(new Error(`echo stalled: sent ${sent}, received ${received} of ${total} after ${timeoutMs} ms`)),
-      timeoutMs,
-    );
-    const fill = () => {
-      while (!done && !blocked && sent < total) {
-        const n = Math.min(chunk, total - sent);
-        if (sent + n - received > window) return;
-        const b = randomFillSync(Buffer.allocUnsafe(n));
-        sentHash.update(b);
-        sent += n;
-        if (!out.write(b)) {
-          blocked = true;
-          out.once('drain', () => {
-            blocked = false;
-            fill();
-          });
-        }
-      }
-    };
-    const onData = (d: Buffer) => {
-      gotHash.update(d);
-      received += d.length;
-      if (received > total) finish(new Error(`received ${received} bytes, more than the ${total} sent`));
-      else if (received === total) finish();
-      else fill();
-    };
-    inp.on('data', onData);
-    inp.once('end', () => finish(new Error(`the stream ended after ${received} of ${total} bytes`)));
-    inp.once('error', (err) => finish(err));
-    out.once('error', (err) => finish(err));
-    fill();
-  });
 }
 
 function exitOf(child: ChildProcess): Promise<Exit> {
@@ -189,7 +113,7 @@ t.test('iproxy LOCAL:7 carries 64 MiB through the echo service intact', { skip: 
   const window = 1 * MiB;
   let r: EchoResult | undefined;
   try {
-    r = await echoThrough(socket, socket, total, window, 128 * 1024, 120_000);
+    r = await echoWindowed(socket, socket, total, window, 128 * 1024, 120_000);
   } catch (err) {
     t.fail(`64 MiB through iproxy: ${(err as Error).message}`);
   }
@@ -239,7 +163,7 @@ t.test('inetcat 7 carries a few MiB through stdin/stdout intact', { skip: requir
   let r: EchoResult | undefined;
   try {
     r = await Promise.race([
-      echoThrough(child.stdin!, child.stdout!, total, window, 16 * 1024, 30_000),
+      echoWindowed(child.stdin!, child.stdout!, total, window, 16 * 1024, 30_000),
       exited.then((e) => {
         throw new Error(`inetcat exited (${e.code ?? e.signal}) early: ${stderr}`);
       }),
