@@ -119,24 +119,12 @@ idle() {
   emit "{\"kind\":\"idle\",\"round\":$ROUND,\"path\":\"$1\"$REC_TAG,\"seconds\":$secs,\"daemonCpuSec\":$(cpu_delta "$d0" "$d1"),\"simCpuSec\":$(cpu_delta "$s0" "$s1")}"
 }
 
-# settle PATH: before the figures, waits (at most 30 s) until the daemon
-# spends under 5 % of a second of CPU in one, and records how long that took.
-# What a daemon does once after its start (tsmuxd under TCG: loading the usb
-# package for hotplug, a major GC of V8 collecting the start's garbage,
-# together seconds of CPU) is then not charged to the first case. usbmuxd is
-# quiet at once.
+# settle PATH: before the figures, waits until the daemon is quiet
+# (quiet_after, lib.sh) and records how long that took (null: never).
 settle() {
-  local i before after
-  for i in $(seq 30); do
-    before=$(cpu_of "$DAEMON_PID")
-    sleep 1
-    after=$(cpu_of "$DAEMON_PID")
-    if [ "$before" = null ] || awk -v a="$before" -v b="$after" 'BEGIN { exit !(b - a < 0.05) }'; then
-      emit "{\"kind\":\"settled\",\"round\":$ROUND,\"path\":\"$1\"$REC_TAG,\"seconds\":$i}"
-      return 0
-    fi
-  done
-  emit "{\"kind\":\"settled\",\"round\":$ROUND,\"path\":\"$1\"$REC_TAG,\"seconds\":null}"
+  local secs
+  secs=$(quiet_after "$DAEMON_PID") || secs=null
+  emit "{\"kind\":\"settled\",\"round\":$ROUND,\"path\":\"$1\"$REC_TAG,\"seconds\":$secs}"
 }
 
 # listed_record PATH SECONDS PAIRED_BEFORE PAIRED_AFTER: seconds from the

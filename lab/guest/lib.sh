@@ -53,3 +53,24 @@ wait_until() {
     sleep 0.2
   done
 }
+
+# quiet_after PID: waits (at most 30 s) until PID spends under 5 % of a
+# second of CPU in one; prints the seconds that took (at once if PID is
+# gone), or nothing, failing, if it never did. The benchmarks wait for this
+# before their figures, so that what a daemon does once after its start
+# (tsmuxd under TCG: loading the usb package for hotplug, a major V8 GC of
+# the start's garbage) is not charged to the first case.
+quiet_after() {
+  local i before after ticks
+  ticks=$(getconf CLK_TCK 2>/dev/null || echo 100)
+  for i in $(seq 30); do
+    before=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $12 + $13 }')
+    sleep 1
+    after=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $12 + $13 }')
+    if [ -z "$before" ] || [ -z "$after" ] || [ $((after - before)) -lt $((ticks / 20 + 1)) ]; then
+      echo "$i"
+      return 0
+    fi
+  done
+  return 1
+}

@@ -81,19 +81,12 @@ daemon_stop() {
   rm -f "$SOCKET"
 }
 listed() { idevice_id -l 2>/dev/null | grep -qx "$UDID"; }
-# daemon_settle: waits (at most 30 s) until the daemon spends under 5 % of a second
-# of CPU in one, so that what it does once after the listing (loading the
-# usb package for hotplug, 1-2 s of CPU under TCG) is not charged to the
-# first case, nor sampled by perf as if it were the data path.
+# daemon_settle: waits until the daemon is quiet (quiet_after, lib.sh),
+# so that its one-off work after the listing is neither charged to the first
+# case nor sampled by perf as if it were the data path.
 daemon_settle() {
-  local i before after
-  for i in $(seq 30); do
-    before=$(times_of "$DAEMON_PID" | awk '{ print $1 + $2 }')
-    sleep 1
-    after=$(times_of "$DAEMON_PID" | awk '{ print $1 + $2 }')
-    [ $((after - before)) -lt $((TICKS / 20 + 1)) ] && { note "daemon settled after ${i} s"; return 0; }
-  done
-  note "daemon still busy after 30 s"
+  local secs
+  if secs=$(quiet_after "$DAEMON_PID"); then note "daemon settled after $secs s"; else note "daemon still busy after 30 s"; fi
 }
 
 # timed RUN STAGE CASE: one bench client for CASE, its lines recorded with
