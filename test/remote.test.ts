@@ -314,8 +314,10 @@ t.test('remote usbmux: two hosts merged into a third, over mutual TLS', { skip }
   });
 
   await t.test('a hostile remote host is bounded: 256 phones at most, an oversized message ends its link', async (t) => {
-    // A fake remote over plain TCP: answers Listen, then lists 300 phones; on the
-    // keepalive's first ReadBUID it sends a header claiming 256 MiB.
+    // A fake remote over plain TCP: answers Listen, then lists 300 phones; once
+    // breakOnPing is set, it answers the keepalive's ReadBUID with a header
+    // claiming 256 MiB.
+    let breakOnPing = false;
     const fake = net.createServer((sock) => {
       let got = Buffer.alloc(0);
       sock.on('error', () => undefined);
@@ -330,6 +332,8 @@ t.test('remote usbmux: two hosts merged into a third, over mutual TLS', { skip }
             for (let id = 1; id <= 300; id++) {
               sock.write(plistMessage(0, { MessageType: 'Attached', DeviceID: id, Properties: { ConnectionType: 'USB', SerialNumber: `hostile-${id}`, Junk: 'x'.repeat(4000) } }));
             }
+          } else if (request.MessageType === 'ReadBUID' && !breakOnPing) {
+            sock.write(plistMessage(tag, { BUID: 'FAKE-BUID' }));
           } else if (request.MessageType === 'ReadBUID') {
             const huge = Buffer.alloc(16);
             huge.writeUInt32LE(256 * MiB, 0);
@@ -346,10 +350,13 @@ t.test('remote usbmux: two hosts merged into a third, over mutual TLS', { skip }
     const before = (await cClient.listDevices()).length;
     t.equal((await runCli(['remote', 'add', `127.0.0.7:${fakePort}`, '--insecure', '-S', cSocket])).code, 0, 'added');
     await c.stderr.waitFor(/remote \d+ \(127\.0\.0\.7:\d+\): more than 256 phones; hostile-257 is not listed/, 5_000);
-    // Not ListDevices: 256 more entries make a reply larger than the 64 KiB our client reads.
     const ls = await runCli(['remote', 'ls', '--json', '-S', cSocket]);
     const row = ls.stdout.trim().split('\n').map((l) => JSON.parse(l) as { host: string; devices: string[] }).find((r) => r.host === '127.0.0.7');
     t.ok(row && row.devices.length <= 256, `at most 256 of its phones listed (${row?.devices.length} now)`);
+    // 256 phones make a ListDevices reply larger than the 64 KiB a request may be; the client reads it whole.
+    await waitUntil(async () => (await cClient.listDevices()).length === before + 256, 5_000, 'all 256 of its phones in ListDevices');
+    t.pass('ListDevices lists all 256 (a reply past 64 KiB)');
+    breakOnPing = true;
     const one = await usbfluxctlQuery(cSocket, '<plist version="1.0"><dict><key>MessageType</key><string>ListListeners</string></dict></plist>');
     t.equal(one.version, 1, 'the daemon still answers');
     await c.stderr.waitFor(/remote \d+ \(127\.0\.0\.7:\d+\): its keepalive broke: message length 268435456 is outside 16\.\.65536/, 5_000);

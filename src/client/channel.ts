@@ -9,6 +9,7 @@ import { clientSocketAddress, formatSocketAddress, parseSocketAddress, type Sock
 import {
   decodeDeviceAdd,
   encodeMessage,
+  MAX_REPLY_LENGTH,
   MessageFramer,
   MessageType,
   ProtocolVersion,
@@ -82,7 +83,7 @@ export interface ChannelOptions {
 export class Channel {
   readonly socket: net.Socket;
   readonly version: 0 | 1;
-  private readonly framer = new MessageFramer();
+  private readonly framer = new MessageFramer(MAX_REPLY_LENGTH);
   private readonly queue: Reply[] = [];
   private waiter: (() => void) | null = null;
   private failure: Error | null = null;

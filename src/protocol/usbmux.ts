@@ -3,8 +3,16 @@
 // and the client library, so both ends agree byte for byte.
 
 export const HEADER_SIZE = 16;
-/** Largest message either end accepts (usbmuxd's CMD_BUF_SIZE). */
+/** Largest request the daemon accepts from a client (usbmuxd's CMD_BUF_SIZE). */
 export const MAX_MESSAGE_LENGTH = 0x10000;
+/**
+ * Largest reply a client accepts from its daemon. Requests are small, but a
+ * ListDevices reply grows with the phones listed: about 400 bytes each, so
+ * 256 remote phones already pass 64 KiB. libusbmuxd reads replies of any
+ * length; 16 MiB is some 40,000 phones and still bounds what a daemon that
+ * lost its framing can make us hold.
+ */
+export const MAX_REPLY_LENGTH = 16 * 0x100000;
 
 export const ProtocolVersion = { Binary: 0, Plist: 1 } as const;
 
@@ -75,7 +83,7 @@ export function encodeMessage(version: number, message: number, tag: number, bod
 /**
  * Cuts a byte stream into messages, one at a time, so that a caller can stop
  * after a Connect and take the bytes behind it raw. A length outside
- * 16..64 KiB is not recoverable (the stream has lost its framing).
+ * 16..maxLength is not recoverable (the stream has lost its framing).
  *
  * Chunks are kept as a list and only the bytes of one message are ever
  * copied (when it straddles chunks), so the cost is linear in the bytes
@@ -83,6 +91,9 @@ export function encodeMessage(version: number, message: number, tag: number, bod
  * buffer on every chunk was quadratic.
  */
 export class MessageFramer {
+  /** @param maxLength the largest message this end accepts, header included. */
+  constructor(private readonly maxLength = MAX_MESSAGE_LENGTH) {}
+
   private chunks: Buffer[] = [];
   /** Offset of the first unread byte in chunks[0]. */
   private offset = 0;
@@ -103,9 +114,9 @@ export class MessageFramer {
   next(): Message | null {
     if (this.total < HEADER_SIZE) return null;
     const header = decodeHeader(this.peek(HEADER_SIZE));
-    if (header.length < HEADER_SIZE || header.length > MAX_MESSAGE_LENGTH) {
+    if (header.length < HEADER_SIZE || header.length > this.maxLength) {
       throw new ProtocolError(
-        `message length ${header.length} is outside ${HEADER_SIZE}..${MAX_MESSAGE_LENGTH}`,
+        `message length ${header.length} is outside ${HEADER_SIZE}..${this.maxLength}`,
         'ERR_USBMUX_BAD_LENGTH',
       );
     }

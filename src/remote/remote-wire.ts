@@ -58,7 +58,8 @@ export type RemoteMessage = { kind: 'result'; tag: number; result: number } | { 
 
 /**
  * Decodes one message from a remote. Framing caps the length (64 KiB,
- * MessageFramer); a plist that is not a dictionary, or a message type a
+ * MessageFramer): a remote only sends us Results, one phone's Attached and
+ * pair records, never a ListDevices; a plist that is not a dictionary, or a message type a
  * usbmuxd does not send, is the remote's fault and ends its connection.
  */
 export function decodeRemoteMessage({ header, body }: Message): RemoteMessage {
