@@ -18,10 +18,12 @@ t.test('a request framer takes 64 KiB and refuses one byte more', async (t) => {
 t.test('a reply framer takes a 1 MiB reply in pieces, and refuses past its cap', async (t) => {
   const framer = new MessageFramer(MAX_REPLY_LENGTH);
   const big = sized(1 << 20);
+  let early = 0;
   for (let at = 0; at < big.length; at += 4096) {
-    t.equal(framer.next(), null, at ? undefined : 'nothing before the whole message');
+    if (framer.next() !== null) early++;
     framer.push(big.subarray(at, at + 4096));
   }
+  t.equal(early, 0, 'nothing before the whole message');
   const m = framer.next();
   t.equal(m?.header.tag, 7);
   t.equal(m?.body.length, (1 << 20) - HEADER_SIZE);

@@ -26,13 +26,8 @@ import type { UsbDiscovery } from '../usb/discovery.js';
 import type { TunnelApiAddresses, TunnelApis } from '../tunnel-api/tunnel-apis.js';
 import type { WifiDevices, WifiSetting } from '../wifi/wifi-devices.js';
 import type { SocketAddress } from '../protocol/address.js';
-import type { RemoteTlsPem } from '../native/addon.js';
-import type { RemoteInstances } from '../remote/remote-instances.js';
-import type { RemoteListener } from '../remote/remote-listener.js';
-import type { RemoteDiscovery } from '../remote/dns-sd.js';
-import type { PairRecordPolicy } from '../server/access.js';
-import type { RemoteHooks } from '../server/remote-commands.js';
 import { UsbmuxServer } from '../server/server.js';
+import { DaemonRemote, type RemoteSettings } from './daemon-remote.js';
 import { TunnelManager } from '../tunnel/tunnel-manager.js';
 import { AutoTunnels, type TunnelsSetting } from '../tunnel/auto-tunnels.js';
 import { KernelInterfaces, type TunSetting } from '../tunnel/kernel-interface.js';
@@ -104,23 +99,6 @@ export interface DaemonOptions {
   remote?: RemoteSettings;
 }
 
-export interface RemoteSettings {
-  /** --remote-listen: serve the usbmuxd protocol to other hosts here (port 0: any). */
-  listen?: { host: string; port: number };
-  /** This daemon's identity: the listener's, and an AddInstance's that names none. */
-  tls?: RemoteTlsPem;
-  /** The listener is plain TCP (--remote-insecure); never without asking. */
-  insecure?: boolean;
-  /** What remote clients may do with pair records (read-only when omitted). */
-  pairRecords?: PairRecordPolicy;
-  /** Announce the listener over DNS-SD (default true). */
-  advertise?: boolean;
-  /** Add instances found over DNS-SD: ours (TLS), or usbfluxd's plain ones too. */
-  discover?: 'off' | 'tls' | 'all';
-  /** How often a remote's link is pinged; a ping unanswered by the next one ends it (5 s). */
-  keepaliveMs?: number;
-}
-
 /** How long a stopping daemon gives its captures to write their statistics. */
 const CAPTURE_STOP_TIMEOUT_MS = 3000;
 
@@ -135,10 +113,7 @@ export class Daemon {
   private usb?: UsbDiscovery;
   private apis?: TunnelApis;
   private wifi?: WifiDevices;
-  private remoteListener?: RemoteListener;
-  private remoteDiscovery?: RemoteDiscovery;
-  private remoteInstances?: Promise<RemoteInstances>;
-  private remoteLoaded?: RemoteInstances;
+  private remote!: DaemonRemote;
   private simDir?: string;
   private stopped = false;
   private removeKeylogSink?: () => void;
@@ -187,13 +162,9 @@ export class Daemon {
       defaultSendMss: options.tunnelSendMss,
       interfaces,
     });
-    const remotes: RemoteHooks = {
-      identity: options.remote?.tls,
-      loaded: () => daemon.remoteLoaded,
-      instances: () => daemon.loadRemotes(),
-    };
-    const server = new UsbmuxServer({
-      remotes,
+    const remote: DaemonRemote = new DaemonRemote({ engine, devices, log, settings: options.remote, server: () => server });
+    const server: UsbmuxServer = new UsbmuxServer({
+      remotes: remote.hooks,
       address: options.address,
       engine,
       devices,
@@ -203,6 +174,7 @@ export class Daemon {
       maxUnreadNotificationBytes: options.maxUnreadNotificationBytes,
     });
     const daemon = new Daemon(options, store, server, engine, devices, tunnels, log, runDir);
+    daemon.remote = remote;
     // The TLS sessions the daemon runs (preflight, tunnel starts) decrypt in its captures.
     daemon.removeKeylogSink = addTlsKeylogSink((line) => engine.captures.secret(line));
     if (options.capture) daemon.captureFromStart(options.capture);
@@ -229,7 +201,7 @@ export class Daemon {
       if (options.usb && options.usb !== 'off') await daemon.startUsb(options.usb);
       if (options.tunneldApi || options.goIosApi) await daemon.startTunnelApis();
       if (options.wifi === 'auto') await daemon.startWifi();
-      if (options.remote && (options.remote.listen || (options.remote.discover ?? 'off') !== 'off')) await daemon.startRemote(options.remote);
+      if (remote.wanted) await remote.start();
     } catch (err) {
       await daemon.stop();
       throw err;
@@ -273,58 +245,9 @@ export class Daemon {
     this.wifi.start();
   }
 
-  /** src/remote, loaded at its first use (an AddInstance, a flag). */
-  private loadRemotes(): Promise<RemoteInstances> {
-    this.remoteInstances ??= import('../remote/remote-instances.js').then(({ RemoteInstances }) => {
-      this.remoteLoaded = new RemoteInstances({
-        engine: this.engine,
-        devices: this.devices,
-        log: this.log,
-        keepaliveMs: this.options.remote?.keepaliveMs,
-        connectTimeoutMs: this.engine.connectTimeoutMs,
-      });
-      return this.remoteLoaded;
-    });
-    return this.remoteInstances;
-  }
-
-  /** After the socket: the remote listener and DNS-SD, each only when asked for. */
-  private async startRemote(settings: RemoteSettings): Promise<void> {
-    if (settings.listen) {
-      if (!settings.tls && !settings.insecure) throw new Error('--remote-listen needs --remote-cert, --remote-key and --remote-ca, or --remote-insecure');
-      const { RemoteListener } = await import('../remote/remote-listener.js');
-      const pairRecords = settings.pairRecords ?? 'read-only';
-      this.remoteListener = new RemoteListener({
-        engine: this.engine,
-        log: this.log,
-        host: settings.listen.host,
-        port: settings.listen.port,
-        tls: settings.insecure ? null : settings.tls!,
-        serve: (socket, label) => this.server.serveRemote(socket, { label, pairRecords }),
-      });
-      await this.remoteListener.listen();
-    }
-    const advertise = settings.listen && settings.advertise !== false;
-    const discover = settings.discover ?? 'off';
-    if (!advertise && discover === 'off') return;
-    const { RemoteDiscovery } = await import('../remote/dns-sd.js');
-    this.remoteDiscovery = new RemoteDiscovery({
-      log: this.log,
-      advertise: advertise ? { port: this.remoteListener!.boundPort, tls: !settings.insecure, host: settings.listen!.host } : undefined,
-      discover,
-      found: async (host, port, tls) => {
-        const instances = await this.loadRemotes();
-        // Ours need this daemon's identity; usbfluxd's are plain.
-        if (tls && !settings.tls) return;
-        instances.add(host, port, tls ? settings.tls! : null, 'dns-sd');
-      },
-    });
-    this.remoteDiscovery.start();
-  }
-
   /** Where --remote-listen listens (port 0 picks one). */
   remoteListenPort(): number | undefined {
-    return this.remoteListener?.boundPort;
+    return this.remote.listenPort();
   }
 
   /** Where the tunneld and go-ios APIs listen (absent: off, or their port was taken). */
@@ -396,9 +319,7 @@ export class Daemon {
     await this.server.close();
     await this.apis?.close();
     this.wifi?.close();
-    this.remoteDiscovery?.close();
-    await this.remoteListener?.close();
-    this.remoteLoaded?.close();
+    await this.remote.close();
     this.usb?.close();
     this.autoTunnels?.close();
     this.tunnels.close();
