@@ -10,6 +10,9 @@
 #   PROF_BYTES    bytes per case (64M), PROF_CASES (up,down; also connect
 #                 and rtt: PROF_CONNECTS Connect cycles with a 1-byte echo,
 #                 one at a time (300), PROF_RTT_COUNT 64-byte round trips (1000))
+#   PROF_STARTS   timed starts per run before its cases (0): seconds from
+#                 the daemon's start to its socket and to the phone Attached
+#                 (start-probe.mjs); a stage "usbmuxd" is Debian's usbmuxd
 #   PROF_WINDOW   the sim's receive window (524288, as issue 20 measured)
 #   PROF_CASE_SECONDS  a case's deadline (600); a case that misses it leaves
 #                 run*.stall (the daemon's kernel stacks, the sim's counters,
@@ -69,9 +72,19 @@ thread_split() {
     END { printf "{"; sep = ""; for (n in du) if (du[n] + ds[n] > 0) { printf "%s\"%s\":[%.2f,%.2f]", sep, n, du[n] / t, ds[n] / t; sep = "," }; printf "}" }' "$1" "$2"
 }
 
-daemon_start() {  # daemon_start STAGE_DIR
-  TSMUXD_NATIVE_DIR=$1 node "$APP/dist/src/cli/main.js" -f -v -S "$SOCKET" -P NONE -C /var/lib/tsmuxd-lockdown \
-    --tunnels off --wifi off >> "$OUT/tsmuxd.log" 2>&1 &
+# daemon_start STAGE_DIR: the stage's daemon: Debian's usbmuxd for the
+# stage directory "usbmuxd"; tsmuxd with the stage's native addon, and with
+# the stage's own JavaScript when it has a dist/ (a TypeScript change
+# measured against another), else PROF_APP's.
+daemon_start() {
+  if [ "$1" = usbmuxd ]; then
+    usbmuxd -f -v >> "$OUT/usbmuxd.log" 2>&1 &
+  else
+    local app=$APP
+    [ -f "$1/dist/src/cli/main.js" ] && app=$1
+    TSMUXD_NATIVE_DIR=$1 node "$app/dist/src/cli/main.js" -f -v -S "$SOCKET" -P NONE -C /var/lib/tsmuxd-lockdown \
+      --tunnels off --wifi off >> "$OUT/tsmuxd.log" 2>&1 &
+  fi
   DAEMON_PID=$!
 }
 daemon_stop() {
@@ -81,6 +94,25 @@ daemon_stop() {
   rm -f "$SOCKET"
 }
 listed() { idevice_id -l 2>/dev/null | grep -qx "$UDID"; }
+
+# timed_start RUN STAGE DIR: starts the stage's daemon with start-probe.mjs
+# polling its socket from before the start, and records seconds from the
+# start to the socket and to the phone Attached on a Listen connection
+# (kind "start"; pairedBefore: the daemon had the phone's pair record).
+timed_start() {
+  local run=$1 stage=$2 dir=$3 lockdown=/var/lib/tsmuxd-lockdown paired=false probe_out=$OUT/start-probe.out line
+  [ "$dir" = usbmuxd ] && lockdown=/var/lib/lockdown
+  [ -f "$lockdown/$UDID.plist" ] && paired=true
+  : > "$probe_out"
+  node "$G/start-probe.mjs" "$SOCKET" "$OUT/start-t0" > "$probe_out" 2>&1 &
+  local probe=$!
+  wait_until 60 grep -q '^ready' "$probe_out"
+  date +%s%3N > "$OUT/start-t0"
+  daemon_start "$dir"
+  wait "$probe"
+  line=$(grep '^{' "$probe_out" | tail -1)
+  emit "{\"run\":\"$run\",\"stage\":\"$stage\",\"case\":\"start\",\"pairedBefore\":$paired,\"result\":{\"kind\":\"start\",${line#\{}}"
+}
 # daemon_settle: waits until the daemon is quiet (quiet_after, lib.sh),
 # so that its one-off work after the listing is neither charged to the first
 # case nor sampled by perf as if it were the data path.
@@ -170,6 +202,16 @@ gadget_bind
 wait_until 30 gadget_usbfs_ready "$SERIAL" || { note "05ac:12a8 never enumerated"; exit 1; }
 "$P/lab/.cache/udev/bin/udevadm" settle -t 10
 
+# With timed starts: what node alone costs here, and node loading the
+# daemon command's modules (its addon included) without running it.
+if [ "${PROF_STARTS:-0}" -gt 0 ]; then
+  for i in 1 2 3; do
+    t=$(uptime_s); node -e 0; n=$(elapsed "$t")
+    t=$(uptime_s); node --input-type=module -e "await import('$APP/dist/src/cli/daemon-command.js')"; m=$(elapsed "$t")
+    emit "{\"run\":\"$i\",\"stage\":\"node\",\"case\":\"start\",\"result\":{\"kind\":\"node-start\",\"nodeSec\":$n,\"importSec\":$m}}"
+  done
+fi
+
 order=${PROF_ORDER:-$(n=$(stage_names | tr '\n' ,); echo "$n$n" | sed 's/,$//')}
 run=0
 [ "$order" = none ] && order=
@@ -177,7 +219,9 @@ for stage in $(echo "$order" | tr , ' '); do
   run=$((run + 1))
   dir=$(stage_dir "$stage")
   [ -f "$dir/build/Release/tsmuxd.node" ] || { note "stage $stage: no $dir/build/Release/tsmuxd.node"; continue; }
-  daemon_start "$dir"
+  # PROF_STARTS (0): timed starts before the cases, the last one's daemon serving them
+  for i in $(seq 2 "${PROF_STARTS:-0}"); do timed_start "$run" "$stage" "$dir"; daemon_stop; done
+  if [ "${PROF_STARTS:-0}" -gt 0 ]; then timed_start "$run" "$stage" "$dir"; else daemon_start "$dir"; fi
   if wait_until 120 test -S "$SOCKET" && wait_until 300 listed; then
     daemon_settle
     note "run $run: $stage ($dir)"
