@@ -7,7 +7,7 @@
 # sim keeps the project's own addon throughout.
 #   PROF_ORDER    stages in run order (default: a,b,a,b over PROF_STAGES' names;
 #                 none: only the tool runs)
-#   PROF_BYTES    bytes per case (64M), PROF_CASES (up,down; also connect
+#   PROF_BYTES    bytes per case (64M), PROF_CASES (up,down; none; also connect
 #                 and rtt: PROF_CONNECTS Connect cycles with a 1-byte echo,
 #                 one at a time (300), PROF_RTT_COUNT 64-byte round trips (1000))
 #   PROF_STARTS   timed starts per run before its cases (0): seconds from
@@ -43,6 +43,7 @@ UDID=00008110-001C2D3E4F5A6B7C
 SOCKET=/var/run/usbmuxd
 BYTES=${PROF_BYTES:-64M}
 CASES=${PROF_CASES:-up,down}
+[ "$CASES" = none ] && CASES=  # timed starts only (PROF_STARTS)
 TOOL=${PROF_TOOL:-none}
 PERF=$P/lab/.cache/perf/usr/bin/perf
 TICKS=$(getconf CLK_TCK 2>/dev/null || echo 100)
@@ -218,11 +219,13 @@ run=0
 for stage in $(echo "$order" | tr , ' '); do
   run=$((run + 1))
   dir=$(stage_dir "$stage")
-  [ -f "$dir/build/Release/tsmuxd.node" ] || { note "stage $stage: no $dir/build/Release/tsmuxd.node"; continue; }
+  [ "$dir" = usbmuxd ] || [ -f "$dir/build/Release/tsmuxd.node" ] || { note "stage $stage: no $dir/build/Release/tsmuxd.node"; continue; }
   # PROF_STARTS (0): timed starts before the cases, the last one's daemon serving them
   for i in $(seq 2 "${PROF_STARTS:-0}"); do timed_start "$run" "$stage" "$dir"; daemon_stop; done
   if [ "${PROF_STARTS:-0}" -gt 0 ]; then timed_start "$run" "$stage" "$dir"; else daemon_start "$dir"; fi
-  if wait_until 120 test -S "$SOCKET" && wait_until 300 listed; then
+  if [ -z "$CASES" ]; then
+    note "run $run: $stage ($dir): starts timed"
+  elif wait_until 120 test -S "$SOCKET" && wait_until 300 listed; then
     daemon_settle
     note "run $run: $stage ($dir)"
     for c in $(echo "$CASES" | tr , ' '); do timed "$run" "$stage" "$c"; done
