@@ -46,6 +46,7 @@ daemon_tsmuxd_start() {
 daemon_tsmuxd_stop() { kill "$DAEMON_PID" 2>/dev/null; wait "$DAEMON_PID" 2>/dev/null; DAEMON_PID=; }
 # After the common checks: unplug under load, DeviceIDs, fds, a stranger.
 daemon_tsmuxd_extra() {
+  check "$PHASE" apis-after-listing c_apis_after_listing
   [ "$INTEGRITY_MIB" -gt 0 ] && check "$PHASE" "integrity-${INTEGRITY_MIB}MiB" c_integrity
   check "$PHASE" "tunnel-${TUNNEL_MIB}MiB" c_tunnel
   if ! check "$PHASE" unplug-busy c_unplug_busy; then
@@ -116,6 +117,17 @@ c_listed() {
   t=$(uptime_s)
   wait_until "${1:-60}" listed || { echo "idevice_id -l: '$(idevice_id -l 2>&1 | tr '\n' ' ')', no $UDID"; return 1; }
   echo "idevice_id -l lists $UDID after $(elapsed "$t") s, $(elapsed "$DAEMON_T0") s after the daemon started"
+}
+
+# The tunnel APIs (on by default) wait until the phones plugged in at start
+# are listed, so that their modules do not load during the first preflight:
+# in the first start's log the phone's "attached" comes before the API line.
+c_apis_after_listing() {
+  attached=$(grep -n 'device 1 attached' "$OUT/tsmuxd.log" | head -1 | cut -d: -f1)
+  api=$(grep -n "tunneld API on" "$OUT/tsmuxd.log" | head -1 | cut -d: -f1)
+  [ -n "$attached" ] && [ -n "$api" ] || { echo "no 'device 1 attached' ($attached) or tunneld API line ($api) in tsmuxd.log"; return 1; }
+  [ "$attached" -lt "$api" ] || { echo "the tunneld API started (log line $api) before the phone was listed (line $attached)"; return 1; }
+  echo "the tunneld API started after the listing (log lines $attached, $api)"
 }
 
 c_info_simple() {

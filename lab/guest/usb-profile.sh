@@ -13,6 +13,7 @@
 #   PROF_STARTS   timed starts per run before its cases (0): seconds from
 #                 the daemon's start to its socket and to the phone Attached
 #                 (start-probe.mjs); a stage "usbmuxd" is Debian's usbmuxd
+#   PROF_CPU_PROF 1: each tsmuxd run under node --cpu-prof ($LAB_OUT/cpuprof/)
 #   PROF_WINDOW   the sim's receive window (524288, as issue 20 measured)
 #   PROF_CASE_SECONDS  a case's deadline (600); a case that misses it leaves
 #                 run*.stall (the daemon's kernel stacks, the sim's counters,
@@ -83,7 +84,10 @@ daemon_start() {
   else
     local app=$APP
     [ -f "$1/dist/src/cli/main.js" ] && app=$1
-    TSMUXD_NATIVE_DIR=$1 node "$app/dist/src/cli/main.js" -f -v -S "$SOCKET" -P NONE -C /var/lib/tsmuxd-lockdown \
+    # PROF_CPU_PROF=1: V8's CPU profile of each tsmuxd run, written at its exit
+    local prof=
+    [ "${PROF_CPU_PROF:-0}" = 1 ] && prof="--cpu-prof --cpu-prof-dir=$OUT/cpuprof"
+    TSMUXD_NATIVE_DIR=$1 node $prof "$app/dist/src/cli/main.js" -f -v -S "$SOCKET" -P NONE -C /var/lib/tsmuxd-lockdown \
       --tunnels off --wifi off >> "$OUT/tsmuxd.log" 2>&1 &
   fi
   DAEMON_PID=$!
@@ -95,6 +99,22 @@ daemon_stop() {
   rm -f "$SOCKET"
 }
 listed() { idevice_id -l 2>/dev/null | grep -qx "$UDID"; }
+
+# tmpfs_copy NAME DIR: the stage as a package in the guest's tmpfs (its
+# JavaScript or PROF_APP's, package.json, the production packages and the
+# stage's addon); prints the copy's directory. Stages named *-tmpfs run from
+# it, so their start reads no file over virtio-9p.
+tmpfs_copy() {
+  local to=/tmp/stage-$1 app=$APP m
+  [ -f "$2/dist/src/cli/main.js" ] && app=$2
+  if [ ! -d "$to" ]; then
+    mkdir -p "$to/build/Release" "$to/node_modules"
+    cp -a "$app/dist" "$app/package.json" "$to/"
+    cp "$2/build/Release/tsmuxd.node" "$to/build/Release/"
+    while read -r m; do [ -e "$to/$m" ] || { mkdir -p "$to/$(dirname "$m")"; cp -a "$P/$m" "$to/$m"; }; done < "$APP/prod-modules.txt"
+  fi
+  echo "$to"
+}
 
 # timed_start RUN STAGE DIR: starts the stage's daemon with start-probe.mjs
 # polling its socket from before the start, and records seconds from the
@@ -108,7 +128,7 @@ timed_start() {
   node "$G/start-probe.mjs" "$SOCKET" "$OUT/start-t0" > "$probe_out" 2>&1 &
   local probe=$!
   wait_until 60 grep -q '^ready' "$probe_out"
-  date +%s%3N > "$OUT/start-t0"
+  /usr/bin/date +%s%3N > "$OUT/start-t0"  # coreutils: busybox date has no %N
   daemon_start "$dir"
   wait "$probe"
   line=$(grep '^{' "$probe_out" | tail -1)
@@ -220,6 +240,7 @@ for stage in $(echo "$order" | tr , ' '); do
   run=$((run + 1))
   dir=$(stage_dir "$stage")
   [ "$dir" = usbmuxd ] || [ -f "$dir/build/Release/tsmuxd.node" ] || { note "stage $stage: no $dir/build/Release/tsmuxd.node"; continue; }
+  case $stage in *-tmpfs) dir=$(tmpfs_copy "$stage" "$dir") ;; esac
   # PROF_STARTS (0): timed starts before the cases, the last one's daemon serving them
   for i in $(seq 2 "${PROF_STARTS:-0}"); do timed_start "$run" "$stage" "$dir"; daemon_stop; done
   if [ "${PROF_STARTS:-0}" -gt 0 ]; then timed_start "$run" "$stage" "$dir"; else daemon_start "$dir"; fi

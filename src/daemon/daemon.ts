@@ -198,9 +198,17 @@ export class Daemon {
         log.notice(`accepting virtual-cable devices on ${path}`);
       }
       if (options.sims) await daemon.startSims(options.sims);
-      if (options.usb && options.usb !== 'off') await daemon.startUsb(options.usb);
-      if (options.tunneldApi || options.goIosApi) await daemon.startTunnelApis();
-      if (options.wifi === 'auto') await daemon.startWifi();
+      if (options.usb && options.usb !== 'off') {
+        const { listed } = await daemon.startUsb(options.usb);
+        // The tunnel APIs and Wi-Fi once the phones plugged in at start are
+        // listed: their preflights have the JS thread to themselves meanwhile
+        // (usb-start.ts). startOptional() checks `stopped` after each await.
+        void listed.then(() => daemon.startOptional()).catch((err: unknown) => {
+          log.error(`the tunnel APIs or Wi-Fi did not start: ${(err as Error).message}`);
+        });
+      } else {
+        await daemon.startOptional();
+      }
       if (remote.wanted) await remote.start();
     } catch (err) {
       await daemon.stop();
@@ -225,22 +233,39 @@ export class Daemon {
     }
   }
 
-  /** Never throws: no USB is one warning, and the daemon goes on without it. */
-  private async startUsb(mode: 'hotplug' | 'manual'): Promise<void> {
+  /**
+   * Never throws: no USB is one warning, and the daemon goes on without it.
+   * `listed` resolves when the phones plugged in at start are listed.
+   */
+  private async startUsb(mode: 'hotplug' | 'manual'): Promise<{ listed: Promise<void> }> {
     const { startUsbDiscovery } = await import('./usb-start.js');
-    this.usb = await startUsbDiscovery({ engine: this.engine, devices: this.devices, log: this.log, mode, stopped: () => this.stopped });
+    const started = await startUsbDiscovery({ engine: this.engine, devices: this.devices, log: this.log, mode, stopped: () => this.stopped });
+    this.usb = started.discovery;
+    return { listed: started.listed };  // in an object: an awaited promise would be waited for
+  }
+
+  /** The tunnel APIs and Wi-Fi, as the options have them; nothing once the daemon is stopping. */
+  private async startOptional(): Promise<void> {
+    if (this.stopped) return;
+    if (this.options.tunneldApi || this.options.goIosApi) await this.startTunnelApis();
+    if (this.stopped) return;
+    if (this.options.wifi === 'auto') await this.startWifi();
   }
 
   /** After the socket: these APIs load their modules (and ws at the first /connect) only when on. */
   private async startTunnelApis(): Promise<void> {
     const { TunnelApis } = await import('../tunnel-api/tunnel-apis.js');
     const { tunnels, devices, log } = this;
-    this.apis = await TunnelApis.start({ tunnels, devices, log, tunneldApi: this.options.tunneldApi, goIosApi: this.options.goIosApi });
+    const apis = await TunnelApis.start({ tunnels, devices, log, tunneldApi: this.options.tunneldApi, goIosApi: this.options.goIosApi });
+    // A stop() that ran meanwhile has closed what it found, which was not these.
+    if (this.stopped) await apis.close();
+    else this.apis = apis;
   }
 
   /** After the socket: mDNS and the heartbeats load only when on. */
   private async startWifi(): Promise<void> {
     const { WifiDevices } = await import('../wifi/wifi-devices.js');
+    if (this.stopped) return;
     this.wifi = new WifiDevices({ devices: this.devices, store: this.store, log: this.log, graceMs: this.options.wifiGraceMs });
     this.wifi.start();
   }

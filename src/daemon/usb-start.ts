@@ -5,7 +5,10 @@
 // sysfs (what libusb's Linux backend reads too) and opened at once; the
 // package, for hotplug and later scans, is loaded when those phones are
 // listed (or gone, or after LISTED_WAIT_MS), and then scans again: a phone
-// plugged in meanwhile is found by that scan.
+// plugged in meanwhile is found by that scan. The daemon holds back its other
+// optional starts (the tunnel APIs, Wi-Fi) until the same moment: in the lab
+// their modules loaded in the middle of the first preflight (docs/architecture.md,
+// "Start-up").
 import type { DeviceTable } from '../devices/device-table.js';
 import type { MuxEngine } from '../native/mux-engine.js';
 import type { UsbDiscovery } from '../usb/discovery.js';
@@ -16,15 +19,22 @@ export const LISTED_WAIT_MS = 10_000;
 
 const WITHOUT_USB = 'serving virtual-cable and simulated devices only';
 
-/** Undefined (after one warning) where libusb cannot start; never throws. */
+export interface UsbStart {
+  /** Undefined (after one warning) where libusb cannot start. */
+  discovery?: UsbDiscovery;
+  /** Resolves when the phones plugged in at start are listed (or gone, or after LISTED_WAIT_MS); never rejects. */
+  listed: Promise<void>;
+}
+
+/** Never throws. */
 export async function startUsbDiscovery(
   o: { engine: MuxEngine; devices: DeviceTable; log: Logger; mode: 'hotplug' | 'manual'; stopped: () => boolean },
-): Promise<UsbDiscovery | undefined> {
+): Promise<UsbStart> {
   try {
     o.engine.startUsb();
   } catch (err) {
     o.log.warning(`USB is unavailable (${(err as Error).message}); ${WITHOUT_USB}`);
-    return undefined;
+    return { listed: Promise.resolve() };
   }
   const { loadUsbBackend, UsbDiscovery } = await import('../usb/discovery.js');
   const { readSysfsUsbDevices } = await import('../usb/sysfs-devices.js');
@@ -32,7 +42,8 @@ export async function startUsbDiscovery(
   discovery.scan();
   const atStart = [...discovery.handles().values()];
 
-  void whenListed(o.engine, o.devices, atStart, LISTED_WAIT_MS).then(async () => {
+  const listed = whenListed(o.engine, o.devices, atStart, LISTED_WAIT_MS);
+  void listed.then(async () => {
     if (o.stopped()) return;
     const loaded = await loadUsbBackend();
     if (o.stopped()) return;
@@ -44,7 +55,7 @@ export async function startUsbDiscovery(
     discovery.start({ hotplug: o.mode === 'hotplug' });
     o.log.info(o.mode === 'hotplug' ? 'USB discovery: hotplug' : 'USB discovery: at start and on SIGUSR2 (-n)');
   }).catch((err: unknown) => o.log.warning(`USB hotplug did not start: ${(err as Error).message}`));
-  return discovery;
+  return { discovery, listed };
 }
 
 /** Resolves when every handle is listed or gone, or after `ms`. */
