@@ -120,14 +120,19 @@ c_listed() {
 }
 
 # The tunnel APIs (on by default) wait until the phones plugged in at start
-# are listed, so that their modules do not load during the first preflight:
-# in the first start's log the phone's "attached" comes before the API line.
+# are listed (at most LISTED_WAIT_MS, 10 s, which the first start's pairing
+# outlasts), so that their modules do not load during the first preflight: in
+# the log of the last start (the restart check's, a paired phone) the phone's
+# "attached" comes before the API line.
 c_apis_after_listing() {
-  attached=$(grep -n 'device 1 attached' "$OUT/tsmuxd.log" | head -1 | cut -d: -f1)
-  api=$(grep -n "tunneld API on" "$OUT/tsmuxd.log" | head -1 | cut -d: -f1)
-  [ -n "$attached" ] && [ -n "$api" ] || { echo "no 'device 1 attached' ($attached) or tunneld API line ($api) in tsmuxd.log"; return 1; }
-  [ "$attached" -lt "$api" ] || { echo "the tunneld API started (log line $api) before the phone was listed (line $attached)"; return 1; }
-  echo "the tunneld API started after the listing (log lines $attached, $api)"
+  from=$(grep -n 'listening on' "$OUT/tsmuxd.log" | tail -1 | cut -d: -f1)
+  [ -n "$from" ] || { echo "no start in tsmuxd.log"; return 1; }
+  tail -n +"$from" "$OUT/tsmuxd.log" > "$OUT/tsmuxd-last-start.log"
+  attached=$(grep -n 'device [0-9]* attached' "$OUT/tsmuxd-last-start.log" | head -1 | cut -d: -f1)
+  api=$(grep -n "tunneld API on" "$OUT/tsmuxd-last-start.log" | head -1 | cut -d: -f1)
+  [ -n "$attached" ] && [ -n "$api" ] || { echo "no 'attached' ($attached) or tunneld API line ($api) after line $from of tsmuxd.log"; return 1; }
+  [ "$attached" -lt "$api" ] || { echo "the tunneld API started (line $api after the start) before the phone was listed (line $attached)"; return 1; }
+  echo "the last start listed the phone, then started the tunneld API (lines $attached and $api after the start at line $from)"
 }
 
 c_info_simple() {
