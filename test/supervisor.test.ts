@@ -68,9 +68,11 @@ t.test('restart after SIGKILL, nothing left unreaped, ask / wait / kill on stop'
   t.notOk(existsSync(`/proc/${second!.pid}`), 'the stopped child was killed and reaped');
   t.notOk(existsSync(`/proc/${back.pid}`), 'so was the other');
   const steps = lines().map((l) => String(l.msg)).filter((m) => /^sim 1: /.test(m));
+  // The figure is Date.now()'s, the timer libuv's millisecond-truncated
+  // monotonic clock: it can read 1 ms short of the 1500 ms grace (CI saw 1499).
   t.match(steps.slice(-3), [
     'sim 1: asking it to stop (SIGTERM)',
-    /^sim 1: still running 15\d\d ms after SIGTERM; SIGKILL$/,
+    /^sim 1: still running (1499|15\d\d) ms after SIGTERM; SIGKILL$/,
     /^sim 1: stopped \(killed by SIGKILL\) after \d+ ms$/,
   ], 'ask, wait, kill: one line each');
   t.match(lines().map((l) => String(l.msg)).filter((m) => /^sim 0: stopped/.test(m)), [/^sim 0: stopped \(exited with code 0\)/], 'sim 0 quit when asked');
