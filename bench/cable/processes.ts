@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 
-import type { UsbmuxClient, UsbmuxDevice } from '../../src/client/index.js';
+import { UsbmuxClient, type UsbmuxDevice } from '../../src/client/index.js';
 import { packageRoot } from '../../src/native/addon.js';
 
 const CLI = join(packageRoot, 'dist', 'src', 'cli', 'main.js');
@@ -61,6 +61,34 @@ export async function startSim(cable: string, stateDir: string): Promise<Sim> {
   const services: Record<number, number> = {};
   for (const [port, at] of Object.entries(ready.services)) if (typeof at === 'number') services[Number(port)] = at;
   return { child, udid: ready.udid, services };
+}
+
+export interface DaemonWithPhone {
+  daemon: { child: ChildProcess; socket: string; cable: string };
+  sim: Sim;
+  /** A client of the daemon's socket. */
+  client: UsbmuxClient;
+  /** The phone as the daemon lists it. */
+  device: UsbmuxDevice;
+}
+
+/**
+ * A daemon and one simulated phone on its cable, once the daemon lists it:
+ * how most benchmarks begin. Each child joins `children` as it starts, so a
+ * failure part-way still leaves it to the caller's stopAll().
+ */
+export async function startDaemonWithPhone(
+  dir: string,
+  children: ChildProcess[],
+  o: { daemonArgs?: string[]; clientTimeoutMs?: number } = {},
+): Promise<DaemonWithPhone> {
+  const daemon = await startDaemon(dir, o.daemonArgs);
+  children.push(daemon.child);
+  const sim = await startSim(daemon.cable, join(dir, 'sim'));
+  children.push(sim.child);
+  const client = new UsbmuxClient({ address: { kind: 'unix', path: daemon.socket }, timeoutMs: o.clientTimeoutMs });
+  const device = await waitListed(client, sim.udid);
+  return { daemon, sim, client, device };
 }
 
 /**

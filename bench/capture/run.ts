@@ -6,7 +6,7 @@
 // Prints each run's throughput, the daemon's CPU, the capture's size and the
 // records its ring dropped (from the statistics at the end of the file),
 // then the cost: the throughput and CPU per GiB with a capture against without.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,11 +17,10 @@ import { connectRequest, muxConnect } from '../../src/bench/connect-rate.js';
 import { cpuSeconds } from '../../src/bench/proc.js';
 import { SINK_PORT } from '../../src/bench/sim-services.js';
 import { uploadVerified } from '../../src/bench/verified.js';
-import { UsbmuxClient } from '../../src/client/index.js';
 import { packageRoot } from '../../src/native/addon.js';
 import { parseSize } from '../../src/util/size.js';
 import { machineFacts } from '../cable/machine.js';
-import { startDaemon, startSim, stopAll, waitListed } from '../cable/processes.js';
+import { startDaemonWithPhone, stopAll } from '../cable/processes.js';
 
 const { values } = parseArgs({ options: { bytes: { type: 'string' }, rounds: { type: 'string' }, quick: { type: 'boolean' } } });
 const GiB = 2 ** 30;
@@ -40,15 +39,12 @@ interface Run {
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'tsmuxd-bench-capture-'));
-const children = [];
+const children: ChildProcess[] = [];
 const runs: Run[] = [];
 try {
-  const daemon = await startDaemon(dir);
-  children.push(daemon.child);
-  const sim = await startSim(daemon.cable, join(dir, 'sim'));
-  children.push(sim.child);
+  const { daemon, device } = await startDaemonWithPhone(dir, children);
   const address = { kind: 'unix' as const, path: daemon.socket };
-  const { deviceId } = await waitListed(new UsbmuxClient({ address }), sim.udid);
+  const { deviceId } = device;
   const pid = daemon.child.pid!;
 
   const once1 = async (mode: Run['mode']): Promise<Run> => {

@@ -8,6 +8,7 @@
 // the tunnel's long run, kept out of npm test). It prints each connection's
 // digests, the daemon's RSS and fd count
 // over the run, and "0 bytes lost or corrupted" or exits 1.
+import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,11 +18,10 @@ import { connectRequest, muxConnect } from '../../src/bench/connect-rate.js';
 import { rssBytes } from '../../src/bench/proc.js';
 import { SINK_PORT, SOURCE_PORT } from '../../src/bench/sim-services.js';
 import { downloadVerified, uploadVerified, type VerifiedResult } from '../../src/bench/verified.js';
-import { UsbmuxClient } from '../../src/client/index.js';
 import { parseSize } from '../../src/util/size.js';
 import { packageRoot } from '../../src/native/addon.js';
 import { machineFacts } from '../cable/machine.js';
-import { pairPhone, startDaemon, startSim, stopAll, waitListed } from '../cable/processes.js';
+import { pairPhone, startDaemonWithPhone, stopAll } from '../cable/processes.js';
 
 const { values } = parseArgs({
   options: {
@@ -40,16 +40,12 @@ if (each < MiB) throw new Error('--bytes must give every connection at least 1 M
 const log = (line: string) => process.stderr.write(`integrity: ${line}\n`);
 
 const dir = mkdtempSync(join(tmpdir(), 'tsmuxd-integrity-'));
-const children = [];
+const children: ChildProcess[] = [];
 let failed = false;
 try {
-  const daemon = await startDaemon(dir);
-  children.push(daemon.child);
-  const sim = await startSim(daemon.cable, join(dir, 'sim'));
-  children.push(sim.child);
+  const { daemon, sim, client, device } = await startDaemonWithPhone(dir, children);
   const address = { kind: 'unix' as const, path: daemon.socket };
-  const client = new UsbmuxClient({ address });
-  const { deviceId } = await waitListed(client, sim.udid);
+  const { deviceId } = device;
 
   if (values.tunnel) {
     // A tunnel needs the pair record (the daemon runs without preflight).

@@ -8,6 +8,7 @@
 // websocket on /connect, which opens that same listener and moves every
 // byte through the daemon's JS both ways. Every transfer is hashed at both
 // ends. It prints MB/s and the daemon's CPU seconds per GiB for each.
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
@@ -21,12 +22,11 @@ import { cpuSeconds } from '../../src/bench/proc.js';
 import { SINK_PORT, SOURCE_PORT } from '../../src/bench/sim-services.js';
 import { downloadVerified, uploadVerified, type VerifiedResult } from '../../src/bench/verified.js';
 import { wsDownloadVerified, wsUploadVerified } from '../../src/bench/ws-verified.js';
-import { UsbmuxClient } from '../../src/client/index.js';
 import { encodeTunnelPreamble } from '../../src/protocol/tunnel-preamble.js';
 import type { TunnelDescription } from '../../src/protocol/tunnel-messages.js';
 import { parseSize } from '../../src/util/size.js';
 import { machineFacts } from '../cable/machine.js';
-import { pairPhone, startDaemon, startSim, stopAll, waitListed } from '../cable/processes.js';
+import { pairPhone, startDaemonWithPhone, stopAll } from '../cable/processes.js';
 
 const { values } = parseArgs({ options: { bytes: { type: 'string' }, runs: { type: 'string' } } });
 const MiB = 1 << 20;
@@ -68,16 +68,11 @@ async function transfer(path: Path, direction: Direction, t: TunnelDescription, 
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'tsmuxd-tunnel-api-bench-'));
-const children = [];
+const children: ChildProcess[] = [];
 let failed = false;
 try {
   const api = `127.0.0.1:${await freeLoopbackPort()}`;
-  const daemon = await startDaemon(dir, ['--tunneld-api', api]);
-  children.push(daemon.child);
-  const sim = await startSim(daemon.cable, join(dir, 'sim'));
-  children.push(sim.child);
-  const client = new UsbmuxClient({ address: { kind: 'unix', path: daemon.socket }, timeoutMs: 30_000 });
-  await waitListed(client, sim.udid);
+  const { daemon, sim, client } = await startDaemonWithPhone(dir, children, { daemonArgs: ['--tunneld-api', api], clientTimeoutMs: 30_000 });
   // The daemon runs without preflight (-p): a tunnel needs the pair record.
   await pairPhone(daemon.socket, sim.udid);
   const tunnel = await client.startTunnel(sim.udid);

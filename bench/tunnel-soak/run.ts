@@ -9,6 +9,7 @@
 // TunnelConnect and the daemon's own stack. Every minute one line: the
 // bytes moved, the rate, and the daemon's RSS and fd count; at the end
 // whether both stayed flat. Exits 1 on a digest mismatch or growth.
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -18,9 +19,8 @@ import { parseArgs } from 'node:util';
 import { rssBytes } from '../../src/bench/proc.js';
 import { SINK_PORT, SOURCE_PORT } from '../../src/bench/sim-services.js';
 import { downloadVerified, uploadVerified } from '../../src/bench/verified.js';
-import { UsbmuxClient } from '../../src/client/index.js';
 import type { TunnelDescription } from '../../src/protocol/tunnel-messages.js';
-import { pairPhone, startDaemon, startSim, stopAll, waitListed } from '../cable/processes.js';
+import { pairPhone, startDaemonWithPhone, stopAll } from '../cable/processes.js';
 
 const MiB = 1 << 20;
 const TRANSFER = 64 * MiB;
@@ -34,15 +34,10 @@ if (!(minutes >= 1 && minutes <= 24 * 60)) throw new Error('--minutes is 1 to 14
 const log = (line: string) => process.stdout.write(`soak: ${line}\n`);
 
 const dir = mkdtempSync(join(tmpdir(), 'tsmuxd-soak-'));
-const children = [];
+const children: ChildProcess[] = [];
 let failed = false;
 try {
-  const daemon = await startDaemon(dir, ['--tunnels', 'off']);
-  children.push(daemon.child);
-  const sim = await startSim(daemon.cable, join(dir, 'sim'));
-  children.push(sim.child);
-  const client = new UsbmuxClient({ address: { kind: 'unix', path: daemon.socket }, timeoutMs: 30_000 });
-  await waitListed(client, sim.udid);
+  const { daemon, sim, client } = await startDaemonWithPhone(dir, children, { daemonArgs: ['--tunnels', 'off'], clientTimeoutMs: 30_000 });
   await pairPhone(daemon.socket, sim.udid);
   const tunnel: TunnelDescription = await client.startTunnel(sim.udid);
   const path = values.path ?? (tunnel.mode === 'tun' ? 'kernel' : 'userspace');
