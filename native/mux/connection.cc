@@ -185,18 +185,14 @@ void Connection::onSegment(const TcpHeader& th, const uint8_t* payload, size_t l
   sndWnd_ = unscaleWindow(th.window);
   if (rttStartUs_ && int32_t(th.ack - rttSeq_) >= 0) finishRttSample();
   if (len > 0) deliver(payload, len, inTransfer);
-  if (wantSend_ && state_ == State::Established && session_ &&
-      int32_t(sndUna_ + sndWnd_ - sndNxt_) > 0) {
-    // The window opened. Under the transport's back-pressure sendable() is 0,
-    // and a sender left with wantSend_ alone was never woken again: nothing
-    // but another ACK would (a stall found by the pseudo_tcp fuzzer). It waits
-    // for the drain instead, as blocked() would have it.
+  if (wantSend_ && state_ == State::Established && int32_t(sndUna_ + sndWnd_ - sndNxt_) > 0) {
+    // The window opened: the sender tries again. Its window, not sendable(),
+    // decides: sendable() is also 0 under the transport's back-pressure, and a
+    // sender left with wantSend_ then was never woken again (a stall found by
+    // the pseudo_tcp fuzzer). If the transport is congested, the sender's
+    // try ends in blocked(), which queues it for the drain.
     wantSend_ = false;
-    if (session_->congested()) {
-      session_->waitForTransport(*this);
-    } else if (io_) {
-      io_->sendReady();
-    }
+    if (io_) io_->sendReady();
   }
   if (int32_t(sndUna_ + sndWnd_ - sndNxt_) > 0) windowOpened();
 }

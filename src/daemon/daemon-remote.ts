@@ -43,12 +43,6 @@ export class DaemonRemote {
     this.hooks = { identity: o.settings?.tls, loaded: () => this.loaded, instances: () => this.load() };
   }
 
-  /** Whether the settings ask for anything at start (a listener, or discovery). */
-  get wanted(): boolean {
-    const s = this.o.settings;
-    return !!s && (!!s.listen || (s.discover ?? 'off') !== 'off');
-  }
-
   /** src/remote's instances, loaded at their first use. */
   private load(): Promise<RemoteInstances> {
     this.instances ??= import('../remote/remote-instances.js').then(({ RemoteInstances }) => {
@@ -64,7 +58,7 @@ export class DaemonRemote {
     return this.instances;
   }
 
-  /** After the socket: the remote listener and DNS-SD, each only when asked for. */
+  /** After the socket: the remote listener and DNS-SD, each only when asked for (nothing loads otherwise). */
   async start(): Promise<void> {
     const settings = this.o.settings;
     if (!settings) return;

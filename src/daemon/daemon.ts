@@ -209,7 +209,7 @@ export class Daemon {
       } else {
         await daemon.startOptional();
       }
-      if (remote.wanted) await remote.start();
+      await remote.start();
     } catch (err) {
       await daemon.stop();
       throw err;
